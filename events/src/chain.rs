@@ -1,0 +1,62 @@
+//! The hash chain over the global order: `hash = SHA-256(prev_hash || envelope encoded with hash empty)`.
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+use strata_proto::envelope::EventEnvelope;
+
+use crate::{Head, Position, RecordedEvent};
+
+/// The `prev_hash` of the event at position 1.
+pub const GENESIS_HASH: [u8; 32] = [0u8; 32];
+
+/// Compute an envelope's hash; `env.hash` is ignored (treated as empty).
+pub fn envelope_hash(env: &EventEnvelope) -> [u8; 32] {
+    let mut unhashed = env.clone();
+    unhashed.hash.clear();
+    let mut h = Sha256::new();
+    h.update(&env.prev_hash);
+    h.update(unhashed.encode_to_vec());
+    h.finalize().into()
+}
+
+/// The first broken link found by [`verify_chain`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("hash chain broken at position {position}: {reason}")]
+pub struct ChainError {
+    pub position: Position,
+    pub reason: String,
+}
+
+/// Check that `events` continue the chain from `start` (position and hash of the event before the first one):
+/// dense positions, each `prev_hash` equal to the previous hash, each hash recomputed from the bytes.
+/// Returns the head reached.
+pub fn verify_chain<'a>(
+    start: Head,
+    events: impl IntoIterator<Item = &'a RecordedEvent>,
+) -> Result<Head, ChainError> {
+    let mut head = start;
+    for e in events {
+        let fail = |reason: String| ChainError { position: e.position, reason };
+        if e.position != head.position + 1 {
+            return Err(fail(format!("expected position {}, found {}", head.position + 1, e.position)));
+        }
+        if e.prev_hash != head.hash {
+            return Err(fail(format!(
+                "prev_hash {} does not match hash {} of position {}",
+                hex::encode(e.prev_hash),
+                hex::encode(head.hash),
+                head.position
+            )));
+        }
+        let recomputed = envelope_hash(&e.to_envelope());
+        if recomputed != e.hash {
+            return Err(fail(format!(
+                "stored hash {} but the content hashes to {}",
+                hex::encode(e.hash),
+                hex::encode(recomputed)
+            )));
+        }
+        head = Head { position: e.position, hash: e.hash };
+    }
+    Ok(head)
+}
