@@ -15,3 +15,22 @@ pub mod identity {
 }
 
 pub use prost::Message;
+
+pub mod codec;
+
+/// Every identity event as one enum (variant = protobuf message, type name `identity.<Message>.v1`).
+pub mod identity_events {
+    use crate::identity;
+    crate::domain_events!(IdentityEvent, "identity", identity, {
+        DomainCreated, DomainUpdated, DomainDeleted,
+        ProjectCreated, ProjectUpdated, ProjectDeleted,
+        UserCreated, UserUpdated, UserPasswordChanged, UserDeleted,
+        RoleCreated, RoleUpdated, RoleDeleted, RoleImplicationAdded, RoleImplicationRemoved,
+        RoleGranted, RoleRevoked,
+        ServiceCreated, ServiceUpdated, ServiceDeleted,
+        EndpointCreated, EndpointUpdated, EndpointDeleted,
+        RegionCreated, RegionUpdated, RegionDeleted,
+        TokenRevoked, NameClaimed, NameReleased,
+    });
+}
+pub use identity_events::IdentityEvent;

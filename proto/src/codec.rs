@@ -1,0 +1,64 @@
+//! The typed face of event payloads: each service's events as one Rust enum whose variants are its protobuf
+//! messages, with the versioned type names used in the log. Pure data mapping; no I/O.
+
+use thiserror::Error;
+
+/// A stored event that cannot be turned back into a domain event.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum CodecError {
+    #[error("unknown event type {0}")]
+    UnknownType(String),
+    #[error("cannot decode {event_type}: {reason}")]
+    Decode { event_type: String, reason: String },
+    #[error("cannot decode snapshot: {0}")]
+    Snapshot(String),
+}
+
+/// A service's domain events: each variant is one protobuf message, named `<service>.<Message>.v<N>` in the log.
+pub trait DomainEvent: Sized + Clone + Send + Sync + std::fmt::Debug + 'static {
+    fn event_type(&self) -> &'static str;
+    fn encode(&self) -> Vec<u8>;
+    /// Decode a stored event of any version this type has ever had (upcasting old versions).
+    fn decode(event_type: &str, payload: &[u8]) -> Result<Self, CodecError>;
+}
+
+/// Declare a service's event enum: one variant per protobuf message in `$module`, with the codec.
+/// `$module` is a module name in scope: `use crate::identity; domain_events!(IdentityEvent, "identity", identity, {..})`.
+#[macro_export]
+macro_rules! domain_events {
+    ($name:ident, $service:literal, $module:ident, { $($variant:ident),* $(,)? }) => {
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum $name {
+            $($variant($module::$variant)),*
+        }
+
+        impl $crate::codec::DomainEvent for $name {
+            fn event_type(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => concat!($service, ".", stringify!($variant), ".v1")),*
+                }
+            }
+
+            fn encode(&self) -> Vec<u8> {
+                use prost::Message;
+                match self {
+                    $(Self::$variant(m) => m.encode_to_vec()),*
+                }
+            }
+
+            fn decode(event_type: &str, payload: &[u8]) -> Result<Self, $crate::codec::CodecError> {
+                use prost::Message;
+                let fail = |e: prost::DecodeError| $crate::codec::CodecError::Decode {
+                    event_type: event_type.to_string(),
+                    reason: e.to_string(),
+                };
+                match event_type {
+                    $(concat!($service, ".", stringify!($variant), ".v1") => {
+                        <$module::$variant>::decode(payload).map(Self::$variant).map_err(fail)
+                    })*
+                    other => Err($crate::codec::CodecError::UnknownType(other.to_string())),
+                }
+            }
+        }
+    };
+}
