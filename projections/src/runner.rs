@@ -1,0 +1,191 @@
+//! Running projections: load checkpoint, catch up, follow the log live, save checkpoints.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use parking_lot::{RwLock, RwLockReadGuard};
+use serde::{de::DeserializeOwned, Serialize};
+use sha2::{Digest, Sha256};
+use strata_events::{subscribe_all, Checkpoint, EventLog, LogError, Position, RecordedEvent};
+use thiserror::Error;
+use tokio::sync::watch;
+
+#[derive(Debug, Error)]
+pub enum ProjectionError {
+    #[error("event log: {0}")]
+    Log(#[from] LogError),
+    #[error("cannot encode or decode the state of projection {name}: {reason}")]
+    State { name: &'static str, reason: String },
+}
+
+/// A read model fed by the log. `handle` must be deterministic and must skip event types it does not know.
+pub trait Projection: Default + Serialize + DeserializeOwned + Send + Sync + 'static {
+    const NAME: &'static str;
+    /// Bump when `handle` or the state's shape changes: the projection is then rebuilt from position 0.
+    const VERSION: u32;
+
+    fn handle(&mut self, event: &RecordedEvent);
+
+    /// Canonical encoding of the state (ordered maps make it deterministic).
+    fn encode_state(&self) -> Result<Vec<u8>, ProjectionError> {
+        serde_json::to_vec(self).map_err(|e| ProjectionError::State { name: Self::NAME, reason: e.to_string() })
+    }
+
+    fn decode_state(bytes: &[u8]) -> Result<Self, ProjectionError> {
+        serde_json::from_slice(bytes).map_err(|e| ProjectionError::State { name: Self::NAME, reason: e.to_string() })
+    }
+
+    /// SHA-256 of the canonical encoding: equal digests mean equal read models.
+    fn digest(&self) -> Result<[u8; 32], ProjectionError> {
+        Ok(Sha256::digest(self.encode_state()?).into())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// Save a checkpoint after this many events ...
+    pub checkpoint_every_events: u64,
+    /// ... or after this much time with unsaved events.
+    pub checkpoint_every: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        RunnerConfig { checkpoint_every_events: 10_000, checkpoint_every: Duration::from_secs(5) }
+    }
+}
+
+/// A running projection: its model, and the log position it has reached.
+pub struct Live<P: Projection> {
+    model: Arc<RwLock<P>>,
+    position: watch::Receiver<Position>,
+}
+
+impl<P: Projection> Clone for Live<P> {
+    fn clone(&self) -> Self {
+        Live { model: self.model.clone(), position: self.position.clone() }
+    }
+}
+
+const READ_BATCH: usize = 4096;
+
+/// Load the checkpointed state (or start from zero when there is none or its version differs) and apply
+/// every event up to the current head. Returns the model and the position reached.
+pub async fn catch_up<P: Projection>(log: &dyn EventLog) -> Result<(P, Position), ProjectionError> {
+    let (mut model, mut position) = match log.load_checkpoint(P::NAME).await? {
+        Some(c) if c.version == P::VERSION => (P::decode_state(&c.state)?, c.position),
+        Some(c) => {
+            tracing::info!(projection = P::NAME, from = c.version, to = P::VERSION, "projection version changed; rebuilding from position 0");
+            (P::default(), 0)
+        }
+        None => (P::default(), 0),
+    };
+    loop {
+        let batch = log.read_all(position + 1, READ_BATCH).await?;
+        let Some(last) = batch.last() else { break };
+        position = last.position;
+        for e in &batch {
+            model.handle(e);
+        }
+    }
+    Ok((model, position))
+}
+
+/// Build the projection from position 0 up to `until` (inclusive), without touching any stored checkpoint.
+pub async fn rebuild<P: Projection>(log: &dyn EventLog, until: Position) -> Result<P, ProjectionError> {
+    let mut model = P::default();
+    let mut position = 0;
+    while position < until {
+        let batch = log.read_all(position + 1, READ_BATCH.min((until - position) as usize)).await?;
+        let Some(last) = batch.last() else { break };
+        position = last.position;
+        for e in &batch {
+            model.handle(e);
+        }
+    }
+    Ok(model)
+}
+
+async fn save<P: Projection>(log: &dyn EventLog, model: &RwLock<P>, position: Position) -> Result<(), ProjectionError> {
+    let state = model.read().encode_state()?;
+    log.save_checkpoint(P::NAME, Checkpoint { version: P::VERSION, position, state }).await?;
+    Ok(())
+}
+
+impl<P: Projection> Live<P> {
+    /// Catch up to the head, then follow the log in a background task on the current tokio runtime.
+    pub async fn start(log: Arc<dyn EventLog>, config: RunnerConfig) -> Result<Self, ProjectionError> {
+        let (model, position) = catch_up::<P>(log.as_ref()).await?;
+        let model = Arc::new(RwLock::new(model));
+        save(log.as_ref(), &model, position).await?;
+        let (tx, rx) = watch::channel(position);
+        let task_model = model.clone();
+        tokio::spawn(async move {
+            let mut events = subscribe_all(log.clone(), position + 1).ready_chunks(READ_BATCH);
+            let mut unsaved = 0u64;
+            let mut last_save = Instant::now();
+            let mut reached = position;
+            loop {
+                let next = if unsaved > 0 {
+                    let wait = config.checkpoint_every.saturating_sub(last_save.elapsed());
+                    match tokio::time::timeout(wait, events.next()).await {
+                        Ok(n) => n,
+                        Err(_) => {
+                            if let Err(e) = save(log.as_ref(), &task_model, reached).await {
+                                tracing::warn!(projection = P::NAME, error = %e, "checkpoint failed");
+                            }
+                            unsaved = 0;
+                            last_save = Instant::now();
+                            continue;
+                        }
+                    }
+                } else {
+                    events.next().await
+                };
+                let Some(batch) = next else { break };
+                {
+                    let mut m = task_model.write();
+                    for item in batch {
+                        match item {
+                            Ok(e) => {
+                                m.handle(&e);
+                                reached = e.position;
+                                unsaved += 1;
+                            }
+                            Err(e) => {
+                                tracing::error!(projection = P::NAME, error = %e, "log subscription failed");
+                                return;
+                            }
+                        }
+                    }
+                }
+                tx.send_replace(reached);
+                if unsaved >= config.checkpoint_every_events || last_save.elapsed() >= config.checkpoint_every {
+                    if let Err(e) = save(log.as_ref(), &task_model, reached).await {
+                        tracing::warn!(projection = P::NAME, error = %e, "checkpoint failed");
+                    }
+                    unsaved = 0;
+                    last_save = Instant::now();
+                }
+            }
+        });
+        Ok(Live { model, position: rx })
+    }
+
+    /// Read access to the model. Hold it briefly: the runner waits for it to apply new events.
+    pub fn read(&self) -> RwLockReadGuard<'_, P> {
+        self.model.read()
+    }
+
+    pub fn position(&self) -> Position {
+        *self.position.borrow()
+    }
+
+    /// Wait (at most `timeout`) until the model has applied the event at `position`. Returns whether it did.
+    pub async fn wait_for(&self, position: Position, timeout: Duration) -> bool {
+        let mut rx = self.position.clone();
+        let reached = tokio::time::timeout(timeout, rx.wait_for(|p| *p >= position)).await;
+        matches!(reached, Ok(Ok(_)))
+    }
+}
