@@ -3,6 +3,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }
-    prost_build::Config::new().compile_protos(&files, &["schemas"])?;
+    prost_build::Config::new()
+        // Service events serialize to JSON for tools (`strata log dump`, the audit API); the envelope does not.
+        .type_attribute(".strata.identity", "#[derive(serde::Serialize)]")
+        .compile_protos(&files, &["schemas"])?;
     Ok(())
 }

@@ -1,1 +1,13 @@
+//! strata-api: the HTTP face of Strata. One actix-web service per OpenStack API (only Keystone so far), the
+//! request-id middleware, token authentication, policy, and each service's own error format.
+//!
+//! Architecture invariant: handlers hold no state of their own. A write is `policy -> validate -> command to
+//! an aggregate -> wait for the projection to reach the write's position -> answer from the projection`; a
+//! read answers from a projection. A rejected request appends nothing.
 
+pub mod auth;
+pub mod common;
+pub mod identity;
+pub mod server;
+
+pub use server::{Services, ServiceAddrs};

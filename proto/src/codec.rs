@@ -22,12 +22,25 @@ pub trait DomainEvent: Sized + Clone + Send + Sync + std::fmt::Debug + 'static {
     fn decode(event_type: &str, payload: &[u8]) -> Result<Self, CodecError>;
 }
 
+/// Decode any known event of any service into JSON (for tools); `None` for types this build does not know.
+pub fn event_json(event_type: &str, payload: &[u8]) -> Option<Result<serde_json::Value, CodecError>> {
+    let service = event_type.split('.').next().unwrap_or_default();
+    let to_json = |v: Result<crate::IdentityEvent, CodecError>| {
+        v.and_then(|e| serde_json::to_value(e).map_err(|err| CodecError::Decode { event_type: event_type.to_string(), reason: err.to_string() }))
+    };
+    match service {
+        "identity" => Some(to_json(crate::IdentityEvent::decode(event_type, payload))),
+        _ => None,
+    }
+}
+
 /// Declare a service's event enum: one variant per protobuf message in `$module`, with the codec.
 /// `$module` is a module name in scope: `use crate::identity; domain_events!(IdentityEvent, "identity", identity, {..})`.
 #[macro_export]
 macro_rules! domain_events {
     ($name:ident, $service:literal, $module:ident, { $($variant:ident),* $(,)? }) => {
-        #[derive(Debug, Clone, PartialEq)]
+        #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+        #[serde(untagged)]
         pub enum $name {
             $($variant($module::$variant)),*
         }

@@ -1,0 +1,202 @@
+//! First-start and every-start set-up of identity, all by events: the `default` domain, the `admin`,
+//! `member` and `reader` roles with their implication chain, the `admin` project and user, the region, and
+//! the catalog entries of the services this process actually serves at the addresses it is bound to.
+//! Every step checks the view first, so a restart appends only what changed.
+
+use strata_actors::identity::{
+    assignment_id, password, AssignmentCommand, DomainCommand, EndpointCommand, ProjectCommand, RegionCommand,
+    RoleCommand, ServiceCommand, Target, UserCommand,
+};
+use strata_events::Metadata;
+
+use super::{new_id, Identity, KeystoneError};
+
+/// One service this process serves, as it should appear in the catalog.
+#[derive(Debug, Clone)]
+pub struct CatalogEntry {
+    pub service_type: String,
+    pub name: String,
+    pub description: String,
+    pub url: String,
+}
+
+pub const DEFAULT_DOMAIN: &str = "default";
+const INTERFACES: [&str; 3] = ["public", "internal", "admin"];
+
+/// What bootstrap did, for the start-up log.
+#[derive(Debug, Default)]
+pub struct BootstrapReport {
+    pub created_admin: bool,
+    pub reset_admin_password: bool,
+}
+
+pub async fn bootstrap(
+    identity: &Identity,
+    admin_password: &str,
+    catalog: &[CatalogEntry],
+) -> Result<BootstrapReport, KeystoneError> {
+    let meta = Metadata::system(format!("bootstrap-{}", uuid::Uuid::new_v4()));
+    let mut report = BootstrapReport::default();
+
+    if !identity.view.read().domains.contains_key(DEFAULT_DOMAIN) {
+        identity.claim_name("domain", "", "Default", DEFAULT_DOMAIN, &meta).await?;
+        let cmd = DomainCommand::Create {
+            domain_id: DEFAULT_DOMAIN.into(),
+            name: "Default".into(),
+            description: "The default domain".into(),
+            enabled: true,
+            extra_json: String::new(),
+        };
+        identity.run(&identity.domains, DEFAULT_DOMAIN, cmd, &meta).await?;
+    }
+
+    // Roles and Keystone's default chain: admin implies member implies reader.
+    let mut role_ids = Vec::new();
+    for name in ["admin", "member", "reader"] {
+        let existing = identity.view.read().role_by_name(name).map(|r| r.id.clone());
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                let id = new_id();
+                identity.claim_name("role", "", name, &id, &meta).await?;
+                let cmd = RoleCommand::Create { role_id: id.clone(), name: name.into(), domain_id: String::new(), description: String::new() };
+                identity.run(&identity.roles, &id, cmd, &meta).await?;
+                id
+            }
+        };
+        role_ids.push(id);
+    }
+    for pair in role_ids.windows(2) {
+        let (prior, implied) = (&pair[0], &pair[1]);
+        let present = identity.view.read().roles.get(prior).is_some_and(|r| r.implies.contains(implied));
+        if !present {
+            let cmd = RoleCommand::AddImplication { implied_role_id: implied.clone() };
+            identity.run(&identity.roles, prior, cmd, &meta).await?;
+        }
+    }
+    let admin_role = role_ids[0].clone();
+
+    let existing = identity.view.read().project_by_name(DEFAULT_DOMAIN, "admin").map(|p| p.id.clone());
+    let project_id = match existing {
+        Some(id) => id,
+        None => {
+            let id = new_id();
+            identity.claim_name("project", DEFAULT_DOMAIN, "admin", &id, &meta).await?;
+            let cmd = ProjectCommand::Create {
+                project_id: id.clone(),
+                domain_id: DEFAULT_DOMAIN.into(),
+                name: "admin".into(),
+                description: "Bootstrap project for initializing the cloud.".into(),
+                enabled: true,
+                parent_id: String::new(),
+                tags: Vec::new(),
+                extra_json: String::new(),
+            };
+            identity.run(&identity.projects, &id, cmd, &meta).await?;
+            id
+        }
+    };
+
+    let existing = identity.view.read().user_by_name(DEFAULT_DOMAIN, "admin").map(|u| (u.id.clone(), u.password_hash.clone()));
+    let user_id = match existing {
+        Some((id, hash)) => {
+            let pw = admin_password.to_string();
+            let matches = tokio::task::spawn_blocking(move || password::verify_password(&pw, &hash)).await.unwrap_or(false);
+            if !matches {
+                let new_hash = password::hash_password(admin_password)?;
+                identity.run(&identity.users, &id, UserCommand::ChangePassword { new_hash }, &meta).await?;
+                report.reset_admin_password = true;
+            }
+            id
+        }
+        None => {
+            let id = new_id();
+            identity.claim_name("user", DEFAULT_DOMAIN, "admin", &id, &meta).await?;
+            let cmd = UserCommand::Create {
+                user_id: id.clone(),
+                domain_id: DEFAULT_DOMAIN.into(),
+                name: "admin".into(),
+                password_hash: Some(password::hash_password(admin_password)?),
+                enabled: true,
+                description: String::new(),
+                email: String::new(),
+                default_project_id: project_id.clone(),
+                extra_json: String::new(),
+            };
+            identity.run(&identity.users, &id, cmd, &meta).await?;
+            report.created_admin = true;
+            id
+        }
+    };
+    for target in [Target::Project(project_id.clone()), Target::Domain(DEFAULT_DOMAIN.into())] {
+        let cmd = AssignmentCommand::Grant { user_id: user_id.clone(), target: target.clone(), role_id: admin_role.clone() };
+        identity.run(&identity.assignments, &assignment_id(&user_id, &target), cmd, &meta).await?;
+    }
+
+    let region = identity.region.clone();
+    if !identity.view.read().regions.contains_key(&region) {
+        let cmd = RegionCommand::Create { region_id: region.clone(), description: String::new(), parent_region_id: String::new() };
+        identity.run(&identity.regions, &region, cmd, &meta).await?;
+    }
+
+    for entry in catalog {
+        sync_catalog_entry(identity, entry, &region, &meta).await?;
+    }
+    Ok(report)
+}
+
+/// Make the catalog hold exactly one enabled endpoint per interface for `entry`, at its current URL.
+async fn sync_catalog_entry(identity: &Identity, entry: &CatalogEntry, region: &str, meta: &Metadata) -> Result<(), KeystoneError> {
+    let existing = identity.view.read().service_by_type(&entry.service_type).map(|s| s.id.clone());
+    let service_id = match existing {
+        Some(id) => id,
+        None => {
+            let id = new_id();
+            let cmd = ServiceCommand::Create {
+                service_id: id.clone(),
+                service_type: entry.service_type.clone(),
+                name: entry.name.clone(),
+                description: entry.description.clone(),
+                enabled: true,
+            };
+            identity.run(&identity.services, &id, cmd, meta).await?;
+            id
+        }
+    };
+    for interface in INTERFACES {
+        let current: Vec<(String, String, bool)> = identity
+            .view
+            .read()
+            .endpoints
+            .values()
+            .filter(|e| e.service_id == service_id && e.interface == interface && e.region_id == region)
+            .map(|e| (e.id.clone(), e.url.clone(), e.enabled))
+            .collect();
+        match current.first() {
+            None => {
+                let id = new_id();
+                let cmd = EndpointCommand::Create {
+                    endpoint_id: id.clone(),
+                    service_id: service_id.clone(),
+                    interface: interface.into(),
+                    url: entry.url.clone(),
+                    region_id: region.into(),
+                    enabled: true,
+                };
+                identity.run(&identity.endpoints, &id, cmd, meta).await?;
+            }
+            Some((id, url, enabled)) if *url != entry.url || !enabled => {
+                let cmd = EndpointCommand::Update {
+                    service_id: None,
+                    interface: None,
+                    url: Some(entry.url.clone()),
+                    region_id: None,
+                    enabled: Some(true),
+                };
+                identity.run(&identity.endpoints, id, cmd, meta).await?;
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! `strata serve` settings: command-line flags over a TOML file (`--config`) over defaults.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+#[derive(clap::Args, Debug, Default)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (snake_case keys); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Where the event log, keys and state live [default: ./strata-data]
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The admin user's password. Default: the one kept in the data dir, or a generated one on first start.
+    /// A different value on a later start resets the admin password.
+    #[arg(long, env = "STRATA_ADMIN_PASSWORD")]
+    pub admin_password: Option<String>,
+    /// Where to write clouds.yaml (cloud `strata`) [default: ./clouds.yaml]
+    #[arg(long)]
+    pub clouds_yaml: Option<PathBuf>,
+    /// Address every API binds to [default: 127.0.0.1]
+    #[arg(long)]
+    pub bind: Option<IpAddr>,
+    /// Keystone port; 0 picks a free one [default: 5000]
+    #[arg(long)]
+    pub identity_port: Option<u16>,
+    /// Region name in the catalog [default: RegionOne]
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Token lifetime in seconds [default: 3600]
+    #[arg(long)]
+    pub token_ttl: Option<u64>,
+    /// HTTP worker threads per service [default: 2]
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    admin_password: Option<String>,
+    clouds_yaml: Option<PathBuf>,
+    bind: Option<IpAddr>,
+    identity_port: Option<u16>,
+    region: Option<String>,
+    token_ttl: Option<u64>,
+    workers: Option<usize>,
+}
+
+/// Settings after merging flags, file and defaults.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub admin_password: Option<String>,
+    pub clouds_yaml: PathBuf,
+    pub bind: IpAddr,
+    pub identity_port: u16,
+    pub region: String,
+    pub token_ttl: u64,
+    pub workers: usize,
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+impl ServeArgs {
+    pub fn resolve(self) -> anyhow::Result<ServeConfig> {
+        let file = match &self.config {
+            Some(p) => read_file(p)?,
+            None => FileConfig::default(),
+        };
+        Ok(ServeConfig {
+            data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./strata-data")),
+            admin_password: self.admin_password.or(file.admin_password),
+            clouds_yaml: self.clouds_yaml.or(file.clouds_yaml).unwrap_or_else(|| PathBuf::from("./clouds.yaml")),
+            bind: self.bind.or(file.bind).unwrap_or(IpAddr::from([127, 0, 0, 1])),
+            identity_port: self.identity_port.or(file.identity_port).unwrap_or(5000),
+            region: self.region.or(file.region).unwrap_or_else(|| "RegionOne".into()),
+            token_ttl: self.token_ttl.or(file.token_ttl).unwrap_or(3600),
+            workers: self.workers.or(file.workers).unwrap_or(2),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strata.toml");
+        std::fs::write(&path, "identity_port = 5555\nregion = \"Lab\"\ndata_dir = \"/tmp/x\"\n").unwrap();
+        let args = ServeArgs { config: Some(path.clone()), identity_port: Some(0), ..Default::default() };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.identity_port, 0);
+        assert_eq!(c.region, "Lab");
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.bind.to_string(), "127.0.0.1");
+        std::fs::write(&path, "no_such_key = 1\n").unwrap();
+        assert!(ServeArgs { config: Some(path), ..Default::default() }.resolve().is_err());
+    }
+}

@@ -1,0 +1,148 @@
+//! `strata serve`: open the log, start the actor runtime and projections, bind the APIs, bootstrap identity
+//! and the catalog, write clouds.yaml, then serve until stopped.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use strata_actors::{Runtime, RuntimeConfig};
+use strata_api::auth::{write_private, TokenService};
+use strata_api::identity::bootstrap::{bootstrap, CatalogEntry};
+use strata_api::identity::Identity;
+use strata_api::Services;
+use strata_events::{EventLog, RocksLog, RocksOptions};
+use strata_projections::identity::IdentityView;
+use strata_projections::Live;
+
+use crate::config::{ServeArgs, ServeConfig};
+
+pub fn log_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("log")
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = args.resolve()?;
+    actix_web::rt::System::new().block_on(serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The admin password: the flag (remembered in the data dir), else the remembered one, else a new one.
+fn admin_password(config: &ServeConfig) -> anyhow::Result<(String, bool)> {
+    let file = config.data_dir.join("admin-password");
+    if let Some(pw) = &config.admin_password {
+        if pw.is_empty() {
+            anyhow::bail!("--admin-password must not be empty");
+        }
+        write_private(&file, pw.as_bytes()).with_context(|| format!("writing {}", file.display()))?;
+        return Ok((pw.clone(), false));
+    }
+    match std::fs::read_to_string(&file) {
+        Ok(pw) if !pw.trim().is_empty() => Ok((pw.trim().to_string(), false)),
+        _ => {
+            use rand::Rng;
+            let pw: String = rand::thread_rng()
+                .sample_iter(&rand::distributions::Alphanumeric)
+                .take(24)
+                .map(char::from)
+                .collect();
+            write_private(&file, pw.as_bytes()).with_context(|| format!("writing {}", file.display()))?;
+            Ok((pw, true))
+        }
+    }
+}
+
+/// The address clients should use for a bound socket (a wildcard bind is reached through loopback).
+fn public_host(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port()).to_string()
+}
+
+/// Write (or update) clouds.yaml so that `OS_CLOUD=strata openstack ...` works. Other clouds in the file stay.
+fn write_clouds_yaml(path: &Path, auth_url: &str, password: &str, region: &str) -> anyhow::Result<()> {
+    let mut doc: serde_yaml::Value = match std::fs::read_to_string(path) {
+        Ok(text) => serde_yaml::from_str(&text).unwrap_or(serde_yaml::Value::Null),
+        Err(_) => serde_yaml::Value::Null,
+    };
+    if !doc.is_mapping() {
+        doc = serde_yaml::Value::Mapping(Default::default());
+    }
+    let cloud: serde_yaml::Value = serde_yaml::to_value(serde_json::json!({
+        "auth": {
+            "auth_url": auth_url,
+            "username": "admin",
+            "password": password,
+            "project_name": "admin",
+            "user_domain_name": "Default",
+            "project_domain_name": "Default",
+        },
+        "region_name": region,
+        "interface": "public",
+        "identity_api_version": 3,
+    }))?;
+    let clouds = doc
+        .as_mapping_mut()
+        .and_then(|m| {
+            if !m.get("clouds").is_some_and(|c| c.is_mapping()) {
+                m.insert("clouds".into(), serde_yaml::Value::Mapping(Default::default()));
+            }
+            m.get_mut("clouds")
+        })
+        .and_then(|c| c.as_mapping_mut())
+        .context("clouds.yaml structure")?;
+    clouds.insert("strata".into(), cloud);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    write_private(path, serde_yaml::to_string(&doc)?.as_bytes()).with_context(|| format!("writing {}", path.display()))
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let log: Arc<dyn EventLog> = Arc::new(
+        RocksLog::open(log_dir(&config.data_dir), RocksOptions::default())
+            .with_context(|| format!("opening the event log in {}", config.data_dir.display()))?,
+    );
+    let head = log.head().await?;
+    tracing::info!(position = head.position, hash = %hex::encode(head.hash), "event log opened");
+    let runtime = Runtime::start(log.clone(), RuntimeConfig::default());
+    let view = Live::<IdentityView>::start(log.clone(), Default::default()).await?;
+    let tokens = TokenService::load_or_create(
+        &config.data_dir.join("keys").join("token.key"),
+        chrono::Duration::seconds(config.token_ttl.clamp(60, 7 * 24 * 3600) as i64),
+    )
+    .context("loading the token signing key")?;
+    let identity = actix_web::web::Data::new(Identity::new(runtime, view, tokens, config.region.clone()));
+    let services = Services::start(identity.clone(), config.bind, config.identity_port, config.workers)
+        .with_context(|| format!("binding the identity API on {}:{}", config.bind, config.identity_port))?;
+    let identity_url = format!("http://{}/v3", public_host(services.addrs.identity));
+    tracing::info!(url = %identity_url, "identity API listening");
+
+    let (password, generated) = admin_password(&config)?;
+    let catalog = vec![CatalogEntry {
+        service_type: "identity".into(),
+        name: "keystone".into(),
+        description: "Strata identity (Keystone v3)".into(),
+        url: identity_url.clone(),
+    }];
+    let report = bootstrap(&identity, &password, &catalog).await.map_err(|e| anyhow::anyhow!("bootstrap: {}", e.message))?;
+    if report.reset_admin_password {
+        tracing::warn!("the admin password differed from the one given; it has been reset");
+    }
+    write_clouds_yaml(&config.clouds_yaml, &identity_url, &password, &config.region)?;
+
+    println!("Strata is running. Identity (Keystone v3): {identity_url}");
+    println!("  clouds.yaml: {}  (cloud 'strata')", config.clouds_yaml.display());
+    println!("  try:  OS_CLIENT_CONFIG_FILE={} OS_CLOUD=strata openstack token issue", config.clouds_yaml.display());
+    if generated {
+        println!("  admin password (generated, shown once; kept in {}): {password}", config.data_dir.join("admin-password").display());
+    }
+    println!("STRATA READY identity={identity_url}");
+    services.server.await.context("HTTP server")?;
+    tracing::info!("stopped");
+    Ok(())
+}
