@@ -116,7 +116,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         chrono::Duration::seconds(config.token_ttl.clamp(60, 7 * 24 * 3600) as i64),
     )
     .context("loading the token signing key")?;
-    let identity = actix_web::web::Data::new(Identity::new(runtime, view, tokens, config.region.clone()));
+    let identity = actix_web::web::Data::new(Identity::new(runtime.clone(), view, tokens, config.region.clone()));
     let services = Services::start(identity.clone(), config.bind, config.identity_port, config.workers)
         .with_context(|| format!("binding the identity API on {}:{}", config.bind, config.identity_port))?;
     let identity_url = format!("http://{}/v3", public_host(services.addrs.identity));
@@ -143,6 +143,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     println!("STRATA READY identity={identity_url}");
     services.server.await.context("HTTP server")?;
+    runtime.shutdown();
     tracing::info!("stopped");
     Ok(())
 }

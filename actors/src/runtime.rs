@@ -69,6 +69,8 @@ pub struct Runtime {
     log: Arc<dyn EventLog>,
     arbiters: Vec<ArbiterHandle>,
     config: RuntimeConfig,
+    system: System,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Runtime {
@@ -76,7 +78,7 @@ impl Runtime {
     pub fn start(log: Arc<dyn EventLog>, config: RuntimeConfig) -> Arc<Self> {
         let n = config.arbiters.max(1);
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("strata-actors".into())
             .spawn(move || {
                 let system = System::new();
@@ -88,15 +90,27 @@ impl Runtime {
                         // The arbiter keeps running after its owner value is dropped.
                         std::mem::forget(a);
                     }
-                    let _ = tx.send(handles);
+                    let _ = tx.send((handles, System::current()));
                 });
                 if let Err(e) = system.run() {
                     tracing::error!(error = %e, "actor system stopped");
                 }
             })
             .expect("spawning the actor thread at start-up");
-        let arbiters = rx.recv().expect("actor system sends its arbiters at start-up");
-        Arc::new(Runtime { log, arbiters, config })
+        let (arbiters, system) = rx.recv().expect("actor system sends its arbiters at start-up");
+        Arc::new(Runtime { log, arbiters, config, system, thread: Mutex::new(Some(thread)) })
+    }
+
+    /// Stop every actor and wait for the actor threads to end (commands in flight are answered with
+    /// `Unavailable`). Used at shutdown so the log can close cleanly.
+    pub fn shutdown(&self) {
+        for a in &self.arbiters[1..] {
+            a.stop();
+        }
+        self.system.stop();
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
     }
 
     pub fn log(&self) -> &Arc<dyn EventLog> {

@@ -54,6 +54,7 @@ pub struct RocksLog {
     db: Arc<DB>,
     path: PathBuf,
     writer: Option<Mutex<std_mpsc::Sender<AppendRequest>>>,
+    writer_thread: Option<std::thread::JoinHandle<()>>,
     head: Arc<Mutex<Head>>,
     head_rx: watch::Receiver<Position>,
     _head_tx: Option<Arc<watch::Sender<Position>>>,
@@ -107,11 +108,19 @@ impl RocksLog {
             head_tx: head_tx.clone(),
             sync: options.sync,
         };
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("strata-log-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| LogError::Storage(format!("spawn writer: {e}")))?;
-        Ok(RocksLog { db, path, writer: Some(Mutex::new(tx)), head: head_shared, head_rx, _head_tx: Some(head_tx) })
+        Ok(RocksLog {
+            db,
+            path,
+            writer: Some(Mutex::new(tx)),
+            writer_thread: Some(thread),
+            head: head_shared,
+            head_rx,
+            _head_tx: Some(head_tx),
+        })
     }
 
     /// Open an existing log read-only (an auditor's copy, or beside a stopped server). Appends fail with
@@ -125,7 +134,7 @@ impl RocksLog {
         let db = Arc::new(DB::open_cf_for_read_only(&opts, &path, ALL_CFS, false)?);
         let (head, _) = read_head(&db)?;
         let (_tx, head_rx) = watch::channel(head.position);
-        Ok(RocksLog { db, path, writer: None, head: Arc::new(Mutex::new(head)), head_rx, _head_tx: None })
+        Ok(RocksLog { db, path, writer: None, writer_thread: None, head: Arc::new(Mutex::new(head)), head_rx, _head_tx: None })
     }
 
     pub fn path(&self) -> &Path {
@@ -134,6 +143,17 @@ impl RocksLog {
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, LogError> {
         self.db.cf_handle(name).ok_or_else(|| LogError::Storage(format!("missing column family {name}")))
+    }
+}
+
+impl Drop for RocksLog {
+    /// Stop the writer (it finishes the group in hand) and wait for it, so the database is closed before the
+    /// process exits: RocksDB aborts if its background threads are torn down under an open database.
+    fn drop(&mut self) {
+        self.writer.take();
+        if let Some(t) = self.writer_thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
