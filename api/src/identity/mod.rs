@@ -77,7 +77,13 @@ impl Identity {
         cmd: A::Command,
         meta: &Metadata,
     ) -> Result<Outcome<A>, KeystoneError> {
-        let out = repo.execute(id, cmd, meta.clone()).await?;
+        let out = repo.execute(id, cmd, meta.clone()).await.map_err(|e| match e {
+            // The aggregate cannot know the id it was asked for when its stream is empty; the caller can.
+            strata_actors::CommandError::Domain(strata_actors::DomainError::NotFound { kind, .. }) => {
+                KeystoneError::not_found(kind, id)
+            }
+            other => other.into(),
+        })?;
         if let Some(p) = out.position {
             if !self.view.wait_for(p, READ_YOUR_WRITES).await {
                 tracing::warn!(position = p, "identity view did not reach the write's position in time");
