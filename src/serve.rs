@@ -113,7 +113,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let view = Live::<IdentityView>::start(log.clone(), Default::default()).await?;
     let tokens = TokenService::load_or_create(
         &config.data_dir.join("keys").join("token.key"),
-        chrono::Duration::seconds(config.token_ttl.clamp(60, 7 * 24 * 3600) as i64),
+        chrono::Duration::seconds(config.token_ttl.clamp(1, 7 * 24 * 3600) as i64),
     )
     .context("loading the token signing key")?;
     let identity = actix_web::web::Data::new(Identity::new(runtime.clone(), view, tokens, config.region.clone()));

@@ -73,13 +73,13 @@ impl EventLog for MemoryLog {
                     });
                 }
             }
-            let sealed = inner.sealer.seal(stream, current + 1, events, &meta);
-            let first = sealed[0].event.position;
+            let sealed = inner.sealer.seal(stream, current + 1, events, &meta, true);
+            let first = sealed[0].position;
             let mut last = first;
             for s in sealed {
-                last = s.event.position;
+                last = s.position;
                 inner.streams.entry(stream.to_string()).or_default().push(last);
-                inner.events.push(s.event);
+                inner.events.extend(s.event);
             }
             let version = inner.streams.get(stream).map(|v| v.len() as u64).unwrap_or(0);
             AppendResult { first_position: first, last_position: last, stream_version: version }

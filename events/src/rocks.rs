@@ -256,13 +256,13 @@ impl Writer {
                     continue;
                 }
             }
-            let sealed = self.sealer.seal(&req.stream, current + 1, req.events, &req.meta);
-            let first_position = sealed[0].event.position;
+            let sealed = self.sealer.seal(&req.stream, current + 1, req.events, &req.meta, false);
+            let first_position = sealed[0].position;
             let mut last = (first_position, current);
             for s in &sealed {
-                batch.put_cf(cf_events, s.event.position.to_be_bytes(), &s.bytes);
-                batch.put_cf(cf_streams, stream_key(&req.stream, s.event.stream_version), s.event.position.to_be_bytes());
-                last = (s.event.position, s.event.stream_version);
+                batch.put_cf(cf_events, s.position.to_be_bytes(), &s.bytes);
+                batch.put_cf(cf_streams, stream_key(&req.stream, s.stream_version), s.position.to_be_bytes());
+                last = (s.position, s.stream_version);
             }
             pending.insert(req.stream, last.1);
             accepted.push(Accepted {

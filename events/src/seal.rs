@@ -1,24 +1,29 @@
 //! Turning accepted appends into sealed envelopes: ids, positions, times and the hash chain.
 //! Used by every backend's single writer, so all of them produce identical records.
 
-use chrono::Utc;
+use chrono::{TimeZone, Utc};
 use prost::Message;
 use sha2::{Digest, Sha256};
 use strata_proto::envelope::{self as pb, EventEnvelope};
 use uuid::Uuid;
 
-use crate::{Head, Metadata, NewEvent, RecordedEvent};
+use crate::{Head, Metadata, NewEvent, Principal, RecordedEvent};
 
 pub(crate) struct Sealer {
     pub head: Head,
     last_micros: i64,
 }
 
-/// One sealed event: the exact bytes to store and the decoded record.
+/// One sealed event: the exact bytes to store, where it went, and (when asked for) the decoded record.
 pub(crate) struct Sealed {
     pub bytes: Vec<u8>,
-    pub event: RecordedEvent,
+    pub position: u64,
+    pub stream_version: u64,
+    pub event: Option<RecordedEvent>,
 }
+
+/// Protobuf key of `EventEnvelope.hash` (field 12, length-delimited) followed by the length 32.
+const HASH_FIELD_PREFIX: [u8; 2] = [(12 << 3) | 2, 32];
 
 impl Sealer {
     pub fn new(head: Head, last_micros: i64) -> Self {
@@ -26,7 +31,15 @@ impl Sealer {
     }
 
     /// Seal `events` as versions `first_version..` of `stream`, continuing the chain from `self.head`.
-    pub fn seal(&mut self, stream: &str, first_version: u64, events: Vec<NewEvent>, meta: &Metadata) -> Vec<Sealed> {
+    /// `keep` also returns each decoded record (the memory backend stores those).
+    pub fn seal(
+        &mut self,
+        stream: &str,
+        first_version: u64,
+        events: Vec<NewEvent>,
+        meta: &Metadata,
+        keep: bool,
+    ) -> Vec<Sealed> {
         let principal = pb::Principal {
             user_id: meta.principal.user_id.clone(),
             project_id: meta.principal.project_id.clone(),
@@ -39,11 +52,14 @@ impl Sealer {
             // Recorded times never go backwards along the log, even if the wall clock does.
             let now = Utc::now().timestamp_micros().max(self.last_micros);
             self.last_micros = now;
-            let mut env = EventEnvelope {
-                event_id: Uuid::now_v7().to_string(),
+            let id = Uuid::now_v7();
+            let position = self.head.position + 1;
+            let stream_version = first_version + i as u64;
+            let env = EventEnvelope {
+                event_id: id.to_string(),
                 stream_id: stream.to_string(),
-                stream_version: first_version + i as u64,
-                position: self.head.position + 1,
+                stream_version,
+                position,
                 recorded_at_micros: now,
                 event_type: e.event_type,
                 payload: e.payload,
@@ -53,21 +69,56 @@ impl Sealer {
                 prev_hash: self.head.hash.to_vec(),
                 hash: Vec::new(),
             };
-            let unhashed = env.encode_to_vec();
+            // prost writes fields in number order and `hash` (12) is the last one, so the stored encoding
+            // is the unhashed encoding followed by the hash field: one encode, not two.
+            let mut bytes = Vec::with_capacity(env.encoded_len() + 34);
+            env.encode_raw(&mut bytes);
             let mut h = Sha256::new();
             h.update(self.head.hash);
-            h.update(&unhashed);
+            h.update(&bytes);
             let hash: [u8; 32] = h.finalize().into();
-            env.hash = hash.to_vec();
-            let bytes = env.encode_to_vec();
-            self.head = Head { position: env.position, hash };
-            // The envelope was built from valid parts just above, so conversion cannot fail.
-            let event = match RecordedEvent::try_from(env) {
-                Ok(ev) => ev,
-                Err(err) => unreachable!("freshly sealed envelope failed to convert: {err}"),
-            };
-            out.push(Sealed { bytes, event });
+            bytes.extend_from_slice(&HASH_FIELD_PREFIX);
+            bytes.extend_from_slice(&hash);
+            let event = keep.then(|| RecordedEvent {
+                id,
+                stream_id: env.stream_id,
+                stream_version,
+                position,
+                recorded_at: Utc.timestamp_micros(now).single().unwrap_or_default(),
+                event_type: env.event_type,
+                payload: env.payload,
+                correlation_id: env.correlation_id,
+                causation_id: env.causation_id,
+                principal: Principal {
+                    user_id: meta.principal.user_id.clone(),
+                    user_name: meta.principal.user_name.clone(),
+                    project_id: meta.principal.project_id.clone(),
+                    domain_id: meta.principal.domain_id.clone(),
+                    roles: meta.principal.roles.clone(),
+                },
+                prev_hash: self.head.hash,
+                hash,
+            });
+            self.head = Head { position, hash };
+            out.push(Sealed { bytes, position, stream_version, event });
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::envelope_hash;
+
+    #[test]
+    fn single_encode_matches_prost_and_the_chain_rule() {
+        let mut s = Sealer::new(Head { position: 0, hash: crate::GENESIS_HASH }, 0);
+        let sealed = s.seal("thing-1", 1, vec![NewEvent::new("t.A.v1", b"x".to_vec())], &Metadata::system("r"), true);
+        let stored = &sealed[0];
+        let env = EventEnvelope::decode(stored.bytes.as_slice()).unwrap();
+        assert_eq!(env.encode_to_vec(), stored.bytes, "identical to prost's own encoding");
+        assert_eq!(env.hash, envelope_hash(&env).to_vec());
+        assert_eq!(RecordedEvent::try_from(env).unwrap(), stored.event.clone().unwrap());
     }
 }
