@@ -1,5 +1,8 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["schemas/strata/envelope.proto", "schemas/strata/identity.proto"];
+    let files = [
+        "schemas/strata/envelope.proto",
+        "schemas/strata/identity.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

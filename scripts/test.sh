@@ -10,5 +10,14 @@ ensure_system_packages
 ensure_venv .venv
 export STRATA_VENV="$PWD/.venv"
 
-log "cargo test --workspace --locked $*"
-exec cargo test --workspace --locked "$@"
+log "cargo test --workspace --locked --lib --bins --tests $*"
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+set +e
+cargo test --workspace --locked --lib --bins --tests "$@" 2>&1 | tee "$out"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line over every test binary (cargo prints one summary per binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$out"
+exit "$status"

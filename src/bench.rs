@@ -41,10 +41,25 @@ pub enum BenchCommand {
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        BenchCommand::Log { seconds, replay_events, actors, dir } => {
-            let tmp = tempfile::Builder::new().prefix("strata-bench-").tempdir_in(dir.unwrap_or_else(std::env::temp_dir))?;
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            rt.block_on(bench_log(tmp.path(), Duration::from_secs(seconds), replay_events, actors))?;
+        BenchCommand::Log {
+            seconds,
+            replay_events,
+            actors,
+            dir,
+        } => {
+            let tmp = tempfile::Builder::new()
+                .prefix("strata-bench-")
+                .tempdir_in(dir.unwrap_or_else(std::env::temp_dir))?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(bench_log(
+                tmp.path(),
+                Duration::from_secs(seconds),
+                replay_events,
+                actors,
+            ))?;
         }
         BenchCommand::Identity { seconds } => bench_identity(Duration::from_secs(seconds))?,
     }
@@ -70,7 +85,13 @@ fn project_event(i: u64) -> NewEvent {
     NewEvent::new(e.event_type(), e.encode())
 }
 
-async fn append_throughput(dir: &Path, writers: usize, per_append: usize, run_for: Duration, sync: bool) -> anyhow::Result<f64> {
+async fn append_throughput(
+    dir: &Path,
+    writers: usize,
+    per_append: usize,
+    run_for: Duration,
+    sync: bool,
+) -> anyhow::Result<f64> {
     let log: Arc<dyn EventLog> = Arc::new(RocksLog::open(dir, RocksOptions { sync })?);
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -81,8 +102,17 @@ async fn append_throughput(dir: &Path, writers: usize, per_append: usize, run_fo
             let mut version = 0u64;
             let mut n = 0u64;
             while start.elapsed() < run_for {
-                let events = (0..per_append).map(|i| project_event(n + i as u64)).collect();
-                let r = log.append(&stream, ExpectedVersion::Exact(version), events, Metadata::system("bench")).await?;
+                let events = (0..per_append)
+                    .map(|i| project_event(n + i as u64))
+                    .collect();
+                let r = log
+                    .append(
+                        &stream,
+                        ExpectedVersion::Exact(version),
+                        events,
+                        Metadata::system("bench"),
+                    )
+                    .await?;
                 version = r.stream_version;
                 n += per_append as u64;
             }
@@ -96,15 +126,32 @@ async fn append_throughput(dir: &Path, writers: usize, per_append: usize, run_fo
     Ok(total as f64 / start.elapsed().as_secs_f64())
 }
 
-async fn bench_log(dir: &Path, run_for: Duration, replay_events: u64, actors: usize) -> anyhow::Result<()> {
+async fn bench_log(
+    dir: &Path,
+    run_for: Duration,
+    replay_events: u64,
+    actors: usize,
+) -> anyhow::Result<()> {
     println!("## durable appends (WAL fsynced before each acknowledgement; one event per append unless noted)");
-    for (i, (writers, per_append)) in [(1, 1), (16, 1), (256, 1), (256, 10)].into_iter().enumerate() {
-        let rate = append_throughput(&dir.join(format!("append-{i}")), writers, per_append, run_for, true).await?;
+    for (i, (writers, per_append)) in [(1, 1), (16, 1), (256, 1), (256, 10)]
+        .into_iter()
+        .enumerate()
+    {
+        let rate = append_throughput(
+            &dir.join(format!("append-{i}")),
+            writers,
+            per_append,
+            run_for,
+            true,
+        )
+        .await?;
         println!("writers {writers:>4}  events/append {per_append:>3}  {rate:>12.0} events/s");
     }
     // The same without fsync shows how much of the cost is the disk and how much is CPU.
     let rate = append_throughput(&dir.join("append-nosync"), 256, 1, run_for, false).await?;
-    println!("writers  256  events/append   1  {rate:>12.0} events/s  (no fsync, for comparison only)");
+    println!(
+        "writers  256  events/append   1  {rate:>12.0} events/s  (no fsync, for comparison only)"
+    );
 
     println!("## replay into the identity projection");
     let log_dir = dir.join("replay");
@@ -114,7 +161,13 @@ async fn bench_log(dir: &Path, run_for: Duration, replay_events: u64, actors: us
         while written < replay_events {
             let n = (replay_events - written).min(1000);
             let events = (0..n).map(|i| project_event(written + i)).collect();
-            log.append(&format!("bench-{}", written / 100_000), ExpectedVersion::Any, events, Metadata::system("bench")).await?;
+            log.append(
+                &format!("bench-{}", written / 100_000),
+                ExpectedVersion::Any,
+                events,
+                Metadata::system("bench"),
+            )
+            .await?;
             written += n;
         }
     }
@@ -132,13 +185,23 @@ async fn bench_log(dir: &Path, run_for: Duration, replay_events: u64, actors: us
     let t = Instant::now();
     let view: IdentityView = strata_projections::rebuild(log.as_ref(), head).await?;
     let rate = head as f64 / t.elapsed().as_secs_f64();
-    println!("rebuild IdentityView          {head:>10} events  {rate:>12.0} events/s  ({} projects)", view.projects.len());
+    println!(
+        "rebuild IdentityView          {head:>10} events  {rate:>12.0} events/s  ({} projects)",
+        view.projects.len()
+    );
     drop(view);
 
     println!("## cold actor activation (load snapshot + tail, answer one command)");
-    let alog: Arc<dyn EventLog> = Arc::new(RocksLog::open(dir.join("actors"), RocksOptions::default())?);
+    let alog: Arc<dyn EventLog> =
+        Arc::new(RocksLog::open(dir.join("actors"), RocksOptions::default())?);
     {
-        let runtime = Runtime::start(alog.clone(), RuntimeConfig { snapshot_every: 10, ..Default::default() });
+        let runtime = Runtime::start(
+            alog.clone(),
+            RuntimeConfig {
+                snapshot_every: 10,
+                ..Default::default()
+            },
+        );
         let repo: Repository<Project> = Repository::new(runtime.clone());
         for i in 0..actors {
             let id = format!("{i:032x}");
@@ -154,7 +217,13 @@ async fn bench_log(dir: &Path, run_for: Duration, replay_events: u64, actors: us
             };
             repo.execute(&id, create, Metadata::system("bench")).await?;
             for k in 0..14 {
-                let upd = ProjectCommand::Update { name: None, description: Some(format!("d{k}")), enabled: None, tags: None, extra_json: None };
+                let upd = ProjectCommand::Update {
+                    name: None,
+                    description: Some(format!("d{k}")),
+                    enabled: None,
+                    tags: None,
+                    extra_json: None,
+                };
                 repo.execute(&id, upd, Metadata::system("bench")).await?;
             }
         }
@@ -183,7 +252,15 @@ async fn bench_log(dir: &Path, run_for: Duration, replay_events: u64, actors: us
 /// Start `strata serve` on a temp dir with free ports; returns the child and the identity URL.
 fn spawn_server(dir: &Path) -> anyhow::Result<(std::process::Child, String)> {
     let mut child = std::process::Command::new(std::env::current_exe()?)
-        .args(["serve", "--identity-port", "0", "--admin-password", "bench-password", "--workers", "2"])
+        .args([
+            "serve",
+            "--identity-port",
+            "0",
+            "--admin-password",
+            "bench-password",
+            "--workers",
+            "2",
+        ])
         .arg("--data-dir")
         .arg(dir.join("data"))
         .arg("--clouds-yaml")
@@ -215,7 +292,10 @@ fn bench_identity(run_for: Duration) -> anyhow::Result<()> {
         .to_string();
     println!("## HTTP against {url}");
     for concurrency in [1usize, 16] {
-        for (what, issue) in [("POST /v3/auth/tokens (password, argon2id)", true), ("GET /v3/auth/tokens (validate)", false)] {
+        for (what, issue) in [
+            ("POST /v3/auth/tokens (password, argon2id)", true),
+            ("GET /v3/auth/tokens (validate)", false),
+        ] {
             let start = Instant::now();
             let handles: Vec<_> = (0..concurrency)
                 .map(|_| {
@@ -226,9 +306,15 @@ fn bench_identity(run_for: Duration) -> anyhow::Result<()> {
                         while start.elapsed() < run_for {
                             let t = Instant::now();
                             if issue {
-                                agent.post(&format!("{url}/auth/tokens")).send_json(body.clone())?;
+                                agent
+                                    .post(&format!("{url}/auth/tokens"))
+                                    .send_json(body.clone())?;
                             } else {
-                                agent.get(&format!("{url}/auth/tokens")).set("X-Auth-Token", &token).set("X-Subject-Token", &token).call()?;
+                                agent
+                                    .get(&format!("{url}/auth/tokens"))
+                                    .set("X-Auth-Token", &token)
+                                    .set("X-Subject-Token", &token)
+                                    .call()?;
                             }
                             lat.push(t.elapsed());
                         }
@@ -238,7 +324,10 @@ fn bench_identity(run_for: Duration) -> anyhow::Result<()> {
                 .collect();
             let mut lat = Vec::new();
             for h in handles {
-                lat.extend(h.join().map_err(|_| anyhow::anyhow!("bench thread panicked"))??);
+                lat.extend(
+                    h.join()
+                        .map_err(|_| anyhow::anyhow!("bench thread panicked"))??,
+                );
             }
             let secs = start.elapsed().as_secs_f64();
             lat.sort();

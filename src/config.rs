@@ -65,7 +65,8 @@ pub struct ServeConfig {
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
 }
 
@@ -76,12 +77,24 @@ impl ServeArgs {
             None => FileConfig::default(),
         };
         Ok(ServeConfig {
-            data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./strata-data")),
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./strata-data")),
             admin_password: self.admin_password.or(file.admin_password),
-            clouds_yaml: self.clouds_yaml.or(file.clouds_yaml).unwrap_or_else(|| PathBuf::from("./clouds.yaml")),
-            bind: self.bind.or(file.bind).unwrap_or(IpAddr::from([127, 0, 0, 1])),
+            clouds_yaml: self
+                .clouds_yaml
+                .or(file.clouds_yaml)
+                .unwrap_or_else(|| PathBuf::from("./clouds.yaml")),
+            bind: self
+                .bind
+                .or(file.bind)
+                .unwrap_or(IpAddr::from([127, 0, 0, 1])),
             identity_port: self.identity_port.or(file.identity_port).unwrap_or(5000),
-            region: self.region.or(file.region).unwrap_or_else(|| "RegionOne".into()),
+            region: self
+                .region
+                .or(file.region)
+                .unwrap_or_else(|| "RegionOne".into()),
             token_ttl: self.token_ttl.or(file.token_ttl).unwrap_or(3600),
             workers: self.workers.or(file.workers).unwrap_or(2),
         })
@@ -96,14 +109,27 @@ mod tests {
     fn flags_override_file_and_file_overrides_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("strata.toml");
-        std::fs::write(&path, "identity_port = 5555\nregion = \"Lab\"\ndata_dir = \"/tmp/x\"\n").unwrap();
-        let args = ServeArgs { config: Some(path.clone()), identity_port: Some(0), ..Default::default() };
+        std::fs::write(
+            &path,
+            "identity_port = 5555\nregion = \"Lab\"\ndata_dir = \"/tmp/x\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            identity_port: Some(0),
+            ..Default::default()
+        };
         let c = args.resolve().unwrap();
         assert_eq!(c.identity_port, 0);
         assert_eq!(c.region, "Lab");
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.bind.to_string(), "127.0.0.1");
         std::fs::write(&path, "no_such_key = 1\n").unwrap();
-        assert!(ServeArgs { config: Some(path), ..Default::default() }.resolve().is_err());
+        assert!(ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        }
+        .resolve()
+        .is_err());
     }
 }

@@ -35,7 +35,8 @@ fn admin_password(config: &ServeConfig) -> anyhow::Result<(String, bool)> {
         if pw.is_empty() {
             anyhow::bail!("--admin-password must not be empty");
         }
-        write_private(&file, pw.as_bytes()).with_context(|| format!("writing {}", file.display()))?;
+        write_private(&file, pw.as_bytes())
+            .with_context(|| format!("writing {}", file.display()))?;
         return Ok((pw.clone(), false));
     }
     match std::fs::read_to_string(&file) {
@@ -47,7 +48,8 @@ fn admin_password(config: &ServeConfig) -> anyhow::Result<(String, bool)> {
                 .take(24)
                 .map(char::from)
                 .collect();
-            write_private(&file, pw.as_bytes()).with_context(|| format!("writing {}", file.display()))?;
+            write_private(&file, pw.as_bytes())
+                .with_context(|| format!("writing {}", file.display()))?;
             Ok((pw, true))
         }
     }
@@ -63,7 +65,12 @@ fn public_host(addr: SocketAddr) -> String {
 }
 
 /// Write (or update) clouds.yaml so that `OS_CLOUD=strata openstack ...` works. Other clouds in the file stay.
-fn write_clouds_yaml(path: &Path, auth_url: &str, password: &str, region: &str) -> anyhow::Result<()> {
+fn write_clouds_yaml(
+    path: &Path,
+    auth_url: &str,
+    password: &str,
+    region: &str,
+) -> anyhow::Result<()> {
     let mut doc: serde_yaml::Value = match std::fs::read_to_string(path) {
         Ok(text) => serde_yaml::from_str(&text).unwrap_or(serde_yaml::Value::Null),
         Err(_) => serde_yaml::Value::Null,
@@ -88,7 +95,10 @@ fn write_clouds_yaml(path: &Path, auth_url: &str, password: &str, region: &str) 
         .as_mapping_mut()
         .and_then(|m| {
             if !m.get("clouds").is_some_and(|c| c.is_mapping()) {
-                m.insert("clouds".into(), serde_yaml::Value::Mapping(Default::default()));
+                m.insert(
+                    "clouds".into(),
+                    serde_yaml::Value::Mapping(Default::default()),
+                );
             }
             m.get_mut("clouds")
         })
@@ -98,11 +108,13 @@ fn write_clouds_yaml(path: &Path, auth_url: &str, password: &str, region: &str) 
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    write_private(path, serde_yaml::to_string(&doc)?.as_bytes()).with_context(|| format!("writing {}", path.display()))
+    write_private(path, serde_yaml::to_string(&doc)?.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let log: Arc<dyn EventLog> = Arc::new(
         RocksLog::open(log_dir(&config.data_dir), RocksOptions::default())
             .with_context(|| format!("opening the event log in {}", config.data_dir.display()))?,
@@ -116,9 +128,24 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         chrono::Duration::seconds(config.token_ttl.clamp(1, 7 * 24 * 3600) as i64),
     )
     .context("loading the token signing key")?;
-    let identity = actix_web::web::Data::new(Identity::new(runtime.clone(), view, tokens, config.region.clone()));
-    let services = Services::start(identity.clone(), config.bind, config.identity_port, config.workers)
-        .with_context(|| format!("binding the identity API on {}:{}", config.bind, config.identity_port))?;
+    let identity = actix_web::web::Data::new(Identity::new(
+        runtime.clone(),
+        view,
+        tokens,
+        config.region.clone(),
+    ));
+    let services = Services::start(
+        identity.clone(),
+        config.bind,
+        config.identity_port,
+        config.workers,
+    )
+    .with_context(|| {
+        format!(
+            "binding the identity API on {}:{}",
+            config.bind, config.identity_port
+        )
+    })?;
     let identity_url = format!("http://{}/v3", public_host(services.addrs.identity));
     tracing::info!(url = %identity_url, "identity API listening");
 
@@ -129,17 +156,33 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         description: "Strata identity (Keystone v3)".into(),
         url: identity_url.clone(),
     }];
-    let report = bootstrap(&identity, &password, &catalog).await.map_err(|e| anyhow::anyhow!("bootstrap: {}", e.message))?;
+    let report = bootstrap(&identity, &password, &catalog)
+        .await
+        .map_err(|e| anyhow::anyhow!("bootstrap: {}", e.message))?;
     if report.reset_admin_password {
         tracing::warn!("the admin password differed from the one given; it has been reset");
     }
-    write_clouds_yaml(&config.clouds_yaml, &identity_url, &password, &config.region)?;
+    write_clouds_yaml(
+        &config.clouds_yaml,
+        &identity_url,
+        &password,
+        &config.region,
+    )?;
 
     println!("Strata is running. Identity (Keystone v3): {identity_url}");
-    println!("  clouds.yaml: {}  (cloud 'strata')", config.clouds_yaml.display());
-    println!("  try:  OS_CLIENT_CONFIG_FILE={} OS_CLOUD=strata openstack token issue", config.clouds_yaml.display());
+    println!(
+        "  clouds.yaml: {}  (cloud 'strata')",
+        config.clouds_yaml.display()
+    );
+    println!(
+        "  try:  OS_CLIENT_CONFIG_FILE={} OS_CLOUD=strata openstack token issue",
+        config.clouds_yaml.display()
+    );
     if generated {
-        println!("  admin password (generated, shown once; kept in {}): {password}", config.data_dir.join("admin-password").display());
+        println!(
+            "  admin password (generated, shown once; kept in {}): {password}",
+            config.data_dir.join("admin-password").display()
+        );
     }
     println!("STRATA READY identity={identity_url}");
     services.server.await.context("HTTP server")?;

@@ -48,7 +48,8 @@ pub fn open_log(data_dir: &Path) -> anyhow::Result<(Arc<dyn EventLog>, bool)> {
     match RocksLog::open(&dir, RocksOptions::default()) {
         Ok(l) => Ok((Arc::new(l), true)),
         Err(LogError::Storage(m)) if m.to_lowercase().contains("lock") => {
-            let l = RocksLog::open_read_only(&dir).with_context(|| format!("opening {} read-only", dir.display()))?;
+            let l = RocksLog::open_read_only(&dir)
+                .with_context(|| format!("opening {} read-only", dir.display()))?;
             Ok((Arc::new(l), false))
         }
         Err(e) => Err(e).with_context(|| format!("opening {}", dir.display())),
@@ -56,7 +57,10 @@ pub fn open_log(data_dir: &Path) -> anyhow::Result<(Arc<dyn EventLog>, bool)> {
 }
 
 fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     Ok(rt.block_on(f))
 }
 
@@ -74,10 +78,23 @@ async fn verify_one<P: Projection>(log: &dyn EventLog, writable: bool) -> anyhow
     let (live, position) = runner::catch_up::<P>(log).await?;
     if writable {
         let state = live.encode_state()?;
-        log.save_checkpoint(P::NAME, strata_events::Checkpoint { version: P::VERSION, position, state }).await?;
+        log.save_checkpoint(
+            P::NAME,
+            strata_events::Checkpoint {
+                version: P::VERSION,
+                position,
+                state,
+            },
+        )
+        .await?;
     }
     let rebuilt: P = runner::rebuild(log, position).await?;
-    Ok(Verdict { name: P::NAME, position, live: live.digest()?, rebuilt: rebuilt.digest()? })
+    Ok(Verdict {
+        name: P::NAME,
+        position,
+        live: live.digest()?,
+        rebuilt: rebuilt.digest()?,
+    })
 }
 
 pub fn replay(data_dir: &Path, verify: bool) -> anyhow::Result<ExitCode> {
@@ -87,7 +104,11 @@ pub fn replay(data_dir: &Path, verify: bool) -> anyhow::Result<ExitCode> {
         // Every projection of the system is listed here.
         let verdicts = vec![verify_one::<IdentityView>(log.as_ref(), writable).await?];
         let mut ok = true;
-        println!("log head: position {} hash {}", head.position, hex::encode(head.hash));
+        println!(
+            "log head: position {} hash {}",
+            head.position,
+            hex::encode(head.hash)
+        );
         for v in &verdicts {
             let same = v.live == v.rebuilt;
             ok &= same;
@@ -110,14 +131,23 @@ pub fn replay(data_dir: &Path, verify: bool) -> anyhow::Result<ExitCode> {
 
 pub fn log(cmd: LogCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        LogCommand::Verify { data_dir, from_position, from_hash } => {
+        LogCommand::Verify {
+            data_dir,
+            from_position,
+            from_hash,
+        } => {
             let start = match (from_position, from_hash) {
                 (Some(position), Some(h)) => {
                     let bytes = hex::decode(h.trim()).context("--from-hash is not hex")?;
-                    let hash: [u8; 32] = bytes.try_into().map_err(|_| anyhow::anyhow!("--from-hash must be 32 bytes"))?;
+                    let hash: [u8; 32] = bytes
+                        .try_into()
+                        .map_err(|_| anyhow::anyhow!("--from-hash must be 32 bytes"))?;
                     Head { position, hash }
                 }
-                _ => Head { position: 0, hash: GENESIS_HASH },
+                _ => Head {
+                    position: 0,
+                    hash: GENESIS_HASH,
+                },
             };
             let (log, _) = open_log(&data_dir)?;
             block_on(async move {
@@ -132,16 +162,27 @@ pub fn log(cmd: LogCommand) -> anyhow::Result<ExitCode> {
                     match verify_chain(head, &batch) {
                         Ok(h) => head = h,
                         Err(e) => {
-                            println!("{}", json!({ "ok": false, "broken_at": e.position, "reason": e.reason }));
+                            println!(
+                                "{}",
+                                json!({ "ok": false, "broken_at": e.position, "reason": e.reason })
+                            );
                             return Ok(ExitCode::FAILURE);
                         }
                     }
                 }
-                println!("{}", json!({ "ok": true, "head_position": head.position, "head_hash": hex::encode(head.hash), "events": events }));
+                println!(
+                    "{}",
+                    json!({ "ok": true, "head_position": head.position, "head_hash": hex::encode(head.hash), "events": events })
+                );
                 Ok(ExitCode::SUCCESS)
             })?
         }
-        LogCommand::Dump { data_dir, json, from, limit } => {
+        LogCommand::Dump {
+            data_dir,
+            json,
+            from,
+            limit,
+        } => {
             let (log, _) = open_log(&data_dir)?;
             block_on(async move {
                 let mut next = from.max(1);
@@ -153,14 +194,17 @@ pub fn log(cmd: LogCommand) -> anyhow::Result<ExitCode> {
                     left -= batch.len();
                     for e in &batch {
                         if json {
-                            let payload = match strata_proto::codec::event_json(&e.event_type, &e.payload) {
-                                Some(Ok(mut v)) => {
-                                    redact(&mut v);
-                                    v
-                                }
-                                Some(Err(err)) => json!({ "error": err.to_string() }),
-                                None => json!({ "unknown_type": true, "bytes": e.payload.len() }),
-                            };
+                            let payload =
+                                match strata_proto::codec::event_json(&e.event_type, &e.payload) {
+                                    Some(Ok(mut v)) => {
+                                        redact(&mut v);
+                                        v
+                                    }
+                                    Some(Err(err)) => json!({ "error": err.to_string() }),
+                                    None => {
+                                        json!({ "unknown_type": true, "bytes": e.payload.len() })
+                                    }
+                                };
                             println!(
                                 "{}",
                                 json!({

@@ -59,15 +59,29 @@ fn writer(w: usize, shared: Arc<Shared>, run: String) {
         // A fresh name per attempt: an attempt cut off by a crash may or may not have been recorded.
         let name = format!("dur-{run}-{w}-{seq}");
         let body = json!({"project": {"name": name, "description": "durability", "enabled": true}});
-        match try_request("POST", &format!("{}/projects", t.url), Some(&t.token), Some(&body)) {
+        match try_request(
+            "POST",
+            &format!("{}/projects", t.url),
+            Some(&t.token),
+            Some(&body),
+        ) {
             Ok(r) if r.status == 201 => {
                 let v = r.json();
                 let id = v["project"]["id"].as_str().unwrap_or("").to_string();
                 if id.is_empty() || v["project"]["name"].as_str() != Some(name.as_str()) {
-                    shared.unexpected.lock().unwrap().push(format!("bad 201 body: {}", r.describe()));
+                    shared
+                        .unexpected
+                        .lock()
+                        .unwrap()
+                        .push(format!("bad 201 body: {}", r.describe()));
                 }
                 let mut acks = shared.acks.lock().unwrap();
-                acks.push(Ack { writer: w, name, id, incarnation: t.incarnation });
+                acks.push(Ack {
+                    writer: w,
+                    name,
+                    id,
+                    incarnation: t.incarnation,
+                });
                 if acks.len() >= MAX_ACKS {
                     shared.stop.store(true, Ordering::Relaxed);
                 }
@@ -97,11 +111,19 @@ fn check_acks_visible(url: &str, token: &str, acks: &[Ack], rng: &mut Rng) -> Re
             .as_array()
             .map(|v| {
                 v.iter()
-                    .filter_map(|p| Some((p["name"].as_str()?.to_string(), p["id"].as_str()?.to_string())))
+                    .filter_map(|p| {
+                        Some((
+                            p["name"].as_str()?.to_string(),
+                            p["id"].as_str()?.to_string(),
+                        ))
+                    })
                     .collect()
             })
             .unwrap_or_default();
-        let missing: Vec<&Ack> = acks.iter().filter(|a| listed.get(&a.name) != Some(&a.id)).collect();
+        let missing: Vec<&Ack> = acks
+            .iter()
+            .filter(|a| listed.get(&a.name) != Some(&a.id))
+            .collect();
         if missing.is_empty() {
             break;
         }
@@ -121,22 +143,37 @@ fn check_acks_visible(url: &str, token: &str, acks: &[Ack], rng: &mut Rng) -> Re
     for a in acks {
         sample.entry((a.writer, a.incarnation)).or_default().push(a);
     }
-    let mut picked: Vec<&Ack> = sample.values().flat_map(|v| v.iter().rev().take(3).copied()).collect();
+    let mut picked: Vec<&Ack> = sample
+        .values()
+        .flat_map(|v| v.iter().rev().take(3).copied())
+        .collect();
     for _ in 0..20.min(acks.len()) {
         picked.push(&acks[(rng.next_u64() % acks.len() as u64) as usize]);
     }
     for a in picked {
-        let r = try_request("GET", &format!("{url}/projects?name={}", a.name), Some(token), None)?;
+        let r = try_request(
+            "GET",
+            &format!("{url}/projects?name={}", a.name),
+            Some(token),
+            None,
+        )?;
         let found: Vec<String> = if r.status == 200 {
             r.json()["projects"]
                 .as_array()
-                .map(|v| v.iter().filter_map(|p| p["id"].as_str().map(str::to_string)).collect())
+                .map(|v| {
+                    v.iter()
+                        .filter_map(|p| p["id"].as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default()
         } else {
             return Err(format!("GET ?name={}: {}", a.name, r.describe()));
         };
         if found != vec![a.id.clone()] {
-            return Err(format!("GET /v3/projects?name={} must find exactly {}, found {found:?}", a.name, a.id));
+            return Err(format!(
+                "GET /v3/projects?name={} must find exactly {}, found {found:?}",
+                a.name, a.id
+            ));
         }
     }
     Ok(())
@@ -188,7 +225,13 @@ fn acknowledged_creates_survive_sigkill_and_the_log_stays_verifiable() {
         let pause = rng.millis_between(1000, 2000);
         thread::sleep(pause);
         if !server.is_running() {
-            fail(&shared, format!("the server died by itself before kill #{kill}:\n{}", server.log_tail(60)));
+            fail(
+                &shared,
+                format!(
+                    "the server died by itself before kill #{kill}:\n{}",
+                    server.log_tail(60)
+                ),
+            );
         }
         server.kill();
         *shared.target.write().unwrap() = Target::default(); // writers pause
@@ -199,14 +242,28 @@ fn acknowledged_creates_survive_sigkill_and_the_log_stays_verifiable() {
             fail(&shared, format!("restart #{kill} failed: {e}"));
         }
         let url = server.identity_url().to_string();
-        let token = token_within(&url, &password, Duration::from_secs(15))
-            .unwrap_or_else(|e| fail(&shared, format!("no admin token after restart #{kill}: {e}")));
+        let token = token_within(&url, &password, Duration::from_secs(15)).unwrap_or_else(|e| {
+            fail(
+                &shared,
+                format!("no admin token after restart #{kill}: {e}"),
+            )
+        });
         let acked: Vec<Ack> = shared.acks.lock().unwrap().clone();
         if let Err(e) = check_acks_visible(&url, &token, &acked, &mut rng) {
-            fail(&shared, format!("after kill #{kill} (paused {pause:?}): {e}"));
+            fail(
+                &shared,
+                format!("after kill #{kill} (paused {pause:?}): {e}"),
+            );
         }
-        eprintln!("kill #{kill} after {pause:?}: {} acknowledged creates so far all survived", acked.len());
-        *shared.target.write().unwrap() = Target { incarnation: kill as u32 + 1, url, token };
+        eprintln!(
+            "kill #{kill} after {pause:?}: {} acknowledged creates so far all survived",
+            acked.len()
+        );
+        *shared.target.write().unwrap() = Target {
+            incarnation: kill as u32 + 1,
+            url,
+            token,
+        };
     }
 
     // Let the last incarnation take writes too, then stop the writers (each request is bounded by HTTP_TIMEOUT).
@@ -228,7 +285,9 @@ fn acknowledged_creates_survive_sigkill_and_the_log_stays_verifiable() {
         assert!(
             acks.iter().any(|a| a.incarnation == inc),
             "server incarnation {inc} acknowledged no create at all (acks per incarnation: {:?})",
-            (1..=KILLS as u32 + 1).map(|i| acks.iter().filter(|a| a.incarnation == i).count()).collect::<Vec<_>>()
+            (1..=KILLS as u32 + 1)
+                .map(|i| acks.iter().filter(|a| a.incarnation == i).count())
+                .collect::<Vec<_>>()
         );
     }
     let url = server.identity_url().to_string();
@@ -237,34 +296,70 @@ fn acknowledged_creates_survive_sigkill_and_the_log_stays_verifiable() {
 
     // Offline checks on the data dir.
     server.kill();
-    let head = server.log_verify().unwrap_or_else(|e| panic!("strata log verify must pass after {KILLS} SIGKILLs:\n{e}"));
-    let events = server.log_dump().unwrap_or_else(|e| panic!("log dump: {e}"));
+    let head = server
+        .log_verify()
+        .unwrap_or_else(|e| panic!("strata log verify must pass after {KILLS} SIGKILLs:\n{e}"));
+    let events = server
+        .log_dump()
+        .unwrap_or_else(|e| panic!("log dump: {e}"));
     check_dump_invariants(&events).unwrap_or_else(|e| panic!("log dump after crashes: {e}"));
-    assert_eq!(head.head_position, events.len() as u64, "log verify head vs dump: {head:?}");
-    assert_eq!(head.events, events.len() as u64, "log verify count vs dump: {head:?}");
+    assert_eq!(
+        head.head_position,
+        events.len() as u64,
+        "log verify head vs dump: {head:?}"
+    );
+    assert_eq!(
+        head.events,
+        events.len() as u64,
+        "log verify count vs dump: {head:?}"
+    );
 
     // Each acknowledged project: exactly one ProjectCreated, with the acknowledged id; per writer, in ack order.
     let mut created: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
-    for ev in events.iter().filter(|e| ev_type(e) == "identity.ProjectCreated.v1") {
+    for ev in events
+        .iter()
+        .filter(|e| ev_type(e) == "identity.ProjectCreated.v1")
+    {
         if let Some(name) = payload_str(ev, "name") {
             let id = payload_str(ev, "project_id").unwrap_or("").to_string();
-            created.entry(name.to_string()).or_default().push((ev_position(ev), id));
+            created
+                .entry(name.to_string())
+                .or_default()
+                .push((ev_position(ev), id));
         }
     }
     let mut last_pos: BTreeMap<usize, u64> = BTreeMap::new();
     for a in &acks {
         let hits = created.get(&a.name).map(Vec::as_slice).unwrap_or(&[]);
-        assert_eq!(hits.len(), 1, "acknowledged project {} must have exactly one ProjectCreated, has {hits:?}", a.name);
+        assert_eq!(
+            hits.len(),
+            1,
+            "acknowledged project {} must have exactly one ProjectCreated, has {hits:?}",
+            a.name
+        );
         let (pos, id) = &hits[0];
-        assert_eq!(id, &a.id, "ProjectCreated of {} records id {id}, the API acknowledged {}", a.name, a.id);
+        assert_eq!(
+            id, &a.id,
+            "ProjectCreated of {} records id {id}, the API acknowledged {}",
+            a.name, a.id
+        );
         let prev = last_pos.insert(a.writer, *pos).unwrap_or(0);
-        assert!(*pos > prev, "writer {}: {} acknowledged after a create at position {prev} but logged at {pos}", a.writer, a.name);
+        assert!(
+            *pos > prev,
+            "writer {}: {} acknowledged after a create at position {prev} but logged at {pos}",
+            a.writer,
+            a.name
+        );
     }
     let names: BTreeSet<&str> = acks.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names.len(), acks.len(), "no name is acknowledged twice");
 
     let out = server.replay_verify();
-    assert!(out.success, "strata replay --verify must pass after {KILLS} SIGKILLs:\n{}", out.describe());
+    assert!(
+        out.success,
+        "strata replay --verify must pass after {KILLS} SIGKILLs:\n{}",
+        out.describe()
+    );
     eprintln!(
         "{} acknowledged creates, {} events, head {}, in {:?}",
         acks.len(),
@@ -272,5 +367,9 @@ fn acknowledged_creates_survive_sigkill_and_the_log_stays_verifiable() {
         head.head_hash,
         started.elapsed()
     );
-    assert!(started.elapsed() < TEST_BUDGET, "the durability test overran its budget: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < TEST_BUDGET,
+        "the durability test overran its budget: {:?}",
+        started.elapsed()
+    );
 }

@@ -16,11 +16,18 @@ fn uname(prefix: &str) -> String {
 
 fn id_of(resp: &Resp, kind: &str) -> String {
     let v = resp.json();
-    v[kind]["id"].as_str().unwrap_or_else(|| panic!("no {kind}.id in {}", resp.describe())).to_string()
+    v[kind]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {kind}.id in {}", resp.describe()))
+        .to_string()
 }
 
 fn create_project(id: &str, token: &str, name: &str) -> Resp {
-    post(&format!("{id}/projects"), Some(token), &json!({"project": {"name": name, "description": "t", "enabled": true}}))
+    post(
+        &format!("{id}/projects"),
+        Some(token),
+        &json!({"project": {"name": name, "description": "t", "enabled": true}}),
+    )
 }
 
 fn project_names(id: &str, token: &str) -> BTreeSet<String> {
@@ -34,7 +41,8 @@ fn project_names(id: &str, token: &str) -> BTreeSet<String> {
 }
 
 fn role_id(id: &str, token: &str, name: &str) -> String {
-    let role = find_by_name(id, token, "roles", name).unwrap_or_else(|| panic!("role {name} must exist at bootstrap"));
+    let role = find_by_name(id, token, "roles", name)
+        .unwrap_or_else(|| panic!("role {name} must exist at bootstrap"));
     role["id"].as_str().expect("role id").to_string()
 }
 
@@ -48,13 +56,21 @@ fn create_member(id: &str, admin: &str, name: &str, password: &str, project_id: 
     .expect(201);
     let user_id = id_of(&r, "user");
     let member = role_id(id, admin, "member");
-    put(&format!("{id}/projects/{project_id}/users/{user_id}/roles/{member}"), Some(admin)).expect(204);
+    put(
+        &format!("{id}/projects/{project_id}/users/{user_id}/roles/{member}"),
+        Some(admin),
+    )
+    .expect(204);
     user_id
 }
 
 fn assert_has_request_id(r: &Resp) {
     let rid = r.request_id().unwrap_or("");
-    assert!(!rid.trim().is_empty(), "every response must carry X-OpenStack-Request-Id: {}", r.describe());
+    assert!(
+        !rid.trim().is_empty(),
+        "every response must carry X-OpenStack-Request-Id: {}",
+        r.describe()
+    );
 }
 
 fn version_entry_ok(v: &Value, root: &str) -> Result<(), String> {
@@ -67,7 +83,10 @@ fn version_entry_ok(v: &Value, root: &str) -> Result<(), String> {
         return Err(format!("version status {status:?} must be stable"));
     }
     let links = v["links"].as_array().ok_or("no links")?;
-    let me = links.iter().find(|l| l["rel"] == "self").ok_or("no self link")?;
+    let me = links
+        .iter()
+        .find(|l| l["rel"] == "self")
+        .ok_or("no self link")?;
     let href = me["href"].as_str().unwrap_or("");
     if !href.starts_with(root) || !href.contains("/v3") {
         return Err(format!("self link {href:?} must point at {root}/v3/"));
@@ -84,10 +103,16 @@ fn version_discovery_documents() {
     let root = server.identity_root();
 
     let r = get(&format!("{root}/"), None);
-    assert!(r.status == 300 || r.status == 200, "GET / must answer 300 (or 200): {}", r.describe());
+    assert!(
+        r.status == 300 || r.status == 200,
+        "GET / must answer 300 (or 200): {}",
+        r.describe()
+    );
     assert_has_request_id(&r);
     let v = r.json();
-    let values = v["versions"]["values"].as_array().unwrap_or_else(|| panic!("no versions.values: {v}"));
+    let values = v["versions"]["values"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no versions.values: {v}"));
     let v3 = values
         .iter()
         .find(|e| e["id"].as_str().unwrap_or("").starts_with("v3"))
@@ -115,7 +140,9 @@ fn bad_input_is_rejected_with_keystone_errors_and_appends_nothing() {
     let mut rejected: Vec<(String, String)> = Vec::new(); // (what, request id) of every refused request
     let mut refuse = |what: &str, r: &Resp, status: u16, title: &str| {
         assert_keystone_error(r, status, title);
-        let rid = r.request_id().unwrap_or_else(|| panic!("{what}: no request id: {}", r.describe()));
+        let rid = r
+            .request_id()
+            .unwrap_or_else(|| panic!("{what}: no request id: {}", r.describe()));
         rejected.push((what.to_string(), rid.to_string()));
     };
 
@@ -126,28 +153,67 @@ fn bad_input_is_rejected_with_keystone_errors_and_appends_nothing() {
     let dup_id = id_of(&r, "project");
 
     // Malformed JSON.
-    let r = request_raw("POST", &projects_url, &[("X-Auth-Token", &admin)], Some("{\"project\": {\"name\": ")).unwrap();
+    let r = request_raw(
+        "POST",
+        &projects_url,
+        &[("X-Auth-Token", &admin)],
+        Some("{\"project\": {\"name\": "),
+    )
+    .unwrap();
     refuse("malformed JSON", &r, 400, "Bad Request");
-    let r = request_raw("PATCH", &format!("{projects_url}/{dup_id}"), &[("X-Auth-Token", &admin)], Some("{not json"))
-        .unwrap();
+    let r = request_raw(
+        "PATCH",
+        &format!("{projects_url}/{dup_id}"),
+        &[("X-Auth-Token", &admin)],
+        Some("{not json"),
+    )
+    .unwrap();
     refuse("malformed JSON on update", &r, 400, "Bad Request");
 
     // Missing or mistyped required fields.
-    let r = post(&projects_url, Some(&admin), &json!({"project": {"description": "no name"}}));
+    let r = post(
+        &projects_url,
+        Some(&admin),
+        &json!({"project": {"description": "no name"}}),
+    );
     refuse("project without name", &r, 400, "Bad Request");
-    let r = post(&projects_url, Some(&admin), &json!({"name": uname("nowrap")}));
-    refuse("project without the project wrapper", &r, 400, "Bad Request");
-    let r = post(&projects_url, Some(&admin), &json!({"project": {"name": 42}}));
+    let r = post(
+        &projects_url,
+        Some(&admin),
+        &json!({"name": uname("nowrap")}),
+    );
+    refuse(
+        "project without the project wrapper",
+        &r,
+        400,
+        "Bad Request",
+    );
+    let r = post(
+        &projects_url,
+        Some(&admin),
+        &json!({"project": {"name": 42}}),
+    );
     refuse("project name not a string", &r, 400, "Bad Request");
-    let r = post(&projects_url, Some(&admin), &json!({"project": {"name": uname("en"), "enabled": "yes"}}));
+    let r = post(
+        &projects_url,
+        Some(&admin),
+        &json!({"project": {"name": uname("en"), "enabled": "yes"}}),
+    );
     refuse("project enabled not a boolean", &r, 400, "Bad Request");
-    let r = post(&format!("{id}/users"), Some(&admin), &json!({"user": {"password": "x"}}));
+    let r = post(
+        &format!("{id}/users"),
+        Some(&admin),
+        &json!({"user": {"password": "x"}}),
+    );
     refuse("user without name", &r, 400, "Bad Request");
 
     // Wrong password, unknown user.
     let r = try_issue_token(&id, "admin", "not-the-password", Some("admin")).unwrap();
     refuse("wrong password", &r, 401, "Unauthorized");
-    assert!(r.subject_token().is_none(), "a refused login must not return a token");
+    assert!(
+        r.subject_token().is_none(),
+        "a refused login must not return a token"
+    );
     let r = try_issue_token(&id, &uname("nobody"), "x", None).unwrap();
     refuse("unknown user", &r, 401, "Unauthorized");
 
@@ -160,9 +226,16 @@ fn bad_input_is_rejected_with_keystone_errors_and_appends_nothing() {
     assert_eq!(long.len(), 65);
     let r = create_project(&id, &admin, &long);
     refuse("65-character name", &r, 400, "Bad Request");
-    let r = patch(&format!("{projects_url}/{dup_id}"), Some(&admin), &json!({"project": {"name": long}}));
+    let r = patch(
+        &format!("{projects_url}/{dup_id}"),
+        Some(&admin),
+        &json!({"project": {"name": long}}),
+    );
     refuse("rename to a 65-character name", &r, 400, "Bad Request");
-    let name64 = format!("{}{}", uname("m"), "y".repeat(64)).chars().take(64).collect::<String>();
+    let name64 = format!("{}{}", uname("m"), "y".repeat(64))
+        .chars()
+        .take(64)
+        .collect::<String>();
     let r = create_project(&id, &admin, &name64).expect(201);
     accepted.push(r.request_id().expect("request id").to_string());
 
@@ -170,34 +243,62 @@ fn bad_input_is_rejected_with_keystone_errors_and_appends_nothing() {
     let unknown = "0123456789abcdef0123456789abcdef";
     let r = get(&format!("{projects_url}/{unknown}"), Some(&admin));
     refuse("get unknown project", &r, 404, "Not Found");
-    let r = patch(&format!("{projects_url}/{unknown}"), Some(&admin), &json!({"project": {"description": "z"}}));
+    let r = patch(
+        &format!("{projects_url}/{unknown}"),
+        Some(&admin),
+        &json!({"project": {"description": "z"}}),
+    );
     refuse("update unknown project", &r, 404, "Not Found");
     let r = delete(&format!("{projects_url}/{unknown}"), Some(&admin));
     refuse("delete unknown project", &r, 404, "Not Found");
     let r = delete(&format!("{id}/users/{unknown}"), Some(&admin));
     refuse("delete unknown user", &r, 404, "Not Found");
     let member = role_id(&id, &admin, "member");
-    let r = put(&format!("{projects_url}/{unknown}/users/{unknown}/roles/{member}"), Some(&admin));
-    assert!(r.status == 404, "grant on unknown project/user must be 404: {}", r.describe());
-    rejected.push(("grant on unknown ids".into(), r.request_id().unwrap_or_default().to_string()));
+    let r = put(
+        &format!("{projects_url}/{unknown}/users/{unknown}/roles/{member}"),
+        Some(&admin),
+    );
+    assert!(
+        r.status == 404,
+        "grant on unknown project/user must be 404: {}",
+        r.describe()
+    );
+    rejected.push((
+        "grant on unknown ids".into(),
+        r.request_id().unwrap_or_default().to_string(),
+    ));
 
     // Nothing but the two accepted creates changed what the API shows.
     let after = project_names(&id, &admin);
     let added: BTreeSet<String> = after.difference(&before).cloned().collect();
     let expected: BTreeSet<String> = [dup.clone(), name64.clone()].into_iter().collect();
-    assert_eq!(added, expected, "only the accepted creates may add projects");
+    assert_eq!(
+        added, expected,
+        "only the accepted creates may add projects"
+    );
     assert_eq!(after.len(), before.len() + 2, "no project may disappear");
-    let shown = get(&format!("{projects_url}/{dup_id}"), Some(&admin)).expect(200).json();
-    assert_eq!(shown["project"]["name"].as_str(), Some(dup.as_str()), "a refused update changed the project: {shown}");
+    let shown = get(&format!("{projects_url}/{dup_id}"), Some(&admin))
+        .expect(200)
+        .json();
+    assert_eq!(
+        shown["project"]["name"].as_str(),
+        Some(dup.as_str()),
+        "a refused update changed the project: {shown}"
+    );
 
     // And nothing reached the log.
     server.kill();
-    let events = server.log_dump().unwrap_or_else(|e| panic!("log dump: {e}"));
+    let events = server
+        .log_dump()
+        .unwrap_or_else(|e| panic!("log dump: {e}"));
     check_dump_invariants(&events).unwrap_or_else(|e| panic!("log dump: {e}"));
     for (what, rid) in &rejected {
         assert!(!rid.is_empty(), "{what}: no request id");
         let hits: Vec<&Value> = events.iter().filter(|e| ev_correlation(e) == rid).collect();
-        assert!(hits.is_empty(), "the refused request '{what}' ({rid}) appended events: {hits:?}");
+        assert!(
+            hits.is_empty(),
+            "the refused request '{what}' ({rid}) appended events: {hits:?}"
+        );
     }
     let created: BTreeMap<&str, &Value> = events
         .iter()
@@ -205,8 +306,14 @@ fn bad_input_is_rejected_with_keystone_errors_and_appends_nothing() {
         .filter_map(|e| payload_str(e, "name").map(|n| (n, e)))
         .collect();
     for (name, rid) in [(&dup, &accepted[0]), (&name64, &accepted[1])] {
-        let ev = created.get(name.as_str()).unwrap_or_else(|| panic!("no ProjectCreated for {name} in the log"));
-        assert_eq!(ev_correlation(ev), rid, "ProjectCreated {name} must carry its request's id: {ev}");
+        let ev = created
+            .get(name.as_str())
+            .unwrap_or_else(|| panic!("no ProjectCreated for {name} in the log"));
+        assert_eq!(
+            ev_correlation(ev),
+            rid,
+            "ProjectCreated {name} must carry its request's id: {ev}"
+        );
     }
     // Strict form: from the first accepted write on, every event belongs to an accepted request.
     let first = events
@@ -234,15 +341,33 @@ fn tenant_isolation_for_a_project_member() {
     let ua = create_member(&id, &admin, &user, "pw-a", &a);
 
     // A token scoped to A carries the member role and a catalog.
-    let r = try_issue_token(&id, &user, "pw-a", Some(&a_name)).unwrap().expect(201);
+    let r = try_issue_token(&id, &user, "pw-a", Some(&a_name))
+        .unwrap()
+        .expect(201);
     let tok = r.subject_token().expect("X-Subject-Token").to_string();
     let body = r.json();
-    assert_eq!(body["token"]["project"]["id"].as_str(), Some(a.as_str()), "{body}");
-    assert_eq!(body["token"]["user"]["id"].as_str(), Some(ua.as_str()), "{body}");
-    let roles: Vec<&str> =
-        body["token"]["roles"].as_array().map(|v| v.iter().filter_map(|r| r["name"].as_str()).collect()).unwrap_or_default();
-    assert!(roles.contains(&"member") && !roles.contains(&"admin"), "roles: {body}");
-    assert!(body["token"]["catalog"].is_array(), "a scoped token carries the catalog: {body}");
+    assert_eq!(
+        body["token"]["project"]["id"].as_str(),
+        Some(a.as_str()),
+        "{body}"
+    );
+    assert_eq!(
+        body["token"]["user"]["id"].as_str(),
+        Some(ua.as_str()),
+        "{body}"
+    );
+    let roles: Vec<&str> = body["token"]["roles"]
+        .as_array()
+        .map(|v| v.iter().filter_map(|r| r["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        roles.contains(&"member") && !roles.contains(&"admin"),
+        "roles: {body}"
+    );
+    assert!(
+        body["token"]["catalog"].is_array(),
+        "a scoped token carries the catalog: {body}"
+    );
 
     // Scoping to a project without a role there is refused.
     let r = try_issue_token(&id, &user, "pw-a", Some(&b_name)).unwrap();
@@ -255,10 +380,24 @@ fn tenant_isolation_for_a_project_member() {
         get(&format!("{id}/projects"), t),
         get(&format!("{id}/users"), t),
         create_project(&id, &tok, &uname("by-member")),
-        post(&format!("{id}/users"), t, &json!({"user": {"name": uname("by-member"), "password": "x"}})),
-        patch(&format!("{id}/projects/{a}"), t, &json!({"project": {"description": "mine now"}})),
-        put(&format!("{id}/projects/{a}/users/{ua}/roles/{admin_role}"), t),
-        put(&format!("{id}/projects/{b}/users/{ua}/roles/{admin_role}"), t),
+        post(
+            &format!("{id}/users"),
+            t,
+            &json!({"user": {"name": uname("by-member"), "password": "x"}}),
+        ),
+        patch(
+            &format!("{id}/projects/{a}"),
+            t,
+            &json!({"project": {"description": "mine now"}}),
+        ),
+        put(
+            &format!("{id}/projects/{a}/users/{ua}/roles/{admin_role}"),
+            t,
+        ),
+        put(
+            &format!("{id}/projects/{b}/users/{ua}/roles/{admin_role}"),
+            t,
+        ),
         get(&format!("{id}/role_assignments"), t),
     ];
     for r in &forbidden {
@@ -266,32 +405,67 @@ fn tenant_isolation_for_a_project_member() {
     }
 
     // Project B is invisible: 403 or 404, and its name never shows.
-    for r in [get(&format!("{id}/projects/{b}"), t), delete(&format!("{id}/projects/{b}"), t)] {
-        assert!(r.status == 403 || r.status == 404, "member of A touching B: {}", r.describe());
-        assert!(!r.body.contains(&b_name), "B's name leaked: {}", r.describe());
+    for r in [
+        get(&format!("{id}/projects/{b}"), t),
+        delete(&format!("{id}/projects/{b}"), t),
+    ] {
+        assert!(
+            r.status == 403 || r.status == 404,
+            "member of A touching B: {}",
+            r.describe()
+        );
+        assert!(
+            !r.body.contains(&b_name),
+            "B's name leaked: {}",
+            r.describe()
+        );
     }
 
     // What the member may see: their own project and user, and only A in their project lists.
     let r = get(&format!("{id}/projects/{a}"), t).expect(200);
     assert_eq!(r.json()["project"]["name"].as_str(), Some(a_name.as_str()));
     get(&format!("{id}/users/{ua}"), t).expect(200);
-    for url in [format!("{id}/auth/projects"), format!("{id}/users/{ua}/projects")] {
+    for url in [
+        format!("{id}/auth/projects"),
+        format!("{id}/users/{ua}/projects"),
+    ] {
         let r = get(&url, t).expect(200);
         let v = r.json();
-        let ids: Vec<&str> =
-            v["projects"].as_array().map(|v| v.iter().filter_map(|p| p["id"].as_str()).collect()).unwrap_or_default();
-        assert_eq!(ids, vec![a.as_str()], "{url} must list exactly project A: {}", r.describe());
+        let ids: Vec<&str> = v["projects"]
+            .as_array()
+            .map(|v| v.iter().filter_map(|p| p["id"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            ids,
+            vec![a.as_str()],
+            "{url} must list exactly project A: {}",
+            r.describe()
+        );
         assert!(!r.body.contains(&b_name), "{url} shows B: {}", r.describe());
     }
 
     // Nothing the member tried changed anything.
     let names = project_names(&id, &admin);
     assert!(names.contains(&a_name) && names.contains(&b_name));
-    assert!(!names.iter().any(|n| n.starts_with("by-member")), "a member created a project: {names:?}");
-    let shown = get(&format!("{id}/projects/{a}"), Some(&admin)).expect(200).json();
-    assert_eq!(shown["project"]["description"].as_str(), Some("t"), "{shown}");
+    assert!(
+        !names.iter().any(|n| n.starts_with("by-member")),
+        "a member created a project: {names:?}"
+    );
+    let shown = get(&format!("{id}/projects/{a}"), Some(&admin))
+        .expect(200)
+        .json();
+    assert_eq!(
+        shown["project"]["description"].as_str(),
+        Some("t"),
+        "{shown}"
+    );
     let r = get(&format!("{id}/role_assignments?user.id={ua}"), Some(&admin)).expect(200);
-    assert_eq!(r.json()["role_assignments"].as_array().map(Vec::len), Some(1), "{}", r.describe());
+    assert_eq!(
+        r.json()["role_assignments"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.describe()
+    );
 
     // No token at all.
     let r = get(&format!("{id}/projects"), None);
@@ -308,16 +482,35 @@ fn revoked_invalidated_and_forged_tokens_are_refused() {
     // Validate, revoke, then it is refused; other tokens are unaffected.
     let other = server.admin_token();
     let validate = |subject: &str| {
-        request_raw("GET", &format!("{id}/auth/tokens"), &[("X-Auth-Token", &admin), ("X-Subject-Token", subject)], None)
-            .unwrap()
+        request_raw(
+            "GET",
+            &format!("{id}/auth/tokens"),
+            &[("X-Auth-Token", &admin), ("X-Subject-Token", subject)],
+            None,
+        )
+        .unwrap()
     };
     let r = validate(&other).expect(200);
-    assert!(r.json()["token"]["expires_at"].is_string(), "{}", r.describe());
-    assert_eq!(r.subject_token(), Some(other.as_str()), "validation echoes X-Subject-Token: {}", r.describe());
+    assert!(
+        r.json()["token"]["expires_at"].is_string(),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(
+        r.subject_token(),
+        Some(other.as_str()),
+        "validation echoes X-Subject-Token: {}",
+        r.describe()
+    );
     get(&projects, Some(&other)).expect(200);
-    request_raw("DELETE", &format!("{id}/auth/tokens"), &[("X-Auth-Token", &admin), ("X-Subject-Token", &other)], None)
-        .unwrap()
-        .expect(204);
+    request_raw(
+        "DELETE",
+        &format!("{id}/auth/tokens"),
+        &[("X-Auth-Token", &admin), ("X-Subject-Token", &other)],
+        None,
+    )
+    .unwrap()
+    .expect(204);
     assert_keystone_error(&get(&projects, Some(&other)), 401, "Unauthorized");
     assert_keystone_error(&validate(&other), 404, "Not Found");
     get(&projects, Some(&admin)).expect(200);
@@ -347,15 +540,36 @@ fn revoked_invalidated_and_forged_tokens_are_refused() {
     )
     .expect(204);
     std::thread::sleep(Duration::from_millis(1100));
-    assert_keystone_error(&get(&format!("{projects}/{p}"), Some(&t1)), 401, "Unauthorized");
-    assert_keystone_error(&try_issue_token(&id, &user, "p1", Some(&pname)).unwrap(), 401, "Unauthorized");
+    assert_keystone_error(
+        &get(&format!("{projects}/{p}"), Some(&t1)),
+        401,
+        "Unauthorized",
+    );
+    assert_keystone_error(
+        &try_issue_token(&id, &user, "p1", Some(&pname)).unwrap(),
+        401,
+        "Unauthorized",
+    );
     let t2 = get_token(&id, &user, "p2", Some(&pname)).unwrap();
     get(&format!("{projects}/{p}"), Some(&t2)).expect(200);
 
     // Disabling the user invalidates their tokens and logins.
-    patch(&format!("{id}/users/{uc}"), Some(&admin), &json!({"user": {"enabled": false}})).expect(200);
-    assert_keystone_error(&get(&format!("{projects}/{p}"), Some(&t2)), 401, "Unauthorized");
-    assert_keystone_error(&try_issue_token(&id, &user, "p2", Some(&pname)).unwrap(), 401, "Unauthorized");
+    patch(
+        &format!("{id}/users/{uc}"),
+        Some(&admin),
+        &json!({"user": {"enabled": false}}),
+    )
+    .expect(200);
+    assert_keystone_error(
+        &get(&format!("{projects}/{p}"), Some(&t2)),
+        401,
+        "Unauthorized",
+    );
+    assert_keystone_error(
+        &try_issue_token(&id, &user, "p2", Some(&pname)).unwrap(),
+        401,
+        "Unauthorized",
+    );
 }
 
 #[test]
@@ -371,33 +585,76 @@ fn request_ids_become_correlation_ids_and_the_log_verifies() {
     let pname = uname("corr");
     let r = create_project(&id, &admin, &pname).expect(201);
     let p = id_of(&r, "project");
-    writes.push(("identity.ProjectCreated.v1", r.request_id().unwrap_or_default().into(), Some(pname.clone())));
+    writes.push((
+        "identity.ProjectCreated.v1",
+        r.request_id().unwrap_or_default().into(),
+        Some(pname.clone()),
+    ));
     all.push(r);
 
     let uname_ = uname("cu");
-    let r = post(&format!("{id}/users"), Some(&admin), &json!({"user": {"name": uname_, "password": "pw"}})).expect(201);
+    let r = post(
+        &format!("{id}/users"),
+        Some(&admin),
+        &json!({"user": {"name": uname_, "password": "pw"}}),
+    )
+    .expect(201);
     let u = id_of(&r, "user");
-    writes.push(("identity.UserCreated.v1", r.request_id().unwrap_or_default().into(), Some(uname_.clone())));
+    writes.push((
+        "identity.UserCreated.v1",
+        r.request_id().unwrap_or_default().into(),
+        Some(uname_.clone()),
+    ));
     all.push(r);
 
     let member = role_id(&id, &admin, "member");
-    let r = put(&format!("{id}/projects/{p}/users/{u}/roles/{member}"), Some(&admin)).expect(204);
-    writes.push(("identity.RoleGranted.v1", r.request_id().unwrap_or_default().into(), None));
+    let r = put(
+        &format!("{id}/projects/{p}/users/{u}/roles/{member}"),
+        Some(&admin),
+    )
+    .expect(204);
+    writes.push((
+        "identity.RoleGranted.v1",
+        r.request_id().unwrap_or_default().into(),
+        None,
+    ));
     all.push(r);
 
-    let r = patch(&format!("{id}/projects/{p}"), Some(&admin), &json!({"project": {"description": "changed"}})).expect(200);
-    writes.push(("identity.ProjectUpdated.v1", r.request_id().unwrap_or_default().into(), None));
+    let r = patch(
+        &format!("{id}/projects/{p}"),
+        Some(&admin),
+        &json!({"project": {"description": "changed"}}),
+    )
+    .expect(200);
+    writes.push((
+        "identity.ProjectUpdated.v1",
+        r.request_id().unwrap_or_default().into(),
+        None,
+    ));
     all.push(r);
 
     let t = get_token(&id, &uname_, "pw", Some(&pname)).unwrap();
-    let r = request_raw("DELETE", &format!("{id}/auth/tokens"), &[("X-Auth-Token", &admin), ("X-Subject-Token", &t)], None)
-        .unwrap()
-        .expect(204);
-    writes.push(("identity.TokenRevoked.v1", r.request_id().unwrap_or_default().into(), None));
+    let r = request_raw(
+        "DELETE",
+        &format!("{id}/auth/tokens"),
+        &[("X-Auth-Token", &admin), ("X-Subject-Token", &t)],
+        None,
+    )
+    .unwrap()
+    .expect(204);
+    writes.push((
+        "identity.TokenRevoked.v1",
+        r.request_id().unwrap_or_default().into(),
+        None,
+    ));
     all.push(r);
 
     let r = delete(&format!("{id}/users/{u}"), Some(&admin)).expect(204);
-    writes.push(("identity.UserDeleted.v1", r.request_id().unwrap_or_default().into(), None));
+    writes.push((
+        "identity.UserDeleted.v1",
+        r.request_id().unwrap_or_default().into(),
+        None,
+    ));
     all.push(r);
 
     // Every kind of response carries a request id, and each request gets its own.
@@ -408,26 +665,63 @@ fn request_ids_become_correlation_ids_and_the_log_verifies() {
     all.push(get(&format!("{id}/projects/{p}"), Some(&admin)).expect(200));
     all.push(get(&format!("{id}/no-such-thing"), Some(&admin)).expect(404));
     all.push(get(&format!("{root}/definitely/not/here"), None).expect(404));
-    all.push(try_issue_token(&id, "admin", "wrong", None).unwrap().expect(401));
-    all.push(try_issue_token(&id, "admin", server.admin_password(), Some("admin")).unwrap().expect(201));
-    all.push(request_raw("POST", &format!("{id}/projects"), &[("X-Auth-Token", &admin)], Some("[")).unwrap().expect(400));
+    all.push(
+        try_issue_token(&id, "admin", "wrong", None)
+            .unwrap()
+            .expect(401),
+    );
+    all.push(
+        try_issue_token(&id, "admin", server.admin_password(), Some("admin"))
+            .unwrap()
+            .expect(201),
+    );
+    all.push(
+        request_raw(
+            "POST",
+            &format!("{id}/projects"),
+            &[("X-Auth-Token", &admin)],
+            Some("["),
+        )
+        .unwrap()
+        .expect(400),
+    );
     let mut seen = BTreeSet::new();
     for r in &all {
         assert_has_request_id(r);
-        assert!(seen.insert(r.request_id().unwrap().to_string()), "request id reused: {}", r.describe());
+        assert!(
+            seen.insert(r.request_id().unwrap().to_string()),
+            "request id reused: {}",
+            r.describe()
+        );
     }
 
     server.kill();
-    let head = server.log_verify().unwrap_or_else(|e| panic!("log verify: {e}"));
-    let events = server.log_dump().unwrap_or_else(|e| panic!("log dump: {e}"));
+    let head = server
+        .log_verify()
+        .unwrap_or_else(|e| panic!("log verify: {e}"));
+    let events = server
+        .log_dump()
+        .unwrap_or_else(|e| panic!("log dump: {e}"));
     check_dump_invariants(&events).unwrap_or_else(|e| panic!("log dump: {e}"));
-    assert_eq!(head.events, events.len() as u64, "log verify counts every dumped event: {head:?}");
-    assert_eq!(head.head_position, events.len() as u64, "head_position is the last position: {head:?}");
+    assert_eq!(
+        head.events,
+        events.len() as u64,
+        "log verify counts every dumped event: {head:?}"
+    );
+    assert_eq!(
+        head.head_position,
+        events.len() as u64,
+        "head_position is the last position: {head:?}"
+    );
     assert!(
         head.head_hash.len() == 64 && head.head_hash.chars().all(|c| c.is_ascii_hexdigit()),
         "head_hash must be 64 hex digits: {head:?}"
     );
-    assert_eq!(server.log_verify().unwrap(), head, "log verify is deterministic");
+    assert_eq!(
+        server.log_verify().unwrap(),
+        head,
+        "log verify is deterministic"
+    );
 
     for (ty, rid, name) in &writes {
         assert!(!rid.is_empty(), "{ty}: the write had no request id");
@@ -451,5 +745,36 @@ fn request_ids_become_correlation_ids_and_the_log_verifies() {
     }
 
     let out = server.replay_verify();
-    assert!(out.success, "replay --verify must pass:\n{}", out.describe());
+    assert!(
+        out.success,
+        "replay --verify must pass:\n{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn tokens_expire_and_then_get_401() {
+    let server = Server::start_with_args(&["--token-ttl", "2"]);
+    let id = server.identity_url().to_string();
+    let token = server.admin_token();
+    let projects = format!("{id}/projects");
+    get(&projects, Some(&token)).expect(200);
+    let issued = request_raw(
+        "GET",
+        &format!("{id}/auth/tokens"),
+        &[("X-Auth-Token", &token), ("X-Subject-Token", &token)],
+        None,
+    )
+    .unwrap()
+    .expect(200);
+    let body = issued.json();
+    let (iss, exp) = (
+        body["token"]["issued_at"].as_str().unwrap(),
+        body["token"]["expires_at"].as_str().unwrap(),
+    );
+    assert!(iss < exp, "expires_at {exp} after issued_at {iss}");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_keystone_error(&get(&projects, Some(&token)), 401, "Unauthorized");
+    // A fresh token works again.
+    get(&projects, Some(&server.admin_token())).expect(200);
 }

@@ -24,7 +24,9 @@ pub enum DomainError {
 }
 
 /// An event-sourced aggregate. `decide` and `apply` are pure and total over valid input.
-pub trait Aggregate: Default + Clone + Send + Sync + Unpin + Serialize + DeserializeOwned + std::fmt::Debug + 'static {
+pub trait Aggregate:
+    Default + Clone + Send + Sync + Unpin + Serialize + DeserializeOwned + std::fmt::Debug + 'static
+{
     type Command: Clone + Send + Unpin + std::fmt::Debug + 'static;
     type Event: DomainEvent;
     /// Stream-id prefix: the aggregate with id `X` lives in stream `<KIND>-X`.
@@ -51,4 +53,3 @@ pub fn replay<A: Aggregate>(state: A, events: &[RecordedEvent]) -> Result<A, Cod
     }
     Ok(state)
 }
-

@@ -97,8 +97,16 @@ impl Runtime {
                 }
             })
             .expect("spawning the actor thread at start-up");
-        let (arbiters, system) = rx.recv().expect("actor system sends its arbiters at start-up");
-        Arc::new(Runtime { log, arbiters, config, system, thread: Mutex::new(Some(thread)) })
+        let (arbiters, system) = rx
+            .recv()
+            .expect("actor system sends its arbiters at start-up");
+        Arc::new(Runtime {
+            log,
+            arbiters,
+            config,
+            system,
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     /// Stop every actor and wait for the actor threads to end (commands in flight are answered with
@@ -122,7 +130,9 @@ impl Runtime {
     }
 
     fn arbiter_for(&self, key: &str) -> &ArbiterHandle {
-        let h = key.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+        let h = key
+            .bytes()
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
         &self.arbiters[(h % self.arbiters.len() as u64) as usize]
     }
 }
@@ -137,13 +147,19 @@ pub struct Repository<A: Aggregate> {
 
 impl<A: Aggregate> Clone for Repository<A> {
     fn clone(&self) -> Self {
-        Repository { runtime: self.runtime.clone(), live: self.live.clone() }
+        Repository {
+            runtime: self.runtime.clone(),
+            live: self.live.clone(),
+        }
     }
 }
 
 impl<A: Aggregate> Repository<A> {
     pub fn new(runtime: Arc<Runtime>) -> Self {
-        Repository { runtime, live: Arc::new(Mutex::new(HashMap::new())) }
+        Repository {
+            runtime,
+            live: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
     /// Number of aggregates of this type with a live actor.
@@ -174,11 +190,22 @@ impl<A: Aggregate> Repository<A> {
     }
 
     /// Run `cmd` against aggregate `id`.
-    pub async fn execute(&self, id: &str, cmd: A::Command, meta: Metadata) -> Result<Outcome<A>, CommandError> {
+    pub async fn execute(
+        &self,
+        id: &str,
+        cmd: A::Command,
+        meta: Metadata,
+    ) -> Result<Outcome<A>, CommandError> {
         // An actor may stop (idle) between lookup and delivery; then a fresh one is activated.
         for _ in 0..3 {
             let addr = self.actor(id);
-            match addr.send(Execute::<A> { cmd: cmd.clone(), meta: meta.clone() }).await {
+            match addr
+                .send(Execute::<A> {
+                    cmd: cmd.clone(),
+                    meta: meta.clone(),
+                })
+                .await
+            {
                 Ok(result) => return result,
                 Err(MailboxError::Closed) => {
                     self.live.lock().remove(id);
@@ -187,14 +214,20 @@ impl<A: Aggregate> Repository<A> {
                 Err(e) => return Err(CommandError::Unavailable(e.to_string())),
             }
         }
-        Err(CommandError::Unavailable(format!("actor for {id} kept stopping")))
+        Err(CommandError::Unavailable(format!(
+            "actor for {id} kept stopping"
+        )))
     }
 
     /// The aggregate's current state and version, through its actor (so it is never older than a write
     /// this caller saw acknowledged).
     pub async fn load(&self, id: &str) -> Result<(A, u64), CommandError> {
         for _ in 0..3 {
-            match self.actor(id).send(Load::<A>(std::marker::PhantomData)).await {
+            match self
+                .actor(id)
+                .send(Load::<A>(std::marker::PhantomData))
+                .await
+            {
                 Ok(result) => return result,
                 Err(MailboxError::Closed) => {
                     self.live.lock().remove(id);
@@ -202,12 +235,17 @@ impl<A: Aggregate> Repository<A> {
                 Err(e) => return Err(CommandError::Unavailable(e.to_string())),
             }
         }
-        Err(CommandError::Unavailable(format!("actor for {id} kept stopping")))
+        Err(CommandError::Unavailable(format!(
+            "actor for {id} kept stopping"
+        )))
     }
 }
 
 /// Rebuild an aggregate from its snapshot (if any, and of the current schema) plus the events after it.
-pub async fn load_aggregate<A: Aggregate>(log: &dyn EventLog, stream: &str) -> Result<(A, u64, u64), CommandError> {
+pub async fn load_aggregate<A: Aggregate>(
+    log: &dyn EventLog,
+    stream: &str,
+) -> Result<(A, u64, u64), CommandError> {
     let mut state = A::default();
     let mut version = 0;
     if let Some(snap) = log.load_snapshot(stream).await? {
@@ -217,7 +255,9 @@ pub async fn load_aggregate<A: Aggregate>(log: &dyn EventLog, stream: &str) -> R
                     state = s;
                     version = snap.version;
                 }
-                Err(e) => tracing::warn!(stream, error = %e, "ignoring unreadable snapshot; replaying from the start"),
+                Err(e) => {
+                    tracing::warn!(stream, error = %e, "ignoring unreadable snapshot; replaying from the start")
+                }
             }
         }
     }
@@ -311,7 +351,11 @@ impl<A: Aggregate> AggregateActor<A> {
         match serde_json::to_vec(state) {
             Ok(bytes) => {
                 actix::spawn(async move {
-                    let snap = Snapshot { version, schema: A::SNAPSHOT_SCHEMA, state: bytes };
+                    let snap = Snapshot {
+                        version,
+                        schema: A::SNAPSHOT_SCHEMA,
+                        state: bytes,
+                    };
                     if let Err(e) = log.save_snapshot(&stream, snap).await {
                         tracing::warn!(stream, error = %e, "saving snapshot failed; it will be retried later");
                     }
@@ -336,52 +380,108 @@ impl<A: Aggregate> Handler<Execute<A>> for AggregateActor<A> {
             let (mut state, mut version, snap) =
                 match Self::ensure_loaded(log.as_ref(), &stream, loaded, snapshot_version).await {
                     Ok(l) => l,
-                    Err(e) => return Finished { keep: None, result: Err(e) },
+                    Err(e) => {
+                        return Finished {
+                            keep: None,
+                            result: Err(e),
+                        }
+                    }
                 };
             let mut attempt = 0;
             loop {
                 let events = match state.decide(&msg.cmd) {
                     Ok(ev) => ev,
-                    Err(e) => return Finished { keep: Some((state, version, snap)), result: Err(e.into()) },
+                    Err(e) => {
+                        return Finished {
+                            keep: Some((state, version, snap)),
+                            result: Err(e.into()),
+                        }
+                    }
                 };
                 if events.is_empty() {
-                    let outcome = Outcome { events, state: state.clone(), version, position: None };
-                    return Finished { keep: Some((state, version, snap)), result: Ok(outcome) };
+                    let outcome = Outcome {
+                        events,
+                        state: state.clone(),
+                        version,
+                        position: None,
+                    };
+                    return Finished {
+                        keep: Some((state, version, snap)),
+                        result: Ok(outcome),
+                    };
                 }
-                let new: Vec<NewEvent> = events.iter().map(|e| NewEvent::new(e.event_type(), e.encode())).collect();
-                match log.append(&stream, ExpectedVersion::Exact(version), new, msg.meta.clone()).await {
+                let new: Vec<NewEvent> = events
+                    .iter()
+                    .map(|e| NewEvent::new(e.event_type(), e.encode()))
+                    .collect();
+                match log
+                    .append(
+                        &stream,
+                        ExpectedVersion::Exact(version),
+                        new,
+                        msg.meta.clone(),
+                    )
+                    .await
+                {
                     Ok(r) => {
                         for e in &events {
                             state = state.apply(e);
                         }
                         version = r.stream_version;
-                        let outcome =
-                            Outcome { events, state: state.clone(), version, position: Some(r.last_position) };
-                        return Finished { keep: Some((state, version, snap)), result: Ok(outcome) };
+                        let outcome = Outcome {
+                            events,
+                            state: state.clone(),
+                            version,
+                            position: Some(r.last_position),
+                        };
+                        return Finished {
+                            keep: Some((state, version, snap)),
+                            result: Ok(outcome),
+                        };
                     }
                     Err(LogError::Conflict { .. }) if attempt < retries => {
                         // Someone else wrote this stream (another node, a tool): catch up and decide again.
                         attempt += 1;
                         let tail = match log.read_stream(&stream, version + 1).await {
                             Ok(t) => t,
-                            Err(e) => return Finished { keep: None, result: Err(e.into()) },
+                            Err(e) => {
+                                return Finished {
+                                    keep: None,
+                                    result: Err(e.into()),
+                                }
+                            }
                         };
                         if let Some(last) = tail.last() {
                             version = last.stream_version;
                         }
                         state = match replay(state, &tail) {
                             Ok(s) => s,
-                            Err(e) => return Finished { keep: None, result: Err(e.into()) },
+                            Err(e) => {
+                                return Finished {
+                                    keep: None,
+                                    result: Err(e.into()),
+                                }
+                            }
                         };
                     }
                     Err(LogError::Conflict { .. }) => {
-                        return Finished { keep: None, result: Err(CommandError::Contention(attempt)) }
+                        return Finished {
+                            keep: None,
+                            result: Err(CommandError::Contention(attempt)),
+                        }
                     }
-                    Err(e) => return Finished { keep: None, result: Err(e.into()) },
+                    Err(e) => {
+                        return Finished {
+                            keep: None,
+                            result: Err(e.into()),
+                        }
+                    }
                 }
             }
         };
-        AtomicResponse::new(Box::pin(work.into_actor(self).map(|f, act, _| act.finish(f))))
+        AtomicResponse::new(Box::pin(
+            work.into_actor(self).map(|f, act, _| act.finish(f)),
+        ))
     }
 }
 
@@ -396,14 +496,24 @@ impl<A: Aggregate> Handler<Load<A>> for AggregateActor<A> {
         let snapshot_version = self.snapshot_version;
         let work = async move {
             match Self::ensure_loaded(log.as_ref(), &stream, loaded, snapshot_version).await {
-                Ok((s, v, snap)) => {
-                    Finished { keep: Some((s.clone(), v, snap)), result: Ok(Outcome { events: vec![], state: s, version: v, position: None }) }
-                }
-                Err(e) => Finished { keep: None, result: Err(e) },
+                Ok((s, v, snap)) => Finished {
+                    keep: Some((s.clone(), v, snap)),
+                    result: Ok(Outcome {
+                        events: vec![],
+                        state: s,
+                        version: v,
+                        position: None,
+                    }),
+                },
+                Err(e) => Finished {
+                    keep: None,
+                    result: Err(e),
+                },
             }
         };
         AtomicResponse::new(Box::pin(
-            work.into_actor(self).map(|f, act, _| act.finish(f).map(|o| (o.state, o.version))),
+            work.into_actor(self)
+                .map(|f, act, _| act.finish(f).map(|o| (o.state, o.version))),
         ))
     }
 }

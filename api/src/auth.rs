@@ -60,7 +60,12 @@ impl TokenService {
                 k.copy_from_slice(&bytes);
                 k
             }
-            Ok(_) => return Err(std::io::Error::other(format!("{} is not a 32-byte key", path.display()))),
+            Ok(_) => {
+                return Err(std::io::Error::other(format!(
+                    "{} is not a 32-byte key",
+                    path.display()
+                )))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let k: [u8; 32] = rand::random();
                 if let Some(dir) = path.parent() {
@@ -96,13 +101,21 @@ impl TokenService {
 
     /// Check the signature and expiry; does not look at the identity state.
     pub fn decode(&self, token: &str) -> Result<Claims, AuthError> {
-        let (body, sig) = token.split_once('.').ok_or(AuthError::Invalid("malformed token"))?;
-        let body = B64.decode(body).map_err(|_| AuthError::Invalid("malformed token"))?;
-        let sig = B64.decode(sig).map_err(|_| AuthError::Invalid("malformed token"))?;
+        let (body, sig) = token
+            .split_once('.')
+            .ok_or(AuthError::Invalid("malformed token"))?;
+        let body = B64
+            .decode(body)
+            .map_err(|_| AuthError::Invalid("malformed token"))?;
+        let sig = B64
+            .decode(sig)
+            .map_err(|_| AuthError::Invalid("malformed token"))?;
         let mut mac = self.mac();
         mac.update(&body);
-        mac.verify_slice(&sig).map_err(|_| AuthError::Invalid("bad signature"))?;
-        let claims: Claims = serde_json::from_slice(&body).map_err(|_| AuthError::Invalid("malformed claims"))?;
+        mac.verify_slice(&sig)
+            .map_err(|_| AuthError::Invalid("bad signature"))?;
+        let claims: Claims =
+            serde_json::from_slice(&body).map_err(|_| AuthError::Invalid("malformed claims"))?;
         if claims.e <= Utc::now().timestamp_micros() {
             return Err(AuthError::Expired);
         }
@@ -126,8 +139,16 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenScope {
-    Project { id: String, name: String, domain_id: String, domain_name: String },
-    Domain { id: String, name: String },
+    Project {
+        id: String,
+        name: String,
+        domain_id: String,
+        domain_name: String,
+    },
+    Domain {
+        id: String,
+        name: String,
+    },
     Unscoped,
 }
 
@@ -196,27 +217,48 @@ pub fn resolve_scope(
     user_id: &str,
     scope: &str,
 ) -> Result<(TokenScope, Vec<(String, String)>), AuthError> {
-    let (token_scope, role_ids): (TokenScope, BTreeSet<String>) = if let Some(pid) = scope.strip_prefix("p:") {
-        let p = view.projects.get(pid).ok_or(AuthError::Invalid("project gone"))?;
-        let d = view.domains.get(&p.domain_id).ok_or(AuthError::Invalid("domain gone"))?;
-        if !p.enabled || !d.enabled {
-            return Err(AuthError::Invalid("project disabled"));
-        }
-        let roles = view.effective_roles(user_id, &Scope::Project(pid.to_string()));
-        (
-            TokenScope::Project { id: p.id.clone(), name: p.name.clone(), domain_id: d.id.clone(), domain_name: d.name.clone() },
-            roles,
-        )
-    } else if let Some(did) = scope.strip_prefix("d:") {
-        let d = view.domains.get(did).ok_or(AuthError::Invalid("domain gone"))?;
-        if !d.enabled {
-            return Err(AuthError::Invalid("domain disabled"));
-        }
-        let roles = view.effective_roles(user_id, &Scope::Domain(did.to_string()));
-        (TokenScope::Domain { id: d.id.clone(), name: d.name.clone() }, roles)
-    } else {
-        (TokenScope::Unscoped, BTreeSet::new())
-    };
+    let (token_scope, role_ids): (TokenScope, BTreeSet<String>) =
+        if let Some(pid) = scope.strip_prefix("p:") {
+            let p = view
+                .projects
+                .get(pid)
+                .ok_or(AuthError::Invalid("project gone"))?;
+            let d = view
+                .domains
+                .get(&p.domain_id)
+                .ok_or(AuthError::Invalid("domain gone"))?;
+            if !p.enabled || !d.enabled {
+                return Err(AuthError::Invalid("project disabled"));
+            }
+            let roles = view.effective_roles(user_id, &Scope::Project(pid.to_string()));
+            (
+                TokenScope::Project {
+                    id: p.id.clone(),
+                    name: p.name.clone(),
+                    domain_id: d.id.clone(),
+                    domain_name: d.name.clone(),
+                },
+                roles,
+            )
+        } else if let Some(did) = scope.strip_prefix("d:") {
+            let d = view
+                .domains
+                .get(did)
+                .ok_or(AuthError::Invalid("domain gone"))?;
+            if !d.enabled {
+                return Err(AuthError::Invalid("domain disabled"));
+            }
+            let roles = view.effective_roles(user_id, &Scope::Domain(did.to_string()));
+            (
+                TokenScope::Domain {
+                    id: d.id.clone(),
+                    name: d.name.clone(),
+                },
+                roles,
+            )
+        } else {
+            (TokenScope::Unscoped, BTreeSet::new())
+        };
     if token_scope != TokenScope::Unscoped && role_ids.is_empty() {
         return Err(AuthError::Invalid("no role on scope"));
     }
@@ -229,16 +271,26 @@ pub fn resolve_scope(
 }
 
 /// Full validation of a presented token against the current identity state.
-pub fn validate(tokens: &TokenService, view: &IdentityView, token: &str) -> Result<AuthContext, AuthError> {
+pub fn validate(
+    tokens: &TokenService,
+    view: &IdentityView,
+    token: &str,
+) -> Result<AuthContext, AuthError> {
     let claims = tokens.decode(token)?;
     if view.is_revoked(&claims.a) {
         return Err(AuthError::Invalid("revoked"));
     }
-    let user = view.users.get(&claims.u).ok_or(AuthError::Invalid("user gone"))?;
+    let user = view
+        .users
+        .get(&claims.u)
+        .ok_or(AuthError::Invalid("user gone"))?;
     if !user.enabled || claims.i < user.tokens_valid_after_micros {
         return Err(AuthError::Invalid("user disabled or password changed"));
     }
-    let domain = view.domains.get(&user.domain_id).ok_or(AuthError::Invalid("user domain gone"))?;
+    let domain = view
+        .domains
+        .get(&user.domain_id)
+        .ok_or(AuthError::Invalid("user domain gone"))?;
     if !domain.enabled {
         return Err(AuthError::Invalid("user domain disabled"));
     }
@@ -261,7 +313,14 @@ mod tests {
 
     fn claims(exp_in: i64) -> Claims {
         let now = Utc::now().timestamp_micros();
-        Claims { u: "u".into(), s: "".into(), i: now, e: now + exp_in, a: "aid".into(), m: vec!["password".into()] }
+        Claims {
+            u: "u".into(),
+            s: "".into(),
+            i: now,
+            e: now + exp_in,
+            a: "aid".into(),
+            m: vec!["password".into()],
+        }
     }
 
     #[test]
@@ -276,7 +335,9 @@ mod tests {
         let (body, sig) = t.split_once('.').unwrap();
         let mut forged = B64.decode(body).unwrap();
         forged[5] ^= 1;
-        assert!(ts.decode(&format!("{}.{}", B64.encode(forged), sig)).is_err());
+        assert!(ts
+            .decode(&format!("{}.{}", B64.encode(forged), sig))
+            .is_err());
     }
 
     #[test]

@@ -17,7 +17,11 @@ pub struct RequestId(pub String);
 impl RequestId {
     /// Event metadata for commands issued by this request on behalf of `principal`.
     pub fn metadata(&self, principal: Principal) -> Metadata {
-        Metadata { correlation_id: self.0.clone(), causation_id: self.0.clone(), principal }
+        Metadata {
+            correlation_id: self.0.clone(),
+            causation_id: self.0.clone(),
+            principal,
+        }
     }
 }
 
@@ -27,7 +31,9 @@ impl FromRequest for RequestId {
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let id = req.extensions().get::<RequestId>().cloned();
-        ready(Ok(id.unwrap_or_else(|| RequestId(format!("req-{}", uuid::Uuid::new_v4())))))
+        ready(Ok(id.unwrap_or_else(|| {
+            RequestId(format!("req-{}", uuid::Uuid::new_v4()))
+        })))
     }
 }
 
@@ -50,7 +56,8 @@ where
             let mut res = fut.await?;
             tracing::debug!(status = res.status().as_u16(), "answered");
             if let Ok(v) = HeaderValue::from_str(&id) {
-                res.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+                res.headers_mut()
+                    .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
             }
             Ok(res)
         }

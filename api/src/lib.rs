@@ -10,4 +10,4 @@ pub mod common;
 pub mod identity;
 pub mod server;
 
-pub use server::{Services, ServiceAddrs};
+pub use server::{ServiceAddrs, Services};

@@ -24,7 +24,12 @@ const MAX_BODY: usize = 1 << 20;
 
 impl Services {
     /// Bind every service (port 0 picks a free port) and start serving.
-    pub fn start(identity: web::Data<Identity>, bind: IpAddr, identity_port: u16, workers: usize) -> std::io::Result<Self> {
+    pub fn start(
+        identity: web::Data<Identity>,
+        bind: IpAddr,
+        identity_port: u16,
+        workers: usize,
+    ) -> std::io::Result<Self> {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(identity.clone())
@@ -35,7 +40,14 @@ impl Services {
         })
         .workers(workers.max(1))
         .bind((bind, identity_port))?;
-        let addr = server.addrs().first().copied().ok_or_else(|| std::io::Error::other("identity API bound to no address"))?;
-        Ok(Services { addrs: ServiceAddrs { identity: addr }, server: server.run() })
+        let addr = server
+            .addrs()
+            .first()
+            .copied()
+            .ok_or_else(|| std::io::Error::other("identity API bound to no address"))?;
+        Ok(Services {
+            addrs: ServiceAddrs { identity: addr },
+            server: server.run(),
+        })
     }
 }

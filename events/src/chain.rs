@@ -36,9 +36,16 @@ pub fn verify_chain<'a>(
 ) -> Result<Head, ChainError> {
     let mut head = start;
     for e in events {
-        let fail = |reason: String| ChainError { position: e.position, reason };
+        let fail = |reason: String| ChainError {
+            position: e.position,
+            reason,
+        };
         if e.position != head.position + 1 {
-            return Err(fail(format!("expected position {}, found {}", head.position + 1, e.position)));
+            return Err(fail(format!(
+                "expected position {}, found {}",
+                head.position + 1,
+                e.position
+            )));
         }
         if e.prev_hash != head.hash {
             return Err(fail(format!(
@@ -56,7 +63,10 @@ pub fn verify_chain<'a>(
                 hex::encode(recomputed)
             )));
         }
-        head = Head { position: e.position, hash: e.hash };
+        head = Head {
+            position: e.position,
+            hash: e.hash,
+        };
     }
     Ok(head)
 }

@@ -4,7 +4,11 @@ use thiserror::Error;
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum LogError {
     #[error("stream {stream}: expected version {expected}, but it is at {actual}")]
-    Conflict { stream: String, expected: String, actual: u64 },
+    Conflict {
+        stream: String,
+        expected: String,
+        actual: u64,
+    },
     #[error("invalid stream id {0:?}")]
     InvalidStream(String),
     #[error("an append must carry at least one event")]

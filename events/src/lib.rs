@@ -23,6 +23,6 @@ pub use log::{subscribe_all, EventLog, EventStream};
 pub use memory::MemoryLog;
 pub use rocks::{RocksLog, RocksOptions};
 pub use types::{
-    AppendResult, Checkpoint, ExpectedVersion, Head, Metadata, NewEvent, Position, Principal, RecordedEvent,
-    Snapshot,
+    AppendResult, Checkpoint, ExpectedVersion, Head, Metadata, NewEvent, Position, Principal,
+    RecordedEvent, Snapshot,
 };

@@ -4,7 +4,10 @@ use async_trait::async_trait;
 use futures::Stream;
 use tokio::sync::watch;
 
-use crate::{AppendResult, Checkpoint, ExpectedVersion, Head, LogError, Metadata, NewEvent, Position, RecordedEvent, Snapshot};
+use crate::{
+    AppendResult, Checkpoint, ExpectedVersion, Head, LogError, Metadata, NewEvent, Position,
+    RecordedEvent, Snapshot,
+};
 
 /// A live feed of events in global order.
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<RecordedEvent, LogError>> + Send>>;
@@ -24,7 +27,11 @@ pub trait EventLog: Send + Sync + 'static {
     ) -> Result<AppendResult, LogError>;
 
     /// Events of one stream with version >= `from_version` (versions start at 1), in order.
-    async fn read_stream(&self, stream: &str, from_version: u64) -> Result<Vec<RecordedEvent>, LogError>;
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+    ) -> Result<Vec<RecordedEvent>, LogError>;
 
     /// The stream's current version (0 if it has no events).
     async fn stream_version(&self, stream: &str) -> Result<u64, LogError>;
@@ -53,7 +60,13 @@ pub fn subscribe_all<L: EventLog + ?Sized>(log: std::sync::Arc<L>, from: Positio
     const BATCH: usize = 2048;
     let from = from.max(1);
     let stream = futures::stream::unfold(
-        (log, from, std::collections::VecDeque::<RecordedEvent>::new(), None::<watch::Receiver<Position>>, false),
+        (
+            log,
+            from,
+            std::collections::VecDeque::<RecordedEvent>::new(),
+            None::<watch::Receiver<Position>>,
+            false,
+        ),
         |(log, mut next, mut buf, mut rx, failed)| async move {
             if failed {
                 return None;

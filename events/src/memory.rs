@@ -9,8 +9,8 @@ use tokio::sync::watch;
 use crate::seal::Sealer;
 use crate::types::validate_stream_id;
 use crate::{
-    AppendResult, Checkpoint, EventLog, ExpectedVersion, Head, LogError, Metadata, NewEvent, Position,
-    RecordedEvent, Snapshot, GENESIS_HASH,
+    AppendResult, Checkpoint, EventLog, ExpectedVersion, Head, LogError, Metadata, NewEvent,
+    Position, RecordedEvent, Snapshot, GENESIS_HASH,
 };
 
 pub struct MemoryLog {
@@ -37,7 +37,13 @@ impl MemoryLog {
         let (head_tx, _) = watch::channel(0);
         MemoryLog {
             inner: Mutex::new(Inner {
-                sealer: Sealer::new(Head { position: 0, hash: GENESIS_HASH }, 0),
+                sealer: Sealer::new(
+                    Head {
+                        position: 0,
+                        hash: GENESIS_HASH,
+                    },
+                    0,
+                ),
                 events: Vec::new(),
                 streams: HashMap::new(),
                 snapshots: HashMap::new(),
@@ -63,7 +69,11 @@ impl EventLog for MemoryLog {
         }
         let result = {
             let mut inner = self.inner.lock();
-            let current = inner.streams.get(stream).map(|v| v.len() as u64).unwrap_or(0);
+            let current = inner
+                .streams
+                .get(stream)
+                .map(|v| v.len() as u64)
+                .unwrap_or(0);
             if let ExpectedVersion::Exact(v) = expected {
                 if v != current {
                     return Err(LogError::Conflict {
@@ -78,25 +88,53 @@ impl EventLog for MemoryLog {
             let mut last = first;
             for s in sealed {
                 last = s.position;
-                inner.streams.entry(stream.to_string()).or_default().push(last);
+                inner
+                    .streams
+                    .entry(stream.to_string())
+                    .or_default()
+                    .push(last);
                 inner.events.extend(s.event);
             }
-            let version = inner.streams.get(stream).map(|v| v.len() as u64).unwrap_or(0);
-            AppendResult { first_position: first, last_position: last, stream_version: version }
+            let version = inner
+                .streams
+                .get(stream)
+                .map(|v| v.len() as u64)
+                .unwrap_or(0);
+            AppendResult {
+                first_position: first,
+                last_position: last,
+                stream_version: version,
+            }
         };
         self.head_tx.send_replace(result.last_position);
         Ok(result)
     }
 
-    async fn read_stream(&self, stream: &str, from_version: u64) -> Result<Vec<RecordedEvent>, LogError> {
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
         let inner = self.inner.lock();
-        let Some(positions) = inner.streams.get(stream) else { return Ok(Vec::new()) };
+        let Some(positions) = inner.streams.get(stream) else {
+            return Ok(Vec::new());
+        };
         let skip = from_version.saturating_sub(1) as usize;
-        Ok(positions.iter().skip(skip).map(|p| inner.events[(*p - 1) as usize].clone()).collect())
+        Ok(positions
+            .iter()
+            .skip(skip)
+            .map(|p| inner.events[(*p - 1) as usize].clone())
+            .collect())
     }
 
     async fn stream_version(&self, stream: &str) -> Result<u64, LogError> {
-        Ok(self.inner.lock().streams.get(stream).map(|v| v.len() as u64).unwrap_or(0))
+        Ok(self
+            .inner
+            .lock()
+            .streams
+            .get(stream)
+            .map(|v| v.len() as u64)
+            .unwrap_or(0))
     }
 
     async fn read_all(&self, from: Position, max: usize) -> Result<Vec<RecordedEvent>, LogError> {
@@ -114,7 +152,10 @@ impl EventLog for MemoryLog {
     }
 
     async fn save_snapshot(&self, stream: &str, snapshot: Snapshot) -> Result<(), LogError> {
-        self.inner.lock().snapshots.insert(stream.to_string(), snapshot);
+        self.inner
+            .lock()
+            .snapshots
+            .insert(stream.to_string(), snapshot);
         Ok(())
     }
 
@@ -123,7 +164,10 @@ impl EventLog for MemoryLog {
     }
 
     async fn save_checkpoint(&self, name: &str, checkpoint: Checkpoint) -> Result<(), LogError> {
-        self.inner.lock().checkpoints.insert(name.to_string(), checkpoint);
+        self.inner
+            .lock()
+            .checkpoints
+            .insert(name.to_string(), checkpoint);
         Ok(())
     }
 

@@ -25,8 +25,8 @@ use tokio::sync::{oneshot, watch};
 use crate::seal::Sealer;
 use crate::types::validate_stream_id;
 use crate::{
-    AppendResult, Checkpoint, EventLog, ExpectedVersion, Head, LogError, Metadata, NewEvent, Position,
-    RecordedEvent, Snapshot, GENESIS_HASH,
+    AppendResult, Checkpoint, EventLog, ExpectedVersion, Head, LogError, Metadata, NewEvent,
+    Position, RecordedEvent, Snapshot, GENESIS_HASH,
 };
 
 const CF_EVENTS: &str = "events";
@@ -88,12 +88,15 @@ impl RocksLog {
     /// Open (creating if needed) the log in `dir` for reading and writing.
     pub fn open(dir: impl AsRef<Path>, options: RocksOptions) -> Result<Self, LogError> {
         let path = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&path).map_err(|e| LogError::Storage(format!("create {}: {e}", path.display())))?;
+        std::fs::create_dir_all(&path)
+            .map_err(|e| LogError::Storage(format!("create {}: {e}", path.display())))?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.increase_parallelism(2);
-        let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, cf_opts()));
+        let cfs = ALL_CFS
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(*n, cf_opts()));
         let db = Arc::new(DB::open_cf_descriptors(&opts, &path, cfs)?);
         let (head, last_micros) = read_head(&db)?;
         let head_shared = Arc::new(Mutex::new(head));
@@ -128,13 +131,24 @@ impl RocksLog {
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Self, LogError> {
         let path = dir.as_ref().to_path_buf();
         if !path.join("CURRENT").exists() {
-            return Err(LogError::Storage(format!("no event log in {}", path.display())));
+            return Err(LogError::Storage(format!(
+                "no event log in {}",
+                path.display()
+            )));
         }
         let opts = Options::default();
         let db = Arc::new(DB::open_cf_for_read_only(&opts, &path, ALL_CFS, false)?);
         let (head, _) = read_head(&db)?;
         let (_tx, head_rx) = watch::channel(head.position);
-        Ok(RocksLog { db, path, writer: None, writer_thread: None, head: Arc::new(Mutex::new(head)), head_rx, _head_tx: None })
+        Ok(RocksLog {
+            db,
+            path,
+            writer: None,
+            writer_thread: None,
+            head: Arc::new(Mutex::new(head)),
+            head_rx,
+            _head_tx: None,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -142,7 +156,9 @@ impl RocksLog {
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, LogError> {
-        self.db.cf_handle(name).ok_or_else(|| LogError::Storage(format!("missing column family {name}")))
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| LogError::Storage(format!("missing column family {name}")))
     }
 }
 
@@ -158,29 +174,54 @@ impl Drop for RocksLog {
 }
 
 fn read_head(db: &DB) -> Result<(Head, i64), LogError> {
-    let cf = db.cf_handle(CF_EVENTS).ok_or_else(|| LogError::Storage("missing column family events".into()))?;
+    let cf = db
+        .cf_handle(CF_EVENTS)
+        .ok_or_else(|| LogError::Storage("missing column family events".into()))?;
     let mut it = db.raw_iterator_cf(cf);
     it.seek_to_last();
     it.status()?;
     match (it.key(), it.value()) {
         (Some(k), Some(v)) => {
-            let pos = be_u64(k).ok_or(LogError::Corrupt { position: 0, reason: "bad event key".into() })?;
+            let pos = be_u64(k).ok_or(LogError::Corrupt {
+                position: 0,
+                reason: "bad event key".into(),
+            })?;
             let e = RecordedEvent::decode(v, pos)?;
-            Ok((Head { position: e.position, hash: e.hash }, e.recorded_at.timestamp_micros()))
+            Ok((
+                Head {
+                    position: e.position,
+                    hash: e.hash,
+                },
+                e.recorded_at.timestamp_micros(),
+            ))
         }
-        _ => Ok((Head { position: 0, hash: GENESIS_HASH }, 0)),
+        _ => Ok((
+            Head {
+                position: 0,
+                hash: GENESIS_HASH,
+            },
+            0,
+        )),
     }
 }
 
 fn current_version(db: &DB, stream: &str) -> Result<u64, LogError> {
-    let cf = db.cf_handle(CF_STREAMS).ok_or_else(|| LogError::Storage("missing column family streams".into()))?;
+    let cf = db
+        .cf_handle(CF_STREAMS)
+        .ok_or_else(|| LogError::Storage("missing column family streams".into()))?;
     let mut it = db.raw_iterator_cf(cf);
     it.seek_for_prev(stream_key(stream, u64::MAX));
     it.status()?;
     if let Some(k) = it.key() {
         let prefix_len = stream.len() + 1;
-        if k.len() == prefix_len + 8 && &k[..stream.len()] == stream.as_bytes() && k[stream.len()] == 0 {
-            return be_u64(&k[prefix_len..]).ok_or(LogError::Corrupt { position: 0, reason: "bad stream key".into() });
+        if k.len() == prefix_len + 8
+            && &k[..stream.len()] == stream.as_bytes()
+            && k[stream.len()] == 0
+        {
+            return be_u64(&k[prefix_len..]).ok_or(LogError::Corrupt {
+                position: 0,
+                reason: "bad stream key".into(),
+            });
         }
     }
     Ok(0)
@@ -216,7 +257,11 @@ impl Writer {
         tracing::debug!("event log writer stopped");
     }
 
-    fn version_of(&mut self, stream: &str, pending: &HashMap<String, u64>) -> Result<u64, LogError> {
+    fn version_of(
+        &mut self,
+        stream: &str,
+        pending: &HashMap<String, u64>,
+    ) -> Result<u64, LogError> {
         if let Some(v) = pending.get(stream).or_else(|| self.versions.get(stream)) {
             return Ok(*v);
         }
@@ -227,10 +272,13 @@ impl Writer {
 
     fn commit(&mut self, group: Vec<AppendRequest>) {
         let db = self.db.clone();
-        let (Some(cf_events), Some(cf_streams)) = (db.cf_handle(CF_EVENTS), db.cf_handle(CF_STREAMS))
+        let (Some(cf_events), Some(cf_streams)) =
+            (db.cf_handle(CF_EVENTS), db.cf_handle(CF_STREAMS))
         else {
             for r in group {
-                let _ = r.reply.send(Err(LogError::Storage("missing column families".into())));
+                let _ = r
+                    .reply
+                    .send(Err(LogError::Storage("missing column families".into())));
             }
             return;
         };
@@ -256,18 +304,28 @@ impl Writer {
                     continue;
                 }
             }
-            let sealed = self.sealer.seal(&req.stream, current + 1, req.events, &req.meta, false);
+            let sealed = self
+                .sealer
+                .seal(&req.stream, current + 1, req.events, &req.meta, false);
             let first_position = sealed[0].position;
             let mut last = (first_position, current);
             for s in &sealed {
                 batch.put_cf(cf_events, s.position.to_be_bytes(), &s.bytes);
-                batch.put_cf(cf_streams, stream_key(&req.stream, s.stream_version), s.position.to_be_bytes());
+                batch.put_cf(
+                    cf_streams,
+                    stream_key(&req.stream, s.stream_version),
+                    s.position.to_be_bytes(),
+                );
                 last = (s.position, s.stream_version);
             }
             pending.insert(req.stream, last.1);
             accepted.push(Accepted {
                 reply: req.reply,
-                result: AppendResult { first_position, last_position: last.0, stream_version: last.1 },
+                result: AppendResult {
+                    first_position,
+                    last_position: last.0,
+                    stream_version: last.1,
+                },
             });
         }
         if accepted.is_empty() {
@@ -309,14 +367,26 @@ impl EventLog for RocksLog {
         if events.is_empty() {
             return Err(LogError::EmptyAppend);
         }
-        let Some(writer) = &self.writer else { return Err(LogError::ReadOnly) };
+        let Some(writer) = &self.writer else {
+            return Err(LogError::ReadOnly);
+        };
         let (reply, rx) = oneshot::channel();
-        let req = AppendRequest { stream: stream.to_string(), expected, events, meta, reply };
+        let req = AppendRequest {
+            stream: stream.to_string(),
+            expected,
+            events,
+            meta,
+            reply,
+        };
         writer.lock().send(req).map_err(|_| LogError::Closed)?;
         rx.await.map_err(|_| LogError::Closed)?
     }
 
-    async fn read_stream(&self, stream: &str, from_version: u64) -> Result<Vec<RecordedEvent>, LogError> {
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
         validate_stream_id(stream)?;
         let cf_streams = self.cf(CF_STREAMS)?;
         let cf_events = self.cf(CF_EVENTS)?;
@@ -324,16 +394,29 @@ impl EventLog for RocksLog {
         it.seek(stream_key(stream, from_version.max(1)));
         let mut positions = Vec::new();
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            if k.len() != stream.len() + 9 || &k[..stream.len()] != stream.as_bytes() || k[stream.len()] != 0 {
+            if k.len() != stream.len() + 9
+                || &k[..stream.len()] != stream.as_bytes()
+                || k[stream.len()] != 0
+            {
                 break;
             }
-            positions.push(be_u64(v).ok_or(LogError::Corrupt { position: 0, reason: "bad stream index".into() })?);
+            positions.push(be_u64(v).ok_or(LogError::Corrupt {
+                position: 0,
+                reason: "bad stream index".into(),
+            })?);
             it.next();
         }
         it.status()?;
         let mut out = Vec::with_capacity(positions.len());
-        for (p, bytes) in positions.iter().zip(self.db.batched_multi_get_cf(cf_events, positions.iter().map(|p| p.to_be_bytes()), true)) {
-            let bytes = bytes?.ok_or(LogError::Corrupt { position: *p, reason: "indexed event missing".into() })?;
+        for (p, bytes) in positions.iter().zip(self.db.batched_multi_get_cf(
+            cf_events,
+            positions.iter().map(|p| p.to_be_bytes()),
+            true,
+        )) {
+            let bytes = bytes?.ok_or(LogError::Corrupt {
+                position: *p,
+                reason: "indexed event missing".into(),
+            })?;
             out.push(RecordedEvent::decode(&bytes, *p)?);
         }
         Ok(out)
@@ -350,8 +433,13 @@ impl EventLog for RocksLog {
         it.seek(from.max(1).to_be_bytes());
         let mut out = Vec::with_capacity(max.min(4096));
         while out.len() < max {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
-            let pos = be_u64(k).ok_or(LogError::Corrupt { position: 0, reason: "bad event key".into() })?;
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            let pos = be_u64(k).ok_or(LogError::Corrupt {
+                position: 0,
+                reason: "bad event key".into(),
+            })?;
             out.push(RecordedEvent::decode(v, pos)?);
             it.next();
         }
@@ -377,15 +465,27 @@ impl EventLog for RocksLog {
             schema: snapshot.schema,
             state: snapshot.state,
         };
-        self.db.put_cf(self.cf(CF_SNAPSHOTS)?, stream.as_bytes(), msg.encode_to_vec())?;
+        self.db.put_cf(
+            self.cf(CF_SNAPSHOTS)?,
+            stream.as_bytes(),
+            msg.encode_to_vec(),
+        )?;
         Ok(())
     }
 
     async fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>, LogError> {
-        let Some(bytes) = self.db.get_cf(self.cf(CF_SNAPSHOTS)?, stream.as_bytes())? else { return Ok(None) };
-        let msg = pb::Snapshot::decode(bytes.as_slice())
-            .map_err(|e| LogError::Corrupt { position: 0, reason: format!("snapshot of {stream}: {e}") })?;
-        Ok(Some(Snapshot { version: msg.version, schema: msg.schema, state: msg.state }))
+        let Some(bytes) = self.db.get_cf(self.cf(CF_SNAPSHOTS)?, stream.as_bytes())? else {
+            return Ok(None);
+        };
+        let msg = pb::Snapshot::decode(bytes.as_slice()).map_err(|e| LogError::Corrupt {
+            position: 0,
+            reason: format!("snapshot of {stream}: {e}"),
+        })?;
+        Ok(Some(Snapshot {
+            version: msg.version,
+            schema: msg.schema,
+            state: msg.state,
+        }))
     }
 
     async fn save_checkpoint(&self, name: &str, checkpoint: Checkpoint) -> Result<(), LogError> {
@@ -398,14 +498,27 @@ impl EventLog for RocksLog {
             position: checkpoint.position,
             state: checkpoint.state,
         };
-        self.db.put_cf(self.cf(CF_CHECKPOINTS)?, name.as_bytes(), msg.encode_to_vec())?;
+        self.db.put_cf(
+            self.cf(CF_CHECKPOINTS)?,
+            name.as_bytes(),
+            msg.encode_to_vec(),
+        )?;
         Ok(())
     }
 
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Checkpoint>, LogError> {
-        let Some(bytes) = self.db.get_cf(self.cf(CF_CHECKPOINTS)?, name.as_bytes())? else { return Ok(None) };
-        let msg = pb::ProjectionCheckpoint::decode(bytes.as_slice())
-            .map_err(|e| LogError::Corrupt { position: 0, reason: format!("checkpoint {name}: {e}") })?;
-        Ok(Some(Checkpoint { version: msg.version, position: msg.position, state: msg.state }))
+        let Some(bytes) = self.db.get_cf(self.cf(CF_CHECKPOINTS)?, name.as_bytes())? else {
+            return Ok(None);
+        };
+        let msg =
+            pb::ProjectionCheckpoint::decode(bytes.as_slice()).map_err(|e| LogError::Corrupt {
+                position: 0,
+                reason: format!("checkpoint {name}: {e}"),
+            })?;
+        Ok(Some(Checkpoint {
+            version: msg.version,
+            position: msg.position,
+            state: msg.state,
+        }))
     }
 }

@@ -100,7 +100,12 @@ impl Sealer {
                 hash,
             });
             self.head = Head { position, hash };
-            out.push(Sealed { bytes, position, stream_version, event });
+            out.push(Sealed {
+                bytes,
+                position,
+                stream_version,
+                event,
+            });
         }
         out
     }
@@ -113,12 +118,31 @@ mod tests {
 
     #[test]
     fn single_encode_matches_prost_and_the_chain_rule() {
-        let mut s = Sealer::new(Head { position: 0, hash: crate::GENESIS_HASH }, 0);
-        let sealed = s.seal("thing-1", 1, vec![NewEvent::new("t.A.v1", b"x".to_vec())], &Metadata::system("r"), true);
+        let mut s = Sealer::new(
+            Head {
+                position: 0,
+                hash: crate::GENESIS_HASH,
+            },
+            0,
+        );
+        let sealed = s.seal(
+            "thing-1",
+            1,
+            vec![NewEvent::new("t.A.v1", b"x".to_vec())],
+            &Metadata::system("r"),
+            true,
+        );
         let stored = &sealed[0];
         let env = EventEnvelope::decode(stored.bytes.as_slice()).unwrap();
-        assert_eq!(env.encode_to_vec(), stored.bytes, "identical to prost's own encoding");
+        assert_eq!(
+            env.encode_to_vec(),
+            stored.bytes,
+            "identical to prost's own encoding"
+        );
         assert_eq!(env.hash, envelope_hash(&env).to_vec());
-        assert_eq!(RecordedEvent::try_from(env).unwrap(), stored.event.clone().unwrap());
+        assert_eq!(
+            RecordedEvent::try_from(env).unwrap(),
+            stored.event.clone().unwrap()
+        );
     }
 }

@@ -39,7 +39,11 @@ pub struct Principal {
 impl Principal {
     /// The principal of events the system records on its own (bootstrap, sagas, timers).
     pub fn system() -> Self {
-        Principal { user_id: "system".into(), user_name: "system".into(), ..Default::default() }
+        Principal {
+            user_id: "system".into(),
+            user_name: "system".into(),
+            ..Default::default()
+        }
     }
 }
 
@@ -53,7 +57,11 @@ pub struct Metadata {
 
 impl Metadata {
     pub fn system(correlation_id: impl Into<String>) -> Self {
-        Metadata { correlation_id: correlation_id.into(), causation_id: String::new(), principal: Principal::system() }
+        Metadata {
+            correlation_id: correlation_id.into(),
+            causation_id: String::new(),
+            principal: Principal::system(),
+        }
     }
 }
 
@@ -66,7 +74,10 @@ pub struct NewEvent {
 
 impl NewEvent {
     pub fn new(event_type: impl Into<String>, payload: Vec<u8>) -> Self {
-        NewEvent { event_type: event_type.into(), payload }
+        NewEvent {
+            event_type: event_type.into(),
+            payload,
+        }
     }
 }
 
@@ -124,8 +135,10 @@ pub struct RecordedEvent {
 impl RecordedEvent {
     /// Decode a stored envelope. Never panics on bad bytes: corrupt data is an error naming the position.
     pub fn decode(bytes: &[u8], position_hint: Position) -> Result<Self, LogError> {
-        let env = EventEnvelope::decode(bytes)
-            .map_err(|e| LogError::Corrupt { position: position_hint, reason: e.to_string() })?;
+        let env = EventEnvelope::decode(bytes).map_err(|e| LogError::Corrupt {
+            position: position_hint,
+            reason: e.to_string(),
+        })?;
         Self::try_from(env)
     }
 
@@ -155,14 +168,18 @@ impl RecordedEvent {
 
     /// The stream's kind: the part of the stream id before the first '-' (`project`, `user`, ...).
     pub fn stream_kind(&self) -> &str {
-        self.stream_id.split_once('-').map(|(k, _)| k).unwrap_or(&self.stream_id)
+        self.stream_id
+            .split_once('-')
+            .map(|(k, _)| k)
+            .unwrap_or(&self.stream_id)
     }
 }
 
 fn hash32(bytes: &[u8], position: Position, what: &str) -> Result<[u8; 32], LogError> {
-    bytes
-        .try_into()
-        .map_err(|_| LogError::Corrupt { position, reason: format!("{what} is {} bytes, not 32", bytes.len()) })
+    bytes.try_into().map_err(|_| LogError::Corrupt {
+        position,
+        reason: format!("{what} is {} bytes, not 32", bytes.len()),
+    })
 }
 
 impl TryFrom<EventEnvelope> for RecordedEvent {
@@ -204,7 +221,9 @@ impl TryFrom<EventEnvelope> for RecordedEvent {
 pub(crate) fn validate_stream_id(stream: &str) -> Result<(), LogError> {
     let ok = !stream.is_empty()
         && stream.len() <= 512
-        && !stream.bytes().any(|b| b == 0 || b.is_ascii_whitespace() || b == b'*' || b == b'>');
+        && !stream
+            .bytes()
+            .any(|b| b == 0 || b.is_ascii_whitespace() || b == b'*' || b == b'>');
     if ok {
         Ok(())
     } else {

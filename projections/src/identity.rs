@@ -112,7 +112,10 @@ pub struct IdentityView {
 }
 
 fn id_of(e: &RecordedEvent) -> String {
-    e.stream_id.split_once('-').map(|(_, id)| id.to_string()).unwrap_or_default()
+    e.stream_id
+        .split_once('-')
+        .map(|(_, id)| id.to_string())
+        .unwrap_or_default()
 }
 
 fn set<T>(field: &mut T, value: Option<T>) {
@@ -142,7 +145,13 @@ impl Projection for IdentityView {
             E::DomainCreated(d) => {
                 self.domains.insert(
                     d.domain_id.clone(),
-                    DomainRow { id: d.domain_id, name: d.name, description: d.description, enabled: d.enabled, extra_json: d.extra_json },
+                    DomainRow {
+                        id: d.domain_id,
+                        name: d.name,
+                        description: d.description,
+                        enabled: d.enabled,
+                        extra_json: d.extra_json,
+                    },
                 );
             }
             E::DomainUpdated(u) => {
@@ -184,7 +193,8 @@ impl Projection for IdentityView {
             }
             E::ProjectDeleted(_) => {
                 self.projects.remove(&id);
-                self.assignments.retain(|a| a.scope != Scope::Project(id.clone()));
+                self.assignments
+                    .retain(|a| a.scope != Scope::Project(id.clone()));
             }
             E::UserCreated(u) => {
                 self.users.insert(
@@ -226,7 +236,13 @@ impl Projection for IdentityView {
             E::RoleCreated(r) => {
                 self.roles.insert(
                     r.role_id.clone(),
-                    RoleRow { id: r.role_id, name: r.name, domain_id: r.domain_id, description: r.description, implies: BTreeSet::new() },
+                    RoleRow {
+                        id: r.role_id,
+                        name: r.name,
+                        domain_id: r.domain_id,
+                        description: r.description,
+                        implies: BTreeSet::new(),
+                    },
                 );
             }
             E::RoleUpdated(u) => {
@@ -254,18 +270,32 @@ impl Projection for IdentityView {
             }
             E::RoleGranted(g) => {
                 if let Some(scope) = scope_of(&g.project_id, &g.domain_id) {
-                    self.assignments.insert(AssignmentRow { user_id: g.user_id, scope, role_id: g.role_id });
+                    self.assignments.insert(AssignmentRow {
+                        user_id: g.user_id,
+                        scope,
+                        role_id: g.role_id,
+                    });
                 }
             }
             E::RoleRevoked(g) => {
                 if let Some(scope) = scope_of(&g.project_id, &g.domain_id) {
-                    self.assignments.remove(&AssignmentRow { user_id: g.user_id, scope, role_id: g.role_id });
+                    self.assignments.remove(&AssignmentRow {
+                        user_id: g.user_id,
+                        scope,
+                        role_id: g.role_id,
+                    });
                 }
             }
             E::ServiceCreated(s) => {
                 self.services.insert(
                     s.service_id.clone(),
-                    ServiceRow { id: s.service_id, service_type: s.r#type, name: s.name, description: s.description, enabled: s.enabled },
+                    ServiceRow {
+                        id: s.service_id,
+                        service_type: s.r#type,
+                        name: s.name,
+                        description: s.description,
+                        enabled: s.enabled,
+                    },
                 );
             }
             E::ServiceUpdated(u) => {
@@ -307,7 +337,11 @@ impl Projection for IdentityView {
             E::RegionCreated(r) => {
                 self.regions.insert(
                     r.region_id.clone(),
-                    RegionRow { id: r.region_id, description: r.description, parent_region_id: r.parent_region_id },
+                    RegionRow {
+                        id: r.region_id,
+                        description: r.description,
+                        parent_region_id: r.parent_region_id,
+                    },
                 );
             }
             E::RegionUpdated(u) => {
@@ -343,19 +377,27 @@ impl IdentityView {
     }
 
     pub fn project_by_name(&self, domain_id: &str, name: &str) -> Option<&ProjectRow> {
-        self.projects.values().find(|p| p.domain_id == domain_id && p.name == name)
+        self.projects
+            .values()
+            .find(|p| p.domain_id == domain_id && p.name == name)
     }
 
     pub fn user_by_name(&self, domain_id: &str, name: &str) -> Option<&UserRow> {
-        self.users.values().find(|u| u.domain_id == domain_id && u.name == name)
+        self.users
+            .values()
+            .find(|u| u.domain_id == domain_id && u.name == name)
     }
 
     pub fn role_by_name(&self, name: &str) -> Option<&RoleRow> {
-        self.roles.values().find(|r| r.name == name && r.domain_id.is_empty())
+        self.roles
+            .values()
+            .find(|r| r.name == name && r.domain_id.is_empty())
     }
 
     pub fn service_by_type(&self, service_type: &str) -> Option<&ServiceRow> {
-        self.services.values().find(|s| s.service_type == service_type)
+        self.services
+            .values()
+            .find(|s| s.service_type == service_type)
     }
 
     /// Role ids granted directly to `user_id` on `scope`.
@@ -400,23 +442,100 @@ mod tests {
     use strata_proto::identity as pb;
 
     async fn put(log: &MemoryLog, stream: &str, e: E) {
-        log.append(stream, ExpectedVersion::Any, vec![NewEvent::new(e.event_type(), e.encode())], Metadata::system("t"))
-            .await
-            .unwrap();
+        log.append(
+            stream,
+            ExpectedVersion::Any,
+            vec![NewEvent::new(e.event_type(), e.encode())],
+            Metadata::system("t"),
+        )
+        .await
+        .unwrap();
     }
 
     async fn fixture() -> MemoryLog {
         let log = MemoryLog::new();
-        put(&log, "project-p1", E::ProjectCreated(pb::ProjectCreated { project_id: "p1".into(), domain_id: "default".into(), name: "demo".into(), enabled: true, ..Default::default() })).await;
-        put(&log, "user-u1", E::UserCreated(pb::UserCreated { user_id: "u1".into(), domain_id: "default".into(), name: "alice".into(), enabled: true, ..Default::default() })).await;
+        put(
+            &log,
+            "project-p1",
+            E::ProjectCreated(pb::ProjectCreated {
+                project_id: "p1".into(),
+                domain_id: "default".into(),
+                name: "demo".into(),
+                enabled: true,
+                ..Default::default()
+            }),
+        )
+        .await;
+        put(
+            &log,
+            "user-u1",
+            E::UserCreated(pb::UserCreated {
+                user_id: "u1".into(),
+                domain_id: "default".into(),
+                name: "alice".into(),
+                enabled: true,
+                ..Default::default()
+            }),
+        )
+        .await;
         for (id, name) in [("r1", "admin"), ("r2", "member"), ("r3", "reader")] {
-            put(&log, &format!("role-{id}"), E::RoleCreated(pb::RoleCreated { role_id: id.into(), name: name.into(), ..Default::default() })).await;
+            put(
+                &log,
+                &format!("role-{id}"),
+                E::RoleCreated(pb::RoleCreated {
+                    role_id: id.into(),
+                    name: name.into(),
+                    ..Default::default()
+                }),
+            )
+            .await;
         }
-        put(&log, "role-r1", E::RoleImplicationAdded(pb::RoleImplicationAdded { implied_role_id: "r2".into() })).await;
-        put(&log, "role-r2", E::RoleImplicationAdded(pb::RoleImplicationAdded { implied_role_id: "r3".into() })).await;
-        put(&log, "assignment-u1@project.p1", E::RoleGranted(pb::RoleGranted { user_id: "u1".into(), project_id: "p1".into(), role_id: "r1".into(), ..Default::default() })).await;
-        put(&log, "project-p1", E::ProjectUpdated(pb::ProjectUpdated { description: Some("d2".into()), tags_changed: true, tags: vec!["t".into()], ..Default::default() })).await;
-        put(&log, "user-u1", E::UserPasswordChanged(pb::UserPasswordChanged { password_hash: "h2".into() })).await;
+        put(
+            &log,
+            "role-r1",
+            E::RoleImplicationAdded(pb::RoleImplicationAdded {
+                implied_role_id: "r2".into(),
+            }),
+        )
+        .await;
+        put(
+            &log,
+            "role-r2",
+            E::RoleImplicationAdded(pb::RoleImplicationAdded {
+                implied_role_id: "r3".into(),
+            }),
+        )
+        .await;
+        put(
+            &log,
+            "assignment-u1@project.p1",
+            E::RoleGranted(pb::RoleGranted {
+                user_id: "u1".into(),
+                project_id: "p1".into(),
+                role_id: "r1".into(),
+                ..Default::default()
+            }),
+        )
+        .await;
+        put(
+            &log,
+            "project-p1",
+            E::ProjectUpdated(pb::ProjectUpdated {
+                description: Some("d2".into()),
+                tags_changed: true,
+                tags: vec!["t".into()],
+                ..Default::default()
+            }),
+        )
+        .await;
+        put(
+            &log,
+            "user-u1",
+            E::UserPasswordChanged(pb::UserPasswordChanged {
+                password_hash: "h2".into(),
+            }),
+        )
+        .await;
         log
     }
 
@@ -425,12 +544,24 @@ mod tests {
         let log = fixture().await;
         let view: IdentityView = crate::rebuild(&log, 100).await.unwrap();
         let p = &view.projects["p1"];
-        assert_eq!((p.name.as_str(), p.description.as_str(), p.tags.clone()), ("demo", "d2", vec!["t".to_string()]));
+        assert_eq!(
+            (p.name.as_str(), p.description.as_str(), p.tags.clone()),
+            ("demo", "d2", vec!["t".to_string()])
+        );
         assert_eq!(view.users["u1"].password_hash, "h2");
         assert!(view.users["u1"].tokens_valid_after_micros > 0);
         let scope = Scope::Project("p1".into());
-        assert_eq!(view.effective_roles("u1", &scope).into_iter().collect::<Vec<_>>(), vec!["r1", "r2", "r3"]);
-        assert_eq!(view.project_by_name("default", "demo").map(|p| p.id.as_str()), Some("p1"));
+        assert_eq!(
+            view.effective_roles("u1", &scope)
+                .into_iter()
+                .collect::<Vec<_>>(),
+            vec!["r1", "r2", "r3"]
+        );
+        assert_eq!(
+            view.project_by_name("default", "demo")
+                .map(|p| p.id.as_str()),
+            Some("p1")
+        );
     }
 
     #[tokio::test]
@@ -445,13 +576,25 @@ mod tests {
     #[tokio::test]
     async fn rebuild_equals_live_and_checkpoint_resumes() {
         let log = std::sync::Arc::new(fixture().await);
-        let live = crate::Live::<IdentityView>::start(log.clone(), Default::default()).await.unwrap();
-        put(&log, "user-u1", E::UserUpdated(pb::UserUpdated { email: Some("a@x".into()), ..Default::default() })).await;
+        let live = crate::Live::<IdentityView>::start(log.clone(), Default::default())
+            .await
+            .unwrap();
+        put(
+            &log,
+            "user-u1",
+            E::UserUpdated(pb::UserUpdated {
+                email: Some("a@x".into()),
+                ..Default::default()
+            }),
+        )
+        .await;
         assert!(live.wait_for(11, std::time::Duration::from_secs(5)).await);
         let rebuilt: IdentityView = crate::rebuild(log.as_ref(), 11).await.unwrap();
         assert_eq!(live.read().digest().unwrap(), rebuilt.digest().unwrap());
         // A restart resumes from the stored checkpoint and reaches the same state.
-        let again = crate::Live::<IdentityView>::start(log.clone(), Default::default()).await.unwrap();
+        let again = crate::Live::<IdentityView>::start(log.clone(), Default::default())
+            .await
+            .unwrap();
         assert_eq!(again.position(), 11);
         assert_eq!(again.read().digest().unwrap(), rebuilt.digest().unwrap());
     }

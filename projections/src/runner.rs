@@ -29,11 +29,17 @@ pub trait Projection: Default + Serialize + DeserializeOwned + Send + Sync + 'st
 
     /// Canonical encoding of the state (ordered maps make it deterministic).
     fn encode_state(&self) -> Result<Vec<u8>, ProjectionError> {
-        serde_json::to_vec(self).map_err(|e| ProjectionError::State { name: Self::NAME, reason: e.to_string() })
+        serde_json::to_vec(self).map_err(|e| ProjectionError::State {
+            name: Self::NAME,
+            reason: e.to_string(),
+        })
     }
 
     fn decode_state(bytes: &[u8]) -> Result<Self, ProjectionError> {
-        serde_json::from_slice(bytes).map_err(|e| ProjectionError::State { name: Self::NAME, reason: e.to_string() })
+        serde_json::from_slice(bytes).map_err(|e| ProjectionError::State {
+            name: Self::NAME,
+            reason: e.to_string(),
+        })
     }
 
     /// SHA-256 of the canonical encoding: equal digests mean equal read models.
@@ -52,7 +58,10 @@ pub struct RunnerConfig {
 
 impl Default for RunnerConfig {
     fn default() -> Self {
-        RunnerConfig { checkpoint_every_events: 10_000, checkpoint_every: Duration::from_secs(5) }
+        RunnerConfig {
+            checkpoint_every_events: 10_000,
+            checkpoint_every: Duration::from_secs(5),
+        }
     }
 }
 
@@ -64,7 +73,10 @@ pub struct Live<P: Projection> {
 
 impl<P: Projection> Clone for Live<P> {
     fn clone(&self) -> Self {
-        Live { model: self.model.clone(), position: self.position.clone() }
+        Live {
+            model: self.model.clone(),
+            position: self.position.clone(),
+        }
     }
 }
 
@@ -76,7 +88,12 @@ pub async fn catch_up<P: Projection>(log: &dyn EventLog) -> Result<(P, Position)
     let (mut model, mut position) = match log.load_checkpoint(P::NAME).await? {
         Some(c) if c.version == P::VERSION => (P::decode_state(&c.state)?, c.position),
         Some(c) => {
-            tracing::info!(projection = P::NAME, from = c.version, to = P::VERSION, "projection version changed; rebuilding from position 0");
+            tracing::info!(
+                projection = P::NAME,
+                from = c.version,
+                to = P::VERSION,
+                "projection version changed; rebuilding from position 0"
+            );
             (P::default(), 0)
         }
         None => (P::default(), 0),
@@ -93,11 +110,16 @@ pub async fn catch_up<P: Projection>(log: &dyn EventLog) -> Result<(P, Position)
 }
 
 /// Build the projection from position 0 up to `until` (inclusive), without touching any stored checkpoint.
-pub async fn rebuild<P: Projection>(log: &dyn EventLog, until: Position) -> Result<P, ProjectionError> {
+pub async fn rebuild<P: Projection>(
+    log: &dyn EventLog,
+    until: Position,
+) -> Result<P, ProjectionError> {
     let mut model = P::default();
     let mut position = 0;
     while position < until {
-        let batch = log.read_all(position + 1, READ_BATCH.min((until - position) as usize)).await?;
+        let batch = log
+            .read_all(position + 1, READ_BATCH.min((until - position) as usize))
+            .await?;
         let Some(last) = batch.last() else { break };
         position = last.position;
         for e in &batch {
@@ -107,15 +129,30 @@ pub async fn rebuild<P: Projection>(log: &dyn EventLog, until: Position) -> Resu
     Ok(model)
 }
 
-async fn save<P: Projection>(log: &dyn EventLog, model: &RwLock<P>, position: Position) -> Result<(), ProjectionError> {
+async fn save<P: Projection>(
+    log: &dyn EventLog,
+    model: &RwLock<P>,
+    position: Position,
+) -> Result<(), ProjectionError> {
     let state = model.read().encode_state()?;
-    log.save_checkpoint(P::NAME, Checkpoint { version: P::VERSION, position, state }).await?;
+    log.save_checkpoint(
+        P::NAME,
+        Checkpoint {
+            version: P::VERSION,
+            position,
+            state,
+        },
+    )
+    .await?;
     Ok(())
 }
 
 impl<P: Projection> Live<P> {
     /// Catch up to the head, then follow the log in a background task on the current tokio runtime.
-    pub async fn start(log: Arc<dyn EventLog>, config: RunnerConfig) -> Result<Self, ProjectionError> {
+    pub async fn start(
+        log: Arc<dyn EventLog>,
+        config: RunnerConfig,
+    ) -> Result<Self, ProjectionError> {
         let (model, position) = catch_up::<P>(log.as_ref()).await?;
         let model = Arc::new(RwLock::new(model));
         save(log.as_ref(), &model, position).await?;
@@ -161,7 +198,9 @@ impl<P: Projection> Live<P> {
                     }
                 }
                 tx.send_replace(reached);
-                if unsaved >= config.checkpoint_every_events || last_save.elapsed() >= config.checkpoint_every {
+                if unsaved >= config.checkpoint_every_events
+                    || last_save.elapsed() >= config.checkpoint_every
+                {
                     if let Err(e) = save(log.as_ref(), &task_model, reached).await {
                         tracing::warn!(projection = P::NAME, error = %e, "checkpoint failed");
                     }
@@ -170,7 +209,10 @@ impl<P: Projection> Live<P> {
                 }
             }
         });
-        Ok(Live { model, position: rx })
+        Ok(Live {
+            model,
+            position: rx,
+        })
     }
 
     /// Read access to the model. Hold it briefly: the runner waits for it to apply new events.

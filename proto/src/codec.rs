@@ -23,10 +23,18 @@ pub trait DomainEvent: Sized + Clone + Send + Sync + std::fmt::Debug + 'static {
 }
 
 /// Decode any known event of any service into JSON (for tools); `None` for types this build does not know.
-pub fn event_json(event_type: &str, payload: &[u8]) -> Option<Result<serde_json::Value, CodecError>> {
+pub fn event_json(
+    event_type: &str,
+    payload: &[u8],
+) -> Option<Result<serde_json::Value, CodecError>> {
     let service = event_type.split('.').next().unwrap_or_default();
     let to_json = |v: Result<crate::IdentityEvent, CodecError>| {
-        v.and_then(|e| serde_json::to_value(e).map_err(|err| CodecError::Decode { event_type: event_type.to_string(), reason: err.to_string() }))
+        v.and_then(|e| {
+            serde_json::to_value(e).map_err(|err| CodecError::Decode {
+                event_type: event_type.to_string(),
+                reason: err.to_string(),
+            })
+        })
     };
     match service {
         "identity" => Some(to_json(crate::IdentityEvent::decode(event_type, payload))),

@@ -44,8 +44,15 @@ static UNIQUE: AtomicU64 = AtomicU64::new(0);
 /// A short string that is unique within this process and very likely across processes.
 pub fn unique_suffix() -> String {
     let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    format!("{:x}{:x}{:x}", std::process::id(), t.subsec_nanos() & 0xfffff, n)
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "{:x}{:x}{:x}",
+        std::process::id(),
+        t.subsec_nanos() & 0xfffff,
+        n
+    )
 }
 
 /// A tiny deterministic-per-seed PRNG (xorshift64*), so tests need no extra crates.
@@ -53,7 +60,9 @@ pub struct Rng(u64);
 
 impl Rng {
     pub fn from_time() -> Rng {
-        let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         Rng((t.as_nanos() as u64) ^ 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id()))
     }
     pub fn next_u64(&mut self) -> u64 {
@@ -71,7 +80,9 @@ impl Rng {
 }
 
 fn keep_dirs() -> bool {
-    std::env::var("STRATA_KEEP_TEST_DIRS").map(|v| v == "1").unwrap_or(false)
+    std::env::var("STRATA_KEEP_TEST_DIRS")
+        .map(|v| v == "1")
+        .unwrap_or(false)
 }
 
 fn tail_of_file(path: &Path, lines: usize) -> String {
@@ -100,7 +111,11 @@ impl CmdOutput {
             "command: {}\nexit code: {:?}{}\n--- stdout ---\n{}\n--- stderr ---\n{}",
             self.command,
             self.code,
-            if self.timed_out { " (killed at timeout)" } else { "" },
+            if self.timed_out {
+                " (killed at timeout)"
+            } else {
+                ""
+            },
             truncate(&self.stdout, 6000),
             truncate(&self.stderr, 6000)
         )
@@ -134,7 +149,9 @@ fn describe_command(cmd: &Command) -> String {
 /// Run `cmd` to completion with a hard timeout; stdout and stderr are captured, stdin is closed.
 pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> CmdOutput {
     let command = describe_command(&cmd);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -166,10 +183,25 @@ pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> CmdOutput {
         thread::sleep(Duration::from_millis(20));
     };
     // The pipes close when the process exits (unless it left children holding them): bounded wait.
-    let stdout = out_rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
-    let stderr = err_rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
-    let code = if timed_out { None } else { status.and_then(|s| s.code()) };
-    CmdOutput { command, code, success: !timed_out && status.map(|s| s.success()).unwrap_or(false), timed_out, stdout, stderr }
+    let stdout = out_rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_default();
+    let stderr = err_rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_default();
+    let code = if timed_out {
+        None
+    } else {
+        status.and_then(|s| s.code())
+    };
+    CmdOutput {
+        command,
+        code,
+        success: !timed_out && status.map(|s| s.success()).unwrap_or(false),
+        timed_out,
+        stdout,
+        stderr,
+    }
 }
 
 fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> mpsc::Receiver<String> {
@@ -218,7 +250,10 @@ impl Server {
 
     /// Like [`Server::start`], with extra arguments appended to `strata serve ...`.
     pub fn start_with_args(extra: &[&str]) -> Server {
-        let tmp = tempfile::Builder::new().prefix("strata-test-").tempdir().expect("create temp dir");
+        let tmp = tempfile::Builder::new()
+            .prefix("strata-test-")
+            .tempdir()
+            .expect("create temp dir");
         let root = tmp.path().to_path_buf();
         let data_dir = root.join("data");
         let clouds_yaml = root.join("clouds.yaml");
@@ -250,7 +285,8 @@ impl Server {
     fn spawn(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "spawn() with a child still attached");
         self.starts += 1;
-        let stderr = File::create(self.stderr_log()).map_err(|e| format!("create stderr log: {e}"))?;
+        let stderr =
+            File::create(self.stderr_log()).map_err(|e| format!("create stderr log: {e}"))?;
         let mut cmd = Command::new(STRATA_BIN);
         cmd.arg("serve")
             .arg("--data-dir")
@@ -274,7 +310,11 @@ impl Server {
         let (tx, rx) = mpsc::channel::<String>();
         let copy_path = self.stdout_log();
         thread::spawn(move || {
-            let mut copy = OpenOptions::new().create(true).append(true).open(copy_path).ok();
+            let mut copy = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(copy_path)
+                .ok();
             let mut sent = false;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
@@ -292,11 +332,18 @@ impl Server {
         let ready = match rx.recv_timeout(READY_TIMEOUT) {
             Ok(line) => line,
             Err(e) => {
-                let status = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+                let status = self
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten());
                 self.kill();
                 let why = match e {
-                    mpsc::RecvTimeoutError::Timeout => format!("no READY line within {READY_TIMEOUT:?}"),
-                    mpsc::RecvTimeoutError::Disconnected => format!("stdout closed before READY (exit: {status:?})"),
+                    mpsc::RecvTimeoutError::Timeout => {
+                        format!("no READY line within {READY_TIMEOUT:?}")
+                    }
+                    mpsc::RecvTimeoutError::Disconnected => {
+                        format!("stdout closed before READY (exit: {status:?})")
+                    }
                 };
                 return Err(format!(
                     "{why}\ncommand: {command}\n--- stdout ---\n{}\n--- stderr (tail) ---\n{}",
@@ -320,7 +367,10 @@ impl Server {
         }
         if !self.clouds_yaml.exists() {
             self.kill();
-            return Err(format!("the server printed READY but did not write {}", self.clouds_yaml.display()));
+            return Err(format!(
+                "the server printed READY but did not write {}",
+                self.clouds_yaml.display()
+            ));
         }
         self.endpoints = endpoints;
         Ok(())
@@ -328,7 +378,10 @@ impl Server {
 
     /// The Keystone v3 URL from the READY line, `http://127.0.0.1:PORT/v3` (no trailing slash).
     pub fn identity_url(&self) -> &str {
-        self.endpoints.get("identity").map(String::as_str).expect("server has no identity endpoint")
+        self.endpoints
+            .get("identity")
+            .map(String::as_str)
+            .expect("server has no identity endpoint")
     }
 
     /// `http://127.0.0.1:PORT` of the identity API (for version discovery at `/`).
@@ -401,8 +454,18 @@ impl Server {
 
     /// A token for `admin` scoped to project `admin` (panics on failure).
     pub fn admin_token(&self) -> String {
-        get_token(self.identity_url(), "admin", &self.admin_password, Some("admin"))
-            .unwrap_or_else(|e| panic!("admin token: {e}\n--- server stderr ---\n{}", self.log_tail(40)))
+        get_token(
+            self.identity_url(),
+            "admin",
+            &self.admin_password,
+            Some("admin"),
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "admin token: {e}\n--- server stderr ---\n{}",
+                self.log_tail(40)
+            )
+        })
     }
 
     /// `strata log verify --data-dir DIR`. Best called after [`Server::kill`].
@@ -417,19 +480,32 @@ impl Server {
             .rev()
             .find(|l| l.trim_start().starts_with('{'))
             .ok_or_else(|| format!("no JSON line in the output\n{}", out.describe()))?;
-        let v: Value =
-            serde_json::from_str(line.trim()).map_err(|e| format!("bad JSON {line:?}: {e}\n{}", out.describe()))?;
+        let v: Value = serde_json::from_str(line.trim())
+            .map_err(|e| format!("bad JSON {line:?}: {e}\n{}", out.describe()))?;
         let head = LogHead {
-            head_position: v["head_position"].as_u64().ok_or_else(|| format!("no head_position in {v}"))?,
-            head_hash: v["head_hash"].as_str().ok_or_else(|| format!("no head_hash in {v}"))?.to_string(),
-            events: v["events"].as_u64().ok_or_else(|| format!("no events in {v}"))?,
+            head_position: v["head_position"]
+                .as_u64()
+                .ok_or_else(|| format!("no head_position in {v}"))?,
+            head_hash: v["head_hash"]
+                .as_str()
+                .ok_or_else(|| format!("no head_hash in {v}"))?
+                .to_string(),
+            events: v["events"]
+                .as_u64()
+                .ok_or_else(|| format!("no events in {v}"))?,
         };
         Ok(head)
     }
 
     /// `strata log dump --data-dir DIR --json`: every event, in log order. Best called after [`Server::kill`].
     pub fn log_dump(&self) -> Result<Vec<Value>, String> {
-        let out = strata(&["log", "dump", "--data-dir", path_str(&self.data_dir), "--json"]);
+        let out = strata(&[
+            "log",
+            "dump",
+            "--data-dir",
+            path_str(&self.data_dir),
+            "--json",
+        ]);
         if !out.success {
             return Err(out.describe());
         }
@@ -438,8 +514,13 @@ impl Server {
             if line.trim().is_empty() {
                 continue;
             }
-            let v: Value = serde_json::from_str(line)
-                .map_err(|e| format!("log dump line {} is not JSON ({e}): {}", i + 1, truncate(line, 500)))?;
+            let v: Value = serde_json::from_str(line).map_err(|e| {
+                format!(
+                    "log dump line {} is not JSON ({e}): {}",
+                    i + 1,
+                    truncate(line, 500)
+                )
+            })?;
             events.push(v);
         }
         Ok(events)
@@ -488,7 +569,9 @@ pub struct LogHead {
 // ---------------------------------------------------------------------------------------------------------
 
 pub fn ev_position(ev: &Value) -> u64 {
-    ev["position"].as_u64().unwrap_or_else(|| panic!("event without numeric position: {ev}"))
+    ev["position"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("event without numeric position: {ev}"))
 }
 
 pub fn ev_type(ev: &Value) -> &str {
@@ -527,14 +610,19 @@ pub fn check_dump_invariants(events: &[Value]) -> Result<(), String> {
     let mut stream_versions: BTreeMap<String, u64> = BTreeMap::new();
     for (i, ev) in events.iter().enumerate() {
         let want = i as u64 + 1;
-        let pos = ev["position"].as_u64().ok_or_else(|| format!("event #{want} has no numeric position: {ev}"))?;
+        let pos = ev["position"]
+            .as_u64()
+            .ok_or_else(|| format!("event #{want} has no numeric position: {ev}"))?;
         if pos != want {
-            return Err(format!("positions are not dense 1..N in order: event #{want} has position {pos}"));
+            return Err(format!(
+                "positions are not dense 1..N in order: event #{want} has position {pos}"
+            ));
         }
         let stream = ev["stream_id"].as_str().filter(|s| !s.is_empty());
         let stream = stream.ok_or_else(|| format!("event at {pos} has no stream_id: {ev}"))?;
-        let version =
-            ev["stream_version"].as_u64().ok_or_else(|| format!("event at {pos} has no stream_version: {ev}"))?;
+        let version = ev["stream_version"]
+            .as_u64()
+            .ok_or_else(|| format!("event at {pos} has no stream_version: {ev}"))?;
         let expected = stream_versions.get(stream).copied().unwrap_or(0) + 1;
         if version != expected {
             return Err(format!(
@@ -545,14 +633,20 @@ pub fn check_dump_invariants(events: &[Value]) -> Result<(), String> {
         let ty = ev_type(ev);
         let parts: Vec<&str> = ty.split('.').collect();
         if parts.len() != 3 || !parts[2].starts_with('v') {
-            return Err(format!("event at {pos} has event_type {ty:?}, expected <service>.<Name>.v<N>"));
+            return Err(format!(
+                "event at {pos} has event_type {ty:?}, expected <service>.<Name>.v<N>"
+            ));
         }
         let at = ev["recorded_at"].as_str().unwrap_or("");
         if at.len() < 20 || !at.contains('T') {
-            return Err(format!("event at {pos} has recorded_at {at:?}, expected RFC 3339"));
+            return Err(format!(
+                "event at {pos} has recorded_at {at:?}, expected RFC 3339"
+            ));
         }
         if !ev["payload"].is_object() {
-            return Err(format!("event at {pos} has no decoded payload object: {ev}"));
+            return Err(format!(
+                "event at {pos} has no decoded payload object: {ev}"
+            ));
         }
     }
     Ok(())
@@ -574,7 +668,10 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The `X-OpenStack-Request-Id` header.
@@ -589,8 +686,15 @@ impl Resp {
 
     /// The body as JSON; panics with the raw body when it is not JSON.
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("{} {} -> {}: body is not JSON ({e}): {}", self.method, self.url, self.status, truncate(&self.body, 2000)))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "{} {} -> {}: body is not JSON ({e}): {}",
+                self.method,
+                self.url,
+                self.status,
+                truncate(&self.body, 2000)
+            )
+        })
     }
 
     pub fn describe(&self) -> String {
@@ -606,7 +710,12 @@ impl Resp {
 
     /// Panics unless the status is `status`; returns self for chaining.
     pub fn expect(self, status: u16) -> Resp {
-        assert_eq!(self.status, status, "unexpected status: {}", self.describe());
+        assert_eq!(
+            self.status,
+            status,
+            "unexpected status: {}",
+            self.describe()
+        );
         self
     }
 }
@@ -626,13 +735,18 @@ pub fn request_raw(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> Result<Resp, String> {
-    let mut req = agent().request(method, url).set("Accept", "application/json");
+    let mut req = agent()
+        .request(method, url)
+        .set("Accept", "application/json");
     for (k, v) in headers {
         req = req.set(k, v);
     }
     let result = match body {
         Some(b) => {
-            if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            {
                 req = req.set("Content-Type", "application/json");
             }
             req.send_string(b)
@@ -650,12 +764,25 @@ pub fn request_raw(
         .into_iter()
         .filter_map(|n| resp.header(&n).map(|v| (n.clone(), v.to_string())))
         .collect();
-    let body = resp.into_string().map_err(|e| format!("{method} {url}: reading body: {e}"))?;
-    Ok(Resp { method: method.to_string(), url: url.to_string(), status, headers, body })
+    let body = resp
+        .into_string()
+        .map_err(|e| format!("{method} {url}: reading body: {e}"))?;
+    Ok(Resp {
+        method: method.to_string(),
+        url: url.to_string(),
+        status,
+        headers,
+        body,
+    })
 }
 
 /// A JSON request with an optional `X-Auth-Token`; `Err` only for transport failures.
-pub fn try_request(method: &str, url: &str, token: Option<&str>, body: Option<&Value>) -> Result<Resp, String> {
+pub fn try_request(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Result<Resp, String> {
     let body = body.map(|b| b.to_string());
     let mut headers = Vec::new();
     if let Some(t) = token {
@@ -704,31 +831,70 @@ pub fn password_auth_body(user: &str, password: &str, project: Option<&str>) -> 
 }
 
 /// Issue a token over HTTP (password method); returns the response (whatever its status).
-pub fn try_issue_token(identity_url: &str, user: &str, password: &str, project: Option<&str>) -> Result<Resp, String> {
-    try_request("POST", &format!("{identity_url}/auth/tokens"), None, Some(&password_auth_body(user, password, project)))
+pub fn try_issue_token(
+    identity_url: &str,
+    user: &str,
+    password: &str,
+    project: Option<&str>,
+) -> Result<Resp, String> {
+    try_request(
+        "POST",
+        &format!("{identity_url}/auth/tokens"),
+        None,
+        Some(&password_auth_body(user, password, project)),
+    )
 }
 
 /// Issue a token over HTTP (password method) and return its id (the `X-Subject-Token` header).
-pub fn get_token(identity_url: &str, user: &str, password: &str, project: Option<&str>) -> Result<String, String> {
+pub fn get_token(
+    identity_url: &str,
+    user: &str,
+    password: &str,
+    project: Option<&str>,
+) -> Result<String, String> {
     let resp = try_issue_token(identity_url, user, password, project)?;
     if resp.status != 201 {
-        return Err(format!("token issue for {user} failed: {}", resp.describe()));
+        return Err(format!(
+            "token issue for {user} failed: {}",
+            resp.describe()
+        ));
     }
-    resp.subject_token()
-        .map(str::to_string)
-        .ok_or_else(|| format!("token issue for {user} returned no X-Subject-Token: {}", resp.describe()))
+    resp.subject_token().map(str::to_string).ok_or_else(|| {
+        format!(
+            "token issue for {user} returned no X-Subject-Token: {}",
+            resp.describe()
+        )
+    })
 }
 
 /// Checks Keystone's error format: `{"error": {"code": N, "message": "...", "title": "..."}}`.
 pub fn assert_keystone_error(resp: &Resp, status: u16, title: &str) {
-    assert_eq!(resp.status, status, "unexpected status: {}", resp.describe());
+    assert_eq!(
+        resp.status,
+        status,
+        "unexpected status: {}",
+        resp.describe()
+    );
     let v: Value = serde_json::from_str(&resp.body)
         .unwrap_or_else(|e| panic!("error body is not JSON ({e}): {}", resp.describe()));
     let err = &v["error"];
-    assert_eq!(err["code"].as_u64(), Some(u64::from(status)), "error.code: {}", resp.describe());
-    assert_eq!(err["title"].as_str(), Some(title), "error.title: {}", resp.describe());
+    assert_eq!(
+        err["code"].as_u64(),
+        Some(u64::from(status)),
+        "error.code: {}",
+        resp.describe()
+    );
+    assert_eq!(
+        err["title"].as_str(),
+        Some(title),
+        "error.title: {}",
+        resp.describe()
+    );
     assert!(
-        err["message"].as_str().map(|m| !m.is_empty()).unwrap_or(false),
+        err["message"]
+            .as_str()
+            .map(|m| !m.is_empty())
+            .unwrap_or(false),
         "error.message must be a non-empty string: {}",
         resp.describe()
     );
@@ -764,8 +930,14 @@ pub fn require_cli() -> Option<PathBuf> {
     if bin.is_file() {
         return Some(bin);
     }
-    if std::env::var("STRATA_SKIP_CLI").map(|v| v == "1").unwrap_or(false) {
-        eprintln!("SKIPPED: {} is missing and STRATA_SKIP_CLI=1", bin.display());
+    if std::env::var("STRATA_SKIP_CLI")
+        .map(|v| v == "1")
+        .unwrap_or(false)
+    {
+        eprintln!(
+            "SKIPPED: {} is missing and STRATA_SKIP_CLI=1",
+            bin.display()
+        );
         return None;
     }
     panic!(
@@ -810,7 +982,11 @@ pub struct Cli {
 impl Cli {
     /// The server's own clouds.yaml, cloud `strata` (admin).
     pub fn admin(server: &Server) -> Cli {
-        Cli { config_file: server.clouds_yaml().to_path_buf(), cloud: "strata".into(), timeout: CLI_TIMEOUT }
+        Cli {
+            config_file: server.clouds_yaml().to_path_buf(),
+            cloud: "strata".into(),
+            timeout: CLI_TIMEOUT,
+        }
     }
 
     /// Write a clouds.yaml for `user`/`password` scoped to `project` (all in domain Default) next to the
@@ -825,7 +1001,11 @@ impl Cli {
             url = server.identity_url(),
         );
         fs::write(&file, yaml).expect("write clouds yaml");
-        Cli { config_file: file, cloud, timeout: CLI_TIMEOUT }
+        Cli {
+            config_file: file,
+            cloud,
+            timeout: CLI_TIMEOUT,
+        }
     }
 
     fn command(&self, args: &[&str], json: bool) -> Command {
@@ -833,7 +1013,10 @@ impl Cli {
         // A clean OS_* environment: only our clouds.yaml decides who we are.
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().into_owned();
-            if k.starts_with("OS_") || k.eq_ignore_ascii_case("http_proxy") || k.eq_ignore_ascii_case("https_proxy") {
+            if k.starts_with("OS_")
+                || k.eq_ignore_ascii_case("http_proxy")
+                || k.eq_ignore_ascii_case("https_proxy")
+            {
                 cmd.env_remove(&k);
             }
         }
@@ -855,7 +1038,10 @@ impl Cli {
         if out.success {
             Ok(out.stdout)
         } else {
-            Err(CliError { output: out, parse_error: None })
+            Err(CliError {
+                output: out,
+                parse_error: None,
+            })
         }
     }
 
@@ -863,11 +1049,17 @@ impl Cli {
     pub fn json(&self, args: &[&str]) -> Result<Value, CliError> {
         let out = run_with_timeout(self.command(args, true), self.timeout);
         if !out.success {
-            return Err(CliError { output: out, parse_error: None });
+            return Err(CliError {
+                output: out,
+                parse_error: None,
+            });
         }
         match serde_json::from_str(out.stdout.trim()) {
             Ok(v) => Ok(v),
-            Err(e) => Err(CliError { output: out, parse_error: Some(e.to_string()) }),
+            Err(e) => Err(CliError {
+                output: out,
+                parse_error: Some(e.to_string()),
+            }),
         }
     }
 }
@@ -886,11 +1078,16 @@ pub fn openstack_json(server: &Server, args: &[&str]) -> Result<Value, CliError>
 pub fn ok<T>(server: &Server, what: &str, r: Result<T, CliError>) -> T {
     match r {
         Ok(v) => v,
-        Err(e) => panic!("`openstack {what}` failed:\n{e}\n--- server stderr (tail) ---\n{}", server.log_tail(30)),
+        Err(e) => panic!(
+            "`openstack {what}` failed:\n{e}\n--- server stderr (tail) ---\n{}",
+            server.log_tail(30)
+        ),
     }
 }
 
 /// In a CLI list (`-f json`), the row whose `column` equals `value`.
 pub fn row_with<'a>(list: &'a Value, column: &str, value: &str) -> Option<&'a Value> {
-    list.as_array()?.iter().find(|r| r[column].as_str() == Some(value))
+    list.as_array()?
+        .iter()
+        .find(|r| r[column].as_str() == Some(value))
 }

@@ -12,14 +12,19 @@ use crate::common::{base_url, RequestId};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for kind in ["projects", "domains"] {
-        cfg.route(&format!("/v3/{kind}/{{target}}/users/{{user}}/roles"), web::get().to(list_on_target))
-            .service(
-                web::resource(format!("/v3/{kind}/{{target}}/users/{{user}}/roles/{{role}}"))
-                    .route(web::put().to(grant))
-                    .route(web::head().to(check))
-                    .route(web::get().to(check))
-                    .route(web::delete().to(revoke)),
-            );
+        cfg.route(
+            &format!("/v3/{kind}/{{target}}/users/{{user}}/roles"),
+            web::get().to(list_on_target),
+        )
+        .service(
+            web::resource(format!(
+                "/v3/{kind}/{{target}}/users/{{user}}/roles/{{role}}"
+            ))
+            .route(web::put().to(grant))
+            .route(web::head().to(check))
+            .route(web::get().to(check))
+            .route(web::delete().to(revoke)),
+        );
     }
     cfg.route("/v3/role_assignments", web::get().to(list_assignments));
 }
@@ -41,7 +46,12 @@ fn scope_of(t: &Target) -> Scope {
 }
 
 /// 404 unless the user, the role and the target all exist.
-fn check_exists(view: &IdentityView, user: &str, role: Option<&str>, target: &Target) -> Result<(), KeystoneError> {
+fn check_exists(
+    view: &IdentityView,
+    user: &str,
+    role: Option<&str>,
+    target: &Target,
+) -> Result<(), KeystoneError> {
     if !view.users.contains_key(user) {
         return Err(KeystoneError::not_found("user", user));
     }
@@ -51,8 +61,12 @@ fn check_exists(view: &IdentityView, user: &str, role: Option<&str>, target: &Ta
         }
     }
     match target {
-        Target::Project(p) if !view.projects.contains_key(p) => Err(KeystoneError::not_found("project", p)),
-        Target::Domain(d) if !view.domains.contains_key(d) => Err(KeystoneError::not_found("domain", d)),
+        Target::Project(p) if !view.projects.contains_key(p) => {
+            Err(KeystoneError::not_found("project", p))
+        }
+        Target::Domain(d) if !view.domains.contains_key(d) => {
+            Err(KeystoneError::not_found("domain", d))
+        }
         _ => Ok(()),
     }
 }
@@ -69,8 +83,19 @@ async fn grant(
     let target = target_of(&req, target);
     check_exists(&identity.view.read(), &user, Some(&role), &target)?;
     let id = assignment_id(&user, &target);
-    let cmd = AssignmentCommand::Grant { user_id: user, target, role_id: role };
-    identity.run(&identity.assignments, &id, cmd, &rid.metadata(caller.0.principal())).await?;
+    let cmd = AssignmentCommand::Grant {
+        user_id: user,
+        target,
+        role_id: role,
+    };
+    identity
+        .run(
+            &identity.assignments,
+            &id,
+            cmd,
+            &rid.metadata(caller.0.principal()),
+        )
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -88,7 +113,10 @@ async fn check(
     if view.direct_roles(&user, &scope_of(&target)).contains(&role) {
         Ok(HttpResponse::NoContent().finish())
     } else {
-        Err(KeystoneError::not_found("role assignment", &format!("role {role} for user {user}")))
+        Err(KeystoneError::not_found(
+            "role assignment",
+            &format!("role {role} for user {user}"),
+        ))
     }
 }
 
@@ -104,8 +132,19 @@ async fn revoke(
     let target = target_of(&req, target);
     check_exists(&identity.view.read(), &user, Some(&role), &target)?;
     let id = assignment_id(&user, &target);
-    let cmd = AssignmentCommand::Revoke { user_id: user, target, role_id: role };
-    identity.run(&identity.assignments, &id, cmd, &rid.metadata(caller.0.principal())).await?;
+    let cmd = AssignmentCommand::Revoke {
+        user_id: user,
+        target,
+        role_id: role,
+    };
+    identity
+        .run(
+            &identity.assignments,
+            &id,
+            cmd,
+            &rid.metadata(caller.0.principal()),
+        )
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -161,7 +200,12 @@ async fn list_assignments(
         if effective {
             for implied in view.expand_implied(&[a.role_id.clone()].into_iter().collect()) {
                 if implied != a.role_id {
-                    rows.push((a.user_id.clone(), a.scope.clone(), implied, Some(a.role_id.clone())));
+                    rows.push((
+                        a.user_id.clone(),
+                        a.scope.clone(),
+                        implied,
+                        Some(a.role_id.clone()),
+                    ));
                 }
             }
         }
@@ -225,5 +269,8 @@ async fn list_assignments(
             json!({ "role": role, "user": user, "scope": scope, "links": links })
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "role_assignments": out, "links": collection_links(&req) })))
+    Ok(
+        HttpResponse::Ok()
+            .json(json!({ "role_assignments": out, "links": collection_links(&req) })),
+    )
 }

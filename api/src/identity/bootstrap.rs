@@ -4,8 +4,8 @@
 //! Every step checks the view first, so a restart appends only what changed.
 
 use strata_actors::identity::{
-    assignment_id, password, AssignmentCommand, DomainCommand, EndpointCommand, ProjectCommand, RegionCommand,
-    RoleCommand, ServiceCommand, Target, UserCommand,
+    assignment_id, password, AssignmentCommand, DomainCommand, EndpointCommand, ProjectCommand,
+    RegionCommand, RoleCommand, ServiceCommand, Target, UserCommand,
 };
 use strata_events::Metadata;
 
@@ -39,7 +39,9 @@ pub async fn bootstrap(
     let mut report = BootstrapReport::default();
 
     if !identity.view.read().domains.contains_key(DEFAULT_DOMAIN) {
-        identity.claim_name("domain", "", "Default", DEFAULT_DOMAIN, &meta).await?;
+        identity
+            .claim_name("domain", "", "Default", DEFAULT_DOMAIN, &meta)
+            .await?;
         let cmd = DomainCommand::Create {
             domain_id: DEFAULT_DOMAIN.into(),
             name: "Default".into(),
@@ -47,19 +49,30 @@ pub async fn bootstrap(
             enabled: true,
             extra_json: String::new(),
         };
-        identity.run(&identity.domains, DEFAULT_DOMAIN, cmd, &meta).await?;
+        identity
+            .run(&identity.domains, DEFAULT_DOMAIN, cmd, &meta)
+            .await?;
     }
 
     // Roles and Keystone's default chain: admin implies member implies reader.
     let mut role_ids = Vec::new();
     for name in ["admin", "member", "reader"] {
-        let existing = identity.view.read().role_by_name(name).map(|r| r.id.clone());
+        let existing = identity
+            .view
+            .read()
+            .role_by_name(name)
+            .map(|r| r.id.clone());
         let id = match existing {
             Some(id) => id,
             None => {
                 let id = new_id();
                 identity.claim_name("role", "", name, &id, &meta).await?;
-                let cmd = RoleCommand::Create { role_id: id.clone(), name: name.into(), domain_id: String::new(), description: String::new() };
+                let cmd = RoleCommand::Create {
+                    role_id: id.clone(),
+                    name: name.into(),
+                    domain_id: String::new(),
+                    description: String::new(),
+                };
                 identity.run(&identity.roles, &id, cmd, &meta).await?;
                 id
             }
@@ -68,20 +81,33 @@ pub async fn bootstrap(
     }
     for pair in role_ids.windows(2) {
         let (prior, implied) = (&pair[0], &pair[1]);
-        let present = identity.view.read().roles.get(prior).is_some_and(|r| r.implies.contains(implied));
+        let present = identity
+            .view
+            .read()
+            .roles
+            .get(prior)
+            .is_some_and(|r| r.implies.contains(implied));
         if !present {
-            let cmd = RoleCommand::AddImplication { implied_role_id: implied.clone() };
+            let cmd = RoleCommand::AddImplication {
+                implied_role_id: implied.clone(),
+            };
             identity.run(&identity.roles, prior, cmd, &meta).await?;
         }
     }
     let admin_role = role_ids[0].clone();
 
-    let existing = identity.view.read().project_by_name(DEFAULT_DOMAIN, "admin").map(|p| p.id.clone());
+    let existing = identity
+        .view
+        .read()
+        .project_by_name(DEFAULT_DOMAIN, "admin")
+        .map(|p| p.id.clone());
     let project_id = match existing {
         Some(id) => id,
         None => {
             let id = new_id();
-            identity.claim_name("project", DEFAULT_DOMAIN, "admin", &id, &meta).await?;
+            identity
+                .claim_name("project", DEFAULT_DOMAIN, "admin", &id, &meta)
+                .await?;
             let cmd = ProjectCommand::Create {
                 project_id: id.clone(),
                 domain_id: DEFAULT_DOMAIN.into(),
@@ -97,21 +123,37 @@ pub async fn bootstrap(
         }
     };
 
-    let existing = identity.view.read().user_by_name(DEFAULT_DOMAIN, "admin").map(|u| (u.id.clone(), u.password_hash.clone()));
+    let existing = identity
+        .view
+        .read()
+        .user_by_name(DEFAULT_DOMAIN, "admin")
+        .map(|u| (u.id.clone(), u.password_hash.clone()));
     let user_id = match existing {
         Some((id, hash)) => {
             let pw = admin_password.to_string();
-            let matches = tokio::task::spawn_blocking(move || password::verify_password(&pw, &hash)).await.unwrap_or(false);
+            let matches =
+                tokio::task::spawn_blocking(move || password::verify_password(&pw, &hash))
+                    .await
+                    .unwrap_or(false);
             if !matches {
                 let new_hash = password::hash_password(admin_password)?;
-                identity.run(&identity.users, &id, UserCommand::ChangePassword { new_hash }, &meta).await?;
+                identity
+                    .run(
+                        &identity.users,
+                        &id,
+                        UserCommand::ChangePassword { new_hash },
+                        &meta,
+                    )
+                    .await?;
                 report.reset_admin_password = true;
             }
             id
         }
         None => {
             let id = new_id();
-            identity.claim_name("user", DEFAULT_DOMAIN, "admin", &id, &meta).await?;
+            identity
+                .claim_name("user", DEFAULT_DOMAIN, "admin", &id, &meta)
+                .await?;
             let cmd = UserCommand::Create {
                 user_id: id.clone(),
                 domain_id: DEFAULT_DOMAIN.into(),
@@ -128,14 +170,32 @@ pub async fn bootstrap(
             id
         }
     };
-    for target in [Target::Project(project_id.clone()), Target::Domain(DEFAULT_DOMAIN.into())] {
-        let cmd = AssignmentCommand::Grant { user_id: user_id.clone(), target: target.clone(), role_id: admin_role.clone() };
-        identity.run(&identity.assignments, &assignment_id(&user_id, &target), cmd, &meta).await?;
+    for target in [
+        Target::Project(project_id.clone()),
+        Target::Domain(DEFAULT_DOMAIN.into()),
+    ] {
+        let cmd = AssignmentCommand::Grant {
+            user_id: user_id.clone(),
+            target: target.clone(),
+            role_id: admin_role.clone(),
+        };
+        identity
+            .run(
+                &identity.assignments,
+                &assignment_id(&user_id, &target),
+                cmd,
+                &meta,
+            )
+            .await?;
     }
 
     let region = identity.region.clone();
     if !identity.view.read().regions.contains_key(&region) {
-        let cmd = RegionCommand::Create { region_id: region.clone(), description: String::new(), parent_region_id: String::new() };
+        let cmd = RegionCommand::Create {
+            region_id: region.clone(),
+            description: String::new(),
+            parent_region_id: String::new(),
+        };
         identity.run(&identity.regions, &region, cmd, &meta).await?;
     }
 
@@ -146,8 +206,17 @@ pub async fn bootstrap(
 }
 
 /// Make the catalog hold exactly one enabled endpoint per interface for `entry`, at its current URL.
-async fn sync_catalog_entry(identity: &Identity, entry: &CatalogEntry, region: &str, meta: &Metadata) -> Result<(), KeystoneError> {
-    let existing = identity.view.read().service_by_type(&entry.service_type).map(|s| s.id.clone());
+async fn sync_catalog_entry(
+    identity: &Identity,
+    entry: &CatalogEntry,
+    region: &str,
+    meta: &Metadata,
+) -> Result<(), KeystoneError> {
+    let existing = identity
+        .view
+        .read()
+        .service_by_type(&entry.service_type)
+        .map(|s| s.id.clone());
     let service_id = match existing {
         Some(id) => id,
         None => {
@@ -169,7 +238,9 @@ async fn sync_catalog_entry(identity: &Identity, entry: &CatalogEntry, region: &
             .read()
             .endpoints
             .values()
-            .filter(|e| e.service_id == service_id && e.interface == interface && e.region_id == region)
+            .filter(|e| {
+                e.service_id == service_id && e.interface == interface && e.region_id == region
+            })
             .map(|e| (e.id.clone(), e.url.clone(), e.enabled))
             .collect();
         match current.first() {

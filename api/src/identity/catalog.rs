@@ -5,33 +5,47 @@ use serde_json::{json, Value};
 use strata_actors::identity::{EndpointCommand, RegionCommand, ServiceCommand};
 use strata_projections::identity::{EndpointRow, RegionRow, ServiceRow};
 
-use super::util::{collection_links, entity, opt_bool, opt_name, opt_str, query, req_name, self_link};
+use super::util::{
+    collection_links, entity, opt_bool, opt_name, opt_str, query, req_name, self_link,
+};
 use super::{new_id, Authed, Identity, KeystoneError};
 use crate::common::RequestId;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/v3/services").route(web::get().to(list_services)).route(web::post().to(create_service)))
-        .service(
-            web::resource("/v3/services/{id}")
-                .route(web::get().to(show_service))
-                .route(web::patch().to(update_service))
-                .route(web::delete().to(delete_service)),
-        )
-        .service(web::resource("/v3/endpoints").route(web::get().to(list_endpoints)).route(web::post().to(create_endpoint)))
-        .service(
-            web::resource("/v3/endpoints/{id}")
-                .route(web::get().to(show_endpoint))
-                .route(web::patch().to(update_endpoint))
-                .route(web::delete().to(delete_endpoint)),
-        )
-        .service(web::resource("/v3/regions").route(web::get().to(list_regions)).route(web::post().to(create_region)))
-        .service(
-            web::resource("/v3/regions/{id}")
-                .route(web::get().to(show_region))
-                .route(web::put().to(put_region))
-                .route(web::patch().to(update_region))
-                .route(web::delete().to(delete_region)),
-        );
+    cfg.service(
+        web::resource("/v3/services")
+            .route(web::get().to(list_services))
+            .route(web::post().to(create_service)),
+    )
+    .service(
+        web::resource("/v3/services/{id}")
+            .route(web::get().to(show_service))
+            .route(web::patch().to(update_service))
+            .route(web::delete().to(delete_service)),
+    )
+    .service(
+        web::resource("/v3/endpoints")
+            .route(web::get().to(list_endpoints))
+            .route(web::post().to(create_endpoint)),
+    )
+    .service(
+        web::resource("/v3/endpoints/{id}")
+            .route(web::get().to(show_endpoint))
+            .route(web::patch().to(update_endpoint))
+            .route(web::delete().to(delete_endpoint)),
+    )
+    .service(
+        web::resource("/v3/regions")
+            .route(web::get().to(list_regions))
+            .route(web::post().to(create_region)),
+    )
+    .service(
+        web::resource("/v3/regions/{id}")
+            .route(web::get().to(show_region))
+            .route(web::put().to(put_region))
+            .route(web::patch().to(update_region))
+            .route(web::delete().to(delete_region)),
+    );
 }
 
 fn service_json(req: &HttpRequest, s: &ServiceRow) -> Value {
@@ -59,7 +73,11 @@ fn region_json(req: &HttpRequest, r: &RegionRow) -> Value {
 
 // ---- services ----
 
-async fn list_services(identity: web::Data<Identity>, caller: Authed, req: HttpRequest) -> Result<HttpResponse, KeystoneError> {
+async fn list_services(
+    identity: web::Data<Identity>,
+    caller: Authed,
+    req: HttpRequest,
+) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:list_services")?;
     let ty = query(&req, "type");
     let name = query(&req, "name");
@@ -88,10 +106,26 @@ async fn create_service(
     let description = opt_str(&mut m, "description", 255)?.unwrap_or_default();
     let enabled = opt_bool(&mut m, "enabled")?.unwrap_or(true);
     let id = new_id();
-    let cmd = ServiceCommand::Create { service_id: id.clone(), service_type, name, description, enabled };
-    identity.run(&identity.services, &id, cmd, &rid.metadata(caller.0.principal())).await?;
+    let cmd = ServiceCommand::Create {
+        service_id: id.clone(),
+        service_type,
+        name,
+        description,
+        enabled,
+    };
+    identity
+        .run(
+            &identity.services,
+            &id,
+            cmd,
+            &rid.metadata(caller.0.principal()),
+        )
+        .await?;
     let view = identity.view.read();
-    let row = view.services.get(&id).ok_or_else(|| KeystoneError::internal("service not visible after create"))?;
+    let row = view
+        .services
+        .get(&id)
+        .ok_or_else(|| KeystoneError::internal("service not visible after create"))?;
     Ok(HttpResponse::Created().json(json!({ "service": service_json(&req, row) })))
 }
 
@@ -104,7 +138,10 @@ async fn show_service(
     caller.require_admin("identity:get_service")?;
     let id = path.into_inner();
     let view = identity.view.read();
-    let row = view.services.get(&id).ok_or_else(|| KeystoneError::not_found("service", &id))?;
+    let row = view
+        .services
+        .get(&id)
+        .ok_or_else(|| KeystoneError::not_found("service", &id))?;
     Ok(HttpResponse::Ok().json(json!({ "service": service_json(&req, row) })))
 }
 
@@ -125,9 +162,19 @@ async fn update_service(
         description: opt_str(&mut m, "description", 255)?,
         enabled: opt_bool(&mut m, "enabled")?,
     };
-    identity.run(&identity.services, &id, cmd, &rid.metadata(caller.0.principal())).await?;
+    identity
+        .run(
+            &identity.services,
+            &id,
+            cmd,
+            &rid.metadata(caller.0.principal()),
+        )
+        .await?;
     let view = identity.view.read();
-    let row = view.services.get(&id).ok_or_else(|| KeystoneError::not_found("service", &id))?;
+    let row = view
+        .services
+        .get(&id)
+        .ok_or_else(|| KeystoneError::not_found("service", &id))?;
     Ok(HttpResponse::Ok().json(json!({ "service": service_json(&req, row) })))
 }
 
@@ -139,20 +186,34 @@ async fn delete_service(
 ) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:delete_service")?;
     let id = path.into_inner();
-    let endpoints: Vec<String> =
-        identity.view.read().endpoints.values().filter(|e| e.service_id == id).map(|e| e.id.clone()).collect();
+    let endpoints: Vec<String> = identity
+        .view
+        .read()
+        .endpoints
+        .values()
+        .filter(|e| e.service_id == id)
+        .map(|e| e.id.clone())
+        .collect();
     let meta = rid.metadata(caller.0.principal());
-    identity.run(&identity.services, &id, ServiceCommand::Delete, &meta).await?;
+    identity
+        .run(&identity.services, &id, ServiceCommand::Delete, &meta)
+        .await?;
     // Keystone deletes a service's endpoints with it.
     for e in endpoints {
-        identity.run(&identity.endpoints, &e, EndpointCommand::Delete, &meta).await?;
+        identity
+            .run(&identity.endpoints, &e, EndpointCommand::Delete, &meta)
+            .await?;
     }
     Ok(HttpResponse::NoContent().finish())
 }
 
 // ---- endpoints ----
 
-async fn list_endpoints(identity: web::Data<Identity>, caller: Authed, req: HttpRequest) -> Result<HttpResponse, KeystoneError> {
+async fn list_endpoints(
+    identity: web::Data<Identity>,
+    caller: Authed,
+    req: HttpRequest,
+) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:list_endpoints")?;
     let service_id = query(&req, "service_id");
     let interface = query(&req, "interface");
@@ -169,16 +230,24 @@ async fn list_endpoints(identity: web::Data<Identity>, caller: Authed, req: Http
     Ok(HttpResponse::Ok().json(json!({ "endpoints": endpoints, "links": collection_links(&req) })))
 }
 
-fn check_refs(identity: &Identity, service_id: Option<&str>, region_id: Option<&str>) -> Result<(), KeystoneError> {
+fn check_refs(
+    identity: &Identity,
+    service_id: Option<&str>,
+    region_id: Option<&str>,
+) -> Result<(), KeystoneError> {
     let view = identity.view.read();
     if let Some(s) = service_id {
         if !view.services.contains_key(s) {
-            return Err(KeystoneError::bad_request(format!("Could not find service: {s}.")));
+            return Err(KeystoneError::bad_request(format!(
+                "Could not find service: {s}."
+            )));
         }
     }
     if let Some(r) = region_id.filter(|r| !r.is_empty()) {
         if !view.regions.contains_key(r) {
-            return Err(KeystoneError::bad_request(format!("Could not find region: {r}.")));
+            return Err(KeystoneError::bad_request(format!(
+                "Could not find region: {r}."
+            )));
         }
     }
     Ok(())
@@ -203,10 +272,27 @@ async fn create_endpoint(
     let enabled = opt_bool(&mut m, "enabled")?.unwrap_or(true);
     check_refs(&identity, Some(&service_id), Some(&region_id))?;
     let id = new_id();
-    let cmd = EndpointCommand::Create { endpoint_id: id.clone(), service_id, interface, url, region_id, enabled };
-    identity.run(&identity.endpoints, &id, cmd, &rid.metadata(caller.0.principal())).await?;
+    let cmd = EndpointCommand::Create {
+        endpoint_id: id.clone(),
+        service_id,
+        interface,
+        url,
+        region_id,
+        enabled,
+    };
+    identity
+        .run(
+            &identity.endpoints,
+            &id,
+            cmd,
+            &rid.metadata(caller.0.principal()),
+        )
+        .await?;
     let view = identity.view.read();
-    let row = view.endpoints.get(&id).ok_or_else(|| KeystoneError::internal("endpoint not visible after create"))?;
+    let row = view
+        .endpoints
+        .get(&id)
+        .ok_or_else(|| KeystoneError::internal("endpoint not visible after create"))?;
     Ok(HttpResponse::Created().json(json!({ "endpoint": endpoint_json(&req, row) })))
 }
 
@@ -219,7 +305,10 @@ async fn show_endpoint(
     caller.require_admin("identity:get_endpoint")?;
     let id = path.into_inner();
     let view = identity.view.read();
-    let row = view.endpoints.get(&id).ok_or_else(|| KeystoneError::not_found("endpoint", &id))?;
+    let row = view
+        .endpoints
+        .get(&id)
+        .ok_or_else(|| KeystoneError::not_found("endpoint", &id))?;
     Ok(HttpResponse::Ok().json(json!({ "endpoint": endpoint_json(&req, row) })))
 }
 
@@ -243,10 +332,26 @@ async fn update_endpoint(
     };
     let enabled = opt_bool(&mut m, "enabled")?;
     check_refs(&identity, service_id.as_deref(), region_id.as_deref())?;
-    let cmd = EndpointCommand::Update { service_id, interface, url, region_id, enabled };
-    identity.run(&identity.endpoints, &id, cmd, &rid.metadata(caller.0.principal())).await?;
+    let cmd = EndpointCommand::Update {
+        service_id,
+        interface,
+        url,
+        region_id,
+        enabled,
+    };
+    identity
+        .run(
+            &identity.endpoints,
+            &id,
+            cmd,
+            &rid.metadata(caller.0.principal()),
+        )
+        .await?;
     let view = identity.view.read();
-    let row = view.endpoints.get(&id).ok_or_else(|| KeystoneError::not_found("endpoint", &id))?;
+    let row = view
+        .endpoints
+        .get(&id)
+        .ok_or_else(|| KeystoneError::not_found("endpoint", &id))?;
     Ok(HttpResponse::Ok().json(json!({ "endpoint": endpoint_json(&req, row) })))
 }
 
@@ -258,13 +363,24 @@ async fn delete_endpoint(
 ) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:delete_endpoint")?;
     let id = path.into_inner();
-    identity.run(&identity.endpoints, &id, EndpointCommand::Delete, &rid.metadata(caller.0.principal())).await?;
+    identity
+        .run(
+            &identity.endpoints,
+            &id,
+            EndpointCommand::Delete,
+            &rid.metadata(caller.0.principal()),
+        )
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 // ---- regions ----
 
-async fn list_regions(identity: web::Data<Identity>, caller: Authed, req: HttpRequest) -> Result<HttpResponse, KeystoneError> {
+async fn list_regions(
+    identity: web::Data<Identity>,
+    caller: Authed,
+    req: HttpRequest,
+) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:list_regions")?;
     let parent = query(&req, "parent_region_id");
     let view = identity.view.read();
@@ -291,13 +407,30 @@ async fn create_region_with(
     let id = path_id.or(body_id).unwrap_or_else(new_id);
     let description = opt_str(&mut m, "description", 255)?.unwrap_or_default();
     let parent_region_id = opt_str(&mut m, "parent_region_id", 255)?.unwrap_or_default();
-    if !parent_region_id.is_empty() && !identity.view.read().regions.contains_key(&parent_region_id) {
-        return Err(KeystoneError::bad_request(format!("Could not find region: {parent_region_id}.")));
+    if !parent_region_id.is_empty() && !identity.view.read().regions.contains_key(&parent_region_id)
+    {
+        return Err(KeystoneError::bad_request(format!(
+            "Could not find region: {parent_region_id}."
+        )));
     }
-    let cmd = RegionCommand::Create { region_id: id.clone(), description, parent_region_id };
-    identity.run(&identity.regions, &id, cmd, &rid.metadata(caller.0.principal())).await?;
+    let cmd = RegionCommand::Create {
+        region_id: id.clone(),
+        description,
+        parent_region_id,
+    };
+    identity
+        .run(
+            &identity.regions,
+            &id,
+            cmd,
+            &rid.metadata(caller.0.principal()),
+        )
+        .await?;
     let view = identity.view.read();
-    let row = view.regions.get(&id).ok_or_else(|| KeystoneError::internal("region not visible after create"))?;
+    let row = view
+        .regions
+        .get(&id)
+        .ok_or_else(|| KeystoneError::internal("region not visible after create"))?;
     Ok(HttpResponse::Created().json(json!({ "region": region_json(req, row) })))
 }
 
@@ -319,7 +452,15 @@ async fn put_region(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, KeystoneError> {
-    create_region_with(&identity, &caller, &req, &rid, &body, Some(path.into_inner())).await
+    create_region_with(
+        &identity,
+        &caller,
+        &req,
+        &rid,
+        &body,
+        Some(path.into_inner()),
+    )
+    .await
 }
 
 async fn show_region(
@@ -331,7 +472,10 @@ async fn show_region(
     caller.require_admin("identity:get_region")?;
     let id = path.into_inner();
     let view = identity.view.read();
-    let row = view.regions.get(&id).ok_or_else(|| KeystoneError::not_found("region", &id))?;
+    let row = view
+        .regions
+        .get(&id)
+        .ok_or_else(|| KeystoneError::not_found("region", &id))?;
     Ok(HttpResponse::Ok().json(json!({ "region": region_json(&req, row) })))
 }
 
@@ -350,13 +494,28 @@ async fn update_region(
     let parent_region_id = opt_str(&mut m, "parent_region_id", 255)?;
     if let Some(p) = parent_region_id.as_ref().filter(|p| !p.is_empty()) {
         if *p == id || !identity.view.read().regions.contains_key(p) {
-            return Err(KeystoneError::bad_request(format!("Invalid parent region: {p}.")));
+            return Err(KeystoneError::bad_request(format!(
+                "Invalid parent region: {p}."
+            )));
         }
     }
-    let cmd = RegionCommand::Update { description, parent_region_id };
-    identity.run(&identity.regions, &id, cmd, &rid.metadata(caller.0.principal())).await?;
+    let cmd = RegionCommand::Update {
+        description,
+        parent_region_id,
+    };
+    identity
+        .run(
+            &identity.regions,
+            &id,
+            cmd,
+            &rid.metadata(caller.0.principal()),
+        )
+        .await?;
     let view = identity.view.read();
-    let row = view.regions.get(&id).ok_or_else(|| KeystoneError::not_found("region", &id))?;
+    let row = view
+        .regions
+        .get(&id)
+        .ok_or_else(|| KeystoneError::not_found("region", &id))?;
     Ok(HttpResponse::Ok().json(json!({ "region": region_json(&req, row) })))
 }
 
@@ -370,10 +529,21 @@ async fn delete_region(
     let id = path.into_inner();
     {
         let view = identity.view.read();
-        if view.regions.values().any(|r| r.parent_region_id == id) || view.endpoints.values().any(|e| e.region_id == id) {
-            return Err(KeystoneError::conflict(format!("Region {id} still has child regions or endpoints.")));
+        if view.regions.values().any(|r| r.parent_region_id == id)
+            || view.endpoints.values().any(|e| e.region_id == id)
+        {
+            return Err(KeystoneError::conflict(format!(
+                "Region {id} still has child regions or endpoints."
+            )));
         }
     }
-    identity.run(&identity.regions, &id, RegionCommand::Delete, &rid.metadata(caller.0.principal())).await?;
+    identity
+        .run(
+            &identity.regions,
+            &id,
+            RegionCommand::Delete,
+            &rid.metadata(caller.0.principal()),
+        )
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

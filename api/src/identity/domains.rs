@@ -6,20 +6,27 @@ use strata_actors::identity::{DomainCommand, ProjectCommand, UserCommand};
 use strata_projections::identity::DomainRow;
 
 use super::projects::{merged_extra, DESCRIPTION_MAX};
-use super::util::{collection_links, entity, extra_json, merge_extra, opt_bool, opt_name, opt_str, query, query_bool, req_name, self_link};
+use super::util::{
+    collection_links, entity, extra_json, merge_extra, opt_bool, opt_name, opt_str, query,
+    query_bool, req_name, self_link,
+};
 use super::{new_id, Authed, Identity, KeystoneError};
 use crate::common::RequestId;
 
 const NAME_MAX: usize = 64;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/v3/domains").route(web::get().to(list)).route(web::post().to(create)))
-        .service(
-            web::resource("/v3/domains/{id}")
-                .route(web::get().to(show))
-                .route(web::patch().to(update))
-                .route(web::delete().to(delete)),
-        );
+    cfg.service(
+        web::resource("/v3/domains")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(
+        web::resource("/v3/domains/{id}")
+            .route(web::get().to(show))
+            .route(web::patch().to(update))
+            .route(web::delete().to(delete)),
+    );
 }
 
 pub fn domain_json(req: &HttpRequest, d: &DomainRow) -> Value {
@@ -36,7 +43,11 @@ pub fn domain_json(req: &HttpRequest, d: &DomainRow) -> Value {
     v
 }
 
-async fn list(identity: web::Data<Identity>, caller: Authed, req: HttpRequest) -> Result<HttpResponse, KeystoneError> {
+async fn list(
+    identity: web::Data<Identity>,
+    caller: Authed,
+    req: HttpRequest,
+) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:list_domains")?;
     let name = query(&req, "name");
     let enabled = query_bool(&req, "enabled");
@@ -68,13 +79,22 @@ async fn create(
     let id = new_id();
     let meta = rid.metadata(caller.0.principal());
     identity.claim_name("domain", "", &name, &id, &meta).await?;
-    let cmd = DomainCommand::Create { domain_id: id.clone(), name: name.clone(), description, enabled, extra_json: extra };
+    let cmd = DomainCommand::Create {
+        domain_id: id.clone(),
+        name: name.clone(),
+        description,
+        enabled,
+        extra_json: extra,
+    };
     if let Err(e) = identity.run(&identity.domains, &id, cmd, &meta).await {
         identity.release_name("domain", "", &name, &id, &meta).await;
         return Err(e);
     }
     let view = identity.view.read();
-    let row = view.domains.get(&id).ok_or_else(|| KeystoneError::internal("domain not visible after create"))?;
+    let row = view
+        .domains
+        .get(&id)
+        .ok_or_else(|| KeystoneError::internal("domain not visible after create"))?;
     Ok(HttpResponse::Created().json(json!({ "domain": domain_json(&req, row) })))
 }
 
@@ -89,7 +109,10 @@ async fn show(
         return Err(KeystoneError::forbidden("identity:get_domain"));
     }
     let view = identity.view.read();
-    let row = view.domains.get(&id).ok_or_else(|| KeystoneError::not_found("domain", &id))?;
+    let row = view
+        .domains
+        .get(&id)
+        .ok_or_else(|| KeystoneError::not_found("domain", &id))?;
     Ok(HttpResponse::Ok().json(json!({ "domain": domain_json(&req, row) })))
 }
 
@@ -108,23 +131,51 @@ async fn update(
     let description = opt_str(&mut m, "description", DESCRIPTION_MAX)?;
     let enabled = opt_bool(&mut m, "enabled")?;
     m.remove("tags");
-    let current = identity.view.read().domains.get(&id).cloned().ok_or_else(|| KeystoneError::not_found("domain", &id))?;
-    let extra = if m.is_empty() { None } else { Some(merged_extra(&current.extra_json, m)) };
+    let current = identity
+        .view
+        .read()
+        .domains
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| KeystoneError::not_found("domain", &id))?;
+    let extra = if m.is_empty() {
+        None
+    } else {
+        Some(merged_extra(&current.extra_json, m))
+    };
     let meta = rid.metadata(caller.0.principal());
     let rename = name.as_ref().filter(|n| **n != current.name).cloned();
     if let Some(new_name) = &rename {
-        identity.claim_name("domain", "", new_name, &id, &meta).await?;
+        identity
+            .claim_name("domain", "", new_name, &id, &meta)
+            .await?;
     }
-    let cmd = DomainCommand::Update { name, description, enabled, extra_json: extra };
+    let cmd = DomainCommand::Update {
+        name,
+        description,
+        enabled,
+        extra_json: extra,
+    };
     let result = identity.run(&identity.domains, &id, cmd, &meta).await;
     match (&result, &rename) {
-        (Ok(_), Some(_)) => identity.release_name("domain", "", &current.name, &id, &meta).await,
-        (Err(_), Some(new_name)) => identity.release_name("domain", "", new_name, &id, &meta).await,
+        (Ok(_), Some(_)) => {
+            identity
+                .release_name("domain", "", &current.name, &id, &meta)
+                .await
+        }
+        (Err(_), Some(new_name)) => {
+            identity
+                .release_name("domain", "", new_name, &id, &meta)
+                .await
+        }
         _ => {}
     }
     result?;
     let view = identity.view.read();
-    let row = view.domains.get(&id).ok_or_else(|| KeystoneError::not_found("domain", &id))?;
+    let row = view
+        .domains
+        .get(&id)
+        .ok_or_else(|| KeystoneError::not_found("domain", &id))?;
     Ok(HttpResponse::Ok().json(json!({ "domain": domain_json(&req, row) })))
 }
 
@@ -139,11 +190,23 @@ async fn delete(
     let id = path.into_inner();
     let (current, projects, users) = {
         let view = identity.view.read();
-        let current = view.domains.get(&id).cloned().ok_or_else(|| KeystoneError::not_found("domain", &id))?;
-        let projects: Vec<(String, String)> =
-            view.projects.values().filter(|p| p.domain_id == id).map(|p| (p.id.clone(), p.name.clone())).collect();
-        let users: Vec<(String, String)> =
-            view.users.values().filter(|u| u.domain_id == id).map(|u| (u.id.clone(), u.name.clone())).collect();
+        let current = view
+            .domains
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| KeystoneError::not_found("domain", &id))?;
+        let projects: Vec<(String, String)> = view
+            .projects
+            .values()
+            .filter(|p| p.domain_id == id)
+            .map(|p| (p.id.clone(), p.name.clone()))
+            .collect();
+        let users: Vec<(String, String)> = view
+            .users
+            .values()
+            .filter(|u| u.domain_id == id)
+            .map(|u| (u.id.clone(), u.name.clone()))
+            .collect();
         (current, projects, users)
     };
     if current.enabled {
@@ -151,14 +214,24 @@ async fn delete(
     }
     let meta = rid.metadata(caller.0.principal());
     for (pid, name) in projects {
-        identity.run(&identity.projects, &pid, ProjectCommand::Delete, &meta).await?;
-        identity.release_name("project", &id, &name, &pid, &meta).await;
+        identity
+            .run(&identity.projects, &pid, ProjectCommand::Delete, &meta)
+            .await?;
+        identity
+            .release_name("project", &id, &name, &pid, &meta)
+            .await;
     }
     for (uid, name) in users {
-        identity.run(&identity.users, &uid, UserCommand::Delete, &meta).await?;
+        identity
+            .run(&identity.users, &uid, UserCommand::Delete, &meta)
+            .await?;
         identity.release_name("user", &id, &name, &uid, &meta).await;
     }
-    identity.run(&identity.domains, &id, DomainCommand::Delete, &meta).await?;
-    identity.release_name("domain", "", &current.name, &id, &meta).await;
+    identity
+        .run(&identity.domains, &id, DomainCommand::Delete, &meta)
+        .await?;
+    identity
+        .release_name("domain", "", &current.name, &id, &meta)
+        .await;
     Ok(HttpResponse::NoContent().finish())
 }

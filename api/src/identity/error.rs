@@ -15,19 +15,31 @@ pub struct KeystoneError {
 
 impl KeystoneError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        KeystoneError { status, message: message.into() }
+        KeystoneError {
+            status,
+            message: message.into(),
+        }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "The request you have made requires authentication.")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "The request you have made requires authentication.",
+        )
     }
     pub fn forbidden(action: &str) -> Self {
-        Self::new(StatusCode::FORBIDDEN, format!("You are not authorized to perform the requested action: {action}."))
+        Self::new(
+            StatusCode::FORBIDDEN,
+            format!("You are not authorized to perform the requested action: {action}."),
+        )
     }
     pub fn not_found(kind: &str, id: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, format!("Could not find {kind}: {id}."))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            format!("Could not find {kind}: {id}."),
+        )
     }
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, message)
@@ -78,7 +90,10 @@ impl From<CommandError> for KeystoneError {
             CommandError::Contention(_) => KeystoneError::conflict(e.to_string()),
             other => {
                 tracing::error!(error = %other, "command failed");
-                KeystoneError::new(StatusCode::SERVICE_UNAVAILABLE, "The service is temporarily unavailable.")
+                KeystoneError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The service is temporarily unavailable.",
+                )
             }
         }
     }

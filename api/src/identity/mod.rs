@@ -18,8 +18,8 @@ use std::time::Duration;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures::future::LocalBoxFuture;
 use strata_actors::identity::{
-    name_claim_id, Assignment, Domain, Endpoint, NameClaim, NameClaimCommand, Project, Region, Revocation, Role,
-    Service, User,
+    name_claim_id, Assignment, Domain, Endpoint, NameClaim, NameClaimCommand, Project, Region,
+    Revocation, Role, Service, User,
 };
 use strata_actors::{Aggregate, Outcome, Repository, Runtime};
 use strata_events::Metadata;
@@ -51,7 +51,12 @@ pub struct Identity {
 const READ_YOUR_WRITES: Duration = Duration::from_secs(10);
 
 impl Identity {
-    pub fn new(runtime: Arc<Runtime>, view: Live<IdentityView>, tokens: TokenService, region: String) -> Self {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        view: Live<IdentityView>,
+        tokens: TokenService,
+        region: String,
+    ) -> Self {
         Identity {
             view,
             tokens,
@@ -77,16 +82,23 @@ impl Identity {
         cmd: A::Command,
         meta: &Metadata,
     ) -> Result<Outcome<A>, KeystoneError> {
-        let out = repo.execute(id, cmd, meta.clone()).await.map_err(|e| match e {
-            // The aggregate cannot know the id it was asked for when its stream is empty; the caller can.
-            strata_actors::CommandError::Domain(strata_actors::DomainError::NotFound { kind, .. }) => {
-                KeystoneError::not_found(kind, id)
-            }
-            other => other.into(),
-        })?;
+        let out = repo
+            .execute(id, cmd, meta.clone())
+            .await
+            .map_err(|e| match e {
+                // The aggregate cannot know the id it was asked for when its stream is empty; the caller can.
+                strata_actors::CommandError::Domain(strata_actors::DomainError::NotFound {
+                    kind,
+                    ..
+                }) => KeystoneError::not_found(kind, id),
+                other => other.into(),
+            })?;
         if let Some(p) = out.position {
             if !self.view.wait_for(p, READ_YOUR_WRITES).await {
-                tracing::warn!(position = p, "identity view did not reach the write's position in time");
+                tracing::warn!(
+                    position = p,
+                    "identity view did not reach the write's position in time"
+                );
             }
         }
         Ok(out)
@@ -113,8 +125,14 @@ impl Identity {
         };
         match self.names.execute(&id, cmd, meta.clone()).await {
             Ok(_) => Ok(()),
-            Err(strata_actors::CommandError::Domain(strata_actors::DomainError::AlreadyExists { .. })) => {
-                let at = if scope.is_empty() { String::new() } else { format!(" at domain ID {scope}") };
+            Err(strata_actors::CommandError::Domain(
+                strata_actors::DomainError::AlreadyExists { .. },
+            )) => {
+                let at = if scope.is_empty() {
+                    String::new()
+                } else {
+                    format!(" at domain ID {scope}")
+                };
                 Err(KeystoneError::conflict(format!(
                     "Conflict occurred attempting to store {kind} - Duplicate entry found with name {name}{at}."
                 )))
@@ -124,9 +142,18 @@ impl Identity {
     }
 
     /// Give a name back (after a delete, a rename, or a create that failed after claiming it).
-    pub async fn release_name(&self, kind: &'static str, scope: &str, name: &str, owner: &str, meta: &Metadata) {
+    pub async fn release_name(
+        &self,
+        kind: &'static str,
+        scope: &str,
+        name: &str,
+        owner: &str,
+        meta: &Metadata,
+    ) {
         let id = name_claim_id(kind, scope, name);
-        let cmd = NameClaimCommand::Release { owner_id: owner.to_string() };
+        let cmd = NameClaimCommand::Release {
+            owner_id: owner.to_string(),
+        };
         if let Err(e) = self.names.execute(&id, cmd, meta.clone()).await {
             tracing::error!(kind, scope, name, error = %e, "releasing a name failed; it stays reserved");
         }
@@ -146,14 +173,22 @@ impl FromRequest for Authed {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let token = req.headers().get("x-auth-token").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let token = req
+            .headers()
+            .get("x-auth-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let identity = req.app_data::<web::Data<Identity>>().cloned();
         Box::pin(async move {
             let (Some(token), Some(identity)) = (token, identity) else {
                 return Err(KeystoneError::unauthorized());
             };
             let view = identity.view.read();
-            Ok(Authed(crate::auth::validate(&identity.tokens, &view, &token)?))
+            Ok(Authed(crate::auth::validate(
+                &identity.tokens,
+                &view,
+                &token,
+            )?))
         })
     }
 }
@@ -170,7 +205,10 @@ impl Authed {
 }
 
 async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, KeystoneError> {
-    Err(KeystoneError::new(actix_web::http::StatusCode::NOT_FOUND, format!("The resource could not be found: {}.", req.path())))
+    Err(KeystoneError::new(
+        actix_web::http::StatusCode::NOT_FOUND,
+        format!("The resource could not be found: {}.", req.path()),
+    ))
 }
 
 /// Register every Keystone route.

@@ -5,7 +5,10 @@ use serde_json::{json, Value};
 use strata_actors::identity::ProjectCommand;
 use strata_projections::identity::ProjectRow;
 
-use super::util::{collection_links, entity, extra_json, merge_extra, opt_bool, opt_name, opt_str, opt_tags, query, query_bool, req_name, self_link};
+use super::util::{
+    collection_links, entity, extra_json, merge_extra, opt_bool, opt_name, opt_str, opt_tags,
+    query, query_bool, req_name, self_link,
+};
 use super::{new_id, Authed, Identity, KeystoneError};
 use crate::common::RequestId;
 
@@ -13,17 +16,25 @@ pub const NAME_MAX: usize = 64;
 pub const DESCRIPTION_MAX: usize = 65_535;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/v3/projects").route(web::get().to(list)).route(web::post().to(create)))
-        .service(
-            web::resource("/v3/projects/{id}")
-                .route(web::get().to(show))
-                .route(web::patch().to(update))
-                .route(web::delete().to(delete)),
-        );
+    cfg.service(
+        web::resource("/v3/projects")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(
+        web::resource("/v3/projects/{id}")
+            .route(web::get().to(show))
+            .route(web::patch().to(update))
+            .route(web::delete().to(delete)),
+    );
 }
 
 pub fn project_json(req: &HttpRequest, p: &ProjectRow) -> Value {
-    let parent = if p.parent_id.is_empty() { p.domain_id.clone() } else { p.parent_id.clone() };
+    let parent = if p.parent_id.is_empty() {
+        p.domain_id.clone()
+    } else {
+        p.parent_id.clone()
+    };
     let mut v = json!({
         "id": p.id,
         "name": p.name,
@@ -40,7 +51,11 @@ pub fn project_json(req: &HttpRequest, p: &ProjectRow) -> Value {
     v
 }
 
-async fn list(identity: web::Data<Identity>, caller: Authed, req: HttpRequest) -> Result<HttpResponse, KeystoneError> {
+async fn list(
+    identity: web::Data<Identity>,
+    caller: Authed,
+    req: HttpRequest,
+) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:list_projects")?;
     let name = query(&req, "name");
     let domain_id = query(&req, "domain_id");
@@ -53,7 +68,15 @@ async fn list(identity: web::Data<Identity>, caller: Authed, req: HttpRequest) -
         .values()
         .filter(|p| name.as_ref().is_none_or(|n| &p.name == n))
         .filter(|p| domain_id.as_ref().is_none_or(|d| &p.domain_id == d))
-        .filter(|p| parent_id.as_ref().is_none_or(|d| (if p.parent_id.is_empty() { &p.domain_id } else { &p.parent_id }) == d))
+        .filter(|p| {
+            parent_id.as_ref().is_none_or(|d| {
+                (if p.parent_id.is_empty() {
+                    &p.domain_id
+                } else {
+                    &p.parent_id
+                }) == d
+            })
+        })
         .filter(|p| enabled.is_none_or(|e| p.enabled == e))
         .filter(|_| is_domain != Some(true))
         .map(|p| project_json(&req, p))
@@ -74,10 +97,13 @@ async fn create(
     let description = opt_str(&mut m, "description", DESCRIPTION_MAX)?.unwrap_or_default();
     let enabled = opt_bool(&mut m, "enabled")?.unwrap_or(true);
     let tags = opt_tags(&mut m)?.unwrap_or_default();
-    let domain_id = opt_str(&mut m, "domain_id", 64)?.unwrap_or_else(|| caller.0.user_domain_id.clone());
+    let domain_id =
+        opt_str(&mut m, "domain_id", 64)?.unwrap_or_else(|| caller.0.user_domain_id.clone());
     let parent_id = opt_str(&mut m, "parent_id", 64)?.unwrap_or_default();
     if opt_bool(&mut m, "is_domain")? == Some(true) {
-        return Err(KeystoneError::bad_request("Projects acting as domains are not supported; create a domain instead."));
+        return Err(KeystoneError::bad_request(
+            "Projects acting as domains are not supported; create a domain instead.",
+        ));
     }
     {
         let view = identity.view.read();
@@ -88,17 +114,25 @@ async fn create(
             match view.projects.get(&parent_id) {
                 None => return Err(KeystoneError::not_found("project", &parent_id)),
                 Some(parent) if parent.domain_id != domain_id => {
-                    return Err(KeystoneError::bad_request("The parent project must be in the same domain."))
+                    return Err(KeystoneError::bad_request(
+                        "The parent project must be in the same domain.",
+                    ))
                 }
                 Some(_) => {}
             }
         }
     }
-    let parent_id = if parent_id == domain_id { String::new() } else { parent_id };
+    let parent_id = if parent_id == domain_id {
+        String::new()
+    } else {
+        parent_id
+    };
     let extra = extra_json(m);
     let id = new_id();
     let meta = rid.metadata(caller.0.principal());
-    identity.claim_name("project", &domain_id, &name, &id, &meta).await?;
+    identity
+        .claim_name("project", &domain_id, &name, &id, &meta)
+        .await?;
     let cmd = ProjectCommand::Create {
         project_id: id.clone(),
         domain_id: domain_id.clone(),
@@ -110,11 +144,16 @@ async fn create(
         extra_json: extra,
     };
     if let Err(e) = identity.run(&identity.projects, &id, cmd, &meta).await {
-        identity.release_name("project", &domain_id, &name, &id, &meta).await;
+        identity
+            .release_name("project", &domain_id, &name, &id, &meta)
+            .await;
         return Err(e);
     }
     let view = identity.view.read();
-    let row = view.projects.get(&id).ok_or_else(|| KeystoneError::internal("project not visible after create"))?;
+    let row = view
+        .projects
+        .get(&id)
+        .ok_or_else(|| KeystoneError::internal("project not visible after create"))?;
     Ok(HttpResponse::Created().json(json!({ "project": project_json(&req, row) })))
 }
 
@@ -130,7 +169,10 @@ async fn show(
         return Err(KeystoneError::forbidden("identity:get_project"));
     }
     let view = identity.view.read();
-    let row = view.projects.get(&id).ok_or_else(|| KeystoneError::not_found("project", &id))?;
+    let row = view
+        .projects
+        .get(&id)
+        .ok_or_else(|| KeystoneError::not_found("project", &id))?;
     Ok(HttpResponse::Ok().json(json!({ "project": project_json(&req, row) })))
 }
 
@@ -149,36 +191,63 @@ async fn update(
     let description = opt_str(&mut m, "description", DESCRIPTION_MAX)?;
     let enabled = opt_bool(&mut m, "enabled")?;
     let tags = opt_tags(&mut m)?;
-    let current = identity.view.read().projects.get(&id).cloned().ok_or_else(|| KeystoneError::not_found("project", &id))?;
+    let current = identity
+        .view
+        .read()
+        .projects
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| KeystoneError::not_found("project", &id))?;
     if let Some(d) = opt_str(&mut m, "domain_id", 64)? {
         if d != current.domain_id {
-            return Err(KeystoneError::bad_request("Update of `domain_id` is not allowed."));
+            return Err(KeystoneError::bad_request(
+                "Update of `domain_id` is not allowed.",
+            ));
         }
     }
     m.remove("parent_id");
     m.remove("is_domain");
-    let extra = if m.is_empty() { None } else { Some(merged_extra(&current.extra_json, m)) };
+    let extra = if m.is_empty() {
+        None
+    } else {
+        Some(merged_extra(&current.extra_json, m))
+    };
     let meta = rid.metadata(caller.0.principal());
     let rename = name.as_ref().filter(|n| **n != current.name).cloned();
     if let Some(new_name) = &rename {
-        identity.claim_name("project", &current.domain_id, new_name, &id, &meta).await?;
+        identity
+            .claim_name("project", &current.domain_id, new_name, &id, &meta)
+            .await?;
     }
-    let cmd = ProjectCommand::Update { name, description, enabled, tags, extra_json: extra };
+    let cmd = ProjectCommand::Update {
+        name,
+        description,
+        enabled,
+        tags,
+        extra_json: extra,
+    };
     match identity.run(&identity.projects, &id, cmd, &meta).await {
         Ok(_) => {
             if rename.is_some() {
-                identity.release_name("project", &current.domain_id, &current.name, &id, &meta).await;
+                identity
+                    .release_name("project", &current.domain_id, &current.name, &id, &meta)
+                    .await;
             }
         }
         Err(e) => {
             if let Some(new_name) = &rename {
-                identity.release_name("project", &current.domain_id, new_name, &id, &meta).await;
+                identity
+                    .release_name("project", &current.domain_id, new_name, &id, &meta)
+                    .await;
             }
             return Err(e);
         }
     }
     let view = identity.view.read();
-    let row = view.projects.get(&id).ok_or_else(|| KeystoneError::not_found("project", &id))?;
+    let row = view
+        .projects
+        .get(&id)
+        .ok_or_else(|| KeystoneError::not_found("project", &id))?;
     Ok(HttpResponse::Ok().json(json!({ "project": project_json(&req, row) })))
 }
 
@@ -207,9 +276,19 @@ async fn delete(
 ) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:delete_project")?;
     let id = path.into_inner();
-    let current = identity.view.read().projects.get(&id).cloned().ok_or_else(|| KeystoneError::not_found("project", &id))?;
+    let current = identity
+        .view
+        .read()
+        .projects
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| KeystoneError::not_found("project", &id))?;
     let meta = rid.metadata(caller.0.principal());
-    identity.run(&identity.projects, &id, ProjectCommand::Delete, &meta).await?;
-    identity.release_name("project", &current.domain_id, &current.name, &id, &meta).await;
+    identity
+        .run(&identity.projects, &id, ProjectCommand::Delete, &meta)
+        .await?;
+    identity
+        .release_name("project", &current.domain_id, &current.name, &id, &meta)
+        .await;
     Ok(HttpResponse::NoContent().finish())
 }

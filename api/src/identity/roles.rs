@@ -12,22 +12,26 @@ use crate::common::RequestId;
 const NAME_MAX: usize = 255;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/v3/roles").route(web::get().to(list)).route(web::post().to(create)))
-        .service(
-            web::resource("/v3/roles/{id}")
-                .route(web::get().to(show))
-                .route(web::patch().to(update))
-                .route(web::delete().to(delete)),
-        )
-        .route("/v3/roles/{prior}/implies", web::get().to(list_implied))
-        .service(
-            web::resource("/v3/roles/{prior}/implies/{implied}")
-                .route(web::put().to(add_implied))
-                .route(web::get().to(get_implied))
-                .route(web::head().to(check_implied))
-                .route(web::delete().to(remove_implied)),
-        )
-        .route("/v3/role_inferences", web::get().to(inferences));
+    cfg.service(
+        web::resource("/v3/roles")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(
+        web::resource("/v3/roles/{id}")
+            .route(web::get().to(show))
+            .route(web::patch().to(update))
+            .route(web::delete().to(delete)),
+    )
+    .route("/v3/roles/{prior}/implies", web::get().to(list_implied))
+    .service(
+        web::resource("/v3/roles/{prior}/implies/{implied}")
+            .route(web::put().to(add_implied))
+            .route(web::get().to(get_implied))
+            .route(web::head().to(check_implied))
+            .route(web::delete().to(remove_implied)),
+    )
+    .route("/v3/role_inferences", web::get().to(inferences));
 }
 
 pub fn role_json(req: &HttpRequest, r: &RoleRow) -> Value {
@@ -45,7 +49,11 @@ fn role_ref(req: &HttpRequest, r: &RoleRow) -> Value {
     json!({ "id": r.id, "name": r.name, "links": self_link(req, &format!("roles/{}", r.id)) })
 }
 
-async fn list(identity: web::Data<Identity>, caller: Authed, req: HttpRequest) -> Result<HttpResponse, KeystoneError> {
+async fn list(
+    identity: web::Data<Identity>,
+    caller: Authed,
+    req: HttpRequest,
+) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:list_roles")?;
     let name = query(&req, "name");
     let domain_id = query(&req, "domain_id").unwrap_or_default();
@@ -77,14 +85,26 @@ async fn create(
     }
     let id = new_id();
     let meta = rid.metadata(caller.0.principal());
-    identity.claim_name("role", &domain_id, &name, &id, &meta).await?;
-    let cmd = RoleCommand::Create { role_id: id.clone(), name: name.clone(), domain_id: domain_id.clone(), description };
+    identity
+        .claim_name("role", &domain_id, &name, &id, &meta)
+        .await?;
+    let cmd = RoleCommand::Create {
+        role_id: id.clone(),
+        name: name.clone(),
+        domain_id: domain_id.clone(),
+        description,
+    };
     if let Err(e) = identity.run(&identity.roles, &id, cmd, &meta).await {
-        identity.release_name("role", &domain_id, &name, &id, &meta).await;
+        identity
+            .release_name("role", &domain_id, &name, &id, &meta)
+            .await;
         return Err(e);
     }
     let view = identity.view.read();
-    let row = view.roles.get(&id).ok_or_else(|| KeystoneError::internal("role not visible after create"))?;
+    let row = view
+        .roles
+        .get(&id)
+        .ok_or_else(|| KeystoneError::internal("role not visible after create"))?;
     Ok(HttpResponse::Created().json(json!({ "role": role_json(&req, row) })))
 }
 
@@ -97,7 +117,10 @@ async fn show(
     caller.require_admin("identity:get_role")?;
     let id = path.into_inner();
     let view = identity.view.read();
-    let row = view.roles.get(&id).ok_or_else(|| KeystoneError::not_found("role", &id))?;
+    let row = view
+        .roles
+        .get(&id)
+        .ok_or_else(|| KeystoneError::not_found("role", &id))?;
     Ok(HttpResponse::Ok().json(json!({ "role": role_json(&req, row) })))
 }
 
@@ -114,21 +137,47 @@ async fn update(
     let mut m = entity(&body, "role")?;
     let name = opt_name(&mut m, "name", NAME_MAX)?;
     let description = opt_str(&mut m, "description", 255)?;
-    let current = identity.view.read().roles.get(&id).cloned().ok_or_else(|| KeystoneError::not_found("role", &id))?;
+    let current = identity
+        .view
+        .read()
+        .roles
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| KeystoneError::not_found("role", &id))?;
     let meta = rid.metadata(caller.0.principal());
     let rename = name.as_ref().filter(|n| **n != current.name).cloned();
     if let Some(new_name) = &rename {
-        identity.claim_name("role", &current.domain_id, new_name, &id, &meta).await?;
+        identity
+            .claim_name("role", &current.domain_id, new_name, &id, &meta)
+            .await?;
     }
-    let result = identity.run(&identity.roles, &id, RoleCommand::Update { name, description }, &meta).await;
+    let result = identity
+        .run(
+            &identity.roles,
+            &id,
+            RoleCommand::Update { name, description },
+            &meta,
+        )
+        .await;
     match (&result, &rename) {
-        (Ok(_), Some(_)) => identity.release_name("role", &current.domain_id, &current.name, &id, &meta).await,
-        (Err(_), Some(new_name)) => identity.release_name("role", &current.domain_id, new_name, &id, &meta).await,
+        (Ok(_), Some(_)) => {
+            identity
+                .release_name("role", &current.domain_id, &current.name, &id, &meta)
+                .await
+        }
+        (Err(_), Some(new_name)) => {
+            identity
+                .release_name("role", &current.domain_id, new_name, &id, &meta)
+                .await
+        }
         _ => {}
     }
     result?;
     let view = identity.view.read();
-    let row = view.roles.get(&id).ok_or_else(|| KeystoneError::not_found("role", &id))?;
+    let row = view
+        .roles
+        .get(&id)
+        .ok_or_else(|| KeystoneError::not_found("role", &id))?;
     Ok(HttpResponse::Ok().json(json!({ "role": role_json(&req, row) })))
 }
 
@@ -140,16 +189,38 @@ async fn delete(
 ) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:delete_role")?;
     let id = path.into_inner();
-    let current = identity.view.read().roles.get(&id).cloned().ok_or_else(|| KeystoneError::not_found("role", &id))?;
+    let current = identity
+        .view
+        .read()
+        .roles
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| KeystoneError::not_found("role", &id))?;
     let meta = rid.metadata(caller.0.principal());
-    identity.run(&identity.roles, &id, RoleCommand::Delete, &meta).await?;
-    identity.release_name("role", &current.domain_id, &current.name, &id, &meta).await;
+    identity
+        .run(&identity.roles, &id, RoleCommand::Delete, &meta)
+        .await?;
+    identity
+        .release_name("role", &current.domain_id, &current.name, &id, &meta)
+        .await;
     Ok(HttpResponse::NoContent().finish())
 }
 
-fn pair(view: &IdentityView, prior: &str, implied: &str) -> Result<(RoleRow, RoleRow), KeystoneError> {
-    let p = view.roles.get(prior).cloned().ok_or_else(|| KeystoneError::not_found("role", prior))?;
-    let i = view.roles.get(implied).cloned().ok_or_else(|| KeystoneError::not_found("role", implied))?;
+fn pair(
+    view: &IdentityView,
+    prior: &str,
+    implied: &str,
+) -> Result<(RoleRow, RoleRow), KeystoneError> {
+    let p = view
+        .roles
+        .get(prior)
+        .cloned()
+        .ok_or_else(|| KeystoneError::not_found("role", prior))?;
+    let i = view
+        .roles
+        .get(implied)
+        .cloned()
+        .ok_or_else(|| KeystoneError::not_found("role", implied))?;
     Ok((p, i))
 }
 
@@ -170,11 +241,27 @@ async fn add_implied(
     caller.require_admin("identity:create_implied_role")?;
     let (prior, implied) = path.into_inner();
     let (p, i) = pair(&identity.view.read(), &prior, &implied)?;
-    if identity.view.read().expand_implied(&[implied.clone()].into_iter().collect()).contains(&prior) {
-        return Err(KeystoneError::forbidden("identity:create_implied_role (this would create a cycle of implied roles)"));
+    if identity
+        .view
+        .read()
+        .expand_implied(&[implied.clone()].into_iter().collect())
+        .contains(&prior)
+    {
+        return Err(KeystoneError::forbidden(
+            "identity:create_implied_role (this would create a cycle of implied roles)",
+        ));
     }
     let meta = rid.metadata(caller.0.principal());
-    identity.run(&identity.roles, &prior, RoleCommand::AddImplication { implied_role_id: implied }, &meta).await?;
+    identity
+        .run(
+            &identity.roles,
+            &prior,
+            RoleCommand::AddImplication {
+                implied_role_id: implied,
+            },
+            &meta,
+        )
+        .await?;
     Ok(HttpResponse::Created().json(inference_json(&req, &p, &i)))
 }
 
@@ -188,7 +275,10 @@ async fn get_implied(
     let (prior, implied) = path.into_inner();
     let (p, i) = pair(&identity.view.read(), &prior, &implied)?;
     if !p.implies.contains(&implied) {
-        return Err(KeystoneError::not_found("implied role", &format!("{prior} implies {implied}")));
+        return Err(KeystoneError::not_found(
+            "implied role",
+            &format!("{prior} implies {implied}"),
+        ));
     }
     Ok(HttpResponse::Ok().json(inference_json(&req, &p, &i)))
 }
@@ -202,7 +292,10 @@ async fn check_implied(
     let (prior, implied) = path.into_inner();
     let (p, _) = pair(&identity.view.read(), &prior, &implied)?;
     if !p.implies.contains(&implied) {
-        return Err(KeystoneError::not_found("implied role", &format!("{prior} implies {implied}")));
+        return Err(KeystoneError::not_found(
+            "implied role",
+            &format!("{prior} implies {implied}"),
+        ));
     }
     Ok(HttpResponse::NoContent().finish())
 }
@@ -217,12 +310,26 @@ async fn remove_implied(
     let (prior, implied) = path.into_inner();
     pair(&identity.view.read(), &prior, &implied)?;
     let meta = rid.metadata(caller.0.principal());
-    identity.run(&identity.roles, &prior, RoleCommand::RemoveImplication { implied_role_id: implied }, &meta).await?;
+    identity
+        .run(
+            &identity.roles,
+            &prior,
+            RoleCommand::RemoveImplication {
+                implied_role_id: implied,
+            },
+            &meta,
+        )
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 fn inference_list(req: &HttpRequest, view: &IdentityView, prior: &RoleRow) -> Value {
-    let implies: Vec<Value> = prior.implies.iter().filter_map(|i| view.roles.get(i)).map(|r| role_ref(req, r)).collect();
+    let implies: Vec<Value> = prior
+        .implies
+        .iter()
+        .filter_map(|i| view.roles.get(i))
+        .map(|r| role_ref(req, r))
+        .collect();
     json!({ "prior_role": role_ref(req, prior), "implies": implies })
 }
 
@@ -235,17 +342,29 @@ async fn list_implied(
     caller.require_admin("identity:list_implied_roles")?;
     let prior = path.into_inner();
     let view = identity.view.read();
-    let p = view.roles.get(&prior).ok_or_else(|| KeystoneError::not_found("role", &prior))?;
+    let p = view
+        .roles
+        .get(&prior)
+        .ok_or_else(|| KeystoneError::not_found("role", &prior))?;
     Ok(HttpResponse::Ok().json(json!({
         "role_inference": inference_list(&req, &view, p),
         "links": self_link(&req, &format!("roles/{prior}/implies")),
     })))
 }
 
-async fn inferences(identity: web::Data<Identity>, caller: Authed, req: HttpRequest) -> Result<HttpResponse, KeystoneError> {
+async fn inferences(
+    identity: web::Data<Identity>,
+    caller: Authed,
+    req: HttpRequest,
+) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:list_role_inference_rules")?;
     let view = identity.view.read();
-    let rules: Vec<Value> =
-        view.roles.values().filter(|r| !r.implies.is_empty()).map(|r| inference_list(&req, &view, r)).collect();
-    Ok(HttpResponse::Ok().json(json!({ "role_inferences": rules, "links": collection_links(&req) })))
+    let rules: Vec<Value> = view
+        .roles
+        .values()
+        .filter(|r| !r.implies.is_empty())
+        .map(|r| inference_list(&req, &view, r))
+        .collect();
+    Ok(HttpResponse::Ok()
+        .json(json!({ "role_inferences": rules, "links": collection_links(&req) })))
 }

@@ -40,7 +40,8 @@ fn v3_description(req: &HttpRequest) -> Value {
 }
 
 async fn versions(req: HttpRequest) -> HttpResponse {
-    HttpResponse::MultipleChoices().json(json!({ "versions": { "values": [v3_description(&req)] } }))
+    HttpResponse::MultipleChoices()
+        .json(json!({ "versions": { "values": [v3_description(&req)] } }))
 }
 
 async fn version_v3(req: HttpRequest) -> HttpResponse {
@@ -84,7 +85,12 @@ fn token_body(view: &IdentityView, ctx: &AuthContext, with_catalog: bool) -> Val
     t.insert("issued_at".into(), json!(ts(ctx.claims.i)));
     t.insert("expires_at".into(), json!(ts(ctx.claims.e)));
     match &ctx.scope {
-        TokenScope::Project { id, name, domain_id, domain_name } => {
+        TokenScope::Project {
+            id,
+            name,
+            domain_id,
+            domain_name,
+        } => {
             t.insert("project".into(), json!({ "id": id, "name": name, "domain": { "id": domain_id, "name": domain_name } }));
             t.insert("is_domain".into(), json!(false));
         }
@@ -94,7 +100,11 @@ fn token_body(view: &IdentityView, ctx: &AuthContext, with_catalog: bool) -> Val
         TokenScope::Unscoped => {}
     }
     if ctx.scope != TokenScope::Unscoped {
-        let roles: Vec<Value> = ctx.roles.iter().map(|(id, name)| json!({ "id": id, "name": name })).collect();
+        let roles: Vec<Value> = ctx
+            .roles
+            .iter()
+            .map(|(id, name)| json!({ "id": id, "name": name }))
+            .collect();
         t.insert("roles".into(), json!(roles));
         if with_catalog {
             t.insert("catalog".into(), json!(catalog(view)));
@@ -111,7 +121,9 @@ fn obj<'a>(v: &'a Value, field: &str) -> Result<Option<&'a Map<String, Value>>, 
     match v.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) => Ok(Some(m)),
-        Some(_) => Err(bad(&format!("Invalid input for field '{field}': not an object."))),
+        Some(_) => Err(bad(&format!(
+            "Invalid input for field '{field}': not an object."
+        ))),
     }
 }
 
@@ -119,60 +131,98 @@ fn s<'a>(m: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, Keys
     match m.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(bad(&format!("Invalid input for field '{field}': not a string."))),
+        Some(_) => Err(bad(&format!(
+            "Invalid input for field '{field}': not a string."
+        ))),
     }
 }
 
 /// A `{"id": ...}` or `{"name": ...}` domain reference.
 fn find_domain(view: &IdentityView, m: &Map<String, Value>) -> Result<String, KeystoneError> {
     if let Some(id) = s(m, "id")? {
-        return view.domains.get(id).map(|d| d.id.clone()).ok_or_else(KeystoneError::unauthorized);
+        return view
+            .domains
+            .get(id)
+            .map(|d| d.id.clone())
+            .ok_or_else(KeystoneError::unauthorized);
     }
     if let Some(name) = s(m, "name")? {
-        return view.domain_by_name(name).map(|d| d.id.clone()).ok_or_else(KeystoneError::unauthorized);
+        return view
+            .domain_by_name(name)
+            .map(|d| d.id.clone())
+            .ok_or_else(KeystoneError::unauthorized);
     }
     Err(bad("Expecting to find domain id or name in the request."))
 }
 
-fn find_user<'a>(view: &'a IdentityView, m: &Map<String, Value>) -> Result<&'a UserRow, KeystoneError> {
+fn find_user<'a>(
+    view: &'a IdentityView,
+    m: &Map<String, Value>,
+) -> Result<&'a UserRow, KeystoneError> {
     if let Some(id) = s(m, "id")? {
         return view.users.get(id).ok_or_else(KeystoneError::unauthorized);
     }
-    let name = s(m, "name")?.ok_or_else(|| bad("Expecting to find user id or name in the request."))?;
+    let name =
+        s(m, "name")?.ok_or_else(|| bad("Expecting to find user id or name in the request."))?;
     let domain = obj(&Value::Object(m.clone()), "domain")?
         .ok_or_else(|| bad("Expecting to find domain in user. The server could not comply with the request since it is either malformed or otherwise incorrect."))?
         .clone();
     let domain_id = find_domain(view, &domain)?;
-    view.user_by_name(&domain_id, name).ok_or_else(KeystoneError::unauthorized)
+    view.user_by_name(&domain_id, name)
+        .ok_or_else(KeystoneError::unauthorized)
 }
 
 /// The requested scope as a claims string. An unknown target is 401, as in Keystone.
 fn requested_scope(view: &IdentityView, auth: &Value) -> Result<String, KeystoneError> {
-    let Some(scope) = obj(auth, "scope")? else { return Ok(String::new()) };
+    let Some(scope) = obj(auth, "scope")? else {
+        return Ok(String::new());
+    };
     let scope = Value::Object(scope.clone());
     if let Some(p) = obj(&scope, "project")? {
         if let Some(id) = s(p, "id")? {
-            return view.projects.get(id).map(|p| format!("p:{}", p.id)).ok_or_else(KeystoneError::unauthorized);
+            return view
+                .projects
+                .get(id)
+                .map(|p| format!("p:{}", p.id))
+                .ok_or_else(KeystoneError::unauthorized);
         }
-        let name = s(p, "name")?.ok_or_else(|| bad("Expecting to find project id or name in the request."))?;
-        let domain = obj(&Value::Object(p.clone()), "domain")?.ok_or_else(|| bad("Expecting to find domain in project."))?.clone();
+        let name = s(p, "name")?
+            .ok_or_else(|| bad("Expecting to find project id or name in the request."))?;
+        let domain = obj(&Value::Object(p.clone()), "domain")?
+            .ok_or_else(|| bad("Expecting to find domain in project."))?
+            .clone();
         let domain_id = find_domain(view, &domain)?;
-        return view.project_by_name(&domain_id, name).map(|p| format!("p:{}", p.id)).ok_or_else(KeystoneError::unauthorized);
+        return view
+            .project_by_name(&domain_id, name)
+            .map(|p| format!("p:{}", p.id))
+            .ok_or_else(KeystoneError::unauthorized);
     }
     if let Some(d) = obj(&scope, "domain")? {
         return Ok(format!("d:{}", find_domain(view, d)?));
     }
     if scope.get("system").is_some() {
-        return Err(KeystoneError::new(StatusCode::NOT_IMPLEMENTED, "System-scoped tokens are not supported."));
+        return Err(KeystoneError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "System-scoped tokens are not supported.",
+        ));
     }
     Err(bad("Expecting to find project or domain in scope."))
 }
 
-async fn issue(identity: web::Data<Identity>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, KeystoneError> {
+async fn issue(
+    identity: web::Data<Identity>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, KeystoneError> {
     let auth_obj = Value::Object(entity(&body, "auth")?);
-    let ident = obj(&auth_obj, "identity")?.ok_or_else(|| bad("'identity' is a required property"))?.clone();
+    let ident = obj(&auth_obj, "identity")?
+        .ok_or_else(|| bad("'identity' is a required property"))?
+        .clone();
     let methods: Vec<String> = match ident.get("methods") {
-        Some(Value::Array(a)) => a.iter().filter_map(|m| m.as_str().map(str::to_string)).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|m| m.as_str().map(str::to_string))
+            .collect(),
         _ => return Err(bad("'methods' is a required property")),
     };
     let ident = Value::Object(ident);
@@ -181,12 +231,19 @@ async fn issue(identity: web::Data<Identity>, req: HttpRequest, body: web::Bytes
     let (user_id, password_check, max_exp) = {
         let view = identity.view.read();
         if methods.iter().any(|m| m == "password") {
-            let pw = obj(&ident, "password")?.ok_or_else(|| bad("'password' is a required property"))?;
+            let pw =
+                obj(&ident, "password")?.ok_or_else(|| bad("'password' is a required property"))?;
             let pw = Value::Object(pw.clone());
             let user = obj(&pw, "user")?.ok_or_else(|| bad("'user' is a required property"))?;
-            let password = s(user, "password")?.ok_or_else(KeystoneError::unauthorized)?.to_string();
+            let password = s(user, "password")?
+                .ok_or_else(KeystoneError::unauthorized)?
+                .to_string();
             let row = find_user(&view, user)?;
-            (row.id.clone(), Some((password, row.password_hash.clone())), None)
+            (
+                row.id.clone(),
+                Some((password, row.password_hash.clone())),
+                None,
+            )
         } else if methods.iter().any(|m| m == "token") {
             let t = obj(&ident, "token")?.ok_or_else(|| bad("'token' is a required property"))?;
             let id = s(t, "id")?.ok_or_else(|| bad("'id' is a required property"))?;
@@ -198,9 +255,11 @@ async fn issue(identity: web::Data<Identity>, req: HttpRequest, body: web::Bytes
     };
     if let Some((password, hash)) = password_check {
         // Argon2 is deliberately slow: verify off the request thread.
-        let ok = web::block(move || strata_actors::identity::password::verify_password(&password, &hash))
-            .await
-            .map_err(|_| KeystoneError::internal("password check failed"))?;
+        let ok = web::block(move || {
+            strata_actors::identity::password::verify_password(&password, &hash)
+        })
+        .await
+        .map_err(|_| KeystoneError::internal("password check failed"))?;
         if !ok {
             tracing::info!(user_id, "authentication failed: wrong password");
             return Err(KeystoneError::unauthorized());
@@ -208,12 +267,27 @@ async fn issue(identity: web::Data<Identity>, req: HttpRequest, body: web::Bytes
     }
     let view = identity.view.read();
     let scope = requested_scope(&view, &auth_obj)?;
-    let exp = (now + identity.tokens.ttl.num_microseconds().unwrap_or(3_600_000_000)).min(max_exp.unwrap_or(i64::MAX));
-    let claims = Claims { u: user_id, s: scope, i: now, e: exp, a: audit_id(), m: methods };
+    let exp = (now
+        + identity
+            .tokens
+            .ttl
+            .num_microseconds()
+            .unwrap_or(3_600_000_000))
+    .min(max_exp.unwrap_or(i64::MAX));
+    let claims = Claims {
+        u: user_id,
+        s: scope,
+        i: now,
+        e: exp,
+        a: audit_id(),
+        m: methods,
+    };
     let token = identity.tokens.issue(&claims);
     let ctx = auth::validate(&identity.tokens, &view, &token)?;
     let body = token_body(&view, &ctx, query_bool(&req, "nocatalog") != Some(true));
-    Ok(HttpResponse::Created().insert_header(("X-Subject-Token", token)).json(body))
+    Ok(HttpResponse::Created()
+        .insert_header(("X-Subject-Token", token))
+        .json(body))
 }
 
 fn audit_id() -> String {
@@ -231,7 +305,11 @@ fn subject(req: &HttpRequest) -> Result<String, KeystoneError> {
 }
 
 /// The caller may inspect or revoke its own token; admins any token.
-fn subject_context(identity: &Identity, caller: &Authed, req: &HttpRequest) -> Result<AuthContext, KeystoneError> {
+fn subject_context(
+    identity: &Identity,
+    caller: &Authed,
+    req: &HttpRequest,
+) -> Result<AuthContext, KeystoneError> {
     let subject = subject(req)?;
     let view = identity.view.read();
     let ctx = auth::validate(&identity.tokens, &view, &subject)
@@ -242,14 +320,24 @@ fn subject_context(identity: &Identity, caller: &Authed, req: &HttpRequest) -> R
     Ok(ctx)
 }
 
-async fn check(identity: web::Data<Identity>, caller: Authed, req: HttpRequest) -> Result<HttpResponse, KeystoneError> {
+async fn check(
+    identity: web::Data<Identity>,
+    caller: Authed,
+    req: HttpRequest,
+) -> Result<HttpResponse, KeystoneError> {
     let ctx = subject_context(&identity, &caller, &req)?;
     let view = identity.view.read();
     let body = token_body(&view, &ctx, query_bool(&req, "nocatalog") != Some(true));
-    Ok(HttpResponse::Ok().insert_header(("X-Subject-Token", ctx.token.clone())).json(body))
+    Ok(HttpResponse::Ok()
+        .insert_header(("X-Subject-Token", ctx.token.clone()))
+        .json(body))
 }
 
-async fn check_head(identity: web::Data<Identity>, caller: Authed, req: HttpRequest) -> Result<HttpResponse, KeystoneError> {
+async fn check_head(
+    identity: web::Data<Identity>,
+    caller: Authed,
+    req: HttpRequest,
+) -> Result<HttpResponse, KeystoneError> {
     subject_context(&identity, &caller, &req)?;
     Ok(HttpResponse::Ok().finish())
 }
@@ -261,39 +349,76 @@ async fn revoke(
     rid: RequestId,
 ) -> Result<HttpResponse, KeystoneError> {
     let ctx = subject_context(&identity, &caller, &req)?;
-    let cmd = RevocationCommand::Revoke { audit_id: ctx.claims.a.clone(), expires_at_micros: ctx.claims.e };
-    identity.run(&identity.revocations, &ctx.claims.a, cmd, &rid.metadata(caller.0.principal())).await?;
+    let cmd = RevocationCommand::Revoke {
+        audit_id: ctx.claims.a.clone(),
+        expires_at_micros: ctx.claims.e,
+    };
+    identity
+        .run(
+            &identity.revocations,
+            &ctx.claims.a,
+            cmd,
+            &rid.metadata(caller.0.principal()),
+        )
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn auth_projects(identity: web::Data<Identity>, caller: Authed, req: HttpRequest) -> HttpResponse {
+async fn auth_projects(
+    identity: web::Data<Identity>,
+    caller: Authed,
+    req: HttpRequest,
+) -> HttpResponse {
     let view = identity.view.read();
     let projects: Vec<Value> = view
         .projects
         .values()
-        .filter(|p| p.enabled && !view.direct_roles(&caller.0.user_id, &Scope::Project(p.id.clone())).is_empty())
+        .filter(|p| {
+            p.enabled
+                && !view
+                    .direct_roles(&caller.0.user_id, &Scope::Project(p.id.clone()))
+                    .is_empty()
+        })
         .map(|p| super::projects::project_json(&req, p))
         .collect();
-    HttpResponse::Ok().json(json!({ "projects": projects, "links": super::util::collection_links(&req) }))
+    HttpResponse::Ok()
+        .json(json!({ "projects": projects, "links": super::util::collection_links(&req) }))
 }
 
-async fn auth_domains(identity: web::Data<Identity>, caller: Authed, req: HttpRequest) -> HttpResponse {
+async fn auth_domains(
+    identity: web::Data<Identity>,
+    caller: Authed,
+    req: HttpRequest,
+) -> HttpResponse {
     let view = identity.view.read();
     let domains: Vec<Value> = view
         .domains
         .values()
-        .filter(|d| d.enabled && !view.direct_roles(&caller.0.user_id, &Scope::Domain(d.id.clone())).is_empty())
+        .filter(|d| {
+            d.enabled
+                && !view
+                    .direct_roles(&caller.0.user_id, &Scope::Domain(d.id.clone()))
+                    .is_empty()
+        })
         .map(|d| super::domains::domain_json(&req, d))
         .collect();
-    HttpResponse::Ok().json(json!({ "domains": domains, "links": super::util::collection_links(&req) }))
+    HttpResponse::Ok()
+        .json(json!({ "domains": domains, "links": super::util::collection_links(&req) }))
 }
 
-async fn auth_catalog(identity: web::Data<Identity>, caller: Authed, req: HttpRequest) -> Result<HttpResponse, KeystoneError> {
+async fn auth_catalog(
+    identity: web::Data<Identity>,
+    caller: Authed,
+    req: HttpRequest,
+) -> Result<HttpResponse, KeystoneError> {
     if caller.0.scope == TokenScope::Unscoped {
-        return Err(KeystoneError::forbidden("identity:get_auth_catalog (an unscoped token has no catalog)"));
+        return Err(KeystoneError::forbidden(
+            "identity:get_auth_catalog (an unscoped token has no catalog)",
+        ));
     }
     let view = identity.view.read();
-    Ok(HttpResponse::Ok().json(json!({ "catalog": catalog(&view), "links": super::util::collection_links(&req) })))
+    Ok(HttpResponse::Ok()
+        .json(json!({ "catalog": catalog(&view), "links": super::util::collection_links(&req) })))
 }
 
 async fn auth_system(_caller: Authed, req: HttpRequest) -> HttpResponse {

@@ -6,7 +6,10 @@ use strata_actors::identity::{password, UserCommand};
 use strata_projections::identity::{Scope, UserRow};
 
 use super::projects::{merged_extra, project_json, DESCRIPTION_MAX};
-use super::util::{collection_links, entity, extra_json, merge_extra, opt_bool, opt_name, opt_str, query, query_bool, req_name, self_link};
+use super::util::{
+    collection_links, entity, extra_json, merge_extra, opt_bool, opt_name, opt_str, query,
+    query_bool, req_name, self_link,
+};
 use super::{new_id, Authed, Identity, KeystoneError};
 use crate::common::RequestId;
 
@@ -14,16 +17,20 @@ pub const NAME_MAX: usize = 255;
 const PASSWORD_MAX: usize = 4096;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/v3/users").route(web::get().to(list)).route(web::post().to(create)))
-        .service(
-            web::resource("/v3/users/{id}")
-                .route(web::get().to(show))
-                .route(web::patch().to(update))
-                .route(web::delete().to(delete)),
-        )
-        .route("/v3/users/{id}/password", web::post().to(change_password))
-        .route("/v3/users/{id}/projects", web::get().to(projects))
-        .route("/v3/users/{id}/groups", web::get().to(groups));
+    cfg.service(
+        web::resource("/v3/users")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(
+        web::resource("/v3/users/{id}")
+            .route(web::get().to(show))
+            .route(web::patch().to(update))
+            .route(web::delete().to(delete)),
+    )
+    .route("/v3/users/{id}/password", web::post().to(change_password))
+    .route("/v3/users/{id}/projects", web::get().to(projects))
+    .route("/v3/users/{id}/groups", web::get().to(groups));
 }
 
 pub fn user_json(req: &HttpRequest, u: &UserRow) -> Value {
@@ -36,7 +43,11 @@ pub fn user_json(req: &HttpRequest, u: &UserRow) -> Value {
         "options": {},
         "links": self_link(req, &format!("users/{}", u.id)),
     });
-    for (k, val) in [("description", &u.description), ("email", &u.email), ("default_project_id", &u.default_project_id)] {
+    for (k, val) in [
+        ("description", &u.description),
+        ("email", &u.email),
+        ("default_project_id", &u.default_project_id),
+    ] {
         if !val.is_empty() {
             v[k] = json!(val);
         }
@@ -60,7 +71,11 @@ async fn hash(plain: String) -> Result<String, KeystoneError> {
         .map_err(KeystoneError::from)
 }
 
-async fn list(identity: web::Data<Identity>, caller: Authed, req: HttpRequest) -> Result<HttpResponse, KeystoneError> {
+async fn list(
+    identity: web::Data<Identity>,
+    caller: Authed,
+    req: HttpRequest,
+) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:list_users")?;
     let name = query(&req, "name");
     let domain_id = query(&req, "domain_id");
@@ -92,7 +107,8 @@ async fn create(
     let description = opt_str(&mut m, "description", DESCRIPTION_MAX)?.unwrap_or_default();
     let email = opt_str(&mut m, "email", 255)?.unwrap_or_default();
     let default_project_id = opt_str(&mut m, "default_project_id", 64)?.unwrap_or_default();
-    let domain_id = opt_str(&mut m, "domain_id", 64)?.unwrap_or_else(|| caller.0.user_domain_id.clone());
+    let domain_id =
+        opt_str(&mut m, "domain_id", 64)?.unwrap_or_else(|| caller.0.user_domain_id.clone());
     {
         let view = identity.view.read();
         if !view.domains.contains_key(&domain_id) {
@@ -109,7 +125,9 @@ async fn create(
     };
     let id = new_id();
     let meta = rid.metadata(caller.0.principal());
-    identity.claim_name("user", &domain_id, &name, &id, &meta).await?;
+    identity
+        .claim_name("user", &domain_id, &name, &id, &meta)
+        .await?;
     let cmd = UserCommand::Create {
         user_id: id.clone(),
         domain_id: domain_id.clone(),
@@ -122,11 +140,16 @@ async fn create(
         extra_json: extra,
     };
     if let Err(e) = identity.run(&identity.users, &id, cmd, &meta).await {
-        identity.release_name("user", &domain_id, &name, &id, &meta).await;
+        identity
+            .release_name("user", &domain_id, &name, &id, &meta)
+            .await;
         return Err(e);
     }
     let view = identity.view.read();
-    let row = view.users.get(&id).ok_or_else(|| KeystoneError::internal("user not visible after create"))?;
+    let row = view
+        .users
+        .get(&id)
+        .ok_or_else(|| KeystoneError::internal("user not visible after create"))?;
     Ok(HttpResponse::Created().json(json!({ "user": user_json(&req, row) })))
 }
 
@@ -139,7 +162,10 @@ async fn show(
     let id = path.into_inner();
     self_or_admin(&caller, &id, "identity:get_user")?;
     let view = identity.view.read();
-    let row = view.users.get(&id).ok_or_else(|| KeystoneError::not_found("user", &id))?;
+    let row = view
+        .users
+        .get(&id)
+        .ok_or_else(|| KeystoneError::not_found("user", &id))?;
     Ok(HttpResponse::Ok().json(json!({ "user": user_json(&req, row) })))
 }
 
@@ -160,10 +186,18 @@ async fn update(
     let description = opt_str(&mut m, "description", DESCRIPTION_MAX)?;
     let email = opt_str(&mut m, "email", 255)?;
     let default_project_id = opt_str(&mut m, "default_project_id", 64)?;
-    let current = identity.view.read().users.get(&id).cloned().ok_or_else(|| KeystoneError::not_found("user", &id))?;
+    let current = identity
+        .view
+        .read()
+        .users
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| KeystoneError::not_found("user", &id))?;
     if let Some(d) = opt_str(&mut m, "domain_id", 64)? {
         if d != current.domain_id {
-            return Err(KeystoneError::bad_request("Update of `domain_id` is not allowed."));
+            return Err(KeystoneError::bad_request(
+                "Update of `domain_id` is not allowed.",
+            ));
         }
     }
     if let Some(p) = default_project_id.as_ref().filter(|p| !p.is_empty()) {
@@ -171,7 +205,11 @@ async fn update(
             return Err(KeystoneError::not_found("project", p));
         }
     }
-    let extra = if m.is_empty() { None } else { Some(merged_extra(&current.extra_json, m)) };
+    let extra = if m.is_empty() {
+        None
+    } else {
+        Some(merged_extra(&current.extra_json, m))
+    };
     let new_hash = match plain {
         Some(p) => Some(hash(p).await?),
         None => None,
@@ -179,21 +217,48 @@ async fn update(
     let meta = rid.metadata(caller.0.principal());
     let rename = name.as_ref().filter(|n| **n != current.name).cloned();
     if let Some(new_name) = &rename {
-        identity.claim_name("user", &current.domain_id, new_name, &id, &meta).await?;
+        identity
+            .claim_name("user", &current.domain_id, new_name, &id, &meta)
+            .await?;
     }
-    let cmd = UserCommand::Update { name, enabled, description, email, default_project_id, extra_json: extra };
+    let cmd = UserCommand::Update {
+        name,
+        enabled,
+        description,
+        email,
+        default_project_id,
+        extra_json: extra,
+    };
     let result = identity.run(&identity.users, &id, cmd, &meta).await;
     match (&result, &rename) {
-        (Ok(_), Some(_)) => identity.release_name("user", &current.domain_id, &current.name, &id, &meta).await,
-        (Err(_), Some(new_name)) => identity.release_name("user", &current.domain_id, new_name, &id, &meta).await,
+        (Ok(_), Some(_)) => {
+            identity
+                .release_name("user", &current.domain_id, &current.name, &id, &meta)
+                .await
+        }
+        (Err(_), Some(new_name)) => {
+            identity
+                .release_name("user", &current.domain_id, new_name, &id, &meta)
+                .await
+        }
         _ => {}
     }
     result?;
     if let Some(new_hash) = new_hash {
-        identity.run(&identity.users, &id, UserCommand::ChangePassword { new_hash }, &meta).await?;
+        identity
+            .run(
+                &identity.users,
+                &id,
+                UserCommand::ChangePassword { new_hash },
+                &meta,
+            )
+            .await?;
     }
     let view = identity.view.read();
-    let row = view.users.get(&id).ok_or_else(|| KeystoneError::not_found("user", &id))?;
+    let row = view
+        .users
+        .get(&id)
+        .ok_or_else(|| KeystoneError::not_found("user", &id))?;
     Ok(HttpResponse::Ok().json(json!({ "user": user_json(&req, row) })))
 }
 
@@ -206,12 +271,24 @@ async fn delete(
     caller.require_admin("identity:delete_user")?;
     let id = path.into_inner();
     if id == caller.0.user_id {
-        return Err(KeystoneError::forbidden("identity:delete_user (you cannot delete yourself)"));
+        return Err(KeystoneError::forbidden(
+            "identity:delete_user (you cannot delete yourself)",
+        ));
     }
-    let current = identity.view.read().users.get(&id).cloned().ok_or_else(|| KeystoneError::not_found("user", &id))?;
+    let current = identity
+        .view
+        .read()
+        .users
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| KeystoneError::not_found("user", &id))?;
     let meta = rid.metadata(caller.0.principal());
-    identity.run(&identity.users, &id, UserCommand::Delete, &meta).await?;
-    identity.release_name("user", &current.domain_id, &current.name, &id, &meta).await;
+    identity
+        .run(&identity.users, &id, UserCommand::Delete, &meta)
+        .await?;
+    identity
+        .release_name("user", &current.domain_id, &current.name, &id, &meta)
+        .await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -237,7 +314,13 @@ async fn change_password(
             return Err(KeystoneError::forbidden("identity:change_password"));
         }
     }
-    let row = identity.view.read().users.get(&id).cloned().ok_or_else(|| KeystoneError::not_found("user", &id))?;
+    let row = identity
+        .view
+        .read()
+        .users
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| KeystoneError::not_found("user", &id))?;
     let stored = row.password_hash.clone();
     let ok = web::block(move || password::verify_password(&original, &stored))
         .await
@@ -252,7 +335,14 @@ async fn change_password(
         domain_id: row.domain_id.clone(),
         ..Default::default()
     };
-    identity.run(&identity.users, &id, UserCommand::ChangePassword { new_hash }, &rid.metadata(principal)).await?;
+    identity
+        .run(
+            &identity.users,
+            &id,
+            UserCommand::ChangePassword { new_hash },
+            &rid.metadata(principal),
+        )
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -271,7 +361,11 @@ async fn projects(
     let projects: Vec<Value> = view
         .projects
         .values()
-        .filter(|p| !view.direct_roles(&id, &Scope::Project(p.id.clone())).is_empty())
+        .filter(|p| {
+            !view
+                .direct_roles(&id, &Scope::Project(p.id.clone()))
+                .is_empty()
+        })
         .map(|p| project_json(&req, p))
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "projects": projects, "links": collection_links(&req) })))

@@ -12,10 +12,16 @@ pub fn entity(body: &[u8], key: &str) -> Result<Map<String, Value>, KeystoneErro
     match v {
         Value::Object(mut top) => match top.remove(key) {
             Some(Value::Object(m)) => Ok(m),
-            Some(_) => Err(KeystoneError::bad_request(format!("Invalid input for field '{key}': not an object."))),
-            None => Err(KeystoneError::bad_request(format!("'{key}' is a required property"))),
+            Some(_) => Err(KeystoneError::bad_request(format!(
+                "Invalid input for field '{key}': not an object."
+            ))),
+            None => Err(KeystoneError::bad_request(format!(
+                "'{key}' is a required property"
+            ))),
         },
-        _ => Err(KeystoneError::bad_request("Malformed request body: expected a JSON object.")),
+        _ => Err(KeystoneError::bad_request(
+            "Malformed request body: expected a JSON object.",
+        )),
     }
 }
 
@@ -24,28 +30,43 @@ fn invalid(field: &str, why: &str) -> KeystoneError {
 }
 
 /// Take an optional string field (null counts as absent) of at most `max` characters.
-pub fn opt_str(m: &mut Map<String, Value>, field: &str, max: usize) -> Result<Option<String>, KeystoneError> {
+pub fn opt_str(
+    m: &mut Map<String, Value>,
+    field: &str,
+    max: usize,
+) -> Result<Option<String>, KeystoneError> {
     match m.remove(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.chars().count() > max => {
-            Err(invalid(field, &format!("'{s}' is too long (at most {max} characters)")))
-        }
+        Some(Value::String(s)) if s.chars().count() > max => Err(invalid(
+            field,
+            &format!("'{s}' is too long (at most {max} characters)"),
+        )),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(other) => Err(invalid(field, &format!("{other} is not of type 'string'"))),
     }
 }
 
 /// A required, non-blank name of at most `max` characters.
-pub fn req_name(m: &mut Map<String, Value>, field: &str, max: usize) -> Result<String, KeystoneError> {
+pub fn req_name(
+    m: &mut Map<String, Value>,
+    field: &str,
+    max: usize,
+) -> Result<String, KeystoneError> {
     match opt_str(m, field, max)? {
         Some(s) if !s.trim().is_empty() => Ok(s),
         Some(_) => Err(invalid(field, "must not be blank")),
-        None => Err(KeystoneError::bad_request(format!("'{field}' is a required property"))),
+        None => Err(KeystoneError::bad_request(format!(
+            "'{field}' is a required property"
+        ))),
     }
 }
 
 /// An optional name: present means non-blank.
-pub fn opt_name(m: &mut Map<String, Value>, field: &str, max: usize) -> Result<Option<String>, KeystoneError> {
+pub fn opt_name(
+    m: &mut Map<String, Value>,
+    field: &str,
+    max: usize,
+) -> Result<Option<String>, KeystoneError> {
     match opt_str(m, field, max)? {
         Some(s) if s.trim().is_empty() => Err(invalid(field, "must not be blank")),
         other => Ok(other),
@@ -67,7 +88,12 @@ pub fn opt_tags(m: &mut Map<String, Value>) -> Result<Option<Vec<String>>, Keyst
             let mut tags = Vec::with_capacity(a.len());
             for t in a {
                 match t {
-                    Value::String(s) if !s.is_empty() && s.chars().count() <= 255 && !s.contains(',') && !s.contains('/') => {
+                    Value::String(s)
+                        if !s.is_empty()
+                            && s.chars().count() <= 255
+                            && !s.contains(',')
+                            && !s.contains('/') =>
+                    {
                         tags.push(s)
                     }
                     other => return Err(invalid("tags", &format!("{other} is not a valid tag"))),
@@ -99,7 +125,9 @@ pub fn merge_extra(obj: &mut Value, extra_json: &str) {
     if extra_json.is_empty() {
         return;
     }
-    if let (Value::Object(o), Ok(Value::Object(extra))) = (obj, serde_json::from_str::<Value>(extra_json)) {
+    if let (Value::Object(o), Ok(Value::Object(extra))) =
+        (obj, serde_json::from_str::<Value>(extra_json))
+    {
         for (k, v) in extra {
             o.entry(k).or_insert(v);
         }
@@ -113,7 +141,11 @@ pub fn self_link(req: &HttpRequest, path: &str) -> Value {
 pub fn collection_links(req: &HttpRequest) -> Value {
     let base = crate::common::base_url(req);
     let query = req.query_string();
-    let this = if query.is_empty() { format!("{base}{}", req.path()) } else { format!("{base}{}?{query}", req.path()) };
+    let this = if query.is_empty() {
+        format!("{base}{}", req.path())
+    } else {
+        format!("{base}{}?{query}", req.path())
+    };
     serde_json::json!({ "self": this, "previous": null, "next": null })
 }
 
@@ -140,7 +172,10 @@ fn percent_decode(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
                     Ok(b) => {
                         out.push(b);
                         i += 2;
@@ -156,15 +191,21 @@ fn percent_decode(s: &str) -> String {
 }
 
 pub fn query(req: &HttpRequest, key: &str) -> Option<String> {
-    query_pairs(req).into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    query_pairs(req)
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
 }
 
 /// Keystone's boolean query values: "true"/"True"/"1"/"" (present without value) are true.
 pub fn query_bool(req: &HttpRequest, key: &str) -> Option<bool> {
-    query_pairs(req).into_iter().find(|(k, _)| k == key).map(|(_, v)| {
-        let v = v.to_ascii_lowercase();
-        v.is_empty() || v == "true" || v == "1" || v == "yes"
-    })
+    query_pairs(req)
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| {
+            let v = v.to_ascii_lowercase();
+            v.is_empty() || v == "true" || v == "1" || v == "yes"
+        })
 }
 
 #[cfg(test)]
@@ -173,11 +214,14 @@ mod tests {
 
     #[test]
     fn decodes_query_strings() {
-        assert_eq!(url_pairs("name=a%20b&x=1+2&flag"), vec![
-            ("name".into(), "a b".into()),
-            ("x".into(), "1 2".into()),
-            ("flag".into(), "".into())
-        ]);
+        assert_eq!(
+            url_pairs("name=a%20b&x=1+2&flag"),
+            vec![
+                ("name".into(), "a b".into()),
+                ("x".into(), "1 2".into()),
+                ("flag".into(), "".into())
+            ]
+        );
         assert_eq!(url_pairs("bad=%zz%"), vec![("bad".into(), "%zz%".into())]);
     }
 
@@ -185,7 +229,13 @@ mod tests {
     fn entity_parsing_rejects_bad_bodies() {
         assert_eq!(entity(b"{", "project").unwrap_err().status.as_u16(), 400);
         assert_eq!(entity(b"[]", "project").unwrap_err().status.as_u16(), 400);
-        assert_eq!(entity(b"{\"user\":{}}", "project").unwrap_err().status.as_u16(), 400);
+        assert_eq!(
+            entity(b"{\"user\":{}}", "project")
+                .unwrap_err()
+                .status
+                .as_u16(),
+            400
+        );
         let mut m = entity(br#"{"project":{"name":"x","enabled":"yes"}}"#, "project").unwrap();
         assert!(opt_bool(&mut m, "enabled").is_err());
         let mut m = entity(br#"{"project":{"name":""}}"#, "project").unwrap();
