@@ -183,7 +183,7 @@ async fn bench_log(
     let read_rate = read as f64 / t.elapsed().as_secs_f64();
     println!("read + decode envelopes       {read:>10} events  {read_rate:>12.0} events/s");
     let t = Instant::now();
-    let view: IdentityView = strata_projections::rebuild(log.as_ref(), head).await?;
+    let view: IdentityView = strata_projections::rebuild(&log, head).await?;
     let rate = head as f64 / t.elapsed().as_secs_f64();
     println!(
         "rebuild IdentityView          {head:>10} events  {rate:>12.0} events/s  ({} projects)",

@@ -74,7 +74,10 @@ struct Verdict {
 
 /// Bring the stored projection up to the head (saving its checkpoint when writable), rebuild it from zero
 /// in memory, and compare the two at the same position.
-async fn verify_one<P: Projection>(log: &dyn EventLog, writable: bool) -> anyhow::Result<Verdict> {
+async fn verify_one<P: Projection>(
+    log: &Arc<dyn EventLog>,
+    writable: bool,
+) -> anyhow::Result<Verdict> {
     let (live, position) = runner::catch_up::<P>(log).await?;
     if writable {
         let state = live.encode_state()?;
@@ -102,7 +105,7 @@ pub fn replay(data_dir: &Path, verify: bool) -> anyhow::Result<ExitCode> {
     block_on(async move {
         let head = log.head().await?;
         // Every projection of the system is listed here.
-        let verdicts = vec![verify_one::<IdentityView>(log.as_ref(), writable).await?];
+        let verdicts = vec![verify_one::<IdentityView>(&log, writable).await?];
         let mut ok = true;
         println!(
             "log head: position {} hash {}",

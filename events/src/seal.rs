@@ -56,7 +56,10 @@ impl Sealer {
             let position = self.head.position + 1;
             let stream_version = first_version + i as u64;
             let env = EventEnvelope {
-                event_id: id.to_string(),
+                event_id: id
+                    .hyphenated()
+                    .encode_lower(&mut Uuid::encode_buffer())
+                    .to_owned(),
                 stream_id: stream.to_string(),
                 stream_version,
                 position,

@@ -441,7 +441,7 @@ mod tests {
     use strata_events::{EventLog, ExpectedVersion, MemoryLog, Metadata, NewEvent};
     use strata_proto::identity as pb;
 
-    async fn put(log: &MemoryLog, stream: &str, e: E) {
+    async fn put(log: &dyn EventLog, stream: &str, e: E) {
         log.append(
             stream,
             ExpectedVersion::Any,
@@ -542,6 +542,7 @@ mod tests {
     #[tokio::test]
     async fn folds_identity_events_into_rows() {
         let log = fixture().await;
+        let log: std::sync::Arc<dyn EventLog> = std::sync::Arc::new(log);
         let view: IdentityView = crate::rebuild(&log, 100).await.unwrap();
         let p = &view.projects["p1"];
         assert_eq!(
@@ -568,6 +569,7 @@ mod tests {
     async fn deletes_cascade_to_assignments() {
         let log = fixture().await;
         put(&log, "project-p1", E::ProjectDeleted(pb::ProjectDeleted {})).await;
+        let log: std::sync::Arc<dyn EventLog> = std::sync::Arc::new(log);
         let view: IdentityView = crate::rebuild(&log, 100).await.unwrap();
         assert!(view.projects.is_empty());
         assert!(view.assignments.is_empty());
@@ -575,12 +577,12 @@ mod tests {
 
     #[tokio::test]
     async fn rebuild_equals_live_and_checkpoint_resumes() {
-        let log = std::sync::Arc::new(fixture().await);
+        let log: std::sync::Arc<dyn EventLog> = std::sync::Arc::new(fixture().await);
         let live = crate::Live::<IdentityView>::start(log.clone(), Default::default())
             .await
             .unwrap();
         put(
-            &log,
+            log.as_ref(),
             "user-u1",
             E::UserUpdated(pb::UserUpdated {
                 email: Some("a@x".into()),
@@ -589,7 +591,7 @@ mod tests {
         )
         .await;
         assert!(live.wait_for(11, std::time::Duration::from_secs(5)).await);
-        let rebuilt: IdentityView = crate::rebuild(log.as_ref(), 11).await.unwrap();
+        let rebuilt: IdentityView = crate::rebuild(&log, 11).await.unwrap();
         assert_eq!(live.read().digest().unwrap(), rebuilt.digest().unwrap());
         // A restart resumes from the stored checkpoint and reaches the same state.
         let again = crate::Live::<IdentityView>::start(log.clone(), Default::default())

@@ -82,10 +82,58 @@ impl<P: Projection> Clone for Live<P> {
 
 const READ_BATCH: usize = 4096;
 
+/// Read events `from..=until` (to the head when `until` is `None`) in batches on a separate task, so that
+/// reading and decoding overlap with applying them (replay uses both cores).
+fn prefetch(
+    log: Arc<dyn EventLog>,
+    from: Position,
+    until: Option<Position>,
+) -> tokio::sync::mpsc::Receiver<Result<Vec<RecordedEvent>, LogError>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        let mut next = from;
+        loop {
+            let max = match until {
+                Some(u) if next > u => break,
+                Some(u) => READ_BATCH.min((u - next + 1) as usize),
+                None => READ_BATCH,
+            };
+            let batch = log.read_all(next, max).await;
+            let last = match &batch {
+                Ok(b) => b.last().map(|e| e.position),
+                Err(_) => None,
+            };
+            let failed = batch.is_err();
+            if (last.is_none() && !failed) || tx.send(batch).await.is_err() || failed {
+                break;
+            }
+            next = last.unwrap_or(next) + 1;
+        }
+    });
+    rx
+}
+
+/// Apply every prefetched event to `model`; returns the last position applied (or `position` if none).
+async fn apply_all<P: Projection>(
+    model: &mut P,
+    mut position: Position,
+    mut rx: tokio::sync::mpsc::Receiver<Result<Vec<RecordedEvent>, LogError>>,
+) -> Result<Position, ProjectionError> {
+    while let Some(batch) = rx.recv().await {
+        for e in &batch? {
+            model.handle(e);
+            position = e.position;
+        }
+    }
+    Ok(position)
+}
+
 /// Load the checkpointed state (or start from zero when there is none or its version differs) and apply
 /// every event up to the current head. Returns the model and the position reached.
-pub async fn catch_up<P: Projection>(log: &dyn EventLog) -> Result<(P, Position), ProjectionError> {
-    let (mut model, mut position) = match log.load_checkpoint(P::NAME).await? {
+pub async fn catch_up<P: Projection>(
+    log: &Arc<dyn EventLog>,
+) -> Result<(P, Position), ProjectionError> {
+    let (mut model, position) = match log.load_checkpoint(P::NAME).await? {
         Some(c) if c.version == P::VERSION => (P::decode_state(&c.state)?, c.position),
         Some(c) => {
             tracing::info!(
@@ -98,34 +146,22 @@ pub async fn catch_up<P: Projection>(log: &dyn EventLog) -> Result<(P, Position)
         }
         None => (P::default(), 0),
     };
-    loop {
-        let batch = log.read_all(position + 1, READ_BATCH).await?;
-        let Some(last) = batch.last() else { break };
-        position = last.position;
-        for e in &batch {
-            model.handle(e);
-        }
-    }
+    let position = apply_all(
+        &mut model,
+        position,
+        prefetch(log.clone(), position + 1, None),
+    )
+    .await?;
     Ok((model, position))
 }
 
 /// Build the projection from position 0 up to `until` (inclusive), without touching any stored checkpoint.
 pub async fn rebuild<P: Projection>(
-    log: &dyn EventLog,
+    log: &Arc<dyn EventLog>,
     until: Position,
 ) -> Result<P, ProjectionError> {
     let mut model = P::default();
-    let mut position = 0;
-    while position < until {
-        let batch = log
-            .read_all(position + 1, READ_BATCH.min((until - position) as usize))
-            .await?;
-        let Some(last) = batch.last() else { break };
-        position = last.position;
-        for e in &batch {
-            model.handle(e);
-        }
-    }
+    apply_all(&mut model, 0, prefetch(log.clone(), 1, Some(until))).await?;
     Ok(model)
 }
 
@@ -153,7 +189,7 @@ impl<P: Projection> Live<P> {
         log: Arc<dyn EventLog>,
         config: RunnerConfig,
     ) -> Result<Self, ProjectionError> {
-        let (model, position) = catch_up::<P>(log.as_ref()).await?;
+        let (model, position) = catch_up::<P>(&log).await?;
         let model = Arc::new(RwLock::new(model));
         save(log.as_ref(), &model, position).await?;
         let (tx, rx) = watch::channel(position);
