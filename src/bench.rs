@@ -279,6 +279,13 @@ fn spawn_server(dir: &Path) -> anyhow::Result<(std::process::Child, String)> {
     anyhow::bail!("server exited before it was ready")
 }
 
+#[derive(Clone, Copy)]
+enum Case {
+    Issue,
+    WrongPassword,
+    Validate,
+}
+
 fn bench_identity(run_for: Duration) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let (mut child, url) = spawn_server(tmp.path())?;
@@ -292,29 +299,47 @@ fn bench_identity(run_for: Duration) -> anyhow::Result<()> {
         .to_string();
     println!("## HTTP against {url}");
     for concurrency in [1usize, 16] {
-        for (what, issue) in [
-            ("POST /v3/auth/tokens (password, argon2id)", true),
-            ("GET /v3/auth/tokens (validate)", false),
-        ] {
+        let cases = [
+            ("POST /v3/auth/tokens (password, repeat login)", Case::Issue),
+            (
+                "POST /v3/auth/tokens (wrong password: argon2)",
+                Case::WrongPassword,
+            ),
+            ("GET /v3/auth/tokens (validate)", Case::Validate),
+        ];
+        for (what, case) in cases {
             let start = Instant::now();
             let handles: Vec<_> = (0..concurrency)
                 .map(|_| {
                     let (url, body, token) = (url.clone(), body.clone(), admin_token.clone());
+                    let mut wrong = body.clone();
+                    wrong["auth"]["identity"]["password"]["user"]["password"] =
+                        serde_json::json!("not-the-password");
                     std::thread::spawn(move || -> anyhow::Result<Vec<Duration>> {
                         let agent = ureq::AgentBuilder::new().build();
                         let mut lat = Vec::new();
                         while start.elapsed() < run_for {
                             let t = Instant::now();
-                            if issue {
-                                agent
-                                    .post(&format!("{url}/auth/tokens"))
-                                    .send_json(body.clone())?;
-                            } else {
-                                agent
-                                    .get(&format!("{url}/auth/tokens"))
-                                    .set("X-Auth-Token", &token)
-                                    .set("X-Subject-Token", &token)
-                                    .call()?;
+                            let auth_url = format!("{url}/auth/tokens");
+                            match case {
+                                Case::Issue => {
+                                    agent.post(&auth_url).send_json(body.clone())?;
+                                }
+                                Case::WrongPassword => {
+                                    match agent.post(&auth_url).send_json(wrong.clone()) {
+                                        Err(ureq::Error::Status(401, _)) => {}
+                                        other => anyhow::bail!(
+                                            "a wrong password answered {other:?}, not 401"
+                                        ),
+                                    }
+                                }
+                                Case::Validate => {
+                                    agent
+                                        .get(&auth_url)
+                                        .set("X-Auth-Token", &token)
+                                        .set("X-Subject-Token", &token)
+                                        .call()?;
+                                }
                             }
                             lat.push(t.elapsed());
                         }

@@ -346,3 +346,88 @@ mod tests {
         assert_eq!(ts.decode(&ts.issue(&claims(-1))), Err(AuthError::Expired));
     }
 }
+
+/// Remembers passwords that verified, so a client that logs in again with the same password skips argon2
+/// (deliberately ~30 ms of CPU). It keeps an HMAC of (stored hash, password) under a per-process random key,
+/// never the password; an entry only matches while the user's stored hash is unchanged, and a wrong
+/// password always pays the full argon2 cost, so online guessing is not made cheaper.
+pub struct PasswordCache {
+    key: [u8; 32],
+    entries: parking_lot::Mutex<std::collections::HashMap<String, [u8; 32]>>,
+}
+
+const PASSWORD_CACHE_MAX: usize = 100_000;
+
+impl Default for PasswordCache {
+    fn default() -> Self {
+        PasswordCache {
+            key: rand::random(),
+            entries: Default::default(),
+        }
+    }
+}
+
+impl PasswordCache {
+    fn tag(&self, phc: &str, password: &str) -> [u8; 32] {
+        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&self.key) {
+            Ok(m) => m,
+            Err(_) => unreachable!("HMAC-SHA256 takes any key length"),
+        };
+        mac.update(phc.as_bytes());
+        mac.update(&[0]);
+        mac.update(password.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Check `password` against the stored PHC hash of `user_id`.
+    pub async fn verify(
+        &self,
+        user_id: &str,
+        password: &str,
+        phc: &str,
+    ) -> Result<bool, std::io::Error> {
+        let tag = self.tag(phc, password);
+        if self.entries.lock().get(user_id).is_some_and(|t| *t == tag) {
+            return Ok(true);
+        }
+        let (pw, hash) = (password.to_string(), phc.to_string());
+        // Argon2 is deliberately slow: verify off the request thread.
+        let ok = actix_web::web::block(move || {
+            strata_actors::identity::password::verify_password(&pw, &hash)
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+        if ok {
+            let mut entries = self.entries.lock();
+            if entries.len() >= PASSWORD_CACHE_MAX {
+                entries.clear();
+            }
+            entries.insert(user_id.to_string(), tag);
+        }
+        Ok(ok)
+    }
+}
+
+#[cfg(test)]
+mod password_cache_tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn remembers_only_verified_passwords_for_the_current_hash() {
+        let cache = PasswordCache::default();
+        let h1 = strata_actors::identity::password::hash_password("right").unwrap();
+        assert!(!cache.verify("u", "wrong", &h1).await.unwrap());
+        assert!(cache.verify("u", "right", &h1).await.unwrap());
+        assert!(cache.verify("u", "right", &h1).await.unwrap(), "cached");
+        assert!(
+            !cache.verify("u", "wrong", &h1).await.unwrap(),
+            "a wrong password never matches the cache"
+        );
+        let h2 = strata_actors::identity::password::hash_password("new").unwrap();
+        assert!(
+            !cache.verify("u", "right", &h2).await.unwrap(),
+            "a changed hash invalidates the entry"
+        );
+        assert!(cache.verify("u", "new", &h2).await.unwrap());
+    }
+}

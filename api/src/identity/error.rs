@@ -62,6 +62,15 @@ impl ResponseError for KeystoneError {
     }
 }
 
+impl From<std::io::Error> for KeystoneError {
+    fn from(e: std::io::Error) -> Self {
+        tracing::error!(error = %e, "internal failure");
+        KeystoneError::internal(
+            "An unexpected error prevented the server from fulfilling your request.",
+        )
+    }
+}
+
 impl From<AuthError> for KeystoneError {
     fn from(e: AuthError) -> Self {
         match e {

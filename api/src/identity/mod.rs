@@ -28,12 +28,13 @@ use strata_projections::Live;
 
 pub use error::KeystoneError;
 
-use crate::auth::{AuthContext, TokenService};
+use crate::auth::{AuthContext, PasswordCache, TokenService};
 
 /// Everything the identity handlers need: the read model, the token service, and a repository per aggregate.
 pub struct Identity {
     pub view: Live<IdentityView>,
     pub tokens: TokenService,
+    pub passwords: PasswordCache,
     pub region: String,
     pub domains: Repository<Domain>,
     pub projects: Repository<Project>,
@@ -60,6 +61,7 @@ impl Identity {
         Identity {
             view,
             tokens,
+            passwords: PasswordCache::default(),
             region,
             domains: Repository::new(runtime.clone()),
             projects: Repository::new(runtime.clone()),

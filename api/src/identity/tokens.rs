@@ -254,12 +254,10 @@ async fn issue(
         }
     };
     if let Some((password, hash)) = password_check {
-        // Argon2 is deliberately slow: verify off the request thread.
-        let ok = web::block(move || {
-            strata_actors::identity::password::verify_password(&password, &hash)
-        })
-        .await
-        .map_err(|_| KeystoneError::internal("password check failed"))?;
+        let ok = identity
+            .passwords
+            .verify(&user_id, &password, &hash)
+            .await?;
         if !ok {
             tracing::info!(user_id, "authentication failed: wrong password");
             return Err(KeystoneError::unauthorized());
