@@ -659,7 +659,7 @@ fn request_ids_become_correlation_ids_and_the_log_verifies() {
 
     // Every kind of response carries a request id, and each request gets its own.
     all.push(get(&format!("{root}/"), None));
-    all.push(get(&format!("{id}"), None));
+    all.push(get(&id.to_string(), None));
     all.push(get(&format!("{id}/projects"), Some(&admin)).expect(200));
     all.push(get(&format!("{id}/projects"), None).expect(401));
     all.push(get(&format!("{id}/projects/{p}"), Some(&admin)).expect(200));

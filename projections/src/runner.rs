@@ -98,16 +98,21 @@ fn prefetch(
                 Some(u) => READ_BATCH.min((u - next + 1) as usize),
                 None => READ_BATCH,
             };
-            let batch = log.read_all(next, max).await;
-            let last = match &batch {
-                Ok(b) => b.last().map(|e| e.position),
-                Err(_) => None,
-            };
-            let failed = batch.is_err();
-            if (last.is_none() && !failed) || tx.send(batch).await.is_err() || failed {
-                break;
+            match log.read_all(next, max).await {
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    break;
+                }
+                Ok(batch) => {
+                    let Some(last) = batch.last().map(|e| e.position) else {
+                        break;
+                    };
+                    if tx.send(Ok(batch)).await.is_err() {
+                        break;
+                    }
+                    next = last + 1;
+                }
             }
-            next = last.unwrap_or(next) + 1;
         }
     });
     rx

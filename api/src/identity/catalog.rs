@@ -1,5 +1,6 @@
 //! The catalog's resources: `/v3/services`, `/v3/endpoints`, `/v3/regions`.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use strata_actors::identity::{EndpointCommand, RegionCommand, ServiceCommand};
@@ -121,12 +122,13 @@ async fn create_service(
             &rid.metadata(caller.0.principal()),
         )
         .await?;
-    let view = identity.view.read();
-    let row = view
-        .services
-        .get(&id)
-        .ok_or_else(|| KeystoneError::internal("service not visible after create"))?;
-    Ok(HttpResponse::Created().json(json!({ "service": service_json(&req, row) })))
+    identity.answer(
+        StatusCode::CREATED,
+        "service",
+        &id,
+        |v| &v.services,
+        |r| service_json(&req, r),
+    )
 }
 
 async fn show_service(
@@ -137,12 +139,13 @@ async fn show_service(
 ) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:get_service")?;
     let id = path.into_inner();
-    let view = identity.view.read();
-    let row = view
-        .services
-        .get(&id)
-        .ok_or_else(|| KeystoneError::not_found("service", &id))?;
-    Ok(HttpResponse::Ok().json(json!({ "service": service_json(&req, row) })))
+    identity.answer(
+        StatusCode::OK,
+        "service",
+        &id,
+        |v| &v.services,
+        |r| service_json(&req, r),
+    )
 }
 
 async fn update_service(
@@ -170,12 +173,13 @@ async fn update_service(
             &rid.metadata(caller.0.principal()),
         )
         .await?;
-    let view = identity.view.read();
-    let row = view
-        .services
-        .get(&id)
-        .ok_or_else(|| KeystoneError::not_found("service", &id))?;
-    Ok(HttpResponse::Ok().json(json!({ "service": service_json(&req, row) })))
+    identity.answer(
+        StatusCode::OK,
+        "service",
+        &id,
+        |v| &v.services,
+        |r| service_json(&req, r),
+    )
 }
 
 async fn delete_service(
@@ -288,12 +292,13 @@ async fn create_endpoint(
             &rid.metadata(caller.0.principal()),
         )
         .await?;
-    let view = identity.view.read();
-    let row = view
-        .endpoints
-        .get(&id)
-        .ok_or_else(|| KeystoneError::internal("endpoint not visible after create"))?;
-    Ok(HttpResponse::Created().json(json!({ "endpoint": endpoint_json(&req, row) })))
+    identity.answer(
+        StatusCode::CREATED,
+        "endpoint",
+        &id,
+        |v| &v.endpoints,
+        |r| endpoint_json(&req, r),
+    )
 }
 
 async fn show_endpoint(
@@ -304,12 +309,13 @@ async fn show_endpoint(
 ) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:get_endpoint")?;
     let id = path.into_inner();
-    let view = identity.view.read();
-    let row = view
-        .endpoints
-        .get(&id)
-        .ok_or_else(|| KeystoneError::not_found("endpoint", &id))?;
-    Ok(HttpResponse::Ok().json(json!({ "endpoint": endpoint_json(&req, row) })))
+    identity.answer(
+        StatusCode::OK,
+        "endpoint",
+        &id,
+        |v| &v.endpoints,
+        |r| endpoint_json(&req, r),
+    )
 }
 
 async fn update_endpoint(
@@ -347,12 +353,13 @@ async fn update_endpoint(
             &rid.metadata(caller.0.principal()),
         )
         .await?;
-    let view = identity.view.read();
-    let row = view
-        .endpoints
-        .get(&id)
-        .ok_or_else(|| KeystoneError::not_found("endpoint", &id))?;
-    Ok(HttpResponse::Ok().json(json!({ "endpoint": endpoint_json(&req, row) })))
+    identity.answer(
+        StatusCode::OK,
+        "endpoint",
+        &id,
+        |v| &v.endpoints,
+        |r| endpoint_json(&req, r),
+    )
 }
 
 async fn delete_endpoint(
@@ -471,12 +478,13 @@ async fn show_region(
 ) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:get_region")?;
     let id = path.into_inner();
-    let view = identity.view.read();
-    let row = view
-        .regions
-        .get(&id)
-        .ok_or_else(|| KeystoneError::not_found("region", &id))?;
-    Ok(HttpResponse::Ok().json(json!({ "region": region_json(&req, row) })))
+    identity.answer(
+        StatusCode::OK,
+        "region",
+        &id,
+        |v| &v.regions,
+        |r| region_json(&req, r),
+    )
 }
 
 async fn update_region(
@@ -511,12 +519,13 @@ async fn update_region(
             &rid.metadata(caller.0.principal()),
         )
         .await?;
-    let view = identity.view.read();
-    let row = view
-        .regions
-        .get(&id)
-        .ok_or_else(|| KeystoneError::not_found("region", &id))?;
-    Ok(HttpResponse::Ok().json(json!({ "region": region_json(&req, row) })))
+    identity.answer(
+        StatusCode::OK,
+        "region",
+        &id,
+        |v| &v.regions,
+        |r| region_json(&req, r),
+    )
 }
 
 async fn delete_region(

@@ -1,5 +1,6 @@
 //! `/v3/domains`.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use strata_actors::identity::{DomainCommand, ProjectCommand, UserCommand};
@@ -78,7 +79,6 @@ async fn create(
     let extra = extra_json(m);
     let id = new_id();
     let meta = rid.metadata(caller.0.principal());
-    identity.claim_name("domain", "", &name, &id, &meta).await?;
     let cmd = DomainCommand::Create {
         domain_id: id.clone(),
         name: name.clone(),
@@ -86,16 +86,16 @@ async fn create(
         enabled,
         extra_json: extra,
     };
-    if let Err(e) = identity.run(&identity.domains, &id, cmd, &meta).await {
-        identity.release_name("domain", "", &name, &id, &meta).await;
-        return Err(e);
-    }
-    let view = identity.view.read();
-    let row = view
-        .domains
-        .get(&id)
-        .ok_or_else(|| KeystoneError::internal("domain not visible after create"))?;
-    Ok(HttpResponse::Created().json(json!({ "domain": domain_json(&req, row) })))
+    identity
+        .create_named(&identity.domains, "domain", "", &name, &id, cmd, &meta)
+        .await?;
+    identity.answer(
+        StatusCode::CREATED,
+        "domain",
+        &id,
+        |v| &v.domains,
+        |r| domain_json(&req, r),
+    )
 }
 
 async fn show(
@@ -108,12 +108,13 @@ async fn show(
     if !caller.0.is_admin() && caller.0.user_domain_id != id {
         return Err(KeystoneError::forbidden("identity:get_domain"));
     }
-    let view = identity.view.read();
-    let row = view
-        .domains
-        .get(&id)
-        .ok_or_else(|| KeystoneError::not_found("domain", &id))?;
-    Ok(HttpResponse::Ok().json(json!({ "domain": domain_json(&req, row) })))
+    identity.answer(
+        StatusCode::OK,
+        "domain",
+        &id,
+        |v| &v.domains,
+        |r| domain_json(&req, r),
+    )
 }
 
 async fn update(
@@ -144,39 +145,33 @@ async fn update(
         Some(merged_extra(&current.extra_json, m))
     };
     let meta = rid.metadata(caller.0.principal());
-    let rename = name.as_ref().filter(|n| **n != current.name).cloned();
-    if let Some(new_name) = &rename {
-        identity
-            .claim_name("domain", "", new_name, &id, &meta)
-            .await?;
-    }
+    let new_name = name.clone();
     let cmd = DomainCommand::Update {
         name,
         description,
         enabled,
         extra_json: extra,
     };
-    let result = identity.run(&identity.domains, &id, cmd, &meta).await;
-    match (&result, &rename) {
-        (Ok(_), Some(_)) => {
-            identity
-                .release_name("domain", "", &current.name, &id, &meta)
-                .await
-        }
-        (Err(_), Some(new_name)) => {
-            identity
-                .release_name("domain", "", new_name, &id, &meta)
-                .await
-        }
-        _ => {}
-    }
-    result?;
-    let view = identity.view.read();
-    let row = view
-        .domains
-        .get(&id)
-        .ok_or_else(|| KeystoneError::not_found("domain", &id))?;
-    Ok(HttpResponse::Ok().json(json!({ "domain": domain_json(&req, row) })))
+    let old = &current.name;
+    identity
+        .update_named(
+            &identity.domains,
+            "domain",
+            "",
+            old,
+            new_name.as_deref(),
+            &id,
+            cmd,
+            &meta,
+        )
+        .await?;
+    identity.answer(
+        StatusCode::OK,
+        "domain",
+        &id,
+        |v| &v.domains,
+        |r| domain_json(&req, r),
+    )
 }
 
 /// Deleting a (disabled) domain deletes its projects and users first, as Keystone does.
@@ -214,24 +209,28 @@ async fn delete(
     }
     let meta = rid.metadata(caller.0.principal());
     for (pid, name) in projects {
+        let cmd = ProjectCommand::Delete;
         identity
-            .run(&identity.projects, &pid, ProjectCommand::Delete, &meta)
+            .delete_named(&identity.projects, "project", &id, &name, &pid, cmd, &meta)
             .await?;
-        identity
-            .release_name("project", &id, &name, &pid, &meta)
-            .await;
     }
     for (uid, name) in users {
+        let cmd = UserCommand::Delete;
         identity
-            .run(&identity.users, &uid, UserCommand::Delete, &meta)
+            .delete_named(&identity.users, "user", &id, &name, &uid, cmd, &meta)
             .await?;
-        identity.release_name("user", &id, &name, &uid, &meta).await;
     }
+    let cmd = DomainCommand::Delete;
     identity
-        .run(&identity.domains, &id, DomainCommand::Delete, &meta)
+        .delete_named(
+            &identity.domains,
+            "domain",
+            "",
+            &current.name,
+            &id,
+            cmd,
+            &meta,
+        )
         .await?;
-    identity
-        .release_name("domain", "", &current.name, &id, &meta)
-        .await;
     Ok(HttpResponse::NoContent().finish())
 }

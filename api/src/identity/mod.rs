@@ -12,11 +12,14 @@ mod tokens;
 mod users;
 mod util;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use futures::future::LocalBoxFuture;
+use serde_json::Value;
 use strata_actors::identity::{
     name_claim_id, Assignment, Domain, Endpoint, NameClaim, NameClaimCommand, Project, Region,
     Revocation, Role, Service, User,
@@ -159,6 +162,88 @@ impl Identity {
         if let Err(e) = self.names.execute(&id, cmd, meta.clone()).await {
             tracing::error!(kind, scope, name, error = %e, "releasing a name failed; it stays reserved");
         }
+    }
+}
+
+impl Identity {
+    /// Answer `{"<key>": <row as JSON>}` with `status` for row `id` of one of the view's tables, or 404.
+    pub fn answer<R>(
+        &self,
+        status: StatusCode,
+        key: &'static str,
+        id: &str,
+        table: fn(&IdentityView) -> &BTreeMap<String, R>,
+        to_json: impl Fn(&R) -> Value,
+    ) -> Result<HttpResponse, KeystoneError> {
+        let view = self.view.read();
+        let row = table(&view)
+            .get(id)
+            .ok_or_else(|| KeystoneError::not_found(key, id))?;
+        Ok(HttpResponse::build(status).json(serde_json::json!({ key: to_json(row) })))
+    }
+
+    /// Create a resource whose name is unique in `scope`: claim the name, run the create, and give the name
+    /// back if the create fails.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_named<A: Aggregate>(
+        &self,
+        repo: &Repository<A>,
+        kind: &'static str,
+        scope: &str,
+        name: &str,
+        id: &str,
+        cmd: A::Command,
+        meta: &Metadata,
+    ) -> Result<(), KeystoneError> {
+        self.claim_name(kind, scope, name, id, meta).await?;
+        if let Err(e) = self.run(repo, id, cmd, meta).await {
+            self.release_name(kind, scope, name, id, meta).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Run an update that may rename the resource: claim the new name first (409 if taken), then release
+    /// whichever of the two names ended up unused.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn update_named<A: Aggregate>(
+        &self,
+        repo: &Repository<A>,
+        kind: &'static str,
+        scope: &str,
+        old_name: &str,
+        new_name: Option<&str>,
+        id: &str,
+        cmd: A::Command,
+        meta: &Metadata,
+    ) -> Result<(), KeystoneError> {
+        let rename = new_name.filter(|n| *n != old_name);
+        if let Some(n) = rename {
+            self.claim_name(kind, scope, n, id, meta).await?;
+        }
+        let result = self.run(repo, id, cmd, meta).await;
+        if let Some(n) = rename {
+            let unused = if result.is_ok() { old_name } else { n };
+            self.release_name(kind, scope, unused, id, meta).await;
+        }
+        result.map(|_| ())
+    }
+
+    /// Delete a named resource and release its name.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn delete_named<A: Aggregate>(
+        &self,
+        repo: &Repository<A>,
+        kind: &'static str,
+        scope: &str,
+        name: &str,
+        id: &str,
+        cmd: A::Command,
+        meta: &Metadata,
+    ) -> Result<(), KeystoneError> {
+        self.run(repo, id, cmd, meta).await?;
+        self.release_name(kind, scope, name, id, meta).await;
+        Ok(())
     }
 }
 

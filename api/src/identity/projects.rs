@@ -1,5 +1,6 @@
 //! `/v3/projects`.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use strata_actors::identity::ProjectCommand;
@@ -130,9 +131,6 @@ async fn create(
     let extra = extra_json(m);
     let id = new_id();
     let meta = rid.metadata(caller.0.principal());
-    identity
-        .claim_name("project", &domain_id, &name, &id, &meta)
-        .await?;
     let cmd = ProjectCommand::Create {
         project_id: id.clone(),
         domain_id: domain_id.clone(),
@@ -143,18 +141,24 @@ async fn create(
         tags,
         extra_json: extra,
     };
-    if let Err(e) = identity.run(&identity.projects, &id, cmd, &meta).await {
-        identity
-            .release_name("project", &domain_id, &name, &id, &meta)
-            .await;
-        return Err(e);
-    }
-    let view = identity.view.read();
-    let row = view
-        .projects
-        .get(&id)
-        .ok_or_else(|| KeystoneError::internal("project not visible after create"))?;
-    Ok(HttpResponse::Created().json(json!({ "project": project_json(&req, row) })))
+    identity
+        .create_named(
+            &identity.projects,
+            "project",
+            &domain_id,
+            &name,
+            &id,
+            cmd,
+            &meta,
+        )
+        .await?;
+    identity.answer(
+        StatusCode::CREATED,
+        "project",
+        &id,
+        |v| &v.projects,
+        |r| project_json(&req, r),
+    )
 }
 
 async fn show(
@@ -168,12 +172,13 @@ async fn show(
     if !caller.0.is_admin() && caller.0.project_id() != Some(id.as_str()) {
         return Err(KeystoneError::forbidden("identity:get_project"));
     }
-    let view = identity.view.read();
-    let row = view
-        .projects
-        .get(&id)
-        .ok_or_else(|| KeystoneError::not_found("project", &id))?;
-    Ok(HttpResponse::Ok().json(json!({ "project": project_json(&req, row) })))
+    identity.answer(
+        StatusCode::OK,
+        "project",
+        &id,
+        |v| &v.projects,
+        |r| project_json(&req, r),
+    )
 }
 
 async fn update(
@@ -213,12 +218,7 @@ async fn update(
         Some(merged_extra(&current.extra_json, m))
     };
     let meta = rid.metadata(caller.0.principal());
-    let rename = name.as_ref().filter(|n| **n != current.name).cloned();
-    if let Some(new_name) = &rename {
-        identity
-            .claim_name("project", &current.domain_id, new_name, &id, &meta)
-            .await?;
-    }
+    let new_name = name.clone();
     let cmd = ProjectCommand::Update {
         name,
         description,
@@ -226,29 +226,26 @@ async fn update(
         tags,
         extra_json: extra,
     };
-    match identity.run(&identity.projects, &id, cmd, &meta).await {
-        Ok(_) => {
-            if rename.is_some() {
-                identity
-                    .release_name("project", &current.domain_id, &current.name, &id, &meta)
-                    .await;
-            }
-        }
-        Err(e) => {
-            if let Some(new_name) = &rename {
-                identity
-                    .release_name("project", &current.domain_id, new_name, &id, &meta)
-                    .await;
-            }
-            return Err(e);
-        }
-    }
-    let view = identity.view.read();
-    let row = view
-        .projects
-        .get(&id)
-        .ok_or_else(|| KeystoneError::not_found("project", &id))?;
-    Ok(HttpResponse::Ok().json(json!({ "project": project_json(&req, row) })))
+    let (domain, old) = (&current.domain_id, &current.name);
+    identity
+        .update_named(
+            &identity.projects,
+            "project",
+            domain,
+            old,
+            new_name.as_deref(),
+            &id,
+            cmd,
+            &meta,
+        )
+        .await?;
+    identity.answer(
+        StatusCode::OK,
+        "project",
+        &id,
+        |v| &v.projects,
+        |r| project_json(&req, r),
+    )
 }
 
 /// Extra properties after an update: the old ones with the new ones laid over them.
@@ -284,11 +281,17 @@ async fn delete(
         .cloned()
         .ok_or_else(|| KeystoneError::not_found("project", &id))?;
     let meta = rid.metadata(caller.0.principal());
+    let (domain, name) = (&current.domain_id, &current.name);
     identity
-        .run(&identity.projects, &id, ProjectCommand::Delete, &meta)
+        .delete_named(
+            &identity.projects,
+            "project",
+            domain,
+            name,
+            &id,
+            ProjectCommand::Delete,
+            &meta,
+        )
         .await?;
-    identity
-        .release_name("project", &current.domain_id, &current.name, &id, &meta)
-        .await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,5 +1,6 @@
 //! `/v3/roles`, implied roles and `/v3/role_inferences`.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use strata_actors::identity::RoleCommand;
@@ -85,27 +86,22 @@ async fn create(
     }
     let id = new_id();
     let meta = rid.metadata(caller.0.principal());
-    identity
-        .claim_name("role", &domain_id, &name, &id, &meta)
-        .await?;
     let cmd = RoleCommand::Create {
         role_id: id.clone(),
         name: name.clone(),
         domain_id: domain_id.clone(),
         description,
     };
-    if let Err(e) = identity.run(&identity.roles, &id, cmd, &meta).await {
-        identity
-            .release_name("role", &domain_id, &name, &id, &meta)
-            .await;
-        return Err(e);
-    }
-    let view = identity.view.read();
-    let row = view
-        .roles
-        .get(&id)
-        .ok_or_else(|| KeystoneError::internal("role not visible after create"))?;
-    Ok(HttpResponse::Created().json(json!({ "role": role_json(&req, row) })))
+    identity
+        .create_named(&identity.roles, "role", &domain_id, &name, &id, cmd, &meta)
+        .await?;
+    identity.answer(
+        StatusCode::CREATED,
+        "role",
+        &id,
+        |v| &v.roles,
+        |r| role_json(&req, r),
+    )
 }
 
 async fn show(
@@ -116,12 +112,13 @@ async fn show(
 ) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:get_role")?;
     let id = path.into_inner();
-    let view = identity.view.read();
-    let row = view
-        .roles
-        .get(&id)
-        .ok_or_else(|| KeystoneError::not_found("role", &id))?;
-    Ok(HttpResponse::Ok().json(json!({ "role": role_json(&req, row) })))
+    identity.answer(
+        StatusCode::OK,
+        "role",
+        &id,
+        |v| &v.roles,
+        |r| role_json(&req, r),
+    )
 }
 
 async fn update(
@@ -145,40 +142,28 @@ async fn update(
         .cloned()
         .ok_or_else(|| KeystoneError::not_found("role", &id))?;
     let meta = rid.metadata(caller.0.principal());
-    let rename = name.as_ref().filter(|n| **n != current.name).cloned();
-    if let Some(new_name) = &rename {
-        identity
-            .claim_name("role", &current.domain_id, new_name, &id, &meta)
-            .await?;
-    }
-    let result = identity
-        .run(
+    let new_name = name.clone();
+    let cmd = RoleCommand::Update { name, description };
+    let (domain, old) = (&current.domain_id, &current.name);
+    identity
+        .update_named(
             &identity.roles,
+            "role",
+            domain,
+            old,
+            new_name.as_deref(),
             &id,
-            RoleCommand::Update { name, description },
+            cmd,
             &meta,
         )
-        .await;
-    match (&result, &rename) {
-        (Ok(_), Some(_)) => {
-            identity
-                .release_name("role", &current.domain_id, &current.name, &id, &meta)
-                .await
-        }
-        (Err(_), Some(new_name)) => {
-            identity
-                .release_name("role", &current.domain_id, new_name, &id, &meta)
-                .await
-        }
-        _ => {}
-    }
-    result?;
-    let view = identity.view.read();
-    let row = view
-        .roles
-        .get(&id)
-        .ok_or_else(|| KeystoneError::not_found("role", &id))?;
-    Ok(HttpResponse::Ok().json(json!({ "role": role_json(&req, row) })))
+        .await?;
+    identity.answer(
+        StatusCode::OK,
+        "role",
+        &id,
+        |v| &v.roles,
+        |r| role_json(&req, r),
+    )
 }
 
 async fn delete(
@@ -197,12 +182,18 @@ async fn delete(
         .cloned()
         .ok_or_else(|| KeystoneError::not_found("role", &id))?;
     let meta = rid.metadata(caller.0.principal());
+    let (domain, name) = (&current.domain_id, &current.name);
     identity
-        .run(&identity.roles, &id, RoleCommand::Delete, &meta)
+        .delete_named(
+            &identity.roles,
+            "role",
+            domain,
+            name,
+            &id,
+            RoleCommand::Delete,
+            &meta,
+        )
         .await?;
-    identity
-        .release_name("role", &current.domain_id, &current.name, &id, &meta)
-        .await;
     Ok(HttpResponse::NoContent().finish())
 }
 

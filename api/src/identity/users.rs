@@ -1,5 +1,6 @@
 //! `/v3/users`, including a user changing its own password and listing its projects.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use strata_actors::identity::{password, UserCommand};
@@ -125,9 +126,6 @@ async fn create(
     };
     let id = new_id();
     let meta = rid.metadata(caller.0.principal());
-    identity
-        .claim_name("user", &domain_id, &name, &id, &meta)
-        .await?;
     let cmd = UserCommand::Create {
         user_id: id.clone(),
         domain_id: domain_id.clone(),
@@ -139,18 +137,16 @@ async fn create(
         default_project_id,
         extra_json: extra,
     };
-    if let Err(e) = identity.run(&identity.users, &id, cmd, &meta).await {
-        identity
-            .release_name("user", &domain_id, &name, &id, &meta)
-            .await;
-        return Err(e);
-    }
-    let view = identity.view.read();
-    let row = view
-        .users
-        .get(&id)
-        .ok_or_else(|| KeystoneError::internal("user not visible after create"))?;
-    Ok(HttpResponse::Created().json(json!({ "user": user_json(&req, row) })))
+    identity
+        .create_named(&identity.users, "user", &domain_id, &name, &id, cmd, &meta)
+        .await?;
+    identity.answer(
+        StatusCode::CREATED,
+        "user",
+        &id,
+        |v| &v.users,
+        |r| user_json(&req, r),
+    )
 }
 
 async fn show(
@@ -161,12 +157,13 @@ async fn show(
 ) -> Result<HttpResponse, KeystoneError> {
     let id = path.into_inner();
     self_or_admin(&caller, &id, "identity:get_user")?;
-    let view = identity.view.read();
-    let row = view
-        .users
-        .get(&id)
-        .ok_or_else(|| KeystoneError::not_found("user", &id))?;
-    Ok(HttpResponse::Ok().json(json!({ "user": user_json(&req, row) })))
+    identity.answer(
+        StatusCode::OK,
+        "user",
+        &id,
+        |v| &v.users,
+        |r| user_json(&req, r),
+    )
 }
 
 async fn update(
@@ -215,12 +212,7 @@ async fn update(
         None => None,
     };
     let meta = rid.metadata(caller.0.principal());
-    let rename = name.as_ref().filter(|n| **n != current.name).cloned();
-    if let Some(new_name) = &rename {
-        identity
-            .claim_name("user", &current.domain_id, new_name, &id, &meta)
-            .await?;
-    }
+    let new_name = name.clone();
     let cmd = UserCommand::Update {
         name,
         enabled,
@@ -229,21 +221,19 @@ async fn update(
         default_project_id,
         extra_json: extra,
     };
-    let result = identity.run(&identity.users, &id, cmd, &meta).await;
-    match (&result, &rename) {
-        (Ok(_), Some(_)) => {
-            identity
-                .release_name("user", &current.domain_id, &current.name, &id, &meta)
-                .await
-        }
-        (Err(_), Some(new_name)) => {
-            identity
-                .release_name("user", &current.domain_id, new_name, &id, &meta)
-                .await
-        }
-        _ => {}
-    }
-    result?;
+    let (domain, old) = (&current.domain_id, &current.name);
+    identity
+        .update_named(
+            &identity.users,
+            "user",
+            domain,
+            old,
+            new_name.as_deref(),
+            &id,
+            cmd,
+            &meta,
+        )
+        .await?;
     if let Some(new_hash) = new_hash {
         identity
             .run(
@@ -254,12 +244,13 @@ async fn update(
             )
             .await?;
     }
-    let view = identity.view.read();
-    let row = view
-        .users
-        .get(&id)
-        .ok_or_else(|| KeystoneError::not_found("user", &id))?;
-    Ok(HttpResponse::Ok().json(json!({ "user": user_json(&req, row) })))
+    identity.answer(
+        StatusCode::OK,
+        "user",
+        &id,
+        |v| &v.users,
+        |r| user_json(&req, r),
+    )
 }
 
 async fn delete(
@@ -283,12 +274,18 @@ async fn delete(
         .cloned()
         .ok_or_else(|| KeystoneError::not_found("user", &id))?;
     let meta = rid.metadata(caller.0.principal());
+    let (domain, name) = (&current.domain_id, &current.name);
     identity
-        .run(&identity.users, &id, UserCommand::Delete, &meta)
+        .delete_named(
+            &identity.users,
+            "user",
+            domain,
+            name,
+            &id,
+            UserCommand::Delete,
+            &meta,
+        )
         .await?;
-    identity
-        .release_name("user", &current.domain_id, &current.name, &id, &meta)
-        .await;
     Ok(HttpResponse::NoContent().finish())
 }
 
