@@ -778,3 +778,67 @@ fn tokens_expire_and_then_get_401() {
     // A fresh token works again.
     get(&projects, Some(&server.admin_token())).expect(200);
 }
+
+#[test]
+fn every_start_updates_the_catalog_and_a_new_admin_password_resets_it() {
+    let mut server = Server::start();
+    let first_url = server.identity_url().to_string();
+    let old_password = server.admin_password().to_string();
+    server.kill();
+    server.set_admin_password("a-brand-new-password");
+    server.restart();
+    let url = server.identity_url().to_string();
+
+    // The catalog names the address bound now, once per interface, and nothing else for identity.
+    let token = server.admin_token();
+    let catalog = get(&format!("{url}/auth/catalog"), Some(&token))
+        .expect(200)
+        .json();
+    let identity = catalog["catalog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["type"] == "identity")
+        .cloned()
+        .expect("identity in the catalog");
+    let urls: Vec<&str> = identity["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(urls, vec![url.as_str(); 3], "first start was {first_url}");
+
+    // The old password is refused, the new one works, and clouds.yaml carries the new one.
+    let refused = try_issue_token(&url, "admin", &old_password, Some("admin")).unwrap();
+    assert_keystone_error(&refused, 401, "Unauthorized");
+    let yaml = std::fs::read_to_string(server.clouds_yaml()).unwrap();
+    assert!(
+        yaml.contains("a-brand-new-password") && yaml.contains(&url),
+        "{yaml}"
+    );
+
+    // Both changes are events recorded by the bootstrap, not edits.
+    server.kill();
+    let dump = server.log_dump().unwrap();
+    let bootstrap_events: Vec<&str> = dump
+        .iter()
+        .filter(|e| {
+            e["correlation_id"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("bootstrap-")
+        })
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert!(
+        bootstrap_events.contains(&"identity.UserPasswordChanged.v1"),
+        "{bootstrap_events:?}"
+    );
+    if url != first_url {
+        assert!(
+            bootstrap_events.contains(&"identity.EndpointUpdated.v1"),
+            "{bootstrap_events:?}"
+        );
+    }
+}

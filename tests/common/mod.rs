@@ -402,6 +402,11 @@ impl Server {
         &self.admin_password
     }
 
+    /// The admin password the next (re)start passes with `--admin-password`.
+    pub fn set_admin_password(&mut self, password: &str) {
+        self.admin_password = password.to_string();
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
