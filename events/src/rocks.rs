@@ -6,9 +6,9 @@
 //! - `snapshots`: stream id -> encoded `Snapshot`; `checkpoints`: projection name -> encoded `ProjectionCheckpoint`
 //!
 //! One writer thread owns positions, versions and the hash chain. It takes every append waiting in its queue,
-//! checks each one's expected version, seals the accepted ones into one `WriteBatch`, writes it with the WAL
-//! synced, and only then answers: many concurrent appenders share one fsync (group commit), and a crash
-//! loses only appends that were never acknowledged.
+//! checks each one's expected version and seals the accepted ones into one `WriteBatch`; a second thread
+//! writes that batch with the WAL synced and only then answers, while the first seals the next group. Many
+//! concurrent appenders share one fsync (group commit), and a crash loses only unacknowledged appends.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -53,7 +53,7 @@ impl Default for RocksOptions {
 pub struct RocksLog {
     db: Arc<DB>,
     path: PathBuf,
-    writer: Option<Mutex<std_mpsc::Sender<AppendRequest>>>,
+    writer: Option<std_mpsc::Sender<AppendRequest>>,
     writer_thread: Option<std::thread::JoinHandle<()>>,
     head: Arc<Mutex<Head>>,
     head_rx: watch::Receiver<Position>,
@@ -118,7 +118,7 @@ impl RocksLog {
         Ok(RocksLog {
             db,
             path,
-            writer: Some(Mutex::new(tx)),
+            writer: Some(tx),
             writer_thread: Some(thread),
             head: head_shared,
             head_rx,
@@ -230,7 +230,7 @@ fn current_version(db: &DB, stream: &str) -> Result<u64, LogError> {
 struct Writer {
     db: Arc<DB>,
     sealer: Sealer,
-    /// Cache of stream versions known to the writer (the writer is the only one that changes them).
+    /// Stream versions as of everything sealed so far (the writer is the only one that changes them).
     versions: HashMap<String, u64>,
     head: Arc<Mutex<Head>>,
     head_tx: Arc<watch::Sender<Position>>,
@@ -242,8 +242,40 @@ struct Accepted {
     result: AppendResult,
 }
 
+/// A sealed group of appends on its way to the disk.
+struct Group {
+    batch: WriteBatch,
+    accepted: Vec<Accepted>,
+    head: Head,
+}
+
 impl Writer {
+    /// Two stages: this thread checks versions and seals the next group while a second thread writes and
+    /// fsyncs the previous one, so sealing overlaps the disk. Groups reach the disk in sealing order.
+    /// After a failed write the log refuses every further append (the process must be restarted, and
+    /// then reads the truth from disk), because later groups were sealed on top of the failed one.
     fn run(mut self, rx: std_mpsc::Receiver<AppendRequest>) {
+        let (to_disk, groups) = std_mpsc::sync_channel::<Group>(1);
+        let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let disk = {
+            let (db, head, head_tx, sync, failed) = (
+                self.db.clone(),
+                self.head.clone(),
+                self.head_tx.clone(),
+                self.sync,
+                failed.clone(),
+            );
+            std::thread::Builder::new()
+                .name("strata-log-sync".into())
+                .spawn(move || write_groups(&db, groups, &head, &head_tx, sync, &failed))
+        };
+        let disk = match disk {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the log's disk thread");
+                return;
+            }
+        };
         while let Ok(first) = rx.recv() {
             let mut group = vec![first];
             while group.len() < MAX_GROUP {
@@ -252,8 +284,22 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.commit(group);
+            if failed.load(std::sync::atomic::Ordering::SeqCst) {
+                for r in group {
+                    let _ = r.reply.send(Err(LogError::Storage(
+                        "an earlier write failed; restart the service".into(),
+                    )));
+                }
+                continue;
+            }
+            if let Some(g) = self.seal_group(group) {
+                if to_disk.send(g).is_err() {
+                    break;
+                }
+            }
         }
+        drop(to_disk);
+        let _ = disk.join();
         tracing::debug!("event log writer stopped");
     }
 
@@ -270,7 +316,9 @@ impl Writer {
         Ok(v)
     }
 
-    fn commit(&mut self, group: Vec<AppendRequest>) {
+    /// Check each append's expected version (answering conflicts at once) and seal the accepted ones into
+    /// one write batch.
+    fn seal_group(&mut self, group: Vec<AppendRequest>) -> Option<Group> {
         let db = self.db.clone();
         let (Some(cf_events), Some(cf_streams)) =
             (db.cf_handle(CF_EVENTS), db.cf_handle(CF_STREAMS))
@@ -280,9 +328,8 @@ impl Writer {
                     .reply
                     .send(Err(LogError::Storage("missing column families".into())));
             }
-            return;
+            return None;
         };
-        let saved_head = self.sealer.head;
         let mut pending: HashMap<String, u64> = HashMap::new();
         let mut batch = WriteBatch::default();
         let mut accepted: Vec<Accepted> = Vec::with_capacity(group.len());
@@ -329,24 +376,50 @@ impl Writer {
             });
         }
         if accepted.is_empty() {
-            return;
+            return None;
         }
-        let mut wo = WriteOptions::default();
-        wo.set_sync(self.sync);
-        match self.db.write_opt(batch, &wo) {
+        self.versions.extend(pending);
+        Some(Group {
+            batch,
+            accepted,
+            head: self.sealer.head,
+        })
+    }
+}
+
+/// The disk stage: write each group with the WAL synced, then publish the new head and answer.
+fn write_groups(
+    db: &DB,
+    groups: std_mpsc::Receiver<Group>,
+    head: &Mutex<Head>,
+    head_tx: &watch::Sender<Position>,
+    sync: bool,
+    failed: &std::sync::atomic::AtomicBool,
+) {
+    let mut wo = WriteOptions::default();
+    wo.set_sync(sync);
+    for g in groups {
+        if failed.load(std::sync::atomic::Ordering::SeqCst) {
+            for a in g.accepted {
+                let _ = a.reply.send(Err(LogError::Storage(
+                    "an earlier write failed; nothing was appended".into(),
+                )));
+            }
+            continue;
+        }
+        match db.write_opt(g.batch, &wo) {
             Ok(()) => {
-                self.versions.extend(pending);
-                *self.head.lock() = self.sealer.head;
-                self.head_tx.send_replace(self.sealer.head.position);
-                for a in accepted {
+                *head.lock() = g.head;
+                head_tx.send_replace(g.head.position);
+                for a in g.accepted {
                     let _ = a.reply.send(Ok(a.result));
                 }
             }
             Err(e) => {
+                failed.store(true, std::sync::atomic::Ordering::SeqCst);
                 tracing::error!(error = %e, "event log write failed; nothing in this group was appended");
-                self.sealer.head = saved_head;
                 let err = LogError::from(e);
-                for a in accepted {
+                for a in g.accepted {
                     let _ = a.reply.send(Err(err.clone()));
                 }
             }
@@ -378,7 +451,7 @@ impl EventLog for RocksLog {
             meta,
             reply,
         };
-        writer.lock().send(req).map_err(|_| LogError::Closed)?;
+        writer.send(req).map_err(|_| LogError::Closed)?;
         rx.await.map_err(|_| LogError::Closed)?
     }
 
