@@ -2,6 +2,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "schemas/strata/envelope.proto",
         "schemas/strata/identity.proto",
+        "schemas/strata/image.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
@@ -9,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     prost_build::Config::new()
         // Service events serialize to JSON for tools (`strata log dump`, the audit API); the envelope does not.
         .type_attribute(".strata.identity", "#[derive(serde::Serialize)]")
+        .type_attribute(".strata.image", "#[derive(serde::Serialize)]")
         .compile_protos(&files, &["schemas"])?;
     Ok(())
 }

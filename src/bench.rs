@@ -256,6 +256,8 @@ fn spawn_server(dir: &Path) -> anyhow::Result<(std::process::Child, String)> {
             "serve",
             "--identity-port",
             "0",
+            "--image-port",
+            "0",
             "--admin-password",
             "bench-password",
             "--workers",

@@ -27,6 +27,15 @@ pub struct ServeArgs {
     /// Keystone port; 0 picks a free one [default: 5000]
     #[arg(long)]
     pub identity_port: Option<u16>,
+    /// Glance port; 0 picks a free one [default: 9292]
+    #[arg(long)]
+    pub image_port: Option<u16>,
+    /// Images one project may own [default: 1000]
+    #[arg(long)]
+    pub image_quota_count: Option<u64>,
+    /// Image bytes one project may store [default: 1 TiB]
+    #[arg(long)]
+    pub image_quota_bytes: Option<u64>,
     /// Region name in the catalog [default: RegionOne]
     #[arg(long)]
     pub region: Option<String>,
@@ -46,6 +55,9 @@ struct FileConfig {
     clouds_yaml: Option<PathBuf>,
     bind: Option<IpAddr>,
     identity_port: Option<u16>,
+    image_port: Option<u16>,
+    image_quota_count: Option<u64>,
+    image_quota_bytes: Option<u64>,
     region: Option<String>,
     token_ttl: Option<u64>,
     workers: Option<usize>,
@@ -59,6 +71,9 @@ pub struct ServeConfig {
     pub clouds_yaml: PathBuf,
     pub bind: IpAddr,
     pub identity_port: u16,
+    pub image_port: u16,
+    pub image_quota_count: u64,
+    pub image_quota_bytes: u64,
     pub region: String,
     pub token_ttl: u64,
     pub workers: usize,
@@ -91,6 +106,15 @@ impl ServeArgs {
                 .or(file.bind)
                 .unwrap_or(IpAddr::from([127, 0, 0, 1])),
             identity_port: self.identity_port.or(file.identity_port).unwrap_or(5000),
+            image_port: self.image_port.or(file.image_port).unwrap_or(9292),
+            image_quota_count: self
+                .image_quota_count
+                .or(file.image_quota_count)
+                .unwrap_or(1000),
+            image_quota_bytes: self
+                .image_quota_bytes
+                .or(file.image_quota_bytes)
+                .unwrap_or(1 << 40),
             region: self
                 .region
                 .or(file.region)

@@ -7,13 +7,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use strata_actors::image::store::FileStore;
 use strata_actors::{Runtime, RuntimeConfig};
 use strata_api::auth::{write_private, TokenService};
 use strata_api::identity::bootstrap::{bootstrap, CatalogEntry};
 use strata_api::identity::Identity;
-use strata_api::Services;
+use strata_api::image::{ImageQuota, Images};
+use strata_api::{Ports, Services};
 use strata_events::{EventLog, RocksLog, RocksOptions};
 use strata_projections::identity::IdentityView;
+use strata_projections::image::ImageView;
 use strata_projections::Live;
 
 use crate::config::{ServeArgs, ServeConfig};
@@ -134,28 +137,43 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tokens,
         config.region.clone(),
     ));
-    let services = Services::start(
-        identity.clone(),
-        config.bind,
-        config.identity_port,
-        config.workers,
-    )
-    .with_context(|| {
-        format!(
-            "binding the identity API on {}:{}",
-            config.bind, config.identity_port
-        )
-    })?;
+    let image_view = Live::<ImageView>::start(log.clone(), Default::default()).await?;
+    let store = FileStore::new(config.data_dir.clone()).context("opening the image store")?;
+    let quota = ImageQuota {
+        images: config.image_quota_count,
+        bytes: config.image_quota_bytes,
+    };
+    let images = actix_web::web::Data::new(Images::new(
+        runtime.clone(),
+        image_view,
+        Arc::new(store),
+        quota,
+    ));
+    let ports = Ports {
+        identity: config.identity_port,
+        image: config.image_port,
+    };
+    let services = Services::start(identity.clone(), images, config.bind, ports, config.workers)
+        .with_context(|| format!("binding the APIs on {} ({ports:?})", config.bind))?;
     let identity_url = format!("http://{}/v3", public_host(services.addrs.identity));
-    tracing::info!(url = %identity_url, "identity API listening");
+    let image_url = format!("http://{}", public_host(services.addrs.image));
+    tracing::info!(identity = %identity_url, image = %image_url, "APIs listening");
 
     let (password, generated) = admin_password(&config)?;
-    let catalog = vec![CatalogEntry {
-        service_type: "identity".into(),
-        name: "keystone".into(),
-        description: "Strata identity (Keystone v3)".into(),
-        url: identity_url.clone(),
-    }];
+    let catalog = vec![
+        CatalogEntry {
+            service_type: "identity".into(),
+            name: "keystone".into(),
+            description: "Strata identity (Keystone v3)".into(),
+            url: identity_url.clone(),
+        },
+        CatalogEntry {
+            service_type: "image".into(),
+            name: "glance".into(),
+            description: "Strata images (Glance v2)".into(),
+            url: image_url.clone(),
+        },
+    ];
     let report = bootstrap(&identity, &password, &catalog)
         .await
         .map_err(|e| anyhow::anyhow!("bootstrap: {}", e.message))?;
@@ -169,7 +187,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         &config.region,
     )?;
 
-    println!("Strata is running. Identity (Keystone v3): {identity_url}");
+    println!("Strata is running. Identity (Keystone v3): {identity_url}  Images (Glance v2): {image_url}");
     println!(
         "  clouds.yaml: {}  (cloud 'strata')",
         config.clouds_yaml.display()
@@ -184,8 +202,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             config.data_dir.join("admin-password").display()
         );
     }
-    println!("STRATA READY identity={identity_url}");
-    services.server.await.context("HTTP server")?;
+    println!("STRATA READY identity={identity_url} image={image_url}");
+    futures::future::try_join_all(services.servers)
+        .await
+        .context("HTTP server")?;
     runtime.shutdown();
     tracing::info!("stopped");
     Ok(())

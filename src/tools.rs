@@ -8,6 +8,7 @@ use anyhow::Context;
 use serde_json::json;
 use strata_events::{verify_chain, EventLog, Head, LogError, RocksLog, RocksOptions, GENESIS_HASH};
 use strata_projections::identity::IdentityView;
+use strata_projections::image::ImageView;
 use strata_projections::{runner, Projection};
 
 use crate::serve::log_dir;
@@ -105,7 +106,10 @@ pub fn replay(data_dir: &Path, verify: bool) -> anyhow::Result<ExitCode> {
     block_on(async move {
         let head = log.head().await?;
         // Every projection of the system is listed here.
-        let verdicts = vec![verify_one::<IdentityView>(&log, writable).await?];
+        let verdicts = vec![
+            verify_one::<IdentityView>(&log, writable).await?,
+            verify_one::<ImageView>(&log, writable).await?,
+        ];
         let mut ok = true;
         println!(
             "log head: position {} hash {}",

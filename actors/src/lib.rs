@@ -7,6 +7,7 @@
 
 pub mod aggregate;
 pub mod identity;
+pub mod image;
 pub mod runtime;
 
 pub use aggregate::{replay, Aggregate, CodecError, DomainError, DomainEvent};

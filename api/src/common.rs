@@ -70,3 +70,107 @@ pub fn base_url(req: &HttpRequest) -> String {
     let info = req.connection_info();
     format!("{}://{}", info.scheme(), info.host())
 }
+
+/// The HTTP status and message every service answers for a refused or failed command; each service wraps
+/// them in its own error body.
+pub fn command_failure(e: strata_actors::CommandError) -> (actix_web::http::StatusCode, String) {
+    use actix_web::http::StatusCode;
+    use strata_actors::{CommandError, DomainError};
+    match e {
+        CommandError::Domain(d) => {
+            let status = match &d {
+                DomainError::NotFound { .. } => StatusCode::NOT_FOUND,
+                DomainError::AlreadyExists { .. } | DomainError::Conflict(_) => {
+                    StatusCode::CONFLICT
+                }
+                DomainError::Invalid(_) => StatusCode::BAD_REQUEST,
+                DomainError::Forbidden(_) => StatusCode::FORBIDDEN,
+            };
+            (status, d.to_string())
+        }
+        CommandError::Contention(_) => (StatusCode::CONFLICT, e.to_string()),
+        other => {
+            tracing::error!(error = %other, "command failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The service is temporarily unavailable.".to_string(),
+            )
+        }
+    }
+}
+
+/// Query parameters as pairs (repeated keys kept), decoded; never fails.
+pub fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
+    url_pairs(req.query_string())
+}
+
+fn url_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Percent-encode a query component (RFC 3986 unreserved characters pass through).
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_and_encodes_query_strings() {
+        assert_eq!(
+            url_pairs("name=a%20b&x=1+2&flag"),
+            vec![
+                ("name".into(), "a b".into()),
+                ("x".into(), "1 2".into()),
+                ("flag".into(), "".into())
+            ]
+        );
+        assert_eq!(url_pairs("bad=%zz%"), vec![("bad".into(), "%zz%".into())]);
+        assert_eq!(
+            url_pairs(&format!("k={}", encode("in:\"a b\",c/d"))),
+            vec![("k".into(), "in:\"a b\",c/d".into())]
+        );
+    }
+}

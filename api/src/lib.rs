@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod common;
 pub mod identity;
+pub mod image;
 pub mod server;
 
-pub use server::{ServiceAddrs, Services};
+pub use server::{Ports, ServiceAddrs, Services};

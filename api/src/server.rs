@@ -1,4 +1,4 @@
-//! Binding and running the HTTP services.
+//! Binding and running the HTTP services: one actix-web server per OpenStack API, each on its own port.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -6,48 +6,79 @@ use actix_web::{middleware, web, App, HttpServer};
 
 use crate::common::request_id_middleware;
 use crate::identity::{self, Identity};
+use crate::image::{self, Images};
+
+/// Ports to bind (0 picks a free one).
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub identity: u16,
+    pub image: u16,
+}
 
 /// Where each service is listening.
 #[derive(Debug, Clone)]
 pub struct ServiceAddrs {
     pub identity: SocketAddr,
+    pub image: SocketAddr,
 }
 
 /// The running HTTP services.
 pub struct Services {
     pub addrs: ServiceAddrs,
-    pub server: actix_web::dev::Server,
+    pub servers: Vec<actix_web::dev::Server>,
 }
 
-/// Largest request body any identity call accepts.
+/// Largest JSON request body any API accepts (image data is streamed, not limited by this).
 const MAX_BODY: usize = 1 << 20;
 
 impl Services {
-    /// Bind every service (port 0 picks a free port) and start serving.
+    /// Bind every service and start serving. Identity state is shared with every service (token checks).
     pub fn start(
         identity: web::Data<Identity>,
+        images: web::Data<Images>,
         bind: IpAddr,
-        identity_port: u16,
+        ports: Ports,
         workers: usize,
     ) -> std::io::Result<Self> {
-        let server = HttpServer::new(move || {
+        let id_data = identity.clone();
+        let keystone = HttpServer::new(move || {
             App::new()
-                .app_data(identity.clone())
+                .app_data(id_data.clone())
                 .app_data(web::PayloadConfig::new(MAX_BODY))
                 .wrap(middleware::Compress::default())
                 .wrap_fn(request_id_middleware)
                 .configure(identity::configure)
         })
         .workers(workers.max(1))
-        .bind((bind, identity_port))?;
-        let addr = server
+        .bind((bind, ports.identity))?;
+        let identity_addr = keystone
             .addrs()
             .first()
             .copied()
             .ok_or_else(|| std::io::Error::other("identity API bound to no address"))?;
+
+        let glance = HttpServer::new(move || {
+            App::new()
+                .app_data(identity.clone())
+                .app_data(images.clone())
+                .app_data(web::PayloadConfig::new(MAX_BODY))
+                .wrap_fn(request_id_middleware)
+                .configure(image::configure)
+        })
+        .workers(workers.max(1))
+        .bind((bind, ports.image))?;
+        let image_addr = glance
+            .addrs()
+            .first()
+            .copied()
+            .ok_or_else(|| std::io::Error::other("image API bound to no address"))?;
+
         Ok(Services {
-            addrs: ServiceAddrs { identity: addr },
-            server: server.run(),
+            addrs: ServiceAddrs {
+                identity: identity_addr,
+                image: image_addr,
+            },
+            servers: vec![keystone.run(), glance.run()],
         })
     }
 }

@@ -7,6 +7,7 @@
 //! --verify` checks exactly that). Read models use ordered maps so their encoding, and digest, is canonical.
 
 pub mod identity;
+pub mod image;
 pub mod runner;
 
 pub use runner::{rebuild, Live, Projection, ProjectionError, RunnerConfig};

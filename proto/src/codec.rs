@@ -28,16 +28,26 @@ pub fn event_json(
     payload: &[u8],
 ) -> Option<Result<serde_json::Value, CodecError>> {
     let service = event_type.split('.').next().unwrap_or_default();
-    let to_json = |v: Result<crate::IdentityEvent, CodecError>| {
+    fn to_json<E: DomainEvent + serde::Serialize>(
+        event_type: &str,
+        v: Result<E, CodecError>,
+    ) -> Result<serde_json::Value, CodecError> {
         v.and_then(|e| {
             serde_json::to_value(e).map_err(|err| CodecError::Decode {
                 event_type: event_type.to_string(),
                 reason: err.to_string(),
             })
         })
-    };
+    }
     match service {
-        "identity" => Some(to_json(crate::IdentityEvent::decode(event_type, payload))),
+        "identity" => Some(to_json(
+            event_type,
+            crate::IdentityEvent::decode(event_type, payload),
+        )),
+        "image" => Some(to_json(
+            event_type,
+            crate::ImageEvent::decode(event_type, payload),
+        )),
         _ => None,
     }
 }
@@ -82,4 +92,22 @@ macro_rules! domain_events {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_json_knows_image_events() {
+        let e = crate::ImageEvent::ImageMemberAdded(crate::image::ImageMemberAdded {
+            member_id: "p2".into(),
+        });
+        let json = event_json(e.event_type(), &e.encode())
+            .expect("image is a known service")
+            .expect("decodes");
+        assert_eq!(json, serde_json::json!({"member_id": "p2"}));
+        assert!(event_json("image.NoSuchEvent.v1", &[]).unwrap().is_err());
+        assert!(event_json("compute.ServerCreated.v1", &[]).is_none());
+    }
 }

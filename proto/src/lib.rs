@@ -14,6 +14,11 @@ pub mod identity {
     include!(concat!(env!("OUT_DIR"), "/strata.identity.v1.rs"));
 }
 
+/// Image (Glance) events.
+pub mod image {
+    include!(concat!(env!("OUT_DIR"), "/strata.image.v1.rs"));
+}
+
 pub use prost::Message;
 
 pub mod codec;
@@ -34,3 +39,15 @@ pub mod identity_events {
     });
 }
 pub use identity_events::IdentityEvent;
+
+/// Every image event as one enum (variant = protobuf message, type name `image.<Message>.v1`).
+pub mod image_events {
+    use crate::image;
+    crate::domain_events!(ImageEvent, "image", image, {
+        ImageCreated, ImageUpdated,
+        ImageUploadStarted, ImageUploadAborted, ImageStaged, ImageImportStarted, ImageDataStored,
+        ImageDeactivated, ImageReactivated, ImageDeleted,
+        ImageMemberAdded, ImageMemberStatusChanged, ImageMemberRemoved,
+    });
+}
+pub use image_events::ImageEvent;

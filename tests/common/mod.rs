@@ -295,7 +295,14 @@ impl Server {
             .arg(&self.admin_password)
             .arg("--clouds-yaml")
             .arg(&self.clouds_yaml)
-            .args(["--bind", "127.0.0.1", "--identity-port", "0"])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--identity-port",
+                "0",
+                "--image-port",
+                "0",
+            ])
             .args(&self.extra_args)
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null())

@@ -82,28 +82,13 @@ impl From<AuthError> for KeystoneError {
 
 impl From<DomainError> for KeystoneError {
     fn from(e: DomainError) -> Self {
-        let status = match &e {
-            DomainError::NotFound { .. } => StatusCode::NOT_FOUND,
-            DomainError::AlreadyExists { .. } | DomainError::Conflict(_) => StatusCode::CONFLICT,
-            DomainError::Invalid(_) => StatusCode::BAD_REQUEST,
-            DomainError::Forbidden(_) => StatusCode::FORBIDDEN,
-        };
-        KeystoneError::new(status, e.to_string())
+        CommandError::Domain(e).into()
     }
 }
 
 impl From<CommandError> for KeystoneError {
     fn from(e: CommandError) -> Self {
-        match e {
-            CommandError::Domain(d) => d.into(),
-            CommandError::Contention(_) => KeystoneError::conflict(e.to_string()),
-            other => {
-                tracing::error!(error = %other, "command failed");
-                KeystoneError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The service is temporarily unavailable.",
-                )
-            }
-        }
+        let (status, message) = crate::common::command_failure(e);
+        KeystoneError::new(status, message)
     }
 }

@@ -151,43 +151,7 @@ pub fn collection_links(req: &HttpRequest) -> Value {
 
 /// Query parameters as pairs (repeated keys kept), decoded; never fails.
 pub fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
-    url_pairs(req.query_string())
-}
-
-fn url_pairs(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|s| !s.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(
-                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                    16,
-                ) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::common::query_pairs(req)
 }
 
 pub fn query(req: &HttpRequest, key: &str) -> Option<String> {
@@ -211,19 +175,6 @@ pub fn query_bool(req: &HttpRequest, key: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decodes_query_strings() {
-        assert_eq!(
-            url_pairs("name=a%20b&x=1+2&flag"),
-            vec![
-                ("name".into(), "a b".into()),
-                ("x".into(), "1 2".into()),
-                ("flag".into(), "".into())
-            ]
-        );
-        assert_eq!(url_pairs("bad=%zz%"), vec![("bad".into(), "%zz%".into())]);
-    }
 
     #[test]
     fn entity_parsing_rejects_bad_bodies() {
