@@ -1103,3 +1103,170 @@ pub fn row_with<'a>(list: &'a Value, column: &str, value: &str) -> Option<&'a Va
         .iter()
         .find(|r| r[column].as_str() == Some(value))
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Binary HTTP bodies and MD5 (image data)
+// ---------------------------------------------------------------------------------------------------------
+
+/// A response whose body is kept as raw bytes (image downloads).
+#[derive(Debug, Clone)]
+pub struct RawResp {
+    pub method: String,
+    pub url: String,
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn request_id(&self) -> Option<&str> {
+        self.header("x-openstack-request-id")
+    }
+
+    /// The body as text (lossy), e.g. for error bodies.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} -> {} (request id {:?}, {} body bytes): {}",
+            self.method,
+            self.url,
+            self.status,
+            self.request_id(),
+            self.body.len(),
+            truncate(&self.text(), 1000)
+        )
+    }
+
+    /// The same response with a text body (for the JSON/error helpers that take a [`Resp`]).
+    pub fn to_resp(&self) -> Resp {
+        Resp {
+            method: self.method.clone(),
+            url: self.url.clone(),
+            status: self.status,
+            headers: self.headers.clone(),
+            body: self.text(),
+        }
+    }
+
+    /// Panics unless the status is `status`; returns self for chaining.
+    pub fn expect(self, status: u16) -> RawResp {
+        assert_eq!(
+            self.status,
+            status,
+            "unexpected status: {}",
+            self.describe()
+        );
+        self
+    }
+}
+
+/// One HTTP request with a raw-bytes body (none when `body` is None) whose response body is read as bytes;
+/// `Err` only for transport failures. No `Accept` or `Content-Type` is added: pass them in `headers`.
+pub fn request_bytes(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<RawResp, String> {
+    let mut req = agent().request(method, url);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let result = match body {
+        Some(b) => req.send_bytes(b),
+        None => req.call(),
+    };
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(ureq::Error::Transport(t)) => return Err(format!("{method} {url}: {t}")),
+    };
+    let status = resp.status();
+    let headers = resp
+        .headers_names()
+        .into_iter()
+        .filter_map(|n| resp.header(&n).map(|v| (n.clone(), v.to_string())))
+        .collect();
+    let mut body = Vec::new();
+    resp.into_reader()
+        .take(1 << 30)
+        .read_to_end(&mut body)
+        .map_err(|e| format!("{method} {url}: reading body: {e}"))?;
+    Ok(RawResp {
+        method: method.to_string(),
+        url: url.to_string(),
+        status,
+        headers,
+        body,
+    })
+}
+
+/// MD5 of `data` as lower-case hex (Glance's `checksum`); RFC 1321, no extra crates.
+pub fn md5_hex(data: &[u8]) -> String {
+    const S: [u32; 64] = [
+        7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5,
+        9, 14, 20, 5, 9, 14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10,
+        15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
+    ];
+    let k: Vec<u32> = (0..64)
+        .map(|i| ((i as f64 + 1.0).sin().abs() * 4_294_967_296.0) as u32)
+        .collect();
+    let mut msg = data.to_vec();
+    let bit_len = (data.len() as u64).wrapping_mul(8);
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&bit_len.to_le_bytes());
+    let (mut a0, mut b0, mut c0, mut d0) = (
+        0x6745_2301u32,
+        0xefcd_ab89u32,
+        0x98ba_dcfeu32,
+        0x1032_5476u32,
+    );
+    for chunk in msg.chunks(64) {
+        let m: Vec<u32> = chunk
+            .chunks(4)
+            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .collect();
+        let (mut a, mut b, mut c, mut d) = (a0, b0, c0, d0);
+        for i in 0..64 {
+            let (f, g) = match i / 16 {
+                0 => ((b & c) | (!b & d), i),
+                1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
+                2 => (b ^ c ^ d, (3 * i + 5) % 16),
+                _ => (c ^ (b | !d), (7 * i) % 16),
+            };
+            let f = f.wrapping_add(a).wrapping_add(k[i]).wrapping_add(m[g]);
+            a = d;
+            d = c;
+            c = b;
+            b = b.wrapping_add(f.rotate_left(S[i]));
+        }
+        a0 = a0.wrapping_add(a);
+        b0 = b0.wrapping_add(b);
+        c0 = c0.wrapping_add(c);
+        d0 = d0.wrapping_add(d);
+    }
+    [a0, b0, c0, d0]
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `n` pseudo-random bytes (not cryptographic).
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut rng = Rng::from_time();
+    (0..n).map(|_| (rng.next_u64() >> 24) as u8).collect()
+}

@@ -1,13 +1,17 @@
-//! Image data: `PUT /v2/images/{id}/file` streams the request body into the store while hashing it, and
-//! `GET /v2/images/{id}/file` streams it back (with Range support and `Content-MD5`). The aggregate records
-//! every transition (queued -> saving -> active, or back to queued when an upload fails), so a failed or
-//! aborted upload leaves neither bytes nor a half-active image.
+//! Image data. `PUT /v2/images/{id}/file` streams the request body into the store while hashing it;
+//! `GET /v2/images/{id}/file` streams it back (Range support, `Content-MD5`). Interoperable import:
+//! `PUT /v2/images/{id}/stage` keeps the bytes aside, and `POST /v2/images/{id}/import` turns staged bytes
+//! (`glance-direct`) or a loopback URL's body (`web-download`) into the image's data in the background.
+//! The aggregate records every transition (queued -> saving/uploading/importing -> active, or back to queued
+//! when a transfer fails), so a failed or aborted transfer leaves neither bytes nor a half-active image.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures::StreamExt;
-use strata_actors::image::store::{Expect, StoreError};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use strata_actors::image::store::{Expect, ImageStore, StoreError, StoredImage};
 use strata_actors::image::ImageCommand;
+use strata_events::Metadata;
 
 use super::{Caller, GlanceError, Images};
 
@@ -16,7 +20,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/v2/images/{id}/file")
             .route(web::put().to(upload))
             .route(web::get().to(download)),
-    );
+    )
+    .route("/v2/images/{id}/stage", web::put().to(stage))
+    .route("/v2/images/{id}/import", web::post().to(import));
 }
 
 fn store_error(e: StoreError) -> GlanceError {
@@ -40,73 +46,63 @@ fn store_error(e: StoreError) -> GlanceError {
     }
 }
 
-async fn upload(
-    images: web::Data<Images>,
-    caller: Caller,
-    req: HttpRequest,
-    path: web::Path<String>,
-    mut payload: web::Payload,
-) -> Result<HttpResponse, GlanceError> {
-    let id = path.into_inner();
-    let row = images.owned(&caller, &id)?;
-    if matches!(
-        row.status.as_str(),
-        "active" | "saving" | "importing" | "deactivated"
-    ) {
-        return Err(GlanceError::conflict(format!(
-            "Image status transition from {} to saving is not allowed",
-            row.status
-        )));
-    }
-    let meta = caller.metadata(&req);
-    images.run(&id, ImageCommand::StartUpload, &meta).await?;
-    let (_, used) = images.view.read().usage(&row.owner);
-    let declared = req
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let result: Result<_, GlanceError> = async {
-        let mut writer = images.store.begin(&id).await.map_err(store_error)?;
-        writer.set_max_size(Some(images.quota.bytes.saturating_sub(used)));
-        while let Some(chunk) = payload.next().await {
-            match chunk {
-                Ok(bytes) => {
-                    if let Err(e) = writer.write(&bytes).await {
-                        writer.abort().await;
-                        return Err(store_error(e));
-                    }
-                }
-                Err(e) => {
-                    writer.abort().await;
-                    return Err(GlanceError::bad_request(format!(
-                        "The upload was interrupted: {e}"
-                    )));
-                }
-            }
-        }
-        writer
-            .commit(Expect {
-                size: declared,
-                checksum: None,
-                max_size: None,
-            })
-            .await
-            .map_err(store_error)
-    }
-    .await;
-    let stored = match result {
-        Ok(s) => s,
-        Err(e) => {
-            let abort = ImageCommand::AbortUpload {
-                reason: e.message.clone(),
-            };
-            if let Err(err) = images.run(&id, abort, &meta).await {
-                tracing::error!(image = %id, error = %err, "could not return the image to queued after a failed upload");
-            }
+/// The store key of an image's staged (not yet imported) bytes.
+fn staging_key(id: &str) -> String {
+    format!("staging-{id}")
+}
+
+/// Stream `chunks` into a new object `key`, at most `max` bytes; any failure leaves no bytes behind.
+async fn store_stream<S>(
+    store: &dyn ImageStore,
+    key: &str,
+    mut chunks: S,
+    max: u64,
+    expect: Expect,
+) -> Result<StoredImage, GlanceError>
+where
+    S: Stream<Item = Result<Bytes, GlanceError>> + Unpin,
+{
+    let mut writer = store.begin(key).await.map_err(store_error)?;
+    writer.set_max_size(Some(max));
+    while let Some(chunk) = chunks.next().await {
+        let written = match chunk {
+            Ok(bytes) => writer.write(&bytes).await.map_err(store_error),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            writer.abort().await;
             return Err(e);
         }
-    };
+    }
+    writer.commit(expect).await.map_err(store_error)
+}
+
+fn declared_length(req: &HttpRequest) -> Option<u64> {
+    req.headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn body_stream(payload: web::Payload) -> impl Stream<Item = Result<Bytes, GlanceError>> + Unpin {
+    payload.map(|c| {
+        c.map_err(|e| GlanceError::bad_request(format!("The upload was interrupted: {e}")))
+    })
+}
+
+/// Bytes this image's owner may still store.
+fn quota_left(images: &Images, owner: &str) -> u64 {
+    let (_, used) = images.view.read().usage(owner);
+    images.quota.bytes.saturating_sub(used)
+}
+
+/// Record stored bytes as the image's data; if the image changed meanwhile (deleted, say), drop the bytes.
+async fn record_stored(
+    images: &Images,
+    id: &str,
+    stored: StoredImage,
+    meta: &Metadata,
+) -> Result<(), GlanceError> {
     let cmd = ImageCommand::StoreData {
         size: stored.size,
         checksum: stored.checksum,
@@ -116,12 +112,249 @@ async fn upload(
         store: images.store.name().to_string(),
         location: stored.location,
     };
-    if let Err(e) = images.run(&id, cmd, &meta).await {
-        // The image changed under the upload (deleted, say): its bytes must not outlive it.
-        let _ = images.store.delete(&id).await;
+    if let Err(e) = images.run(id, cmd, meta).await {
+        let _ = images.store.delete(id).await;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Return the image to `queued` after a failed transfer.
+async fn abort(images: &Images, id: &str, reason: &str, meta: &Metadata) {
+    let cmd = ImageCommand::AbortUpload {
+        reason: reason.to_string(),
+    };
+    if let Err(err) = images.run(id, cmd, meta).await {
+        tracing::error!(image = %id, error = %err, "could not return the image to queued after a failed transfer");
+    }
+}
+
+async fn upload(
+    images: web::Data<Images>,
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, GlanceError> {
+    let id = path.into_inner();
+    let row = images.owned(&caller, &id)?;
+    if row.status != "queued" {
+        return Err(GlanceError::conflict(format!(
+            "Image status transition from {} to saving is not allowed",
+            row.status
+        )));
+    }
+    let meta = caller.metadata(&req);
+    images.run(&id, ImageCommand::StartUpload, &meta).await?;
+    let expect = Expect {
+        size: declared_length(&req),
+        ..Default::default()
+    };
+    let stored = store_stream(
+        images.store.as_ref(),
+        &id,
+        body_stream(payload),
+        quota_left(&images, &row.owner),
+        expect,
+    )
+    .await;
+    match stored {
+        Ok(s) => record_stored(&images, &id, s, &meta).await?,
+        Err(e) => {
+            abort(&images, &id, &e.message, &meta).await;
+            return Err(e);
+        }
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `PUT /v2/images/{id}/stage`: keep the bytes aside for a later `glance-direct` import.
+async fn stage(
+    images: web::Data<Images>,
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, GlanceError> {
+    let id = path.into_inner();
+    let row = images.owned(&caller, &id)?;
+    if row.status != "queued" {
+        return Err(GlanceError::conflict(format!(
+            "Image status transition from {} to uploading is not allowed",
+            row.status
+        )));
+    }
+    let key = staging_key(&id);
+    let expect = Expect {
+        size: declared_length(&req),
+        ..Default::default()
+    };
+    let stored = store_stream(
+        images.store.as_ref(),
+        &key,
+        body_stream(payload),
+        quota_left(&images, &row.owner),
+        expect,
+    )
+    .await?;
+    if let Err(e) = images
+        .run(
+            &id,
+            ImageCommand::Stage { size: stored.size },
+            &caller.metadata(&req),
+        )
+        .await
+    {
+        let _ = images.store.delete(&key).await;
         return Err(e);
     }
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// A `web-download` source must be an http(s) URL on this machine's loopback.
+fn loopback_url(uri: &str) -> Result<String, GlanceError> {
+    let rest = uri
+        .strip_prefix("http://")
+        .or_else(|| uri.strip_prefix("https://"))
+        .ok_or_else(|| GlanceError::bad_request("web-download needs an http or https URI"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default().to_string(),
+        None => authority
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(authority)
+            .to_string(),
+    };
+    let allowed = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !allowed {
+        return Err(GlanceError::bad_request(
+            "web-download accepts only loopback URLs (127.0.0.0/8, ::1, localhost)",
+        ));
+    }
+    Ok(uri.to_string())
+}
+
+/// The body of `uri`, read on a blocking thread and handed over in chunks.
+fn download_stream(uri: String) -> impl Stream<Item = Result<Bytes, GlanceError>> + Unpin {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, GlanceError>>(8);
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let fail = |m: String| Err(GlanceError::bad_request(m));
+        let resp = match ureq::AgentBuilder::new()
+            .redirects(0)
+            .timeout_connect(std::time::Duration::from_secs(10))
+            .build()
+            .get(&uri)
+            .call()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.blocking_send(fail(format!("web-download of {uri} failed: {e}")));
+                return;
+            }
+        };
+        let mut reader = resp.into_reader();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    if tx
+                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(fail(format!("web-download of {uri} broke off: {e}")));
+                    return;
+                }
+            }
+        }
+    });
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+/// `POST /v2/images/{id}/import`: answers 202 and moves the data in the background; clients poll the status.
+async fn import(
+    images: web::Data<Images>,
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, GlanceError> {
+    let id = path.into_inner();
+    let row = images.owned(&caller, &id)?;
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| GlanceError::bad_request(format!("Malformed JSON in request body: {e}")))?;
+    let method = v["method"]["name"].as_str().unwrap_or_default().to_string();
+    let source = match method.as_str() {
+        "glance-direct" => None,
+        "web-download" => Some(loopback_url(
+            v["method"]["uri"].as_str().unwrap_or_default(),
+        )?),
+        "" => {
+            return Err(GlanceError::bad_request(
+                "Import request requires a 'method' with a 'name'",
+            ))
+        }
+        other => {
+            return Err(GlanceError::bad_request(format!(
+                "Import method {other} is not supported; use glance-direct or web-download"
+            )))
+        }
+    };
+    let meta = caller.metadata(&req);
+    images
+        .run(
+            &id,
+            ImageCommand::StartImport {
+                method: method.clone(),
+            },
+            &meta,
+        )
+        .await?;
+    let max = quota_left(&images, &row.owner);
+    let images = images.into_inner();
+    tokio::spawn(async move {
+        let key = staging_key(&id);
+        let stored = match source {
+            None => match images.store.open(&key, None).await {
+                Ok(reader) => {
+                    let chunks = reader.stream.map(|c| c.map_err(store_error));
+                    store_stream(images.store.as_ref(), &id, chunks, max, Expect::default()).await
+                }
+                Err(e) => Err(store_error(e)),
+            },
+            Some(uri) => {
+                store_stream(
+                    images.store.as_ref(),
+                    &id,
+                    download_stream(uri),
+                    max,
+                    Expect::default(),
+                )
+                .await
+            }
+        };
+        let outcome = match stored {
+            Ok(s) => record_stored(&images, &id, s, &meta).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(image = %id, method, error = %e.message, "import failed");
+            abort(&images, &id, &e.message, &meta).await;
+        }
+        let _ = images.store.delete(&key).await;
+    });
+    Ok(HttpResponse::Accepted().finish())
 }
 
 /// `bytes=START-END` or `bytes=START-` (a single range).
@@ -194,7 +427,7 @@ async fn download(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_range;
+    use super::{loopback_url, parse_range};
 
     #[test]
     fn ranges() {
@@ -203,5 +436,16 @@ mod tests {
         assert_eq!(parse_range("bytes=a-b"), None);
         assert_eq!(parse_range("bytes=0-1,4-5"), None);
         assert_eq!(parse_range("items=0-1"), None);
+    }
+
+    #[test]
+    fn web_download_only_from_loopback() {
+        assert!(loopback_url("http://127.0.0.1:8000/x.img").is_ok());
+        assert!(loopback_url("http://localhost/x").is_ok());
+        assert!(loopback_url("http://[::1]:80/x").is_ok());
+        assert!(loopback_url("http://10.0.0.1/x").is_err());
+        assert!(loopback_url("http://example.com/x").is_err());
+        assert!(loopback_url("ftp://127.0.0.1/x").is_err());
+        assert!(loopback_url("http://127.0.0.1.example.com/x").is_err());
     }
 }
