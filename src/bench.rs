@@ -37,6 +37,14 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// Image upload/download MB/s beside a plain file copy, and create + upload + delete cycles/s.
+    Image {
+        /// Size of the large image.
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -62,6 +70,9 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             ))?;
         }
         BenchCommand::Identity { seconds } => bench_identity(Duration::from_secs(seconds))?,
+        BenchCommand::Image { size_mib, seconds } => {
+            bench_image(size_mib, Duration::from_secs(seconds))?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -251,6 +262,12 @@ async fn bench_log(
 
 /// Start `strata serve` on a temp dir with free ports; returns the child and the identity URL.
 fn spawn_server(dir: &Path) -> anyhow::Result<(std::process::Child, String)> {
+    let (child, urls) = spawn_server_urls(dir)?;
+    Ok((child, urls.0))
+}
+
+/// Start `strata serve` on a temp dir with free ports; returns the child and the (identity, image) URLs.
+fn spawn_server_urls(dir: &Path) -> anyhow::Result<(std::process::Child, (String, String))> {
     let mut child = std::process::Command::new(std::env::current_exe()?)
         .args([
             "serve",
@@ -273,8 +290,14 @@ fn spawn_server(dir: &Path) -> anyhow::Result<(std::process::Child, String)> {
     let stdout = child.stdout.take().context("server stdout")?;
     for line in std::io::BufReader::new(stdout).lines() {
         let line = line?;
-        if let Some(url) = line.strip_prefix("STRATA READY identity=") {
-            return Ok((child, url.to_string()));
+        if let Some(rest) = line.strip_prefix("STRATA READY ") {
+            let url = |key: &str| {
+                rest.split_whitespace()
+                    .find_map(|kv| kv.strip_prefix(key))
+                    .map(str::to_string)
+                    .unwrap_or_default()
+            };
+            return Ok((child, (url("identity="), url("image="))));
         }
     }
     let _ = child.kill();
@@ -366,6 +389,150 @@ fn bench_identity(run_for: Duration) -> anyhow::Result<()> {
             );
         }
     }
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(())
+}
+
+fn admin_token(identity_url: &str) -> anyhow::Result<String> {
+    let body = serde_json::json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "domain": {"name": "Default"}, "password": "bench-password"}}},
+        "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}});
+    Ok(ureq::post(&format!("{identity_url}/auth/tokens"))
+        .send_json(body)?
+        .header("X-Subject-Token")
+        .context("no token")?
+        .to_string())
+}
+
+fn create_image(
+    agent: &ureq::Agent,
+    image_url: &str,
+    token: &str,
+    name: &str,
+) -> anyhow::Result<String> {
+    let created: serde_json::Value = agent
+        .post(&format!("{image_url}/v2/images"))
+        .set("X-Auth-Token", token)
+        .send_json(
+            serde_json::json!({"name": name, "disk_format": "raw", "container_format": "bare"}),
+        )?
+        .into_json()?;
+    created["id"]
+        .as_str()
+        .map(str::to_string)
+        .context("image id")
+}
+
+fn mb_per_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0) / d.as_secs_f64()
+}
+
+fn bench_image(size_mib: u64, run_for: Duration) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir()?;
+    let (mut child, (identity_url, image_url)) = spawn_server_urls(tmp.path())?;
+    let token = admin_token(&identity_url)?;
+    let agent = ureq::AgentBuilder::new().build();
+    let size = size_mib << 20;
+
+    // The source file, and a plain copy of it on the same disk (with fsync) as the yardstick.
+    let src = tmp.path().join("source.img");
+    {
+        let mut f = std::fs::File::create(&src)?;
+        let mut block = vec![0u8; 1 << 20];
+        for i in 0..size_mib {
+            block[..8].copy_from_slice(&i.to_le_bytes());
+            f.write_all(&block)?;
+        }
+        f.sync_all()?;
+    }
+    let t = Instant::now();
+    {
+        let mut from = std::fs::File::open(&src)?;
+        let mut to = std::fs::File::create(tmp.path().join("copy.img"))?;
+        std::io::copy(&mut from, &mut to)?;
+        to.sync_all()?;
+    }
+    let copy = t.elapsed();
+    std::fs::remove_file(tmp.path().join("copy.img"))?;
+
+    let id = create_image(&agent, &image_url, &token, "big")?;
+    let t = Instant::now();
+    agent
+        .put(&format!("{image_url}/v2/images/{id}/file"))
+        .set("X-Auth-Token", &token)
+        .set("Content-Type", "application/octet-stream")
+        .set("Content-Length", &size.to_string())
+        .send(std::fs::File::open(&src)?)?;
+    let upload = t.elapsed();
+    let t = Instant::now();
+    let mut reader = agent
+        .get(&format!("{image_url}/v2/images/{id}/file"))
+        .set("X-Auth-Token", &token)
+        .call()?
+        .into_reader();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut got = 0u64;
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        got += n as u64;
+    }
+    let download = t.elapsed();
+    anyhow::ensure!(got == size, "downloaded {got} bytes of {size}");
+    println!("## image data ({size_mib} MiB) against {image_url}");
+    println!(
+        "plain file copy + fsync   {:>8.1} MB/s",
+        mb_per_s(size, copy)
+    );
+    println!(
+        "upload  PUT  /file        {:>8.1} MB/s  ({:.2}x the copy)",
+        mb_per_s(size, upload),
+        copy.as_secs_f64() / upload.as_secs_f64()
+    );
+    println!(
+        "download GET /file        {:>8.1} MB/s",
+        mb_per_s(size, download)
+    );
+
+    let small = vec![7u8; 1 << 20];
+    let start = Instant::now();
+    let handles: Vec<_> = (0..8)
+        .map(|w| {
+            let (image_url, token, small) = (image_url.clone(), token.clone(), small.clone());
+            std::thread::spawn(move || -> anyhow::Result<u64> {
+                let agent = ureq::AgentBuilder::new().build();
+                let mut n = 0u64;
+                while start.elapsed() < run_for {
+                    let id = create_image(&agent, &image_url, &token, &format!("cycle-{w}-{n}"))?;
+                    agent
+                        .put(&format!("{image_url}/v2/images/{id}/file"))
+                        .set("X-Auth-Token", &token)
+                        .set("Content-Type", "application/octet-stream")
+                        .send_bytes(&small)?;
+                    agent
+                        .delete(&format!("{image_url}/v2/images/{id}"))
+                        .set("X-Auth-Token", &token)
+                        .call()?;
+                    n += 1;
+                }
+                Ok(n)
+            })
+        })
+        .collect();
+    let mut cycles = 0;
+    for h in handles {
+        cycles += h
+            .join()
+            .map_err(|_| anyhow::anyhow!("bench thread panicked"))??;
+    }
+    println!(
+        "create + 1 MiB upload + delete, concurrency 8: {:.1} cycles/s",
+        cycles as f64 / start.elapsed().as_secs_f64()
+    );
     let _ = child.kill();
     let _ = child.wait();
     Ok(())
