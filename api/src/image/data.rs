@@ -311,6 +311,24 @@ async fn import(
             )))
         }
     };
+    // Optional `validation_data` (Glance's web-download contract): the bytes must match, or the import fails.
+    let validation = &v["method"]["validation_data"];
+    let expect = Expect {
+        checksum: validation["checksum"].as_str().map(str::to_string),
+        ..Default::default()
+    };
+    let expect_sha512 = match (
+        validation["os_hash_algo"].as_str(),
+        validation["os_hash_value"].as_str(),
+    ) {
+        (Some("sha512") | None, Some(h)) => Some(h.to_lowercase()),
+        (Some(other), Some(_)) => {
+            return Err(GlanceError::bad_request(format!(
+                "Unsupported os_hash_algo {other}; this store computes sha512"
+            )))
+        }
+        _ => None,
+    };
     let meta = caller.metadata(&req);
     images
         .run(
@@ -329,7 +347,7 @@ async fn import(
             None => match images.store.open(&key, None).await {
                 Ok(reader) => {
                     let chunks = reader.stream.map(|c| c.map_err(store_error));
-                    store_stream(images.store.as_ref(), &id, chunks, max, Expect::default()).await
+                    store_stream(images.store.as_ref(), &id, chunks, max, expect).await
                 }
                 Err(e) => Err(store_error(e)),
             },
@@ -339,10 +357,20 @@ async fn import(
                     &id,
                     download_stream(uri),
                     max,
-                    Expect::default(),
+                    expect,
                 )
                 .await
             }
+        };
+        let stored = match (stored, expect_sha512) {
+            (Ok(s), Some(h)) if s.os_hash_value != h => {
+                let _ = images.store.delete(&id).await;
+                Err(GlanceError::bad_request(format!(
+                    "os_hash_value mismatch: expected {h}, computed {}",
+                    s.os_hash_value
+                )))
+            }
+            (other, _) => other,
         };
         let outcome = match stored {
             Ok(s) => record_stored(&images, &id, s, &meta).await,
