@@ -1159,8 +1159,13 @@ fn an_interrupted_upload_returns_the_image_to_queued_and_stores_nothing() {
         s.write_all(&random_bytes(64 * 1024))
             .expect("send part of the body");
         s.flush().unwrap();
-        // Give the server time to start streaming into the store before the client goes away.
-        thread::sleep(Duration::from_millis(800));
+        // While the body is streaming the image is `saving` (Glance), then the client goes away.
+        let during = wait_for_status(&img, &admin, &id, "saving", Duration::from_secs(5));
+        assert_eq!(
+            during["status"], "saving",
+            "an upload in progress shows `saving`: {during}"
+        );
+        thread::sleep(Duration::from_millis(300));
         let _ = s.shutdown(std::net::Shutdown::Both);
     }
 
@@ -1507,6 +1512,81 @@ fn protected_images_cannot_be_deleted_and_delete_removes_the_file() {
         !list_ids(&img, &admin, "").contains(&id),
         "a deleted image is not listed"
     );
+
+    verify_log_and_replay(&mut server);
+}
+
+#[test]
+fn suffix_byte_range_returns_the_last_bytes() {
+    let mut server = Server::start();
+    let img = image_root(&server);
+    let admin = server.admin_token();
+    let id = create_named(&img, &admin, "suffix");
+    let data = random_bytes(1000);
+    upload(&img, &admin, &id, &data).expect(204);
+
+    // RFC 7233 suffix range, which Glance supports ("bytes=-N": the last N bytes).
+    let r = download(&img, &admin, &id, Some("bytes=-5"));
+    assert_eq!(r.status, 206, "Range bytes=-5: {}", r.describe());
+    assert_eq!(
+        r.header("content-range"),
+        Some("bytes 995-999/1000"),
+        "{:?}",
+        r.headers
+    );
+    assert_eq!(r.body, &data[995..], "the last 5 bytes");
+
+    verify_log_and_replay(&mut server);
+}
+
+#[test]
+fn chunked_upload_and_data_survive_a_restart() {
+    let mut server = Server::start();
+    let img = image_root(&server);
+    let admin = server.admin_token();
+    let id = create_named(&img, &admin, "chunked");
+    let data = random_bytes(50_000);
+
+    // A chunked upload (no Content-Length), as clients streaming from a pipe send it.
+    let addr = img.trim_start_matches("http://").to_string();
+    let response = {
+        let mut s = TcpStream::connect(&addr).expect("connect to the image API");
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let head = format!(
+            "PUT /v2/images/{id}/file HTTP/1.1\r\nHost: {addr}\r\nX-Auth-Token: {admin}\r\n\
+             Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        for chunk in data.chunks(7_000) {
+            s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .unwrap();
+            s.write_all(chunk).unwrap();
+            s.write_all(b"\r\n").unwrap();
+        }
+        s.write_all(b"0\r\n\r\n").unwrap();
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut s, &mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    };
+    assert!(
+        response.starts_with("HTTP/1.1 204"),
+        "a chunked upload answers 204: {response}"
+    );
+    let v = show(&img, &admin, &id);
+    assert_eq!(v["status"], "active", "{v}");
+    assert_eq!(v["size"].as_u64(), Some(data.len() as u64), "{v}");
+    assert_eq!(v["checksum"].as_str(), Some(md5_hex(&data).as_str()), "{v}");
+
+    // After a restart (SIGKILL) the image and its bytes are still there.
+    server.restart();
+    let img = image_root(&server);
+    let admin = server.admin_token();
+    let v = show(&img, &admin, &id);
+    assert_eq!(v["status"], "active", "after a restart: {v}");
+    assert_eq!(v["checksum"].as_str(), Some(md5_hex(&data).as_str()), "{v}");
+    let r = download(&img, &admin, &id, None).expect(200);
+    assert!(r.body == data, "the bytes survive a restart");
+    assert_eq!(stored_files(&server), vec![id.clone()]);
 
     verify_log_and_replay(&mut server);
 }

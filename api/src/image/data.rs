@@ -385,13 +385,18 @@ async fn import(
     Ok(HttpResponse::Accepted().finish())
 }
 
-/// `bytes=START-END` or `bytes=START-` (a single range).
-fn parse_range(header: &str) -> Option<(u64, Option<u64>)> {
+/// `bytes=START-END`, `bytes=START-` or `bytes=-LAST` (a single range) of an image of `size` bytes, as
+/// (start, inclusive end).
+fn parse_range(header: &str, size: u64) -> Option<(u64, Option<u64>)> {
     let spec = header.trim().strip_prefix("bytes=")?;
     if spec.contains(',') {
         return None;
     }
     let (start, end) = spec.split_once('-')?;
+    if start.trim().is_empty() {
+        let last: u64 = end.trim().parse().ok().filter(|n| *n > 0)?;
+        return Some((size.saturating_sub(last), None));
+    }
     let start: u64 = start.trim().parse().ok()?;
     let end = match end.trim() {
         "" => None,
@@ -420,7 +425,7 @@ async fn download(
         _ => return Ok(HttpResponse::NoContent().finish()),
     }
     let range = match req.headers().get("range").and_then(|v| v.to_str().ok()) {
-        Some(h) => Some(parse_range(h).ok_or_else(|| {
+        Some(h) => Some(parse_range(h, row.size.unwrap_or(0)).ok_or_else(|| {
             GlanceError::new(StatusCode::RANGE_NOT_SATISFIABLE, "Invalid Range header")
         })?),
         None => None,
@@ -459,11 +464,14 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(parse_range("bytes=0-9"), Some((0, Some(9))));
-        assert_eq!(parse_range("bytes=5-"), Some((5, None)));
-        assert_eq!(parse_range("bytes=a-b"), None);
-        assert_eq!(parse_range("bytes=0-1,4-5"), None);
-        assert_eq!(parse_range("items=0-1"), None);
+        assert_eq!(parse_range("bytes=0-9", 100), Some((0, Some(9))));
+        assert_eq!(parse_range("bytes=5-", 100), Some((5, None)));
+        assert_eq!(parse_range("bytes=-5", 100), Some((95, None)));
+        assert_eq!(parse_range("bytes=-500", 100), Some((0, None)));
+        assert_eq!(parse_range("bytes=-0", 100), None);
+        assert_eq!(parse_range("bytes=a-b", 100), None);
+        assert_eq!(parse_range("bytes=0-1,4-5", 100), None);
+        assert_eq!(parse_range("items=0-1", 100), None);
     }
 
     #[test]

@@ -49,7 +49,12 @@ impl ResponseError for GlanceError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let title = self.status.canonical_reason().unwrap_or("Error");
+        // webob's reason phrases, which Glance clients see, differ from today's RFC names for a few codes.
+        let title = match self.status.as_u16() {
+            413 => "Request Entity Too Large",
+            416 => "Requested Range Not Satisfiable",
+            _ => self.status.canonical_reason().unwrap_or("Error"),
+        };
         HttpResponse::build(self.status).json(serde_json::json!({
             "code": format!("{} {}", self.status.as_u16(), title),
             "title": title,

@@ -566,7 +566,9 @@ async fn update(
         );
         match (kind, attr) {
             ("add" | "replace", "tags") => tags = Some(tags_field(&value.unwrap_or(Value::Null))?),
-            ("remove", "tags") => tags = Some(Vec::new()),
+            ("remove", "tags") => {
+                return Err(GlanceError::forbidden("Property tags may not be removed."))
+            }
             ("add" | "replace", a) if core => {
                 cmd_fields.insert(
                     a.to_string(),
