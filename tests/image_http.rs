@@ -1590,3 +1590,123 @@ fn chunked_upload_and_data_survive_a_restart() {
 
     verify_log_and_replay(&mut server);
 }
+
+/// Interoperable import: stage + `glance-direct`, and `web-download` from a loopback HTTP server, with
+/// `validation_data` checked; non-loopback sources are refused.
+#[test]
+fn stage_and_import_by_glance_direct_and_web_download() {
+    let mut server = Server::start();
+    let img = image_root(&server);
+    let token = server.admin_token();
+    let data = random_bytes(300_000);
+
+    // glance-direct: stage (uploading), import (202), then active with the staged bytes; staging is cleaned up.
+    let id = create_named(&img, &token, &uname("staged"));
+    let r = call_bytes(
+        "PUT",
+        &format!("{}/stage", image_url(&img, &id)),
+        &token,
+        &[("Content-Type", "application/octet-stream")],
+        Some(&data),
+    );
+    assert_eq!(r.status, 204, "{}", r.describe());
+    assert_eq!(show(&img, &token, &id)["status"], "uploading");
+    let body = json!({"method": {"name": "glance-direct"}});
+    assert_eq!(
+        call(
+            "POST",
+            &format!("{}/import", image_url(&img, &id)),
+            Some(&token),
+            Some(&body)
+        )
+        .status,
+        202
+    );
+    let v = wait_for_status(&img, &token, &id, "active", Duration::from_secs(20));
+    assert_eq!(v["status"], "active", "{v}");
+    assert_eq!(v["checksum"], md5_hex(&data));
+    assert_eq!(download(&img, &token, &id, None).body, data);
+    assert_eq!(
+        wait_for_files(&server, std::slice::from_ref(&id), Duration::from_secs(10)),
+        vec![id.clone()]
+    );
+
+    // web-download from a tiny HTTP server on loopback that serves `data` once per connection.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = data.clone();
+    thread::spawn(move || {
+        for stream in listener.incoming().take(3) {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                served.len()
+            );
+            let _ = std::io::Write::write_all(&mut stream, head.as_bytes());
+            let _ = std::io::Write::write_all(&mut stream, &served);
+        }
+    });
+    let uri = format!("http://127.0.0.1:{port}/image.raw");
+    let web = create_named(&img, &token, &uname("web"));
+    let body = json!({"method": {"name": "web-download", "uri": uri, "validation_data": {"checksum": md5_hex(&data)}}});
+    assert_eq!(
+        call(
+            "POST",
+            &format!("{}/import", image_url(&img, &web)),
+            Some(&token),
+            Some(&body)
+        )
+        .status,
+        202
+    );
+    let v = wait_for_status(&img, &token, &web, "active", Duration::from_secs(20));
+    assert_eq!(
+        (v["status"].as_str(), v["size"].as_u64()),
+        (Some("active"), Some(data.len() as u64)),
+        "{v}"
+    );
+
+    // A checksum that does not match fails the import: back to queued, no bytes kept.
+    let bad = create_named(&img, &token, &uname("bad-sum"));
+    let body = json!({"method": {"name": "web-download", "uri": uri, "validation_data": {"checksum": "0".repeat(32)}}});
+    assert_eq!(
+        call(
+            "POST",
+            &format!("{}/import", image_url(&img, &bad)),
+            Some(&token),
+            Some(&body)
+        )
+        .status,
+        202
+    );
+    thread::sleep(Duration::from_millis(300));
+    let v = wait_for_status(&img, &token, &bad, "queued", Duration::from_secs(20));
+    assert_eq!(v["status"], "queued", "{v}");
+    assert!(
+        !stored_files(&server).contains(&bad),
+        "no bytes kept after a failed import"
+    );
+
+    // Only loopback sources; unknown methods are refused.
+    let other = create_named(&img, &token, &uname("remote"));
+    for (body, status) in [
+        (
+            json!({"method": {"name": "web-download", "uri": "http://192.0.2.1/x.img"}}),
+            400,
+        ),
+        (json!({"method": {"name": "copy-image"}}), 400),
+        (json!({"method": {}}), 400),
+    ] {
+        let r = call(
+            "POST",
+            &format!("{}/import", image_url(&img, &other)),
+            Some(&token),
+            Some(&body),
+        );
+        assert_glance_error(&r, status, "Bad Request");
+    }
+    assert_eq!(show(&img, &token, &other)["status"], "queued");
+    verify_log_and_replay(&mut server);
+}
