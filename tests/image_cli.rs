@@ -317,4 +317,34 @@ fn image_scenario_through_the_openstack_cli() {
         !server.data_dir().join("images").join(&qid).exists(),
         "image delete removes the stored bytes"
     );
+
+    // 11. a staged import: the image record over HTTP (the CLI would read image data from stdin), then
+    // `image stage --file` and `image import --method glance-direct`.
+    let staged = post(
+        &format!("{img}/v2/images"),
+        Some(&admin_token),
+        &serde_json::json!({"name": "staged-q", "disk_format": "raw", "container_format": "bare"}),
+    )
+    .expect(201)
+    .json();
+    let sid = staged["id"].as_str().expect("id").to_string();
+    let blob = server.dir().join("staged.raw");
+    std::fs::write(&blob, random_bytes(200_000)).unwrap();
+    os(&["image", "stage", "--file", blob.to_str().unwrap(), &sid]);
+    os(&["image", "import", "--method", "glance-direct", &sid]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let shown = loop {
+        let v = get(&format!("{img}/v2/images/{sid}"), Some(&admin_token))
+            .expect(200)
+            .json();
+        if v["status"] == "active" || std::time::Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(shown["status"], "active", "{shown}");
+    assert_eq!(
+        shown["checksum"].as_str(),
+        Some(md5_hex(&std::fs::read(&blob).unwrap()).as_str())
+    );
 }
