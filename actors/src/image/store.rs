@@ -267,8 +267,8 @@ impl ImageStore for FileStore {
             dir: self.dir.clone(),
             size: 0,
             max_size: None,
-            md5: Md5::new(),
-            sha512: Sha512::new(),
+            md5: HashThread::start::<Md5>(),
+            sha512: HashThread::start::<Sha512>(),
             header: Vec::with_capacity(QCOW2_HEADER_NEEDED),
             poisoned: false,
             finished: false,
@@ -362,6 +362,52 @@ fn read_stream(file: tokio::fs::File, remaining: u64) -> ByteStream {
     ))
 }
 
+/// One digest computed on its own thread beside the upload, so MD5 and SHA-512 run in parallel with each
+/// other and with receiving and writing the bytes. The bounded channel is the back-pressure.
+struct HashThread {
+    tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
+    handle: Option<std::thread::JoinHandle<String>>,
+}
+
+impl HashThread {
+    fn start<D: Digest + Send + 'static>() -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+        let handle = std::thread::Builder::new()
+            .name("strata-image-hash".into())
+            .spawn(move || {
+                let mut d = D::new();
+                while let Some(chunk) = rx.blocking_recv() {
+                    d.update(&chunk);
+                }
+                hex::encode(d.finalize())
+            })
+            .ok();
+        HashThread {
+            tx: Some(tx),
+            handle,
+        }
+    }
+
+    async fn feed(&self, chunk: Bytes) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(chunk).await;
+        }
+    }
+
+    /// Close the input and return the hex digest of everything fed.
+    async fn finish(&mut self) -> Result<String, StoreError> {
+        self.tx = None;
+        let handle = self
+            .handle
+            .take()
+            .ok_or_else(|| StoreError::Io("hash thread did not start".into()))?;
+        tokio::task::spawn_blocking(move || handle.join())
+            .await
+            .map_err(|e| StoreError::Io(format!("hash thread: {e}")))?
+            .map_err(|_| StoreError::Io("hash thread panicked".into()))
+    }
+}
+
 struct FileWriter {
     /// `None` once the file handle was closed (commit/abort).
     file: Option<BufWriter<tokio::fs::File>>,
@@ -370,8 +416,8 @@ struct FileWriter {
     dir: PathBuf,
     size: u64,
     max_size: Option<u64>,
-    md5: Md5,
-    sha512: Sha512,
+    md5: HashThread,
+    sha512: HashThread,
     /// The first bytes of the data, up to the part of the qcow2 header we need.
     header: Vec<u8>,
     poisoned: bool,
@@ -454,8 +500,9 @@ impl ImageWriter for FileWriter {
             let take = (QCOW2_HEADER_NEEDED - self.header.len()).min(chunk.len());
             self.header.extend_from_slice(&chunk[..take]);
         }
-        self.md5.update(chunk);
-        self.sha512.update(chunk);
+        let shared = Bytes::copy_from_slice(chunk);
+        self.md5.feed(shared.clone()).await;
+        self.sha512.feed(shared).await;
         self.size = new_size;
         Ok(())
     }
@@ -466,8 +513,8 @@ impl ImageWriter for FileWriter {
             return Err(StoreError::Io("image writer failed earlier".into()));
         }
         let size = self.size;
-        let checksum = hex::encode(std::mem::take(&mut self.md5).finalize());
-        let os_hash_value = hex::encode(std::mem::take(&mut self.sha512).finalize());
+        let checksum = self.md5.finish().await?;
+        let os_hash_value = self.sha512.finish().await?;
         let check = if let Some(max) = expect.max_size.filter(|&max| size > max) {
             Err(StoreError::TooLarge { max })
         } else if let Some(expected) = expect.size.filter(|&s| s != size) {
