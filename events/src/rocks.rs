@@ -242,6 +242,15 @@ struct Accepted {
     result: AppendResult,
 }
 
+/// The group being filled by the sealing thread, taken whole by the disk thread whenever it is free: all
+/// appends sealed during one fsync share the next one, with no polling.
+#[derive(Default)]
+struct Handoff {
+    open: Mutex<Option<Group>>,
+    ready: parking_lot::Condvar,
+    closed: std::sync::atomic::AtomicBool,
+}
+
 /// A sealed group of appends on its way to the disk.
 struct Group {
     batch: WriteBatch,
@@ -255,19 +264,20 @@ impl Writer {
     /// After a failed write the log refuses every further append (the process must be restarted, and
     /// then reads the truth from disk), because later groups were sealed on top of the failed one.
     fn run(mut self, rx: std_mpsc::Receiver<AppendRequest>) {
-        let (to_disk, groups) = std_mpsc::sync_channel::<Group>(1);
+        let handoff = Arc::new(Handoff::default());
         let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let disk = {
-            let (db, head, head_tx, sync, failed) = (
+            let (db, head, head_tx, sync, failed, handoff) = (
                 self.db.clone(),
                 self.head.clone(),
                 self.head_tx.clone(),
                 self.sync,
                 failed.clone(),
+                handoff.clone(),
             );
             std::thread::Builder::new()
                 .name("strata-log-sync".into())
-                .spawn(move || write_groups(&db, groups, &head, &head_tx, sync, &failed))
+                .spawn(move || write_groups(&db, &handoff, &head, &head_tx, sync, &failed))
         };
         let disk = match disk {
             Ok(t) => t,
@@ -292,13 +302,19 @@ impl Writer {
                 }
                 continue;
             }
-            if let Some(g) = self.seal_group(group) {
-                if to_disk.send(g).is_err() {
-                    break;
-                }
+            {
+                let mut open = handoff.open.lock();
+                self.seal_into(group, &mut open);
             }
+            handoff.ready.notify_one();
         }
-        drop(to_disk);
+        {
+            let _open = handoff.open.lock();
+            handoff
+                .closed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        handoff.ready.notify_one();
         let _ = disk.join();
         tracing::debug!("event log writer stopped");
     }
@@ -318,7 +334,7 @@ impl Writer {
 
     /// Check each append's expected version (answering conflicts at once) and seal the accepted ones into
     /// one write batch.
-    fn seal_group(&mut self, group: Vec<AppendRequest>) -> Option<Group> {
+    fn seal_into(&mut self, group: Vec<AppendRequest>, open: &mut Option<Group>) {
         let db = self.db.clone();
         let (Some(cf_events), Some(cf_streams)) =
             (db.cf_handle(CF_EVENTS), db.cf_handle(CF_STREAMS))
@@ -328,11 +344,14 @@ impl Writer {
                     .reply
                     .send(Err(LogError::Storage("missing column families".into())));
             }
-            return None;
+            return;
         };
         let mut pending: HashMap<String, u64> = HashMap::new();
-        let mut batch = WriteBatch::default();
-        let mut accepted: Vec<Accepted> = Vec::with_capacity(group.len());
+        let g = open.get_or_insert_with(|| Group {
+            batch: WriteBatch::default(),
+            accepted: Vec::new(),
+            head: self.sealer.head,
+        });
         for req in group {
             let current = match self.version_of(&req.stream, &pending) {
                 Ok(v) => v,
@@ -357,8 +376,9 @@ impl Writer {
             let first_position = sealed[0].position;
             let mut last = (first_position, current);
             for s in &sealed {
-                batch.put_cf(cf_events, s.position.to_be_bytes(), &s.bytes);
-                batch.put_cf(
+                g.batch
+                    .put_cf(cf_events, s.position.to_be_bytes(), &s.bytes);
+                g.batch.put_cf(
                     cf_streams,
                     stream_key(&req.stream, s.stream_version),
                     s.position.to_be_bytes(),
@@ -366,7 +386,7 @@ impl Writer {
                 last = (s.position, s.stream_version);
             }
             pending.insert(req.stream, last.1);
-            accepted.push(Accepted {
+            g.accepted.push(Accepted {
                 reply: req.reply,
                 result: AppendResult {
                     first_position,
@@ -375,22 +395,18 @@ impl Writer {
                 },
             });
         }
-        if accepted.is_empty() {
-            return None;
+        g.head = self.sealer.head;
+        if g.accepted.is_empty() {
+            *open = None;
         }
         self.versions.extend(pending);
-        Some(Group {
-            batch,
-            accepted,
-            head: self.sealer.head,
-        })
     }
 }
 
 /// The disk stage: write each group with the WAL synced, then publish the new head and answer.
 fn write_groups(
     db: &DB,
-    groups: std_mpsc::Receiver<Group>,
+    handoff: &Handoff,
     head: &Mutex<Head>,
     head_tx: &watch::Sender<Position>,
     sync: bool,
@@ -398,7 +414,17 @@ fn write_groups(
 ) {
     let mut wo = WriteOptions::default();
     wo.set_sync(sync);
-    for g in groups {
+    loop {
+        let g = {
+            let mut open = handoff.open.lock();
+            while open.is_none() && !handoff.closed.load(std::sync::atomic::Ordering::SeqCst) {
+                handoff.ready.wait(&mut open);
+            }
+            match open.take() {
+                Some(g) => g,
+                None => return,
+            }
+        };
         if failed.load(std::sync::atomic::Ordering::SeqCst) {
             for a in g.accepted {
                 let _ = a.reply.send(Err(LogError::Storage(
