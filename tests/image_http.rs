@@ -1710,3 +1710,26 @@ fn stage_and_import_by_glance_direct_and_web_download() {
     assert_eq!(show(&img, &token, &other)["status"], "queued");
     verify_log_and_replay(&mut server);
 }
+
+#[test]
+fn created_at_and_updated_at_filters_take_comparison_operators() {
+    let server = Server::start();
+    let img = image_root(&server);
+    let token = server.admin_token();
+    let id = create_named(&img, &token, &uname("timed"));
+    let past = "2000-01-01T00:00:00Z";
+    let future = "2999-01-01T00:00:00Z";
+    let q = |filter: &str| list_ids(&img, &token, filter);
+    assert!(q(&format!("created_at=gt:{past}")).contains(&id));
+    assert!(q(&format!("updated_at=gte:{past}")).contains(&id));
+    assert!(!q(&format!("created_at=lt:{past}")).contains(&id));
+    assert!(q(&format!("created_at=lt:{future}")).contains(&id));
+    assert!(!q(&format!("created_at=gt:{future}")).contains(&id));
+    let r = call(
+        "GET",
+        &format!("{}?created_at=gt:yesterday", images_url(&img)),
+        Some(&token),
+        None,
+    );
+    assert_glance_error(&r, 400, "Bad Request");
+}

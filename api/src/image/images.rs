@@ -284,6 +284,46 @@ fn size_filter(value: &str) -> Option<u64> {
     value.parse().ok()
 }
 
+/// Glance's time comparison operators for `created_at` / `updated_at` filters.
+#[derive(Clone, Copy)]
+enum TimeOp {
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+    Eq,
+    Neq,
+}
+
+impl TimeOp {
+    fn holds(self, t: chrono::DateTime<chrono::Utc>, when: chrono::DateTime<chrono::Utc>) -> bool {
+        match self {
+            TimeOp::Gt => t > when,
+            TimeOp::Gte => t >= when,
+            TimeOp::Lt => t < when,
+            TimeOp::Lte => t <= when,
+            TimeOp::Eq => t == when,
+            TimeOp::Neq => t != when,
+        }
+    }
+}
+
+/// `gt:2026-11-26T10:00:00Z` and friends (a bare time means `eq`).
+fn time_filter(v: &str) -> Result<(TimeOp, chrono::DateTime<chrono::Utc>), GlanceError> {
+    let (op, rest) = match v.split_once(':') {
+        Some(("gt", r)) => (TimeOp::Gt, r),
+        Some(("gte", r)) => (TimeOp::Gte, r),
+        Some(("lt", r)) => (TimeOp::Lt, r),
+        Some(("lte", r)) => (TimeOp::Lte, r),
+        Some(("eq", r)) => (TimeOp::Eq, r),
+        Some(("neq", r)) => (TimeOp::Neq, r),
+        _ => (TimeOp::Eq, v),
+    };
+    let when = chrono::DateTime::parse_from_rfc3339(rest)
+        .map_err(|_| GlanceError::bad_request(format!("Invalid time format for filter: {v}")))?;
+    Ok((op, when.with_timezone(&chrono::Utc)))
+}
+
 async fn list(
     images: web::Data<Images>,
     caller: Caller,
@@ -405,6 +445,19 @@ async fn list(
                 rows.retain(|r| r.size.is_some_and(|s| s <= n));
             }
             "visibility" if v == "all" => {}
+            "created_at" | "updated_at" => {
+                let (op, when) = time_filter(v)?;
+                let created = k == "created_at";
+                rows.retain(|r| {
+                    let at = if created {
+                        &r.created_at
+                    } else {
+                        &r.updated_at
+                    };
+                    chrono::DateTime::parse_from_rfc3339(at)
+                        .is_ok_and(|t| op.holds(t.with_timezone(&chrono::Utc), when))
+                });
+            }
             "os_hidden" => {
                 let hidden = v == "true";
                 rows.retain(|r| r.os_hidden == hidden);
