@@ -1733,3 +1733,33 @@ fn created_at_and_updated_at_filters_take_comparison_operators() {
     );
     assert_glance_error(&r, 400, "Bad Request");
 }
+
+/// The image-count quota is a reservation appended with optimistic concurrency: concurrent creates can
+/// never overshoot it.
+#[test]
+fn concurrent_creates_never_exceed_the_image_quota() {
+    let server = Server::start_with_args(&["--image-quota-count", "3"]);
+    let img = image_root(&server);
+    let token = server.admin_token();
+    let handles: Vec<_> = (0..10)
+        .map(|i| {
+            let (img, token) = (img.clone(), token.clone());
+            thread::spawn(move || {
+                let body = json!({"name": format!("race-{i}"), "disk_format": "raw", "container_format": "bare"});
+                call("POST", &images_url(&img), Some(&token), Some(&body)).status
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 413).count(),
+        7,
+        "{statuses:?}"
+    );
+    assert_eq!(list_ids(&img, &token, "").len(), 3);
+}

@@ -21,6 +21,9 @@ pub enum DomainError {
     /// The command is not allowed for this resource (403).
     #[error("{0}")]
     Forbidden(String),
+    /// The command would exceed a quota (413 in Glance, 403 in Nova ...).
+    #[error("{0}")]
+    OverQuota(String),
 }
 
 /// An event-sourced aggregate. `decide` and `apply` are pure and total over valid input.

@@ -85,6 +85,7 @@ pub fn command_failure(e: strata_actors::CommandError) -> (actix_web::http::Stat
                 }
                 DomainError::Invalid(_) => StatusCode::BAD_REQUEST,
                 DomainError::Forbidden(_) => StatusCode::FORBIDDEN,
+                DomainError::OverQuota(_) => StatusCode::PAYLOAD_TOO_LARGE,
             };
             (status, d.to_string())
         }

@@ -246,6 +246,7 @@ impl Projection for ImageView {
             E::ImageMemberRemoved(m) => {
                 row.members.remove(&m.member_id);
             }
+            E::ImageSlotTaken(_) | E::ImageBytesTaken(_) | E::ImageSlotFreed(_) => {}
         }
     }
 }

@@ -48,6 +48,7 @@ pub mod image_events {
         ImageUploadStarted, ImageUploadAborted, ImageStaged, ImageImportStarted, ImageDataStored,
         ImageDeactivated, ImageReactivated, ImageDeleted,
         ImageMemberAdded, ImageMemberStatusChanged, ImageMemberRemoved,
+        ImageSlotTaken, ImageBytesTaken, ImageSlotFreed,
     });
 }
 pub use image_events::ImageEvent;

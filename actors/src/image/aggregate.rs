@@ -586,6 +586,8 @@ impl Aggregate for Image {
             E::ImageMemberRemoved(m) => {
                 self.members.remove(&m.member_id);
             }
+            // Quota events live on the project's usage stream, not on the image's.
+            E::ImageSlotTaken(_) | E::ImageBytesTaken(_) | E::ImageSlotFreed(_) => {}
         }
         self
     }

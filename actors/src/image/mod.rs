@@ -7,9 +7,11 @@
 //! reused (`Create` answers `AlreadyExists`) and everything else answers `NotFound`.
 
 mod aggregate;
+pub mod quota;
 pub mod store;
 
 pub use aggregate::{Image, ImageCommand, ImageStatus};
+pub use quota::{usage_id, ImageUsage, ImageUsageCommand};
 
 use std::collections::BTreeMap;
 

@@ -91,18 +91,23 @@ fn body_stream(payload: web::Payload) -> impl Stream<Item = Result<Bytes, Glance
 }
 
 /// Bytes this image's owner may still store.
-fn quota_left(images: &Images, owner: &str) -> u64 {
-    let (_, used) = images.view.read().usage(owner);
-    images.quota.bytes.saturating_sub(used)
+async fn quota_left(images: &Images, owner: &str) -> u64 {
+    images.bytes_left(owner).await
 }
 
 /// Record stored bytes as the image's data; if the image changed meanwhile (deleted, say), drop the bytes.
 async fn record_stored(
     images: &Images,
+    owner: &str,
     id: &str,
     stored: StoredImage,
     meta: &Metadata,
 ) -> Result<(), GlanceError> {
+    // The quota reservation is the atomic check: concurrent uploads cannot both fit in the last bytes.
+    if let Err(e) = images.take_bytes(owner, id, stored.size, meta).await {
+        let _ = images.store.delete(id).await;
+        return Err(e);
+    }
     let cmd = ImageCommand::StoreData {
         size: stored.size,
         checksum: stored.checksum,
@@ -154,12 +159,12 @@ async fn upload(
         images.store.as_ref(),
         &id,
         body_stream(payload),
-        quota_left(&images, &row.owner),
+        quota_left(&images, &row.owner).await,
         expect,
     )
     .await;
     match stored {
-        Ok(s) => record_stored(&images, &id, s, &meta).await?,
+        Ok(s) => record_stored(&images, &row.owner, &id, s, &meta).await?,
         Err(e) => {
             abort(&images, &id, &e.message, &meta).await;
             return Err(e);
@@ -193,7 +198,7 @@ async fn stage(
         images.store.as_ref(),
         &key,
         body_stream(payload),
-        quota_left(&images, &row.owner),
+        quota_left(&images, &row.owner).await,
         expect,
     )
     .await?;
@@ -339,7 +344,8 @@ async fn import(
             &meta,
         )
         .await?;
-    let max = quota_left(&images, &row.owner);
+    let max = quota_left(&images, &row.owner).await;
+    let owner = row.owner.clone();
     let images = images.into_inner();
     tokio::spawn(async move {
         let key = staging_key(&id);
@@ -373,7 +379,7 @@ async fn import(
             (other, _) => other,
         };
         let outcome = match stored {
-            Ok(s) => record_stored(&images, &id, s, &meta).await,
+            Ok(s) => record_stored(&images, &owner, &id, s, &meta).await,
             Err(e) => Err(e),
         };
         if let Err(e) = outcome {

@@ -245,19 +245,11 @@ async fn create(
         }
         properties.insert(k, v);
     }
-    let (count, _) = images.view.read().usage(&owner);
-    if count >= images.quota.images {
-        return Err(GlanceError::new(
-            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "Maximum number of images exceeded ({} of {}).",
-                count, images.quota.images
-            ),
-        ));
-    }
+    let meta = caller.metadata(&req);
+    images.take_slot(&owner, &id, &meta).await?;
     let cmd = ImageCommand::Create {
         image_id: id.clone(),
-        owner,
+        owner: owner.clone(),
         name,
         disk_format,
         container_format,
@@ -269,7 +261,10 @@ async fn create(
         tags,
         properties,
     };
-    images.run(&id, cmd, &caller.metadata(&req)).await?;
+    if let Err(e) = images.run(&id, cmd, &meta).await {
+        images.free(&owner, &id, &meta).await;
+        return Err(e);
+    }
     let row = images.readable(&caller, &id)?;
     Ok(HttpResponse::Created()
         .insert_header((
@@ -714,10 +709,10 @@ async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, GlanceError> {
     let id = path.into_inner();
-    images.owned(&caller, &id)?;
-    images
-        .run(&id, ImageCommand::Delete, &caller.metadata(&req))
-        .await?;
+    let row = images.owned(&caller, &id)?;
+    let meta = caller.metadata(&req);
+    images.run(&id, ImageCommand::Delete, &meta).await?;
+    images.free(&row.owner, &id, &meta).await;
     // The event is the truth; the bytes go after it. A failure here leaves an orphan file, never a
     // visible image without data.
     if let Err(e) = images.store.delete(&id).await {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures::future::LocalBoxFuture;
 use strata_actors::image::store::ImageStore;
-use strata_actors::image::{Image, ImageCommand};
+use strata_actors::image::{usage_id, Image, ImageCommand, ImageUsage, ImageUsageCommand};
 use strata_actors::{Outcome, Repository, Runtime};
 use strata_events::Metadata;
 use strata_projections::image::{ImageRow, ImageView};
@@ -44,6 +44,8 @@ impl Default for ImageQuota {
 pub struct Images {
     pub view: Live<ImageView>,
     pub repo: Repository<Image>,
+    /// Per-project image quota reservations (slots and bytes).
+    pub usage: Repository<ImageUsage>,
     pub store: Arc<dyn ImageStore>,
     pub quota: ImageQuota,
 }
@@ -59,7 +61,8 @@ impl Images {
     ) -> Self {
         Images {
             view,
-            repo: Repository::new(runtime),
+            repo: Repository::new(runtime.clone()),
+            usage: Repository::new(runtime),
             store,
             quota,
         }
@@ -92,6 +95,64 @@ impl Images {
             }
         }
         Ok(out)
+    }
+
+    /// Reserve an image slot for `owner` (413 when the project holds its limit of images).
+    pub async fn take_slot(
+        &self,
+        owner: &str,
+        image_id: &str,
+        meta: &Metadata,
+    ) -> Result<(), GlanceError> {
+        let cmd = ImageUsageCommand::TakeSlot {
+            image_id: image_id.to_string(),
+            limit: self.quota.images,
+        };
+        self.usage
+            .execute(&usage_id(owner), cmd, meta.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Reserve `bytes` of storage for an image of `owner` (413 beyond the project's byte quota).
+    pub async fn take_bytes(
+        &self,
+        owner: &str,
+        image_id: &str,
+        bytes: u64,
+        meta: &Metadata,
+    ) -> Result<(), GlanceError> {
+        let cmd = ImageUsageCommand::TakeBytes {
+            image_id: image_id.to_string(),
+            bytes,
+            limit: self.quota.bytes,
+        };
+        self.usage
+            .execute(&usage_id(owner), cmd, meta.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Give back an image's slot and bytes.
+    pub async fn free(&self, owner: &str, image_id: &str, meta: &Metadata) {
+        let cmd = ImageUsageCommand::Free {
+            image_id: image_id.to_string(),
+        };
+        if let Err(e) = self
+            .usage
+            .execute(&usage_id(owner), cmd, meta.clone())
+            .await
+        {
+            tracing::error!(owner, image_id, error = %e, "releasing image quota failed");
+        }
+    }
+
+    /// Bytes `owner` may still store (an upload stops streaming once it passes this).
+    pub async fn bytes_left(&self, owner: &str) -> u64 {
+        match self.usage.load(&usage_id(owner)).await {
+            Ok((usage, _)) => self.quota.bytes.saturating_sub(usage.bytes()),
+            Err(_) => self.quota.bytes,
+        }
     }
 
     /// The image as `caller` may see it: 404 for images of other projects that are not shared with it.
