@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use strata_events::RecordedEvent;
-use strata_proto::codec::DomainEvent;
 use strata_proto::IdentityEvent as E;
 
 use crate::Projection;
@@ -111,13 +110,6 @@ pub struct IdentityView {
     pub undecodable: u64,
 }
 
-fn id_of(e: &RecordedEvent) -> String {
-    e.stream_id
-        .split_once('-')
-        .map(|(_, id)| id.to_string())
-        .unwrap_or_default()
-}
-
 fn set<T>(field: &mut T, value: Option<T>) {
     if let Some(v) = value {
         *field = v;
@@ -129,18 +121,12 @@ impl Projection for IdentityView {
     const VERSION: u32 = 1;
 
     fn handle(&mut self, event: &RecordedEvent) {
-        if !event.event_type.starts_with("identity.") {
+        let Some(ev) =
+            crate::runner::decode_service_event::<E>(event, "identity", &mut self.undecodable)
+        else {
             return;
-        }
-        let ev = match E::decode(&event.event_type, &event.payload) {
-            Ok(ev) => ev,
-            Err(err) => {
-                tracing::error!(position = event.position, error = %err, "identity view skips an undecodable event");
-                self.undecodable += 1;
-                return;
-            }
         };
-        let id = id_of(event);
+        let id = crate::runner::aggregate_id(event);
         match ev {
             E::DomainCreated(d) => {
                 self.domains.insert(
@@ -439,6 +425,7 @@ impl IdentityView {
 mod tests {
     use super::*;
     use strata_events::{EventLog, ExpectedVersion, MemoryLog, Metadata, NewEvent};
+    use strata_proto::codec::DomainEvent;
     use strata_proto::identity as pb;
 
     async fn put(log: &dyn EventLog, stream: &str, e: E) {

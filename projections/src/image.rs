@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use strata_events::RecordedEvent;
-use strata_proto::codec::DomainEvent;
 use strata_proto::ImageEvent as E;
 
 use crate::Projection;
@@ -91,13 +90,6 @@ pub struct ImageView {
     pub undecodable: u64,
 }
 
-fn id_of(e: &RecordedEvent) -> String {
-    e.stream_id
-        .split_once('-')
-        .map(|(_, id)| id.to_string())
-        .unwrap_or_default()
-}
-
 fn set<T>(field: &mut T, value: Option<T>) {
     if let Some(v) = value {
         *field = v;
@@ -121,16 +113,10 @@ impl Projection for ImageView {
     const VERSION: u32 = 1;
 
     fn handle(&mut self, event: &RecordedEvent) {
-        if !event.event_type.starts_with("image.") {
+        let Some(ev) =
+            crate::runner::decode_service_event::<E>(event, "image", &mut self.undecodable)
+        else {
             return;
-        }
-        let ev = match E::decode(&event.event_type, &event.payload) {
-            Ok(ev) => ev,
-            Err(err) => {
-                tracing::error!(position = event.position, error = %err, "image view skips an undecodable event");
-                self.undecodable += 1;
-                return;
-            }
         };
         let at = timestamp(event);
         if let E::ImageCreated(c) = ev {
@@ -157,7 +143,7 @@ impl Projection for ImageView {
             );
             return;
         }
-        let id = id_of(event);
+        let id = crate::runner::aggregate_id(event);
         if matches!(ev, E::ImageDeleted(_)) {
             self.images.remove(&id);
             return;
@@ -298,6 +284,7 @@ impl ImageView {
 mod tests {
     use super::*;
     use strata_events::{EventLog, ExpectedVersion, MemoryLog, Metadata, NewEvent};
+    use strata_proto::codec::DomainEvent;
     use strata_proto::image as pb;
 
     async fn put(log: &dyn EventLog, stream: &str, e: E) {

@@ -48,6 +48,40 @@ pub trait Projection: Default + Serialize + DeserializeOwned + Send + Sync + 'st
     }
 }
 
+/// The event as service `service`'s event type `E`, or `None` for other services' events. An event of the
+/// service that does not decode is logged and counted in `undecodable` (so a rebuild counts it the same way)
+/// and skipped: stored data never stops a projection.
+pub fn decode_service_event<E: strata_proto::codec::DomainEvent>(
+    event: &RecordedEvent,
+    service: &str,
+    undecodable: &mut u64,
+) -> Option<E> {
+    let ours = event
+        .event_type
+        .strip_prefix(service)
+        .is_some_and(|rest| rest.starts_with('.'));
+    if !ours {
+        return None;
+    }
+    match E::decode(&event.event_type, &event.payload) {
+        Ok(ev) => Some(ev),
+        Err(err) => {
+            tracing::error!(position = event.position, service, error = %err, "projection skips an undecodable event");
+            *undecodable += 1;
+            None
+        }
+    }
+}
+
+/// The aggregate id of an event's stream: the stream id after its kind (`project-<id>` -> `<id>`).
+pub fn aggregate_id(event: &RecordedEvent) -> String {
+    event
+        .stream_id
+        .split_once('-')
+        .map(|(_, id)| id.to_string())
+        .unwrap_or_default()
+}
+
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
     /// Save a checkpoint after this many events ...
