@@ -3,6 +3,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "schemas/strata/envelope.proto",
         "schemas/strata/identity.proto",
         "schemas/strata/image.proto",
+        "schemas/strata/compute.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
@@ -11,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Service events serialize to JSON for tools (`strata log dump`, the audit API); the envelope does not.
         .type_attribute(".strata.identity", "#[derive(serde::Serialize)]")
         .type_attribute(".strata.image", "#[derive(serde::Serialize)]")
+        .type_attribute(".strata.compute", "#[derive(serde::Serialize)]")
         .compile_protos(&files, &["schemas"])?;
     Ok(())
 }

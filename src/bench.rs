@@ -275,6 +275,8 @@ fn spawn_server_urls(dir: &Path) -> anyhow::Result<(std::process::Child, (String
             "0",
             "--image-port",
             "0",
+            "--compute-port",
+            "0",
             "--admin-password",
             "bench-password",
             "--workers",

@@ -30,6 +30,9 @@ pub struct ServeArgs {
     /// Glance port; 0 picks a free one [default: 9292]
     #[arg(long)]
     pub image_port: Option<u16>,
+    /// Nova port; 0 picks a free one [default: 8774]
+    #[arg(long)]
+    pub compute_port: Option<u16>,
     /// Images one project may own [default: 1000]
     #[arg(long)]
     pub image_quota_count: Option<u64>,
@@ -56,6 +59,7 @@ struct FileConfig {
     bind: Option<IpAddr>,
     identity_port: Option<u16>,
     image_port: Option<u16>,
+    compute_port: Option<u16>,
     image_quota_count: Option<u64>,
     image_quota_bytes: Option<u64>,
     region: Option<String>,
@@ -72,6 +76,7 @@ pub struct ServeConfig {
     pub bind: IpAddr,
     pub identity_port: u16,
     pub image_port: u16,
+    pub compute_port: u16,
     pub image_quota_count: u64,
     pub image_quota_bytes: u64,
     pub region: String,
@@ -107,6 +112,7 @@ impl ServeArgs {
                 .unwrap_or(IpAddr::from([127, 0, 0, 1])),
             identity_port: self.identity_port.or(file.identity_port).unwrap_or(5000),
             image_port: self.image_port.or(file.image_port).unwrap_or(9292),
+            compute_port: self.compute_port.or(file.compute_port).unwrap_or(8774),
             image_quota_count: self
                 .image_quota_count
                 .or(file.image_quota_count)

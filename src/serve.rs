@@ -10,11 +10,13 @@ use anyhow::Context;
 use strata_actors::image::store::FileStore;
 use strata_actors::{Runtime, RuntimeConfig};
 use strata_api::auth::{write_private, TokenService};
+use strata_api::compute::Compute;
 use strata_api::identity::bootstrap::{bootstrap, CatalogEntry};
 use strata_api::identity::Identity;
 use strata_api::image::{ImageQuota, Images};
 use strata_api::{Ports, Services};
 use strata_events::{EventLog, RocksLog, RocksOptions};
+use strata_projections::compute::ComputeView;
 use strata_projections::identity::IdentityView;
 use strata_projections::image::ImageView;
 use strata_projections::Live;
@@ -149,14 +151,25 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         Arc::new(store),
         quota,
     ));
+    let compute_view = Live::<ComputeView>::start(log.clone(), Default::default()).await?;
+    let compute = actix_web::web::Data::new(Compute::new(runtime.clone(), compute_view));
     let ports = Ports {
         identity: config.identity_port,
         image: config.image_port,
+        compute: config.compute_port,
     };
-    let services = Services::start(identity.clone(), images, config.bind, ports, config.workers)
-        .with_context(|| format!("binding the APIs on {} ({ports:?})", config.bind))?;
+    let services = Services::start(
+        identity.clone(),
+        images,
+        compute,
+        config.bind,
+        ports,
+        config.workers,
+    )
+    .with_context(|| format!("binding the APIs on {} ({ports:?})", config.bind))?;
     let identity_url = format!("http://{}/v3", public_host(services.addrs.identity));
     let image_url = format!("http://{}", public_host(services.addrs.image));
+    let compute_url = format!("http://{}/v2.1", public_host(services.addrs.compute));
     tracing::info!(identity = %identity_url, image = %image_url, "APIs listening");
 
     let (password, generated) = admin_password(&config)?;
@@ -173,6 +186,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             description: "Strata images (Glance v2)".into(),
             url: image_url.clone(),
         },
+        CatalogEntry {
+            service_type: "compute".into(),
+            name: "nova".into(),
+            description: "Strata compute (Nova v2.1)".into(),
+            url: compute_url.clone(),
+        },
     ];
     let report = bootstrap(&identity, &password, &catalog)
         .await
@@ -187,7 +206,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         &config.region,
     )?;
 
-    println!("Strata is running. Identity (Keystone v3): {identity_url}  Images (Glance v2): {image_url}");
+    println!("Strata is running. Identity (Keystone v3): {identity_url}  Images (Glance v2): {image_url}  Compute (Nova v2.1): {compute_url}");
     println!(
         "  clouds.yaml: {}  (cloud 'strata')",
         config.clouds_yaml.display()
@@ -202,7 +221,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             config.data_dir.join("admin-password").display()
         );
     }
-    println!("STRATA READY identity={identity_url} image={image_url}");
+    println!("STRATA READY identity={identity_url} image={image_url} compute={compute_url}");
     futures::future::try_join_all(services.servers)
         .await
         .context("HTTP server")?;

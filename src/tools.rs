@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde_json::json;
 use strata_events::{verify_chain, EventLog, Head, LogError, RocksLog, RocksOptions, GENESIS_HASH};
+use strata_projections::compute::ComputeView;
 use strata_projections::identity::IdentityView;
 use strata_projections::image::ImageView;
 use strata_projections::{runner, Projection};
@@ -109,6 +110,7 @@ pub fn replay(data_dir: &Path, verify: bool) -> anyhow::Result<ExitCode> {
         let verdicts = vec![
             verify_one::<IdentityView>(&log, writable).await?,
             verify_one::<ImageView>(&log, writable).await?,
+            verify_one::<ComputeView>(&log, writable).await?,
         ];
         let mut ok = true;
         println!(

@@ -6,6 +6,7 @@
 //! layer and reads projections only for cross-aggregate lookups in sagas.
 
 pub mod aggregate;
+pub mod compute;
 pub mod identity;
 pub mod image;
 pub mod runtime;

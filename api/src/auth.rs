@@ -431,3 +431,17 @@ mod password_cache_tests {
         assert!(cache.verify("u", "new", &h2).await.unwrap());
     }
 }
+
+/// Validate the request's `X-Auth-Token` against the identity state shared with every service's app.
+pub fn authenticate(req: &actix_web::HttpRequest) -> Result<AuthContext, AuthError> {
+    let token = req
+        .headers()
+        .get("x-auth-token")
+        .and_then(|v| v.to_str().ok())
+        .ok_or(AuthError::Missing)?;
+    let identity = req
+        .app_data::<actix_web::web::Data<crate::identity::Identity>>()
+        .ok_or(AuthError::Invalid("no identity state"))?;
+    let view = identity.view.read();
+    validate(&identity.tokens, &view, token)
+}

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod common;
+pub mod compute;
 pub mod identity;
 pub mod image;
 pub mod server;

@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use actix_web::{middleware, web, App, HttpServer};
 
 use crate::common::request_id_middleware;
+use crate::compute::{self, Compute};
 use crate::identity::{self, Identity};
 use crate::image::{self, Images};
 
@@ -13,6 +14,7 @@ use crate::image::{self, Images};
 pub struct Ports {
     pub identity: u16,
     pub image: u16,
+    pub compute: u16,
 }
 
 /// Where each service is listening.
@@ -20,6 +22,7 @@ pub struct Ports {
 pub struct ServiceAddrs {
     pub identity: SocketAddr,
     pub image: SocketAddr,
+    pub compute: SocketAddr,
 }
 
 /// The running HTTP services.
@@ -36,6 +39,7 @@ impl Services {
     pub fn start(
         identity: web::Data<Identity>,
         images: web::Data<Images>,
+        compute: web::Data<Compute>,
         bind: IpAddr,
         ports: Ports,
         workers: usize,
@@ -57,6 +61,24 @@ impl Services {
             .copied()
             .ok_or_else(|| std::io::Error::other("identity API bound to no address"))?;
 
+        let id_data = identity.clone();
+        let nova = HttpServer::new(move || {
+            App::new()
+                .app_data(id_data.clone())
+                .app_data(compute.clone())
+                .app_data(web::PayloadConfig::new(MAX_BODY))
+                .wrap_fn(compute::microversion_middleware)
+                .wrap_fn(request_id_middleware)
+                .configure(compute::configure)
+        })
+        .workers(workers.max(1))
+        .bind((bind, ports.compute))?;
+        let compute_addr = nova
+            .addrs()
+            .first()
+            .copied()
+            .ok_or_else(|| std::io::Error::other("compute API bound to no address"))?;
+
         let glance = HttpServer::new(move || {
             App::new()
                 .app_data(identity.clone())
@@ -77,8 +99,9 @@ impl Services {
             addrs: ServiceAddrs {
                 identity: identity_addr,
                 image: image_addr,
+                compute: compute_addr,
             },
-            servers: vec![keystone.run(), glance.run()],
+            servers: vec![keystone.run(), glance.run(), nova.run()],
         })
     }
 }

@@ -48,6 +48,10 @@ pub fn event_json(
             event_type,
             crate::ImageEvent::decode(event_type, payload),
         )),
+        "compute" => Some(to_json(
+            event_type,
+            crate::ComputeEvent::decode(event_type, payload),
+        )),
         _ => None,
     }
 }
@@ -108,6 +112,23 @@ mod tests {
             .expect("decodes");
         assert_eq!(json, serde_json::json!({"member_id": "p2"}));
         assert!(event_json("image.NoSuchEvent.v1", &[]).unwrap().is_err());
-        assert!(event_json("compute.ServerCreated.v1", &[]).is_none());
+        assert!(event_json("network.NetworkCreated.v1", &[]).is_none());
+    }
+
+    #[test]
+    fn event_json_knows_compute_events() {
+        let e = crate::ComputeEvent::KeypairCreated(crate::compute::KeypairCreated {
+            user_id: "u1".into(),
+            name: "k".into(),
+            r#type: "ssh".into(),
+            public_key: "ssh-ed25519 AAAA".into(),
+            fingerprint: "aa:bb".into(),
+        });
+        let json = event_json(e.event_type(), &e.encode())
+            .expect("compute is a known service")
+            .expect("decodes");
+        assert_eq!(json["type"], "ssh");
+        assert_eq!(json["user_id"], "u1");
+        assert!(event_json("compute.NoSuchEvent.v1", &[]).unwrap().is_err());
     }
 }

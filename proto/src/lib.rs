@@ -19,6 +19,11 @@ pub mod image {
     include!(concat!(env!("OUT_DIR"), "/strata.image.v1.rs"));
 }
 
+/// Compute (Nova) events.
+pub mod compute {
+    include!(concat!(env!("OUT_DIR"), "/strata.compute.v1.rs"));
+}
+
 pub use prost::Message;
 
 pub mod codec;
@@ -52,3 +57,14 @@ pub mod image_events {
     });
 }
 pub use image_events::ImageEvent;
+
+/// Every compute event as one enum (variant = protobuf message, type name `compute.<Message>.v1`).
+pub mod compute_events {
+    use crate::compute;
+    crate::domain_events!(ComputeEvent, "compute", compute, {
+        FlavorCreated, FlavorDescriptionChanged, FlavorDeleted,
+        FlavorExtraSpecsSet, FlavorExtraSpecUnset, FlavorAccessAdded, FlavorAccessRemoved,
+        KeypairCreated, KeypairDeleted,
+    });
+}
+pub use compute_events::ComputeEvent;

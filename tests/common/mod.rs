@@ -302,6 +302,8 @@ impl Server {
                 "0",
                 "--image-port",
                 "0",
+                "--compute-port",
+                "0",
             ])
             .args(&self.extra_args)
             .env("RUST_BACKTRACE", "1")

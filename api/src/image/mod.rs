@@ -22,7 +22,6 @@ use strata_projections::Live;
 pub use error::GlanceError;
 
 use crate::auth::AuthContext;
-use crate::identity::Identity;
 
 /// Per-project limits on images (checked against the image projection).
 #[derive(Debug, Clone, Copy)]
@@ -204,20 +203,9 @@ impl FromRequest for Caller {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let token = req
-            .headers()
-            .get("x-auth-token")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let identity = req.app_data::<web::Data<Identity>>().cloned();
+        let auth = crate::auth::authenticate(req);
         Box::pin(async move {
-            let (Some(token), Some(identity)) = (token, identity) else {
-                return Err(GlanceError::unauthorized());
-            };
-            let auth = {
-                let view = identity.view.read();
-                crate::auth::validate(&identity.tokens, &view, &token)?
-            };
+            let auth = auth?;
             let Some(project_id) = auth.project_id().map(str::to_string) else {
                 return Err(GlanceError::forbidden(
                     "The image service needs a project-scoped token.",

@@ -1,0 +1,47 @@
+//! The Compute service (Nova): its first event-sourced pieces, flavors and keypairs.
+//!
+//! A flavor is one stream, `flavor-<flavor id>`, where the id is chosen by the caller ("1", a UUID ...; the
+//! API validates its characters). A deleted flavor stays deleted: its id is never reused (`Create` answers
+//! `AlreadyExists`) and everything else answers `NotFound`. Flavor names are unique across flavors; the API
+//! enforces that with the identity `NameClaim` aggregate (kind "flavor", scope "").
+//!
+//! A keypair is one stream, `keypair-<keypair_id(user, name)>`. Unlike a flavor, a deleted keypair's name can
+//! be used again: `Create` after `Delete` starts afresh.
+//!
+//! [`ssh::fingerprint`] computes Nova's fingerprint of an OpenSSH public key.
+
+mod flavor;
+mod keypair;
+pub mod ssh;
+
+pub use flavor::{Flavor, FlavorCommand};
+pub use keypair::{keypair_id, Keypair, KeypairCommand, KEY_TYPES};
+
+use crate::aggregate::DomainError;
+
+/// Longest flavor id, flavor name, extra-spec key and value, and keypair name (Nova's limits).
+pub const NAME_MAX: usize = 255;
+/// Longest flavor description (Nova: 65535).
+pub const DESCRIPTION_MAX: usize = 65535;
+/// Largest ram_mb, vcpus, disk_gb, ephemeral_gb and swap_mb Nova accepts (its `db.MAX_INT`).
+pub const MAX_INT: u64 = 2_147_483_647;
+/// Largest rxtx_factor Nova accepts (its `SQL_SP_FLOAT_MAX`).
+pub const RXTX_FACTOR_MAX: f64 = 3.40282e38;
+
+fn invalid(field: &str, why: &str) -> DomainError {
+    DomainError::Invalid(format!("Invalid input for field '{field}': {why}."))
+}
+
+/// 1..=`max` characters.
+fn check_len(field: &str, value: &str, max: usize) -> Result<(), DomainError> {
+    if value.is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    if value.chars().count() > max {
+        return Err(invalid(
+            field,
+            &format!("must be at most {max} characters long"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! `/v2.1/os-keypairs`: import, list, show, delete. Keypairs belong to the calling user (admins may name
+//! another user with `user_id`, 2.10+).
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+use strata_actors::compute::{keypair_id, ssh, KeypairCommand};
+use strata_projections::compute::KeypairRow;
+
+use super::{Caller, Compute, Microversion, NovaError};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v2.1/os-keypairs")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(
+        web::resource("/v2.1/os-keypairs/{name}")
+            .route(web::get().to(show))
+            .route(web::delete().to(delete)),
+    );
+}
+
+fn keypair_json(k: &KeypairRow, mv: Microversion, full: bool) -> Value {
+    let mut v = json!({ "name": k.name, "public_key": k.public_key, "fingerprint": k.fingerprint });
+    if mv.0 >= 2 {
+        v["type"] = json!(k.key_type);
+    }
+    if full {
+        v["user_id"] = json!(k.user_id);
+        v["created_at"] = json!(k.created_at);
+        v["deleted"] = json!(false);
+        v["deleted_at"] = Value::Null;
+        v["updated_at"] = Value::Null;
+        v["id"] = json!(1);
+    }
+    v
+}
+
+/// The user whose keypairs a request is about: the caller, or (admins, 2.10+) `?user_id=`.
+fn target_user(caller: &Caller, req: &HttpRequest, mv: Microversion) -> Result<String, NovaError> {
+    match crate::common::query_pairs(req)
+        .into_iter()
+        .find(|(k, _)| k == "user_id")
+        .map(|(_, v)| v)
+    {
+        Some(u) if mv.0 >= 10 && (caller.is_admin || u == caller.auth.user_id) => Ok(u),
+        Some(_) if mv.0 >= 10 => Err(NovaError::policy("os_compute_api:os-keypairs:index")),
+        _ => Ok(caller.auth.user_id.clone()),
+    }
+}
+
+fn find(compute: &Compute, user: &str, name: &str) -> Result<KeypairRow, NovaError> {
+    compute
+        .view
+        .read()
+        .keypairs_of(user)
+        .find(|k| k.name == name)
+        .cloned()
+        .ok_or_else(|| NovaError::not_found(format!("Keypair {name} not found for user {user}")))
+}
+
+async fn list(
+    compute: web::Data<Compute>,
+    caller: Caller,
+    req: HttpRequest,
+    mv: Microversion,
+) -> Result<HttpResponse, NovaError> {
+    let user = target_user(&caller, &req, mv)?;
+    let view = compute.view.read();
+    let keypairs: Vec<Value> = view
+        .keypairs_of(&user)
+        .map(|k| json!({ "keypair": keypair_json(k, mv, false) }))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "keypairs": keypairs })))
+}
+
+async fn show(
+    compute: web::Data<Compute>,
+    caller: Caller,
+    req: HttpRequest,
+    mv: Microversion,
+    path: web::Path<String>,
+) -> Result<HttpResponse, NovaError> {
+    let user = target_user(&caller, &req, mv)?;
+    let k = find(&compute, &user, &path.into_inner())?;
+    Ok(HttpResponse::Ok().json(json!({ "keypair": keypair_json(&k, mv, true) })))
+}
+
+async fn create(
+    compute: web::Data<Compute>,
+    caller: Caller,
+    mv: Microversion,
+    body: web::Bytes,
+) -> Result<HttpResponse, NovaError> {
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| NovaError::bad_request(format!("Malformed request body: {e}")))?;
+    let kp = v
+        .get("keypair")
+        .and_then(Value::as_object)
+        .ok_or_else(|| NovaError::bad_request("'keypair' is a required property"))?;
+    let name = kp
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            NovaError::bad_request(
+                "Invalid input for field/attribute keypair. 'name' is a required property",
+            )
+        })?
+        .to_string();
+    let key_type = match kp.get("type") {
+        Some(_) if mv.0 < 2 => {
+            return Err(NovaError::bad_request(
+                "Additional properties are not allowed ('type' was unexpected)",
+            ))
+        }
+        Some(Value::String(t)) if t == "ssh" || t == "x509" => t.clone(),
+        Some(other) => {
+            return Err(NovaError::bad_request(format!(
+                "Invalid input for field/attribute type. Value: {other}."
+            )))
+        }
+        None => "ssh".to_string(),
+    };
+    let user = match kp.get("user_id").and_then(Value::as_str) {
+        Some(u) if mv.0 >= 10 && caller.is_admin => u.to_string(),
+        Some(_) if mv.0 >= 10 => {
+            return Err(NovaError::policy("os_compute_api:os-keypairs:create"))
+        }
+        _ => caller.auth.user_id.clone(),
+    };
+    let Some(public_key) = kp
+        .get("public_key")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .map(str::to_string)
+    else {
+        return Err(NovaError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "Generating keypairs on the server is not available yet; import one with 'public_key'.",
+        ));
+    };
+    let fingerprint = ssh::fingerprint(&public_key)?;
+    let id = keypair_id(&user, &name);
+    let cmd = KeypairCommand::Create {
+        user_id: user.clone(),
+        name: name.clone(),
+        key_type,
+        public_key,
+        fingerprint,
+    };
+    compute
+        .run(&compute.keypairs, &id, cmd, &caller.meta)
+        .await
+        .map_err(|e| {
+            if e.status == StatusCode::CONFLICT {
+                NovaError::conflict(format!("Key pair '{name}' already exists."))
+            } else {
+                e
+            }
+        })?;
+    let k = find(&compute, &user, &name)?;
+    let status = if mv.0 >= 2 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut body = keypair_json(&k, mv, false);
+    body["user_id"] = json!(k.user_id);
+    Ok(HttpResponse::build(status).json(json!({ "keypair": body })))
+}
+
+async fn delete(
+    compute: web::Data<Compute>,
+    caller: Caller,
+    req: HttpRequest,
+    mv: Microversion,
+    path: web::Path<String>,
+) -> Result<HttpResponse, NovaError> {
+    let user = target_user(&caller, &req, mv)?;
+    let name = path.into_inner();
+    find(&compute, &user, &name)?;
+    compute
+        .run(
+            &compute.keypairs,
+            &keypair_id(&user, &name),
+            KeypairCommand::Delete,
+            &caller.meta,
+        )
+        .await?;
+    Ok(if mv.0 >= 2 {
+        HttpResponse::NoContent().finish()
+    } else {
+        HttpResponse::Accepted().finish()
+    })
+}

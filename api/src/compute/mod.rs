@@ -1,0 +1,239 @@
+//! Nova (compute v2.1): version discovery, microversions, flavors (with extra specs and access lists) and
+//! keypairs, with Nova's policy and fault bodies. Servers, the scheduler, conductor and compute agents build on
+//! this (see the compute issue).
+
+mod error;
+mod flavors;
+mod keypairs;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
+use futures::future::{ready, LocalBoxFuture, Ready};
+use serde_json::json;
+use strata_actors::compute::{Flavor, Keypair};
+use strata_actors::{Aggregate, Outcome, Repository, Runtime};
+use strata_events::Metadata;
+use strata_projections::compute::ComputeView;
+use strata_projections::Live;
+
+pub use error::NovaError;
+
+use crate::auth::AuthContext;
+
+/// The microversions this server implements: 2.1 up to [`MAX_MINOR`].
+pub const MIN_MINOR: u32 = 1;
+pub const MAX_MINOR: u32 = 60;
+
+pub struct Compute {
+    pub view: Live<ComputeView>,
+    pub flavors: Repository<Flavor>,
+    pub keypairs: Repository<Keypair>,
+}
+
+const READ_YOUR_WRITES: Duration = Duration::from_secs(10);
+
+impl Compute {
+    pub fn new(runtime: Arc<Runtime>, view: Live<ComputeView>) -> Self {
+        Compute {
+            view,
+            flavors: Repository::new(runtime.clone()),
+            keypairs: Repository::new(runtime),
+        }
+    }
+
+    /// Run a command and wait until the compute view shows it.
+    pub async fn run<A: Aggregate>(
+        &self,
+        repo: &Repository<A>,
+        id: &str,
+        cmd: A::Command,
+        meta: &Metadata,
+    ) -> Result<Outcome<A>, NovaError> {
+        let out = repo.execute(id, cmd, meta.clone()).await?;
+        if let Some(p) = out.position {
+            if !self.view.wait_for(p, READ_YOUR_WRITES).await {
+                tracing::warn!(
+                    position = p,
+                    "compute view did not reach the write's position in time"
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The negotiated microversion's minor number (2.X).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Microversion(pub u32);
+
+/// Parse `OpenStack-API-Version: compute 2.X` (or the legacy `X-OpenStack-Nova-API-Version: 2.X`).
+fn requested_version(req: &ServiceRequest) -> Result<u32, NovaError> {
+    let headers = req.headers();
+    let value = headers
+        .get("openstack-api-version")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(',').find_map(|part| {
+                let mut it = part.split_whitespace();
+                (it.next() == Some("compute")).then(|| it.next().unwrap_or_default().to_string())
+            })
+        })
+        .or_else(|| {
+            headers
+                .get("x-openstack-nova-api-version")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        });
+    let Some(value) = value else {
+        return Ok(MIN_MINOR);
+    };
+    if value == "latest" {
+        return Ok(MAX_MINOR);
+    }
+    let minor = value
+        .strip_prefix("2.")
+        .and_then(|m| m.parse::<u32>().ok())
+        .ok_or_else(|| NovaError::bad_request(format!("Invalid API version request: {value}")))?;
+    if !(MIN_MINOR..=MAX_MINOR).contains(&minor) {
+        return Err(NovaError::new(
+            actix_web::http::StatusCode::NOT_ACCEPTABLE,
+            format!("Version 2.{minor} is not supported by the API. Minimum is 2.{MIN_MINOR} and maximum is 2.{MAX_MINOR}."),
+        ));
+    }
+    Ok(minor)
+}
+
+/// Middleware: negotiate the microversion, refuse unsupported ones, and echo the version in the response.
+pub fn microversion_middleware<S, B>(
+    req: ServiceRequest,
+    srv: &S,
+) -> LocalBoxFuture<
+    'static,
+    Result<ServiceResponse<actix_web::body::EitherBody<B>>, actix_web::Error>,
+>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    S::Future: 'static,
+    B: 'static,
+{
+    let minor = match requested_version(&req) {
+        Ok(m) => m,
+        Err(e) => {
+            let resp = req
+                .into_response(actix_web::ResponseError::error_response(&e))
+                .map_into_right_body();
+            return Box::pin(async move { Ok(resp) });
+        }
+    };
+    req.extensions_mut().insert(Microversion(minor));
+    let fut = srv.call(req);
+    Box::pin(async move {
+        let mut res = fut.await?.map_into_left_body();
+        let h = res.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&format!("compute 2.{minor}")) {
+            h.insert(HeaderName::from_static("openstack-api-version"), v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&format!("2.{minor}")) {
+            h.insert(HeaderName::from_static("x-openstack-nova-api-version"), v);
+        }
+        h.insert(
+            HeaderName::from_static("vary"),
+            HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"),
+        );
+        Ok(res)
+    })
+}
+
+impl FromRequest for Microversion {
+    type Error = NovaError;
+    type Future = Ready<Result<Self, NovaError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(Ok(req
+            .extensions()
+            .get::<Microversion>()
+            .copied()
+            .unwrap_or(Microversion(MIN_MINOR))))
+    }
+}
+
+/// The authenticated caller of a compute request (project-scoped token).
+pub struct Caller {
+    pub auth: AuthContext,
+    pub project_id: String,
+    pub is_admin: bool,
+    pub meta: Metadata,
+}
+
+impl FromRequest for Caller {
+    type Error = NovaError;
+    type Future = Ready<Result<Self, NovaError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let result = crate::auth::authenticate(req)
+            .map_err(NovaError::from)
+            .and_then(|auth| {
+                let project_id = auth.project_id().map(str::to_string).ok_or_else(|| {
+                    NovaError::forbidden("The compute API needs a project-scoped token.")
+                })?;
+                let rid = req
+                    .extensions()
+                    .get::<crate::common::RequestId>()
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        crate::common::RequestId(format!("req-{}", uuid::Uuid::new_v4()))
+                    });
+                let meta = rid.metadata(auth.principal());
+                Ok(Caller {
+                    is_admin: auth.is_admin(),
+                    project_id,
+                    auth,
+                    meta,
+                })
+            });
+        ready(result)
+    }
+}
+
+fn version_doc(base: &str) -> serde_json::Value {
+    json!({
+        "id": "v2.1",
+        "status": "CURRENT",
+        "version": format!("2.{MAX_MINOR}"),
+        "min_version": format!("2.{MIN_MINOR}"),
+        "updated": "2013-07-23T11:33:21Z",
+        "links": [{ "rel": "self", "href": format!("{base}/v2.1/") }],
+        "media-types": [{ "base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1" }],
+    })
+}
+
+async fn versions(req: HttpRequest) -> HttpResponse {
+    let base = crate::common::base_url(&req);
+    HttpResponse::Ok().json(json!({ "versions": [version_doc(&base)] }))
+}
+
+async fn version_v21(req: HttpRequest) -> HttpResponse {
+    let base = crate::common::base_url(&req);
+    HttpResponse::Ok().json(json!({ "version": version_doc(&base) }))
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, NovaError> {
+    Err(NovaError::not_found(format!(
+        "The resource could not be found: {}",
+        req.path()
+    )))
+}
+
+/// Register every Nova route (the app wraps them in [`microversion_middleware`]).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(versions))
+        .route("/v2.1", web::get().to(version_v21))
+        .route("/v2.1/", web::get().to(version_v21));
+    flavors::configure(cfg);
+    keypairs::configure(cfg);
+    cfg.default_service(web::to(not_found));
+}
