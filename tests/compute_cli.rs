@@ -91,4 +91,18 @@ fn flavors_and_keypairs_through_the_openstack_cli() {
     assert_eq!(shown["fingerprint"], FINGERPRINT, "{shown}");
     os(&["keypair", "delete", "k1"]);
     assert!(names(&osj(&["keypair", "list"])).is_empty());
+    // A generated keypair: the CLI writes the private key where asked.
+    let private_file = server.dir().join("k2.pem");
+    os(&[
+        "keypair",
+        "create",
+        "--private-key",
+        private_file.to_str().unwrap(),
+        "k2",
+    ]);
+    let private = std::fs::read_to_string(&private_file).unwrap();
+    assert!(
+        private.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"),
+        "{private}"
+    );
 }

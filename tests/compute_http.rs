@@ -280,4 +280,30 @@ fn keypairs_are_validated_and_private_to_their_user() {
     delete(&format!("{url}/os-keypairs/k1"), Some(&admin)).expect(202);
     // A deleted keypair's name can be used again.
     post(&format!("{url}/os-keypairs"), Some(&admin), &kp).expect(200);
+    // Without a public key the server generates the pair and returns the private half once.
+    let generated = post(
+        &format!("{url}/os-keypairs"),
+        Some(&admin),
+        &json!({"keypair": {"name": "gen"}}),
+    )
+    .expect(200)
+    .json();
+    let private = generated["keypair"]["private_key"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        private.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"),
+        "{generated}"
+    );
+    let shown = get(&format!("{url}/os-keypairs/gen"), Some(&admin))
+        .expect(200)
+        .json();
+    assert!(
+        shown["keypair"]["private_key"].is_null(),
+        "the private key is never stored or shown again: {shown}"
+    );
+    assert_eq!(
+        shown["keypair"]["fingerprint"],
+        generated["keypair"]["fingerprint"]
+    );
 }

@@ -76,6 +76,22 @@ pub fn fingerprint(public_key: &str) -> Result<String, DomainError> {
         .join(":"))
 }
 
+/// A new ed25519 keypair for a user who asked Nova to generate one: (private key in OpenSSH PEM form, public
+/// key line). Not used by any aggregate (it draws random numbers); the API calls it before building the
+/// command, as with password hashing.
+pub fn generate_ed25519(comment: &str) -> Result<(String, String), DomainError> {
+    let fail = |e: ssh_key::Error| DomainError::Invalid(format!("key generation failed: {e}"));
+    let mut key = ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519)
+        .map_err(fail)?;
+    key.set_comment(comment);
+    let private = key
+        .to_openssh(ssh_key::LineEnding::LF)
+        .map_err(fail)?
+        .to_string();
+    let public = key.public_key().to_openssh().map_err(fail)?;
+    Ok((private, public))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,5 +205,16 @@ mod tests {
         assert_invalid(&line("ecdsa-sha2-nistp256", &ec, ""));
         // An RSA key with a missing field.
         assert_invalid(&line("ssh-rsa", &blob(&[b"ssh-rsa", &[1, 0, 1]]), ""));
+    }
+
+    #[test]
+    fn generated_keys_have_a_valid_public_half() {
+        let (private, public) = generate_ed25519("k1").unwrap();
+        assert!(private.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
+        assert!(
+            public.starts_with("ssh-ed25519 ") && public.ends_with(" k1"),
+            "{public}"
+        );
+        assert_eq!(fingerprint(&public).unwrap().len(), 47);
     }
 }

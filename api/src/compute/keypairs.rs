@@ -130,16 +130,19 @@ async fn create(
         }
         _ => caller.auth.user_id.clone(),
     };
-    let Some(public_key) = kp
-        .get("public_key")
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .map(str::to_string)
-    else {
-        return Err(NovaError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "Generating keypairs on the server is not available yet; import one with 'public_key'.",
-        ));
+    // Without a public key Nova generates the pair and returns the private half once (until 2.92, which this
+    // server does not reach). Strata generates ed25519 keys.
+    let (public_key, private_key) = match kp.get("public_key").and_then(Value::as_str) {
+        Some(k) => (k.trim().to_string(), None),
+        None => {
+            let comment = name.clone();
+            let (private, public) = web::block(move || ssh::generate_ed25519(&comment))
+                .await
+                .map_err(|_| {
+                    NovaError::new(StatusCode::INTERNAL_SERVER_ERROR, "key generation failed")
+                })??;
+            (public, Some(private))
+        }
     };
     let fingerprint = ssh::fingerprint(&public_key)?;
     let id = keypair_id(&user, &name);
@@ -168,6 +171,9 @@ async fn create(
     };
     let mut body = keypair_json(&k, mv, false);
     body["user_id"] = json!(k.user_id);
+    if let Some(private) = private_key {
+        body["private_key"] = json!(private);
+    }
     Ok(HttpResponse::build(status).json(json!({ "keypair": body })))
 }
 
