@@ -65,6 +65,20 @@ pub mod compute_events {
         FlavorCreated, FlavorDescriptionChanged, FlavorDeleted,
         FlavorExtraSpecsSet, FlavorExtraSpecUnset, FlavorAccessAdded, FlavorAccessRemoved,
         KeypairCreated, KeypairDeleted,
+        ServerCreated, ServerScheduled, ServerSpawned, ServerTaskStarted, ServerTaskFinished,
+        ServerPowerSynced, ServerFaulted, ServerTaskFailed, ServerRenamed, ServerDescriptionChanged,
+        ServerMetadataSet, ServerMetadataItemDeleted, ServerLocked, ServerUnlocked,
+        ServerMigrationStarted, ServerMigrationScheduled, ServerMigrationFinished,
+        ServerResizeConfirmed, ServerResizeReverted, ServerMigrationFailed,
+        ServerRebuilt, ServerShelved, ServerDeleted,
+        HostRegistered, HostInventoryChanged, HostHeartbeat, HostClaimed, HostClaimReleased,
+        HostServiceDisabled, HostServiceEnabled, HostForcedDownChanged,
+        HostImageCached, HostImageCacheHit, HostImageEvicted,
+        UsageReserved, UsageReleased, QuotaLimitsSet, QuotaLimitsReset,
+        ServerGroupCreated, ServerGroupMemberAdded, ServerGroupMemberRemoved, ServerGroupDeleted,
+        AggregateCreated, AggregateUpdated, AggregateHostAdded, AggregateHostRemoved,
+        AggregateMetadataChanged, AggregateDeleted, AggregateImagesCacheRequested,
+        SequenceAdvanced,
     });
 }
 pub use compute_events::ComputeEvent;

@@ -278,7 +278,7 @@ impl Aggregate for Flavor {
             E::FlavorAccessRemoved(r) => {
                 self.access.remove(&r.project_id);
             }
-            E::KeypairCreated(_) | E::KeypairDeleted(_) => {}
+            _ => {}
         }
         self
     }

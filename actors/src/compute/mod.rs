@@ -1,4 +1,5 @@
-//! The Compute service (Nova): its first event-sourced pieces, flavors and keypairs.
+//! The Compute service (Nova): flavors, keypairs, servers, compute hosts (claims, image cache, service state),
+//! quotas, server groups and host aggregates, each a pure aggregate.
 //!
 //! A flavor is one stream, `flavor-<flavor id>`, where the id is chosen by the caller ("1", a UUID ...; the
 //! API validates its characters). A deleted flavor stays deleted: its id is never reused (`Create` answers
@@ -11,11 +12,21 @@
 //! [`ssh::fingerprint`] computes Nova's fingerprint of an OpenSSH public key.
 
 mod flavor;
+mod group;
+mod host;
 mod keypair;
+pub mod quota;
+pub mod server;
 pub mod ssh;
 
 pub use flavor::{Flavor, FlavorCommand};
+pub use group::{
+    HostAggregate, HostAggregateCommand, Next, Sequence, ServerGroup, ServerGroupCommand,
+    GROUP_POLICIES,
+};
+pub use host::{Claim, ComputeHost, HostCommand, Inventory};
 pub use keypair::{keypair_id, Keypair, KeypairCommand, KEY_TYPES};
+pub use server::{Action, FlavorSpec, Server, ServerCommand};
 
 use crate::aggregate::DomainError;
 

@@ -162,6 +162,13 @@ pub(crate) mod gwt {
         result: Result<Vec<A::Event>, DomainError>,
     }
 
+    impl<A: Aggregate> Given<A> {
+        /// The state after the history, for assertions on it.
+        pub(crate) fn state(self) -> A {
+            self.0
+        }
+    }
+
     impl<A: Aggregate + PartialEq> Given<A>
     where
         A::Event: PartialEq,
@@ -214,6 +221,15 @@ pub(crate) mod gwt {
         #[track_caller]
         pub(crate) fn then_err(self, expected: DomainError) {
             assert_eq!(self.result, Err(expected));
+        }
+
+        /// Expect a refusal that `matches` accepts.
+        #[track_caller]
+        pub(crate) fn then_err_where(self, matches: impl Fn(&DomainError) -> bool) {
+            match &self.result {
+                Err(e) if matches(e) => {}
+                other => panic!("unexpected result {other:?}"),
+            }
         }
 
         #[track_caller]
