@@ -1,5 +1,13 @@
-//! `ComputeView`: every live Nova flavor (with its extra specs and access list) and keypair, as the API reads
-//! them.
+//! `ComputeView`: every live Nova flavor (with its extra specs and access list) and keypair, every server
+//! (with its instance actions), migration, compute host, quota, server group and host aggregate, as the API,
+//! the scheduler and the conductor read them.
+
+mod servers;
+
+pub use servers::{
+    ActionEventRow, ActionRow, AggregateRow, GroupRow, HostRow, MigrationRow, ProjectQuotas,
+    ProjectUsage, ServerRow,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -47,6 +55,20 @@ pub struct ComputeView {
     pub flavors: BTreeMap<String, FlavorRow>,
     /// Live keypairs by [`keypair_key`] (`"<user_id>/<name>"`).
     pub keypairs: BTreeMap<String, KeypairRow>,
+    /// Servers by id, deleted ones included (usage reports and `deleted` listings need them).
+    pub servers: BTreeMap<String, ServerRow>,
+    /// Every migration, in log order (index + 1 = Nova's migration id).
+    pub migrations: Vec<MigrationRow>,
+    /// Compute hosts by name.
+    pub hosts: BTreeMap<String, HostRow>,
+    /// Quota usage by project.
+    pub usage: ProjectUsage,
+    /// Limits set per project (the defaults are configuration).
+    pub quotas: ProjectQuotas,
+    /// Live server groups by id.
+    pub groups: BTreeMap<String, GroupRow>,
+    /// Live host aggregates by Nova's integer id.
+    pub aggregates: BTreeMap<i64, AggregateRow>,
     /// Events this projection could not decode (kept so a rebuild shows the same count).
     pub undecodable: u64,
 }
@@ -90,9 +112,19 @@ fn timestamp(e: &RecordedEvent) -> String {
     e.recorded_at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+enum Stream {
+    Server,
+    Host,
+    Usage,
+    Quota,
+    Group,
+    Aggregate,
+    Other,
+}
+
 impl Projection for ComputeView {
     const NAME: &'static str = "compute";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
 
     fn handle(&mut self, event: &RecordedEvent) {
         let Some(ev) =
@@ -100,6 +132,29 @@ impl Projection for ComputeView {
         else {
             return;
         };
+        // Stream kinds with a dash ("compute-host", "server-group" ...) are told apart by their prefix.
+        for (kind, handler) in [
+            ("server-group-", Stream::Group),
+            ("server-", Stream::Server),
+            ("compute-host-", Stream::Host),
+            ("compute-usage-", Stream::Usage),
+            ("compute-quota-", Stream::Quota),
+            ("host-aggregate-", Stream::Aggregate),
+            ("sequence-", Stream::Other),
+        ] {
+            if let Some(id) = event.stream_id.strip_prefix(kind) {
+                match handler {
+                    Stream::Server => self.handle_server(id, &ev, event),
+                    Stream::Host => self.handle_host(id, &ev, event),
+                    Stream::Usage => self.handle_usage(id, &ev),
+                    Stream::Quota => self.handle_quota(id, &ev),
+                    Stream::Group => self.handle_group(id, &ev, event),
+                    Stream::Aggregate => self.handle_aggregate(id, &ev, event),
+                    Stream::Other => {}
+                }
+                return;
+            }
+        }
         let id = crate::runner::aggregate_id(event);
         match ev {
             E::FlavorCreated(c) => {
@@ -168,6 +223,7 @@ impl Projection for ComputeView {
                     self.keypairs.remove(&key);
                 }
             }
+            _ => {}
         }
     }
 }
