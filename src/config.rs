@@ -48,6 +48,30 @@ pub struct ServeArgs {
     /// HTTP worker threads per service [default: 2]
     #[arg(long)]
     pub workers: Option<usize>,
+    /// In-process fake compute hosts `fake-0` ... `fake-<N-1>` [default: 1]
+    #[arg(long)]
+    pub fake_hosts: Option<usize>,
+    /// Resources of each fake host, `vcpus=V,ram_mb=R,disk_gb=D` [default: vcpus=16,ram_mb=65536,disk_gb=1000]
+    #[arg(long)]
+    pub fake_host_spec: Option<String>,
+    /// Latency of every fake hypervisor call, in milliseconds [default: 0]
+    #[arg(long)]
+    pub fake_driver_latency_ms: Option<u64>,
+    /// Seconds a server may stay in BUILD before it ends in ERROR [default: 300]
+    #[arg(long)]
+    pub build_timeout: Option<u64>,
+    /// Seconds between compute service heartbeats [default: 10]
+    #[arg(long)]
+    pub heartbeat_interval: Option<u64>,
+    /// Seconds of silence after which a compute service is down [default: 60]
+    #[arg(long)]
+    pub service_down_time: Option<u64>,
+    /// Seconds between power-state syncs [default: 10]
+    #[arg(long)]
+    pub power_sync_interval: Option<u64>,
+    /// The scheduler picks randomly among this many best hosts [default: 1]
+    #[arg(long)]
+    pub host_subset_size: Option<usize>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -65,6 +89,14 @@ struct FileConfig {
     region: Option<String>,
     token_ttl: Option<u64>,
     workers: Option<usize>,
+    fake_hosts: Option<usize>,
+    fake_host_spec: Option<String>,
+    fake_driver_latency_ms: Option<u64>,
+    build_timeout: Option<u64>,
+    heartbeat_interval: Option<u64>,
+    service_down_time: Option<u64>,
+    power_sync_interval: Option<u64>,
+    host_subset_size: Option<usize>,
 }
 
 /// Settings after merging flags, file and defaults.
@@ -82,6 +114,32 @@ pub struct ServeConfig {
     pub region: String,
     pub token_ttl: u64,
     pub workers: usize,
+    pub fake_hosts: usize,
+    /// (vcpus, ram_mb, disk_gb) of each fake host.
+    pub fake_host_spec: (u32, u64, u64),
+    pub fake_driver_latency_ms: u64,
+    pub build_timeout: u64,
+    pub heartbeat_interval: u64,
+    pub service_down_time: u64,
+    pub power_sync_interval: u64,
+    pub host_subset_size: usize,
+}
+
+/// Parse `vcpus=V,ram_mb=R,disk_gb=D` (any subset; the rest keep their defaults).
+pub fn parse_host_spec(s: &str) -> anyhow::Result<(u32, u64, u64)> {
+    let (mut vcpus, mut ram, mut disk) = (16u32, 65536u64, 1000u64);
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .with_context(|| format!("fake host spec: {part:?} is not key=value"))?;
+        match k {
+            "vcpus" => vcpus = v.parse().with_context(|| format!("fake host spec: vcpus={v}"))?,
+            "ram_mb" => ram = v.parse().with_context(|| format!("fake host spec: ram_mb={v}"))?,
+            "disk_gb" => disk = v.parse().with_context(|| format!("fake host spec: disk_gb={v}"))?,
+            other => anyhow::bail!("fake host spec: unknown key {other:?} (vcpus, ram_mb, disk_gb)"),
+        }
+    }
+    Ok((vcpus, ram, disk))
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -127,6 +185,36 @@ impl ServeArgs {
                 .unwrap_or_else(|| "RegionOne".into()),
             token_ttl: self.token_ttl.or(file.token_ttl).unwrap_or(3600),
             workers: self.workers.or(file.workers).unwrap_or(2),
+            fake_hosts: self.fake_hosts.or(file.fake_hosts).unwrap_or(1),
+            fake_host_spec: parse_host_spec(
+                self.fake_host_spec
+                    .or(file.fake_host_spec)
+                    .as_deref()
+                    .unwrap_or(""),
+            )?,
+            fake_driver_latency_ms: self
+                .fake_driver_latency_ms
+                .or(file.fake_driver_latency_ms)
+                .unwrap_or(0),
+            build_timeout: self.build_timeout.or(file.build_timeout).unwrap_or(300),
+            heartbeat_interval: self
+                .heartbeat_interval
+                .or(file.heartbeat_interval)
+                .unwrap_or(10)
+                .max(1),
+            service_down_time: self
+                .service_down_time
+                .or(file.service_down_time)
+                .unwrap_or(60),
+            power_sync_interval: self
+                .power_sync_interval
+                .or(file.power_sync_interval)
+                .unwrap_or(10)
+                .max(1),
+            host_subset_size: self
+                .host_subset_size
+                .or(file.host_subset_size)
+                .unwrap_or(1),
         })
     }
 }

@@ -10,7 +10,9 @@ use anyhow::Context;
 use strata_actors::image::store::FileStore;
 use strata_actors::{Runtime, RuntimeConfig};
 use strata_api::auth::{write_private, TokenService};
+use std::time::Duration;
 use strata_api::compute::Compute;
+use strata_compute::{Engine, EngineConfig, FakeHostSpec};
 use strata_api::identity::bootstrap::{bootstrap, CatalogEntry};
 use strata_api::identity::Identity;
 use strata_api::image::{ImageQuota, Images};
@@ -117,6 +119,19 @@ fn write_clouds_yaml(
         .with_context(|| format!("writing {}", path.display()))
 }
 
+fn engine_config(config: &ServeConfig) -> EngineConfig {
+    let (vcpus, ram_mb, disk_gb) = config.fake_host_spec;
+    let mut c = EngineConfig::new(config.data_dir.join("compute"));
+    c.hosts = FakeHostSpec::numbered(config.fake_hosts, vcpus, ram_mb, disk_gb);
+    c.driver_latency = Duration::from_millis(config.fake_driver_latency_ms);
+    c.build_timeout = Duration::from_secs(config.build_timeout);
+    c.heartbeat_interval = Duration::from_secs(config.heartbeat_interval);
+    c.power_sync_interval = Duration::from_secs(config.power_sync_interval);
+    c.scheduler.service_down_time = Duration::from_secs(config.service_down_time);
+    c.scheduler.host_subset_size = config.host_subset_size.max(1);
+    c
+}
+
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
@@ -152,7 +167,22 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         quota,
     ));
     let compute_view = Live::<ComputeView>::start(log.clone(), Default::default()).await?;
-    let compute = actix_web::web::Data::new(Compute::new(runtime.clone(), compute_view));
+    let engine = Engine::start(
+        runtime.clone(),
+        compute_view.clone(),
+        images.view.clone(),
+        images.store.clone(),
+        engine_config(&config),
+    )
+    .await
+    .context("starting the compute engine")?;
+    engine.set_snapshot_sink(Arc::new(strata_api::image::SnapshotStore::new(images.clone())));
+    let compute = actix_web::web::Data::new(Compute::new(
+        runtime.clone(),
+        compute_view,
+        images.clone(),
+        engine.clone(),
+    ));
     let ports = Ports {
         identity: config.identity_port,
         image: config.image_port,
@@ -225,6 +255,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     futures::future::try_join_all(services.servers)
         .await
         .context("HTTP server")?;
+    engine.shutdown();
     runtime.shutdown();
     tracing::info!("stopped");
     Ok(())

@@ -14,10 +14,17 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use futures::future::{ready, LocalBoxFuture, Ready};
 use serde_json::json;
-use strata_actors::compute::{Flavor, Keypair};
+use std::collections::BTreeMap;
+
+use strata_actors::compute::quota::{default_limits, ComputeQuota, ComputeUsage};
+use strata_actors::compute::{
+    ComputeHost, Flavor, HostAggregate, Keypair, Sequence, Server, ServerGroup,
+};
 use strata_actors::{Aggregate, Outcome, Repository, Runtime};
+use strata_compute::Engine;
 use strata_events::Metadata;
 use strata_projections::compute::ComputeView;
+use strata_projections::image::ImageView;
 use strata_projections::Live;
 
 pub use error::NovaError;
@@ -30,19 +37,66 @@ pub const MAX_MINOR: u32 = 60;
 
 pub struct Compute {
     pub view: Live<ComputeView>,
+    /// Images, to validate `imageRef` and show image names.
+    pub images: Live<ImageView>,
+    /// The image service, where createImage records snapshots.
+    pub glance: web::Data<crate::image::Images>,
+    pub engine: Arc<Engine>,
     pub flavors: Repository<Flavor>,
     pub keypairs: Repository<Keypair>,
+    pub servers: Repository<Server>,
+    pub hosts: Repository<ComputeHost>,
+    pub usage: Repository<ComputeUsage>,
+    pub quotas: Repository<ComputeQuota>,
+    pub groups: Repository<ServerGroup>,
+    pub aggregates: Repository<HostAggregate>,
+    pub sequences: Repository<Sequence>,
+    /// The limits of projects that set none (Nova's quota defaults).
+    pub default_limits: BTreeMap<String, i64>,
 }
 
 const READ_YOUR_WRITES: Duration = Duration::from_secs(10);
 
 impl Compute {
-    pub fn new(runtime: Arc<Runtime>, view: Live<ComputeView>) -> Self {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        view: Live<ComputeView>,
+        glance: web::Data<crate::image::Images>,
+        engine: Arc<Engine>,
+    ) -> Self {
         Compute {
             view,
+            images: glance.view.clone(),
+            glance,
+            engine,
             flavors: Repository::new(runtime.clone()),
-            keypairs: Repository::new(runtime),
+            keypairs: Repository::new(runtime.clone()),
+            servers: Repository::new(runtime.clone()),
+            hosts: Repository::new(runtime.clone()),
+            usage: Repository::new(runtime.clone()),
+            quotas: Repository::new(runtime.clone()),
+            groups: Repository::new(runtime.clone()),
+            aggregates: Repository::new(runtime.clone()),
+            sequences: Repository::new(runtime),
+            default_limits: default_limits(),
         }
+    }
+
+    /// A project's quota limits: the defaults overlaid with what was set for it.
+    pub fn limits(&self, project_id: &str) -> BTreeMap<String, i64> {
+        self.view.read().limits_of(project_id, &self.default_limits)
+    }
+
+    /// Whether compute host `name`'s service is up (heard from recently and not forced down).
+    pub fn host_up(&self, name: &str) -> bool {
+        let v = self.view.read();
+        v.hosts.get(name).is_some_and(|h| {
+            strata_compute::scheduler::service_up(
+                h,
+                chrono::Utc::now(),
+                self.engine.config().scheduler.service_down_time,
+            )
+        })
     }
 
     /// Run a command and wait until the compute view shows it.

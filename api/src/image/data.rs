@@ -491,3 +491,101 @@ mod tests {
         assert!(loopback_url("http://127.0.0.1.example.com/x").is_err());
     }
 }
+
+/// Stores server snapshots (Nova's createImage) as the data of images the compute API created.
+pub struct SnapshotStore {
+    images: web::Data<Images>,
+}
+
+impl SnapshotStore {
+    pub fn new(images: web::Data<Images>) -> Self {
+        SnapshotStore { images }
+    }
+}
+
+/// The file's bytes as upload chunks.
+fn file_chunks(
+    file: tokio::fs::File,
+) -> impl Stream<Item = Result<Bytes, GlanceError>> + Unpin {
+    futures::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 1 << 20];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), file))
+            }
+            Err(e) => Some((
+                Err(GlanceError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("reading the snapshot: {e}"),
+                )),
+                file,
+            )),
+        }
+    })
+    .boxed()
+}
+
+#[async_trait::async_trait]
+impl strata_compute::SnapshotSink for SnapshotStore {
+    async fn store(
+        &self,
+        image_id: &str,
+        source: std::path::PathBuf,
+        meta: &Metadata,
+    ) -> Result<(), String> {
+        let images = &self.images;
+        let owner = images
+            .view
+            .read()
+            .image(image_id)
+            .map(|row| row.owner.clone())
+            .ok_or_else(|| format!("snapshot image {image_id} is gone"))?;
+        let file = tokio::fs::File::open(&source)
+            .await
+            .map_err(|e| format!("opening {}: {e}", source.display()))?;
+        images
+            .run(image_id, ImageCommand::StartUpload, meta)
+            .await
+            .map_err(|e| e.message.clone())?;
+        let left = quota_left(images, &owner).await;
+        match store_stream(
+            images.store.as_ref(),
+            image_id,
+            file_chunks(file),
+            left,
+            Expect::default(),
+        )
+        .await
+        {
+            Ok(stored) => record_stored(images, &owner, image_id, stored, meta)
+                .await
+                .map_err(|e| e.message),
+            Err(e) => {
+                abort(images, image_id, &e.message, meta).await;
+                Err(e.message)
+            }
+        }
+    }
+
+    async fn discard(&self, image_id: &str, meta: &Metadata) {
+        let owner = self
+            .images
+            .view
+            .read()
+            .image(image_id)
+            .map(|row| row.owner.clone());
+        if let Some(owner) = owner {
+            if self
+                .images
+                .run(image_id, ImageCommand::Delete, meta)
+                .await
+                .is_ok()
+            {
+                self.images.free(&owner, image_id, meta).await;
+            }
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! and Glance's error bodies. Reads come from the `ImageView` projection.
 
 mod data;
+pub use data::SnapshotStore;
 mod discovery;
 mod error;
 mod images;
