@@ -2,9 +2,12 @@
 //! keypairs, with Nova's policy and fault bodies. Servers, the scheduler, conductor and compute agents build on
 //! this (see the compute issue).
 
+mod admin;
 mod error;
 mod flavors;
 mod keypairs;
+mod servers;
+mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -289,5 +292,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/v2.1/", web::get().to(version_v21));
     flavors::configure(cfg);
     keypairs::configure(cfg);
+    servers::configure(cfg);
+    admin::configure(cfg);
+    usage::configure(cfg);
     cfg.default_service(web::to(not_found));
 }
