@@ -67,6 +67,9 @@ pub struct Outcome<A: Aggregate> {
 /// The shared machinery: the log, the arbiters actors run on, and the configuration.
 pub struct Runtime {
     log: Arc<dyn EventLog>,
+    /// One actor registry per aggregate type, shared by every `Repository` of that type, so one process never
+    /// runs two actors (with two in-memory states) for the same stream.
+    registries: Mutex<HashMap<std::any::TypeId, Box<dyn std::any::Any + Send + Sync>>>,
     arbiters: Vec<ArbiterHandle>,
     config: RuntimeConfig,
     system: System,
@@ -102,6 +105,7 @@ impl Runtime {
             .expect("actor system sends its arbiters at start-up");
         Arc::new(Runtime {
             log,
+            registries: Mutex::new(HashMap::new()),
             arbiters,
             config,
             system,
@@ -156,10 +160,15 @@ impl<A: Aggregate> Clone for Repository<A> {
 
 impl<A: Aggregate> Repository<A> {
     pub fn new(runtime: Arc<Runtime>) -> Self {
-        Repository {
-            runtime,
-            live: Arc::new(Mutex::new(HashMap::new())),
-        }
+        let live = {
+            let mut regs = runtime.registries.lock();
+            regs.entry(std::any::TypeId::of::<A>())
+                .or_insert_with(|| Box::new(Registry::<A>::default()))
+                .downcast_ref::<Registry<A>>()
+                .cloned()
+                .expect("registry type matches its TypeId key")
+        };
+        Repository { runtime, live }
     }
 
     /// Number of aggregates of this type with a live actor.
@@ -374,6 +383,7 @@ impl<A: Aggregate> Handler<Execute<A>> for AggregateActor<A> {
         let log = self.log.clone();
         let stream = self.stream.clone();
         let loaded = self.loaded.clone();
+        let was_cached = loaded.is_some();
         let snapshot_version = self.snapshot_version;
         let retries = self.config.max_conflict_retries;
         let work = async move {
@@ -388,8 +398,50 @@ impl<A: Aggregate> Handler<Execute<A>> for AggregateActor<A> {
                     }
                 };
             let mut attempt = 0;
+            // A cached state may be behind the log when another process (or tool) wrote the stream; before
+            // refusing a command or answering that it changes nothing, make sure the decision saw the last
+            // event.
+            let mut verified = !was_cached;
             loop {
-                let events = match state.decide(&msg.cmd) {
+                let decided = state.decide(&msg.cmd);
+                if !verified && !matches!(&decided, Ok(ev) if !ev.is_empty()) {
+                    verified = true;
+                    match log.stream_version(&stream).await {
+                        Ok(v) if v != version => {
+                            match log.read_stream(&stream, version + 1).await {
+                                Ok(tail) => {
+                                    if let Some(last) = tail.last() {
+                                        version = last.stream_version;
+                                    }
+                                    match replay(state, &tail) {
+                                        Ok(s) => state = s,
+                                        Err(e) => {
+                                            return Finished {
+                                                keep: None,
+                                                result: Err(e.into()),
+                                            }
+                                        }
+                                    }
+                                    continue;
+                                }
+                                Err(e) => {
+                                    return Finished {
+                                        keep: None,
+                                        result: Err(e.into()),
+                                    }
+                                }
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            return Finished {
+                                keep: None,
+                                result: Err(e.into()),
+                            }
+                        }
+                    }
+                }
+                let events = match decided {
                     Ok(ev) => ev,
                     Err(e) => {
                         return Finished {
