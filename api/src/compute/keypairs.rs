@@ -130,6 +130,17 @@ async fn create(
         }
         _ => caller.auth.user_id.clone(),
     };
+    // The key_pairs quota counts the user's keypairs (checked against the view: two concurrent imports can
+    // pass it together, unlike the server quotas, which are reservations).
+    let limit = compute
+        .limits(&caller.project_id)
+        .get("key_pairs")
+        .copied()
+        .unwrap_or(-1);
+    let count = compute.view.read().keypairs_of(&user).count() as i64;
+    if limit >= 0 && count >= limit {
+        return Err(NovaError::forbidden("Quota exceeded, too many key pairs."));
+    }
     // Without a public key Nova generates the pair and returns the private half once (until 2.92, which this
     // server does not reach). Strata generates ed25519 keys.
     let (public_key, private_key) = match kp.get("public_key").and_then(Value::as_str) {

@@ -36,7 +36,7 @@ use crate::auth::AuthContext;
 
 /// The microversions this server implements: 2.1 up to [`MAX_MINOR`].
 pub const MIN_MINOR: u32 = 1;
-pub const MAX_MINOR: u32 = 60;
+pub const MAX_MINOR: u32 = 81;
 
 pub struct Compute {
     pub view: Live<ComputeView>,

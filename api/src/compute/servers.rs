@@ -51,7 +51,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v2.1/servers/{id}/os-volume_attachments")
             .route(web::get().to(volume_attachments)),
-    );
+    )
+    .service(web::resource("/v2.1/servers/{id}/topology").route(web::get().to(topology)));
+}
+
+/// 2.78: the NUMA topology; fake hypervisors expose none.
+async fn topology(
+    compute: web::Data<Compute>,
+    caller: Caller,
+    mv: Microversion,
+    path: web::Path<String>,
+) -> Result<HttpResponse, NovaError> {
+    if mv.0 < 78 {
+        return Err(NovaError::not_found("The resource could not be found."));
+    }
+    visible(&compute, &caller, &path.into_inner())?;
+    Ok(HttpResponse::Ok().json(json!({ "nodes": [], "pagesize_kb": null })))
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -196,6 +211,32 @@ fn server_json(
     }
     if mv.0 >= 26 {
         v["tags"] = json!([]);
+    }
+    if mv.0 >= 63 {
+        v["trusted_image_certificates"] = Value::Null;
+    }
+    if mv.0 >= 73 {
+        v["locked_reason"] = nullable(&s.locked_reason);
+    }
+    v
+}
+
+/// The single-server shape of show, update and rebuild: from 2.71 it names the server's group.
+fn server_full_json(
+    compute: &Compute,
+    base: &str,
+    mv: Microversion,
+    caller: &Caller,
+    row: &ServerRow,
+) -> Value {
+    let mut v = server_json(compute, base, mv, caller, row);
+    if mv.0 >= 71 {
+        let groups: Vec<&str> = if row.state.group_id.is_empty() {
+            vec![]
+        } else {
+            vec![row.state.group_id.as_str()]
+        };
+        v["server_groups"] = json!(groups);
     }
     v
 }
@@ -523,6 +564,21 @@ async fn create(
             return Err(NovaError::bad_request(format!(
                 "The requested availability zone is not available: {az}"
             )));
+        }
+    }
+    for key in ["host", "hypervisor_hostname"] {
+        if let Some(h) = string_field(s, key)? {
+            if mv.0 < 74 {
+                return Err(invalid(
+                    "server",
+                    &v["server"],
+                    &format!("Additional properties are not allowed ('{key}' was unexpected)"),
+                ));
+            }
+            if !caller.is_admin {
+                return Err(NovaError::policy("compute:servers:create:requested_destination"));
+            }
+            requested_host = h;
         }
     }
     if !requested_host.is_empty() && !compute.view.read().hosts.contains_key(&requested_host) {
@@ -920,7 +976,7 @@ async fn show(
 ) -> Result<HttpResponse, NovaError> {
     let row = visible(&compute, &caller, &path.into_inner())?;
     let base = crate::common::base_url(&req);
-    Ok(HttpResponse::Ok().json(json!({ "server": server_json(&compute, &base, mv, &caller, &row) })))
+    Ok(HttpResponse::Ok().json(json!({ "server": server_full_json(&compute, &base, mv, &caller, &row) })))
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -987,7 +1043,7 @@ async fn update(
     }
     let row = visible(&compute, &caller, &id)?;
     let base = crate::common::base_url(&req);
-    Ok(HttpResponse::Ok().json(json!({ "server": server_json(&compute, &base, mv, &caller, &row) })))
+    Ok(HttpResponse::Ok().json(json!({ "server": server_full_json(&compute, &base, mv, &caller, &row) })))
 }
 
 async fn begin(
@@ -1363,6 +1419,9 @@ async fn action(
             if !caller.is_admin {
                 return Err(NovaError::policy("os_compute_api:os-migrate-server:migrate_live"));
             }
+            if mv.0 >= 68 && arg.get("force").is_some() {
+                return Err(invalid("os-migrateLive", &arg, "Additional properties are not allowed ('force' was unexpected)"));
+            }
             if !arg.is_object() || arg.get("block_migration").is_none() {
                 return Err(invalid("os-migrateLive", &arg, "'block_migration' is a required property"));
             }
@@ -1378,6 +1437,9 @@ async fn action(
         "evacuate" => {
             if !caller.is_admin {
                 return Err(NovaError::policy("os_compute_api:os-evacuate"));
+            }
+            if mv.0 >= 68 && arg.get("force").is_some() {
+                return Err(invalid("evacuate", &arg, "Additional properties are not allowed ('force' was unexpected)"));
             }
             let host = match arg.get("host") {
                 Some(Value::String(h)) => h.clone(),
@@ -1416,6 +1478,18 @@ async fn action(
             accepted()
         }
         "unshelve" => {
+            if let Some(az) = arg.get("availability_zone").filter(|a| !a.is_null()) {
+                if mv.0 < 77 {
+                    return Err(invalid("unshelve", &arg, "Additional properties are not allowed ('availability_zone' was unexpected)"));
+                }
+                let az = az.as_str().unwrap_or_default();
+                if az != row.state.availability_zone && !row.state.availability_zone.is_empty() {
+                    return Err(NovaError::bad_request(format!(
+                        "Unshelving into availability zone {az} is not supported; the server stays in {}",
+                        row.state.availability_zone
+                    )));
+                }
+            }
             if row.state.vm_state != vm::SHELVED_OFFLOADED && row.state.vm_state != vm::SHELVED {
                 return Err(NovaError::conflict(format!(
                     "Cannot 'unshelve' instance {id} while it is in vm_state {}",
@@ -1574,7 +1648,7 @@ async fn rebuild(
     }
     let row = visible(compute, caller, id)?;
     let base = crate::common::base_url(req);
-    let mut server = server_json(compute, &base, mv, caller, &row);
+    let mut server = server_full_json(compute, &base, mv, caller, &row);
     if let Some(p) = m.get("adminPass").and_then(Value::as_str) {
         server["adminPass"] = json!(p);
     }
