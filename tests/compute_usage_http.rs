@@ -993,3 +993,531 @@ fn usage_migrations_and_actions_policy_and_validation() {
         "itemNotFound",
     );
 }
+
+/// Poll `GET /servers/{id}` until `done` holds for the server (60 s at most); returns the server.
+fn wait_server(
+    url: &str,
+    token: &str,
+    id: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let s = at(81, "GET", &format!("{url}/servers/{id}"), token, None)
+            .expect(200)
+            .json();
+        if done(&s["server"]) {
+            return s["server"].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server {id} never became {what}: {s}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// A public image with a little data, through Glance; returns its id.
+fn upload_image(server: &Server, admin: &str) -> String {
+    let img = server
+        .endpoint("image")
+        .expect("image endpoint")
+        .to_string();
+    let image = post(
+        &format!("{img}/v2/images"),
+        Some(admin),
+        &json!({"name": "tiny", "disk_format": "raw", "container_format": "bare", "visibility": "public"}),
+    )
+    .expect(201)
+    .json();
+    let id = image["id"].as_str().unwrap().to_string();
+    let r = request_bytes(
+        "PUT",
+        &format!("{img}/v2/images/{id}/file"),
+        &[
+            ("X-Auth-Token", admin),
+            ("Content-Type", "application/octet-stream"),
+        ],
+        Some(&random_bytes(64 * 1024)),
+    )
+    .unwrap();
+    assert_eq!(r.status, 204, "{}", r.describe());
+    id
+}
+
+fn action_names(list: &Value) -> Vec<String> {
+    list["instanceActions"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x["action"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_booted_server_has_instance_actions_usage_and_migrations() {
+    let server = Server::start_with_args(&["--fake-hosts", "2"]);
+    let url = nova(&server);
+    let admin = server.admin_token();
+    let (mp, _mu, mt) = member(&server, &admin, "vm-p", "vm-u");
+    let (_op, _ou, other) = member(&server, &admin, "other-p", "other-u");
+    post(
+        &format!("{url}/flavors"),
+        Some(&admin),
+        &json!({"flavor": {"name": "m1.small", "ram": 512, "vcpus": 1, "disk": 1, "id": "1"}}),
+    )
+    .expect(200);
+    let image = upload_image(&server, &admin);
+    let before = chrono_now_minus_minutes(5);
+
+    // The member boots a server; it becomes ACTIVE on a fake host.
+    let created = at(
+        81,
+        "POST",
+        &format!("{url}/servers"),
+        &mt,
+        Some(&json!({"server": {"name": "vm1", "flavorRef": "1", "imageRef": image, "networks": "none"}})),
+    )
+    .expect(202)
+    .json();
+    let id = id_of(&created, "server");
+    wait_server(&url, &mt, &id, "ACTIVE", |s| s["status"] == "ACTIVE");
+
+    // Admins live-migrate it to the other host: os-migrations records the move.
+    let source = at(81, "GET", &format!("{url}/servers/{id}"), &admin, None)
+        .expect(200)
+        .json()["server"]["OS-EXT-SRV-ATTR:host"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!source.is_empty(), "an admin sees the host");
+    at(
+        81,
+        "POST",
+        &format!("{url}/servers/{id}/action"),
+        &admin,
+        Some(&json!({"os-migrateLive": {"host": null, "block_migration": "auto"}})),
+    )
+    .expect(202);
+    let moved = wait_server(&url, &admin, &id, "moved", |s| {
+        s["status"] == "ACTIVE"
+            && s["OS-EXT-STS:task_state"].is_null()
+            && s["OS-EXT-SRV-ATTR:host"]
+                .as_str()
+                .is_some_and(|h| h != source)
+    });
+    let dest = moved["OS-EXT-SRV-ATTR:host"].as_str().unwrap().to_string();
+    let migrations = at(80, "GET", &format!("{url}/os-migrations"), &admin, None)
+        .expect(200)
+        .json();
+    let m = &migrations["migrations"][0];
+    assert_eq!(
+        migrations["migrations"].as_array().map(Vec::len),
+        Some(1),
+        "{migrations}"
+    );
+    assert_eq!(m["instance_uuid"], json!(id), "{migrations}");
+    assert_eq!(m["migration_type"], "live-migration", "{migrations}");
+    assert_eq!(m["status"], "completed", "{migrations}");
+    assert_eq!(m["source_compute"], json!(source), "{migrations}");
+    assert_eq!(m["dest_compute"], json!(dest), "{migrations}");
+    assert_eq!(m["project_id"], json!(mp), "{migrations}");
+    assert!(
+        m["uuid"].is_string() && m["user_id"].is_string(),
+        "{migrations}"
+    );
+    assert!(
+        m.get("links").is_none(),
+        "links only while in progress: {migrations}"
+    );
+    let old = at(1, "GET", &format!("{url}/os-migrations"), &admin, None)
+        .expect(200)
+        .json();
+    assert!(
+        old["migrations"][0].get("migration_type").is_none(),
+        "{old}"
+    );
+    assert!(old["migrations"][0].get("uuid").is_none(), "{old}");
+    for (query, n) in [
+        (format!("instance_uuid={id}"), 1),
+        (format!("host={dest}"), 1),
+        (format!("source_compute={dest}"), 0),
+        ("migration_type=resize".to_string(), 0),
+        ("status=completed".to_string(), 1),
+        (format!("project_id={mp}"), 1),
+        ("user_id=nobody".to_string(), 0),
+        ("changes-since=2999-01-01T00:00:00Z".to_string(), 0),
+    ] {
+        let l = at(
+            80,
+            "GET",
+            &format!("{url}/os-migrations?{query}"),
+            &admin,
+            None,
+        )
+        .expect(200)
+        .json();
+        assert_eq!(
+            l["migrations"].as_array().map(Vec::len),
+            Some(n),
+            "{query}: {l}"
+        );
+    }
+    let page = at(
+        59,
+        "GET",
+        &format!("{url}/os-migrations?limit=1"),
+        &admin,
+        None,
+    )
+    .expect(200)
+    .json();
+    let next = page["migrations_links"][0]["href"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(next.contains("marker="), "{page}");
+    let after = at(
+        59,
+        "GET",
+        &format!("{url}/os-migrations?marker={}", m["uuid"].as_str().unwrap()),
+        &admin,
+        None,
+    )
+    .expect(200)
+    .json();
+    assert_eq!(after["migrations"], json!([]), "{after}");
+    // Nothing is in progress any more.
+    let live = at(
+        80,
+        "GET",
+        &format!("{url}/servers/{id}/migrations"),
+        &admin,
+        None,
+    )
+    .expect(200)
+    .json();
+    assert_eq!(live["migrations"], json!([]), "{live}");
+    let mid = m["id"].as_u64().unwrap();
+    fault(
+        &at(
+            80,
+            "GET",
+            &format!("{url}/servers/{id}/migrations/{mid}"),
+            &admin,
+            None,
+        ),
+        404,
+        "itemNotFound",
+    );
+    fault(
+        &at(
+            80,
+            "DELETE",
+            &format!("{url}/servers/{id}/migrations/{mid}"),
+            &admin,
+            None,
+        ),
+        409,
+        "conflictingRequest",
+    );
+
+    // The member stops it.
+    at(
+        81,
+        "POST",
+        &format!("{url}/servers/{id}/action"),
+        &mt,
+        Some(&json!({"os-stop": null})),
+    )
+    .expect(202);
+    wait_server(&url, &mt, &id, "SHUTOFF", |s| {
+        s["status"] == "SHUTOFF" && s["OS-EXT-STS:task_state"].is_null()
+    });
+
+    // Instance actions, newest first.
+    let actions_url = format!("{url}/servers/{id}/os-instance-actions");
+    let list = at(58, "GET", &actions_url, &mt, None).expect(200).json();
+    assert_eq!(
+        action_names(&list),
+        vec!["stop", "live-migration", "create"],
+        "{list}"
+    );
+    let stop = &list["instanceActions"][0];
+    assert_eq!(stop["instance_uuid"], json!(id), "{list}");
+    assert_eq!(stop["project_id"], json!(mp), "{list}");
+    assert!(
+        stop["message"].is_null() && stop["updated_at"].is_string(),
+        "{list}"
+    );
+    let stop_req = stop["request_id"].as_str().unwrap().to_string();
+    assert!(stop_req.starts_with("req-"), "{list}");
+    let v21 = at(1, "GET", &actions_url, &mt, None).expect(200).json();
+    assert!(
+        v21["instanceActions"][0].get("updated_at").is_none(),
+        "{v21}"
+    );
+    // Paging (2.58).
+    let page = at(58, "GET", &format!("{actions_url}?limit=1"), &mt, None)
+        .expect(200)
+        .json();
+    assert_eq!(action_names(&page), vec!["stop"], "{page}");
+    assert!(
+        page["links"][0]["href"]
+            .as_str()
+            .is_some_and(|h| h.contains(&stop_req)),
+        "{page}"
+    );
+    let rest = at(
+        58,
+        "GET",
+        &format!("{actions_url}?marker={stop_req}"),
+        &mt,
+        None,
+    )
+    .expect(200)
+    .json();
+    assert_eq!(
+        action_names(&rest),
+        vec!["live-migration", "create"],
+        "{rest}"
+    );
+    let none = at(
+        58,
+        "GET",
+        &format!("{actions_url}?changes-since=2999-01-01T00:00:00Z"),
+        &mt,
+        None,
+    )
+    .expect(200)
+    .json();
+    assert_eq!(none["instanceActions"], json!([]), "{none}");
+    fault(
+        &at(
+            58,
+            "GET",
+            &format!("{actions_url}?marker=req-nope"),
+            &mt,
+            None,
+        ),
+        400,
+        "badRequest",
+    );
+    fault(
+        &at(58, "GET", &format!("{actions_url}?limit=-1"), &mt, None),
+        400,
+        "badRequest",
+    );
+    fault(
+        &at(66, "GET", &format!("{actions_url}?changes-since=2020-01-02T00:00:00Z&changes-before=2020-01-01T00:00:00Z"), &mt, None),
+        400,
+        "badRequest",
+    );
+
+    // Events: members from 2.51, without traceback or host; admins always, with both (host from 2.62).
+    let show = format!("{actions_url}/{stop_req}");
+    let v50 = at(50, "GET", &show, &mt, None).expect(200).json();
+    assert!(v50["instanceAction"].get("events").is_none(), "{v50}");
+    let v62 = at(62, "GET", &show, &mt, None).expect(200).json();
+    let ev = &v62["instanceAction"]["events"][0];
+    assert_eq!(ev["event"], "compute_stop_instance", "{v62}");
+    assert_eq!(ev["result"], "Success", "{v62}");
+    assert!(
+        ev["start_time"].is_string() && ev["finish_time"].is_string(),
+        "{v62}"
+    );
+    assert_eq!(ev["hostId"].as_str().map(str::len), Some(56), "{v62}");
+    assert!(
+        ev.get("host").is_none() && ev.get("traceback").is_none(),
+        "{v62}"
+    );
+    let adm = at(62, "GET", &show, &admin, None).expect(200).json();
+    let ev = &adm["instanceAction"]["events"][0];
+    assert_eq!(ev["host"], json!(dest), "{adm}");
+    assert!(ev["traceback"].is_null(), "{adm}");
+    let adm = at(1, "GET", &show, &admin, None).expect(200).json();
+    assert!(adm["instanceAction"]["events"].is_array(), "{adm}");
+    let create_req = list["instanceActions"][2]["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let create = at(51, "GET", &format!("{actions_url}/{create_req}"), &mt, None)
+        .expect(200)
+        .json();
+    let events: Vec<&str> = create["instanceAction"]["events"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["event"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        events.contains(&"compute__do_build_and_run_instance"),
+        "{create}"
+    );
+    fault(
+        &at(58, "GET", &format!("{actions_url}/req-nope"), &mt, None),
+        404,
+        "itemNotFound",
+    );
+    // Another project's server is not found.
+    fault(
+        &at(58, "GET", &actions_url, &other, None),
+        404,
+        "itemNotFound",
+    );
+    fault(&at(58, "GET", &show, &other, None), 404, "itemNotFound");
+
+    // Quota usage and limits count the server.
+    let detail = at(
+        81,
+        "GET",
+        &format!("{url}/os-quota-sets/{mp}/detail"),
+        &mt,
+        None,
+    )
+    .expect(200)
+    .json();
+    assert_eq!(detail["quota_set"]["instances"]["in_use"], 1, "{detail}");
+    assert_eq!(detail["quota_set"]["cores"]["in_use"], 1, "{detail}");
+    assert_eq!(detail["quota_set"]["ram"]["in_use"], 512, "{detail}");
+    let limits = at(81, "GET", &format!("{url}/limits"), &mt, None)
+        .expect(200)
+        .json();
+    assert_eq!(
+        limits["limits"]["absolute"]["totalRAMUsed"], 512,
+        "{limits}"
+    );
+    // A limit below the usage is refused unless forced.
+    fault(
+        &at(
+            81,
+            "PUT",
+            &format!("{url}/os-quota-sets/{mp}"),
+            &admin,
+            Some(&json!({"quota_set": {"instances": 0}})),
+        ),
+        400,
+        "badRequest",
+    );
+
+    // Usage: the server counts from its launch, whatever its power state.
+    let window = format!("start={before}&end=2999-01-01T00:00:00");
+    let usage = at(
+        40,
+        "GET",
+        &format!("{url}/os-simple-tenant-usage/{mp}?{window}"),
+        &mt,
+        None,
+    )
+    .expect(200)
+    .json();
+    let u = &usage["tenant_usage"];
+    assert_eq!(u["tenant_id"], json!(mp), "{usage}");
+    assert!(
+        u["total_hours"].as_f64().is_some_and(|h| h > 0.0),
+        "{usage}"
+    );
+    let su = &u["server_usages"][0];
+    assert_eq!(su["instance_id"], json!(id), "{usage}");
+    assert_eq!(su["name"], "vm1", "{usage}");
+    assert_eq!(su["flavor"], "m1.small", "{usage}");
+    assert_eq!(
+        (
+            su["vcpus"].clone(),
+            su["memory_mb"].clone(),
+            su["local_gb"].clone()
+        ),
+        (json!(1), json!(512), json!(1)),
+        "{usage}"
+    );
+    assert_eq!(su["state"], "stopped", "{usage}");
+    assert!(
+        su["ended_at"].is_null() && su["started_at"].is_string(),
+        "{usage}"
+    );
+    let total_vcpus = u["total_vcpus_usage"].as_f64().unwrap();
+    assert!(
+        (total_vcpus - u["total_hours"].as_f64().unwrap()).abs() < 1e-9,
+        "{usage}"
+    );
+    let all = at(
+        40,
+        "GET",
+        &format!("{url}/os-simple-tenant-usage?{window}&limit=1"),
+        &admin,
+        None,
+    )
+    .expect(200)
+    .json();
+    assert_eq!(all["tenant_usages"][0]["tenant_id"], json!(mp), "{all}");
+    assert!(
+        all["tenant_usages"][0].get("server_usages").is_none(),
+        "not detailed: {all}"
+    );
+    assert!(
+        all["tenant_usages_links"][0]["href"]
+            .as_str()
+            .is_some_and(|h| h.contains(&id)),
+        "{all}"
+    );
+    let detailed = at(
+        40,
+        "GET",
+        &format!("{url}/os-simple-tenant-usage?{window}&detailed=1"),
+        &admin,
+        None,
+    )
+    .expect(200)
+    .json();
+    assert_eq!(
+        detailed["tenant_usages"][0]["server_usages"][0]["instance_id"],
+        json!(id),
+        "{detailed}"
+    );
+    let earlier = at(
+        40,
+        "GET",
+        &format!(
+            "{url}/os-simple-tenant-usage/{mp}?start=2000-01-01T00:00:00&end=2000-01-02T00:00:00"
+        ),
+        &mt,
+        None,
+    )
+    .expect(200)
+    .json();
+    assert_eq!(earlier["tenant_usage"], json!({}), "{earlier}");
+
+    // Deleted: its actions stay readable from 2.21, and usage shows it terminated.
+    at(81, "DELETE", &format!("{url}/servers/{id}"), &mt, None).expect(204);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while at(81, "GET", &format!("{url}/servers/{id}"), &mt, None).status != 404 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server {id} was never deleted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    fault(&at(20, "GET", &actions_url, &mt, None), 404, "itemNotFound");
+    let gone = at(21, "GET", &actions_url, &admin, None).expect(200).json();
+    assert_eq!(action_names(&gone)[0], "delete", "{gone}");
+    at(21, "GET", &actions_url, &mt, None).expect(200);
+    let usage = at(
+        40,
+        "GET",
+        &format!("{url}/os-simple-tenant-usage/{mp}?{window}"),
+        &mt,
+        None,
+    )
+    .expect(200)
+    .json();
+    let su = &usage["tenant_usage"]["server_usages"][0];
+    assert_eq!(su["state"], "terminated", "{usage}");
+    assert!(su["ended_at"].is_string(), "{usage}");
+}
+
+/// `now - minutes` in Nova's query format (naive UTC).
+fn chrono_now_minus_minutes(minutes: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::minutes(minutes))
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string()
+}
