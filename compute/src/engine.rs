@@ -368,10 +368,7 @@ impl Engine {
         if !s.exists || s.is_deleted() {
             return;
         }
-        let has_dest = s
-            .migration
-            .as_ref()
-            .is_some_and(|m| !m.dest_host.is_empty());
+        let has_dest = s.migration.as_ref().is_some_and(|m| m.scheduled);
         match s.task_state.as_str() {
             task::SCHEDULING => self.schedule_boot(id, &s).await,
             task::UNSHELVING if s.host.is_empty() => self.schedule_boot(id, &s).await,

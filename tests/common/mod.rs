@@ -21,6 +21,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
+pub mod nova;
+
 /// How long `strata serve` may take to print its READY line.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one `openstack` CLI call may take (the first one compiles Python bytecode).

@@ -126,6 +126,10 @@ pub struct Migration {
     pub old_flavor: FlavorSpec,
     /// Equal to `old_flavor` for a move.
     pub new_flavor: FlavorSpec,
+    /// Whether the destination was chosen and claimed (a destination named by the request is only a wish
+    /// until then).
+    #[serde(default)]
+    pub scheduled: bool,
     /// The vm state to return to (active or stopped).
     pub prior_vm_state: String,
     pub prior_power_state: i32,
@@ -740,7 +744,7 @@ impl Aggregate for Server {
                 let Some(m) = &self.migration else {
                     return Err(conflict("no migration in progress"));
                 };
-                if !m.dest_host.is_empty() && m.dest_host != *dest_host {
+                if m.scheduled || (!m.dest_host.is_empty() && m.dest_host != *dest_host) {
                     return Err(conflict("the migration already has a destination"));
                 }
                 Ok(vec![E::ServerMigrationScheduled(
@@ -754,7 +758,7 @@ impl Aggregate for Server {
                 let Some(m) = &self.migration else {
                     return Err(conflict("no migration in progress"));
                 };
-                if m.dest_host.is_empty() {
+                if !m.scheduled {
                     return Err(conflict("the migration has no destination yet"));
                 }
                 Ok(vec![E::ServerMigrationFinished(
@@ -920,6 +924,7 @@ impl Aggregate for Server {
                     dest_host: m.dest_host.clone(),
                     old_flavor: self.flavor.clone(),
                     new_flavor,
+                    scheduled: false,
                     prior_vm_state: self.vm_state.clone(),
                     prior_power_state: self.power_state,
                 });
@@ -935,6 +940,7 @@ impl Aggregate for Server {
             E::ServerMigrationScheduled(s) => {
                 if let Some(m) = &mut self.migration {
                     m.dest_host = s.dest_host.clone();
+                    m.scheduled = true;
                 }
                 if self.task_state == task::RESIZE_PREP {
                     self.task_state = task::RESIZE_MIGRATING.into();
