@@ -1330,3 +1330,207 @@ fn availability_zones_and_aggregates() {
         );
     }
 }
+
+/// Poll `GET /servers/{id}` (as `token`) until `done` holds, 60 s at most; returns the server.
+fn wait_server(url: &str, token: &str, id: &str, done: impl Fn(&Resp) -> bool) -> Resp {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = call("GET", &format!("{url}/servers/{id}"), token, 60, None);
+        if done(&r) {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server {id} never got there: {}",
+            r.describe()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_server_shows_in_hypervisor_usage_and_pins_its_host() {
+    let server = start();
+    let url = nova(&server);
+    let admin = server.admin_token();
+    wait_for_hosts(&url, &admin);
+    post(
+        &format!("{url}/flavors"),
+        Some(&admin),
+        &json!({"flavor": {"name": "m1.usage", "ram": 1024, "vcpus": 2, "disk": 10, "id": "u1"}}),
+    )
+    .expect(200);
+    let img = server
+        .endpoint("image")
+        .expect("image endpoint")
+        .to_string();
+    let image = post(
+        &format!("{img}/v2/images"),
+        Some(&admin),
+        &json!({"name": "tiny", "disk_format": "raw", "container_format": "bare"}),
+    )
+    .expect(201)
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let up = request_bytes(
+        "PUT",
+        &format!("{img}/v2/images/{image}/file"),
+        &[
+            ("X-Auth-Token", &admin),
+            ("Content-Type", "application/octet-stream"),
+        ],
+        Some(&random_bytes(4096)),
+    )
+    .unwrap();
+    assert_eq!(up.status, 204, "{}", up.describe());
+    let boot = json!({"server": {"name": "vm1", "flavorRef": "u1", "imageRef": image, "networks": "none"}});
+    let created = call("POST", &format!("{url}/servers"), &admin, 60, Some(&boot))
+        .expect(202)
+        .json();
+    let id = created["server"]["id"].as_str().unwrap().to_string();
+    let shown = wait_server(&url, &admin, &id, |r| {
+        r.json()["server"]["status"] == "ACTIVE"
+    })
+    .json();
+    let host = shown["server"]["OS-EXT-SRV-ATTR:host"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The host's usage counts the server's flavor; the others stay empty.
+    let detail = ok(call(
+        "GET",
+        &format!("{url}/os-hypervisors/detail"),
+        &admin,
+        53,
+        None,
+    ));
+    for h in detail["hypervisors"].as_array().unwrap() {
+        let mine = h["hypervisor_hostname"] == host.as_str();
+        assert_eq!(h["vcpus_used"], if mine { 2 } else { 0 }, "{h}");
+        assert_eq!(h["memory_mb_used"], if mine { 1024 } else { 0 }, "{h}");
+        assert_eq!(h["local_gb_used"], if mine { 10 } else { 0 }, "{h}");
+        assert_eq!(
+            h["free_ram_mb"],
+            if mine { 8192 - 1024 } else { 8192 },
+            "{h}"
+        );
+        assert_eq!(h["running_vms"], u64::from(mine), "{h}");
+    }
+    let st = ok(call(
+        "GET",
+        &format!("{url}/os-hypervisors/statistics"),
+        &admin,
+        1,
+        None,
+    ));
+    assert_eq!(st["hypervisor_statistics"]["vcpus_used"], 2, "{st}");
+    assert_eq!(st["hypervisor_statistics"]["running_vms"], 1, "{st}");
+    let ws = ok(call(
+        "GET",
+        &format!("{url}/os-hypervisors?with_servers=true&hypervisor_hostname_pattern={host}"),
+        &admin,
+        53,
+        None,
+    ));
+    assert_eq!(
+        ws["hypervisors"][0]["servers"],
+        json!([{"name": "vm1", "uuid": id}]),
+        "{ws}"
+    );
+    let legacy = ok(call(
+        "GET",
+        &format!("{url}/os-hypervisors/{host}/servers"),
+        &admin,
+        1,
+        None,
+    ));
+    assert_eq!(
+        legacy["hypervisors"][0]["servers"][0]["uuid"],
+        id.as_str(),
+        "{legacy}"
+    );
+
+    // A host with a server: its service cannot be deleted, its aggregate's zone cannot change.
+    let services = ok(call(
+        "GET",
+        &format!("{url}/os-services?host={host}"),
+        &admin,
+        53,
+        None,
+    ));
+    let sid = services["services"][0]["id"].as_str().unwrap().to_string();
+    fault(
+        &call(
+            "DELETE",
+            &format!("{url}/os-services/{sid}"),
+            &admin,
+            53,
+            None,
+        ),
+        409,
+        "conflictingRequest",
+    );
+    let agg = ok(call(
+        "POST",
+        &format!("{url}/os-aggregates"),
+        &admin,
+        41,
+        Some(&json!({"aggregate": {"name": "busy", "availability_zone": "z1"}})),
+    ));
+    let agg_url = format!("{url}/os-aggregates/{}", agg["aggregate"]["id"]);
+    ok(call(
+        "POST",
+        &format!("{agg_url}/action"),
+        &admin,
+        41,
+        Some(&json!({"add_host": {"host": host}})),
+    ));
+    fault(
+        &call(
+            "PUT",
+            &agg_url,
+            &admin,
+            41,
+            Some(&json!({"aggregate": {"availability_zone": "z2"}})),
+        ),
+        400,
+        "badRequest",
+    );
+    fault(
+        &call(
+            "POST",
+            &format!("{agg_url}/action"),
+            &admin,
+            41,
+            Some(&json!({"set_metadata": {"metadata": {"availability_zone": "z2"}}})),
+        ),
+        400,
+        "badRequest",
+    );
+    let shown = ok(call("GET", &agg_url, &admin, 41, None));
+    assert_eq!(shown["aggregate"]["availability_zone"], "z1", "{shown}");
+
+    // Deleting the server gives the resources back.
+    call("DELETE", &format!("{url}/servers/{id}"), &admin, 60, None).expect(204);
+    wait_server(&url, &admin, &id, |r| r.status == 404);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = ok(call(
+            "GET",
+            &format!("{url}/os-hypervisors/statistics"),
+            &admin,
+            1,
+            None,
+        ));
+        if st["hypervisor_statistics"]["vcpus_used"] == 0
+            && st["hypervisor_statistics"]["running_vms"] == 0
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "usage not released: {st}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
