@@ -151,6 +151,19 @@ fn quota_sets_show_detail_defaults_update_and_reset() {
         ],
         "{v257}"
     );
+    // Unknown query parameters are ignored until 2.75 and refused from it.
+    at(74, "GET", &format!("{qs}?foo=1"), &admin, None).expect(200);
+    fault(
+        &at(75, "GET", &format!("{qs}?foo=1"), &admin, None),
+        400,
+        "badRequest",
+    );
+    at(75, "GET", &format!("{qs}?user_id=someone"), &admin, None).expect(200);
+    fault(
+        &at(75, "GET", &format!("{url}/limits?foo=1"), &admin, None),
+        400,
+        "badRequest",
+    );
     let defaults = at(57, "GET", &format!("{qs}/defaults"), &admin, None)
         .expect(200)
         .json();
