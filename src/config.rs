@@ -154,6 +154,18 @@ impl ServeArgs {
             Some(p) => read_file(p)?,
             None => FileConfig::default(),
         };
+        let c = self.merge(file)?;
+        if c.service_down_time <= c.heartbeat_interval {
+            anyhow::bail!(
+                "service_down_time ({} s) must be longer than heartbeat_interval ({} s), or every compute service looks down between heartbeats",
+                c.service_down_time,
+                c.heartbeat_interval
+            );
+        }
+        Ok(c)
+    }
+
+    fn merge(self, file: FileConfig) -> anyhow::Result<ServeConfig> {
         Ok(ServeConfig {
             data_dir: self
                 .data_dir

@@ -367,7 +367,7 @@ fn no_valid_host_and_anti_affinity() {
 
 #[test]
 fn resize_migrate_live_migrate_shelve_rebuild_snapshot_and_evacuate() {
-    let c = cloud(&["--fake-hosts", "2", "--service-down-time", "2"]);
+    let c = cloud(&["--fake-hosts", "2", "--service-down-time", "3", "--heartbeat-interval", "1"]);
     let project = project_id_of(&c.server, &c.token, "admin");
     let small = create_flavor(&c.nova, &c.token, "m1.small", 2, 1024, 2);
     let (id, v) = boot_active(&c, "mover", json!({}));
