@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run every service in this process, with the event log in the data dir.
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Rebuild every projection from position 0 and compare it with the live one.
     Replay {
         /// Compare digests and exit non-zero on any difference.
@@ -59,7 +59,7 @@ fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Replay { verify, data_dir } => tools::replay(&data_dir, verify),
         Command::Log { command } => tools::log(command),
         Command::Bench { command } => bench::run(command),

@@ -131,6 +131,9 @@ pub struct Engine {
     _rt_owner: Mutex<Option<tokio::runtime::Runtime>>,
 }
 
+/// (host or project, claim or holder) pairs.
+type Pairs = Vec<(String, String)>;
+
 const VIEW_WAIT: Duration = Duration::from_secs(10);
 
 fn system_meta(correlation_id: &str) -> Metadata {
@@ -416,7 +419,12 @@ impl Engine {
     }
 
     /// Try the scheduler's hosts in order until one accepts the claim; returns the host.
-    async fn place(&self, spec: &RequestSpec, claim_id: &str, flavor: &FlavorSpec) -> Result<String, String> {
+    async fn place(
+        &self,
+        spec: &RequestSpec,
+        claim_id: &str,
+        flavor: &FlavorSpec,
+    ) -> Result<String, String> {
         let hosts = {
             let v = self.view.read();
             select_hosts(&v, spec, &self.config.scheduler, Utc::now())
@@ -442,7 +450,7 @@ impl Engine {
                 Err(e) => tracing::warn!(%host, error = %e, "claim failed; trying the next host"),
             }
         }
-        Err("There are not enough hosts available: every candidate's claim failed.".into())
+        Err("There are not enough hosts available. Every candidate's claim failed.".into())
     }
 
     async fn release_claim(&self, host: &str, claim_id: &str) {
@@ -546,10 +554,11 @@ impl Engine {
                 }
             }
             Err(details) => {
+                // Nova's message is the reason's first sentence; the filter counts go to the details.
                 let message = "No valid host was found. ".to_string()
                     + details
-                        .split_once(':')
-                        .map(|(a, _)| a)
+                        .find('.')
+                        .map(|end| &details[..=end])
                         .unwrap_or("There are not enough hosts available.");
                 if s.task_state == task::UNSHELVING {
                     // Stays shelved (offloaded); it holds an instance but no cores or RAM again.
@@ -640,7 +649,11 @@ impl Engine {
                     image_id: image_id.to_string(),
                     size,
                 });
-                cmds.extend(evicted.into_iter().map(|e| HostCommand::Evict { image_id: e }));
+                cmds.extend(
+                    evicted
+                        .into_iter()
+                        .map(|e| HostCommand::Evict { image_id: e }),
+                );
             }
         }
         for cmd in cmds {
@@ -978,7 +991,10 @@ impl Engine {
         if let Some(src) = self.agents.get(&m.source_host) {
             if let Err(e) = src
                 .driver
-                .migrate_in(&vm_spec(id, s, &m.old_flavor, &s.image_id), m.prior_power_state)
+                .migrate_in(
+                    &vm_spec(id, s, &m.old_flavor, &s.image_id),
+                    m.prior_power_state,
+                )
                 .await
             {
                 self.fail_task(id, s, e.to_string()).await;
@@ -1044,7 +1060,11 @@ impl Engine {
     async fn heartbeat(&self, agent: &Agent) {
         if let Err(e) = self
             .hosts
-            .execute(&agent.name, HostCommand::Heartbeat, system_meta("heartbeat"))
+            .execute(
+                &agent.name,
+                HostCommand::Heartbeat,
+                system_meta("heartbeat"),
+            )
             .await
         {
             tracing::warn!(host = %agent.name, error = %e, "heartbeat not recorded");
@@ -1107,8 +1127,8 @@ impl Engine {
 
     /// Servers building past the build timeout end in ERROR.
     async fn expire_builds(&self) {
-        let limit = chrono::Duration::from_std(self.config.build_timeout)
-            .unwrap_or(chrono::Duration::MAX);
+        let limit =
+            chrono::Duration::from_std(self.config.build_timeout).unwrap_or(chrono::Duration::MAX);
         let now = Utc::now();
         let expired: Vec<(String, Server)> = {
             let v = self.view.read();
@@ -1149,7 +1169,7 @@ impl Engine {
     /// The resource tracker's audit: claims and quota usage held for servers that no longer exist go back
     /// (a crash between a server's deletion and the release of what it held leaves such leftovers).
     async fn audit(&self) {
-        let (claims, usage): (Vec<(String, String)>, Vec<(String, String)>) = {
+        let (claims, usage): (Pairs, Pairs) = {
             let v = self.view.read();
             let gone = |id: &str| v.servers.get(id).is_none_or(|s| s.is_deleted());
             let claims = v

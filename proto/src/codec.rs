@@ -61,6 +61,8 @@ pub fn event_json(
 #[macro_export]
 macro_rules! domain_events {
     ($name:ident, $service:literal, $module:ident, { $($variant:ident),* $(,)? }) => {
+        // Events are decoded one at a time and moved, not stored in bulk: their size difference is harmless.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Debug, Clone, PartialEq, serde::Serialize)]
         #[serde(untagged)]
         pub enum $name {

@@ -11,12 +11,10 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha224};
 use strata_actors::compute::quota::{Amounts, Limits, UsageCommand};
 use strata_actors::compute::server::{power, vm};
-use strata_actors::compute::{
-    Action, FlavorSpec, ServerCommand, ServerGroupCommand,
-};
+use strata_actors::compute::{Action, FlavorSpec, ServerCommand, ServerGroupCommand};
 use strata_actors::image::ImageCommand;
-use strata_proto::compute as pb;
 use strata_projections::compute::{FlavorRow, ServerRow};
+use strata_proto::compute as pb;
 
 use super::{Caller, Compute, Microversion, NovaError};
 
@@ -182,8 +180,7 @@ fn server_json(
     if caller.is_admin {
         v["OS-EXT-SRV-ATTR:host"] = nullable(&s.host);
         v["OS-EXT-SRV-ATTR:hypervisor_hostname"] = nullable(&s.node);
-        v["OS-EXT-SRV-ATTR:instance_name"] =
-            json!(format!("instance-{}", &id[..8.min(id.len())]));
+        v["OS-EXT-SRV-ATTR:instance_name"] = json!(format!("instance-{}", &id[..8.min(id.len())]));
         if mv.0 >= 3 {
             v["OS-EXT-SRV-ATTR:reservation_id"] = json!(s.reservation_id);
             v["OS-EXT-SRV-ATTR:launch_index"] = json!(s.launch_index);
@@ -279,7 +276,11 @@ fn invalid(field: &str, value: &Value, why: &str) -> NovaError {
 fn required_object<'a>(v: &'a Value, key: &str) -> Result<&'a Map<String, Value>, NovaError> {
     match v.get(key) {
         Some(Value::Object(m)) => Ok(m),
-        Some(other) => Err(invalid(key, other, &format!("{other} is not of type 'object'"))),
+        Some(other) => Err(invalid(
+            key,
+            other,
+            &format!("{other} is not of type 'object'"),
+        )),
         None => Err(invalid(key, v, &format!("'{key}' is a required property"))),
     }
 }
@@ -288,7 +289,11 @@ fn string_field(m: &Map<String, Value>, key: &str) -> Result<Option<String>, Nov
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(invalid(key, other, &format!("{other} is not of type 'string'"))),
+        Some(other) => Err(invalid(
+            key,
+            other,
+            &format!("{other} is not of type 'string'"),
+        )),
     }
 }
 
@@ -325,11 +330,7 @@ fn metadata_field(v: &Value, field: &str) -> Result<BTreeMap<String, String>, No
     Ok(out)
 }
 
-fn check_metadata_quota(
-    compute: &Compute,
-    project: &str,
-    count: usize,
-) -> Result<(), NovaError> {
+fn check_metadata_quota(compute: &Compute, project: &str, count: usize) -> Result<(), NovaError> {
     let limit = compute
         .limits(project)
         .get("metadata_items")
@@ -386,9 +387,7 @@ fn image_ref(
         .filter(|i| caller.is_admin || i.readable_by(&caller.project_id))
         .ok_or_else(|| NovaError::bad_request(format!("Image {id} could not be found.")))?;
     if row.status != "active" {
-        return Err(NovaError::bad_request(format!(
-            "Image {id} is not active."
-        )));
+        return Err(NovaError::bad_request(format!("Image {id} is not active.")));
     }
     if let Some(f) = flavor {
         if f.ram_mb < row.min_ram {
@@ -551,7 +550,9 @@ async fn create(
     let mut requested_host = String::new();
     if let Some((zone, host)) = az.clone().split_once(':') {
         if !caller.is_admin {
-            return Err(NovaError::policy("os_compute_api:servers:create:forced_host"));
+            return Err(NovaError::policy(
+                "os_compute_api:servers:create:forced_host",
+            ));
         }
         requested_host = host.to_string();
         az = zone.to_string();
@@ -576,7 +577,9 @@ async fn create(
                 ));
             }
             if !caller.is_admin {
-                return Err(NovaError::policy("compute:servers:create:requested_destination"));
+                return Err(NovaError::policy(
+                    "compute:servers:create:requested_destination",
+                ));
             }
             requested_host = h;
         }
@@ -600,9 +603,7 @@ async fn create(
     let min_count = count("min_count")?.unwrap_or(1);
     let max_count = count("max_count")?.unwrap_or(min_count);
     if min_count > max_count {
-        return Err(NovaError::bad_request(
-            "min_count must be <= max_count",
-        ));
+        return Err(NovaError::bad_request("min_count must be <= max_count"));
     }
     // Scheduler hints.
     let hints = v
@@ -726,7 +727,13 @@ async fn create(
         };
         let hostname = name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
             .collect::<String>();
         let created = pb::ServerCreated {
             project_id: caller.project_id.clone(),
@@ -839,7 +846,12 @@ fn listing(
     let q = crate::common::query_pairs(req);
     let get = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
     let truthy = |v: Option<String>| {
-        v.is_some_and(|v| matches!(v.to_lowercase().as_str(), "1" | "true" | "yes" | "t" | "on" | ""))
+        v.is_some_and(|v| {
+            matches!(
+                v.to_lowercase().as_str(),
+                "1" | "true" | "yes" | "t" | "on" | ""
+            )
+        })
     };
     let all = caller.is_admin && truthy(get("all_tenants").or_else(|| get("all_projects")));
     let project = get("project_id").or_else(|| get("tenant_id"));
@@ -873,12 +885,16 @@ fn listing(
     let mut rows: Vec<&ServerRow> = view
         .servers
         .values()
-        .filter(|r| if deleted { r.is_deleted() } else { !r.is_deleted() })
+        .filter(|r| {
+            if deleted {
+                r.is_deleted()
+            } else {
+                !r.is_deleted()
+            }
+        })
         .filter(|r| {
             if caller.is_admin && (all || project.is_some()) {
-                project
-                    .as_ref()
-                    .is_none_or(|p| *p == r.state.project_id)
+                project.as_ref().is_none_or(|p| *p == r.state.project_id)
             } else {
                 r.state.project_id == caller.project_id
             }
@@ -889,10 +905,18 @@ fn listing(
         .filter(|r| flavor.as_ref().is_none_or(|f| *f == r.state.flavor.id))
         .filter(|r| host.as_ref().is_none_or(|h| *h == r.state.host))
         .filter(|r| user.as_ref().is_none_or(|u| *u == r.state.user_id))
-        .filter(|r| reservation.as_ref().is_none_or(|x| *x == r.state.reservation_id))
+        .filter(|r| {
+            reservation
+                .as_ref()
+                .is_none_or(|x| *x == r.state.reservation_id)
+        })
         .filter(|r| locked.is_none_or(|l| l == r.state.locked))
         .filter(|r| az.as_ref().is_none_or(|z| *z == r.state.availability_zone))
-        .filter(|r| changes_since.as_ref().is_none_or(|c| r.updated_at.as_str() >= c.as_str()))
+        .filter(|r| {
+            changes_since
+                .as_ref()
+                .is_none_or(|c| r.updated_at.as_str() >= c.as_str())
+        })
         // Without networking no server has an address.
         .filter(|_| ip.is_none())
         .collect();
@@ -976,7 +1000,8 @@ async fn show(
 ) -> Result<HttpResponse, NovaError> {
     let row = visible(&compute, &caller, &path.into_inner())?;
     let base = crate::common::base_url(&req);
-    Ok(HttpResponse::Ok().json(json!({ "server": server_full_json(&compute, &base, mv, &caller, &row) })))
+    Ok(HttpResponse::Ok()
+        .json(json!({ "server": server_full_json(&compute, &base, mv, &caller, &row) })))
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -995,8 +1020,10 @@ async fn update(
     let v = parse_json(&body)?;
     let s = required_object(&v, "server")?;
     for k in s.keys() {
-        let allowed = matches!(k.as_str(), "name" | "accessIPv4" | "accessIPv6" | "OS-DCF:diskConfig")
-            || (k == "description" && mv.0 >= 19);
+        let allowed = matches!(
+            k.as_str(),
+            "name" | "accessIPv4" | "accessIPv6" | "OS-DCF:diskConfig"
+        ) || (k == "description" && mv.0 >= 19);
         if !allowed {
             return Err(invalid(
                 "server",
@@ -1012,7 +1039,13 @@ async fn update(
     let description = match s.get("description") {
         Some(Value::Null) => Some(String::new()),
         Some(Value::String(d)) if d.chars().count() <= 255 => Some(d.clone()),
-        Some(other) => return Err(invalid("description", other, "must be a string of at most 255 characters")),
+        Some(other) => {
+            return Err(invalid(
+                "description",
+                other,
+                "must be a string of at most 255 characters",
+            ))
+        }
         None => None,
     };
     if let Some(n) = name {
@@ -1043,7 +1076,8 @@ async fn update(
     }
     let row = visible(&compute, &caller, &id)?;
     let base = crate::common::base_url(&req);
-    Ok(HttpResponse::Ok().json(json!({ "server": server_full_json(&compute, &base, mv, &caller, &row) })))
+    Ok(HttpResponse::Ok()
+        .json(json!({ "server": server_full_json(&compute, &base, mv, &caller, &row) })))
 }
 
 async fn begin(
@@ -1070,7 +1104,10 @@ async fn begin(
 
 /// Nova's wording for a locked server names its id.
 fn locked_message(e: NovaError, id: &str) -> NovaError {
-    if e.status == StatusCode::CONFLICT && e.message.starts_with("Instance ") && e.message.ends_with(" is locked") {
+    if e.status == StatusCode::CONFLICT
+        && e.message.starts_with("Instance ")
+        && e.message.ends_with(" is locked")
+    {
         NovaError::conflict(format!("Instance {id} is locked"))
     } else {
         e
@@ -1180,7 +1217,9 @@ async fn metadata_put(
     let v = parse_json(&body)?;
     let items = metadata_field(v.get("meta").unwrap_or(&Value::Null), "meta")?;
     if items.len() != 1 {
-        return Err(NovaError::bad_request("Request body contains too many items"));
+        return Err(NovaError::bad_request(
+            "Request body contains too many items",
+        ));
     }
     if !items.contains_key(&key) {
         return Err(NovaError::bad_request("Request body and URI mismatch"));
@@ -1230,7 +1269,9 @@ async fn ips_network(
 ) -> Result<HttpResponse, NovaError> {
     let (id, _) = path.into_inner();
     visible(&compute, &caller, &id)?;
-    Err(NovaError::not_found("Instance is not a member of specified network"))
+    Err(NovaError::not_found(
+        "Instance is not a member of specified network",
+    ))
 }
 
 async fn volume_attachments(
@@ -1278,7 +1319,13 @@ async fn action(
             let hard = match kind.to_uppercase().as_str() {
                 "HARD" => true,
                 "SOFT" => false,
-                _ => return Err(invalid("type", &json!(kind), "is not one of ['HARD', 'Hard', 'hard', 'SOFT', 'Soft', 'soft']")),
+                _ => {
+                    return Err(invalid(
+                        "type",
+                        &json!(kind),
+                        "is not one of ['HARD', 'Hard', 'hard', 'SOFT', 'Soft', 'soft']",
+                    ))
+                }
             };
             begin(&compute, &caller, &id, Action::Reboot { hard }).await?;
             accepted()
@@ -1336,11 +1383,17 @@ async fn action(
         "resize" => {
             let f = arg
                 .get("flavorRef")
-                .and_then(|f| f.as_str().map(str::to_string).or_else(|| f.as_u64().map(|n| n.to_string())))
+                .and_then(|f| {
+                    f.as_str()
+                        .map(str::to_string)
+                        .or_else(|| f.as_u64().map(|n| n.to_string()))
+                })
                 .ok_or_else(|| invalid("resize", &arg, "'flavorRef' is a required property"))?;
             let new = flavor_spec(&flavor_ref(&compute, &caller, &f)?);
             if new.id == row.state.flavor.id {
-                return Err(NovaError::bad_request("When resizing, instances must change flavor!"));
+                return Err(NovaError::bad_request(
+                    "When resizing, instances must change flavor!",
+                ));
             }
             image_ref(&compute, &caller, &row.state.image_id, Some(&new)).ok();
             // Quota for the new flavor, atomically against the project's other servers.
@@ -1404,7 +1457,9 @@ async fn action(
         }
         "migrate" => {
             if !caller.is_admin {
-                return Err(NovaError::policy("os_compute_api:os-migrate-server:migrate"));
+                return Err(NovaError::policy(
+                    "os_compute_api:os-migrate-server:migrate",
+                ));
             }
             let host = match arg.get("host") {
                 Some(Value::String(h)) if mv.0 >= 56 => h.clone(),
@@ -1417,13 +1472,23 @@ async fn action(
         }
         "os-migrateLive" => {
             if !caller.is_admin {
-                return Err(NovaError::policy("os_compute_api:os-migrate-server:migrate_live"));
+                return Err(NovaError::policy(
+                    "os_compute_api:os-migrate-server:migrate_live",
+                ));
             }
             if mv.0 >= 68 && arg.get("force").is_some() {
-                return Err(invalid("os-migrateLive", &arg, "Additional properties are not allowed ('force' was unexpected)"));
+                return Err(invalid(
+                    "os-migrateLive",
+                    &arg,
+                    "Additional properties are not allowed ('force' was unexpected)",
+                ));
             }
             if !arg.is_object() || arg.get("block_migration").is_none() {
-                return Err(invalid("os-migrateLive", &arg, "'block_migration' is a required property"));
+                return Err(invalid(
+                    "os-migrateLive",
+                    &arg,
+                    "'block_migration' is a required property",
+                ));
             }
             let host = match arg.get("host") {
                 Some(Value::String(h)) => h.clone(),
@@ -1439,7 +1504,11 @@ async fn action(
                 return Err(NovaError::policy("os_compute_api:os-evacuate"));
             }
             if mv.0 >= 68 && arg.get("force").is_some() {
-                return Err(invalid("evacuate", &arg, "Additional properties are not allowed ('force' was unexpected)"));
+                return Err(invalid(
+                    "evacuate",
+                    &arg,
+                    "Additional properties are not allowed ('force' was unexpected)",
+                ));
             }
             let host = match arg.get("host") {
                 Some(Value::String(h)) => h.clone(),
@@ -1457,7 +1526,10 @@ async fn action(
             if mv.0 >= 14 {
                 Ok(HttpResponse::Ok().finish())
             } else {
-                let pass = arg.get("adminPass").and_then(Value::as_str).unwrap_or("evacuated");
+                let pass = arg
+                    .get("adminPass")
+                    .and_then(Value::as_str)
+                    .unwrap_or("evacuated");
                 Ok(HttpResponse::Ok().json(json!({ "adminPass": pass })))
             }
         }
@@ -1513,7 +1585,14 @@ async fn action(
                     .execute(
                         &row.state.project_id,
                         UsageCommand::Reserve {
-                            holders: vec![(id.clone(), Amounts { instances: 1, cores: 0, ram: 0 })],
+                            holders: vec![(
+                                id.clone(),
+                                Amounts {
+                                    instances: 1,
+                                    cores: 0,
+                                    ram: 0,
+                                },
+                            )],
                             limits: UNLIMITED,
                         },
                         caller.meta.clone(),
@@ -1526,7 +1605,10 @@ async fn action(
         "os-getConsoleOutput" => {
             let length = match arg.get("length") {
                 None | Some(Value::Null) => None,
-                Some(n) => match n.as_i64().or_else(|| n.as_str().and_then(|s| s.parse().ok())) {
+                Some(n) => match n
+                    .as_i64()
+                    .or_else(|| n.as_str().and_then(|s| s.parse().ok()))
+                {
                     Some(-1) => None,
                     Some(n) if n >= 0 => Some(n as usize),
                     _ => return Err(invalid("length", n, "must be an integer of at least -1")),
@@ -1542,7 +1624,7 @@ async fn action(
                 .engine
                 .console_output(&id, length)
                 .await
-                .map_err(|e| NovaError::conflict(e))?;
+                .map_err(NovaError::conflict)?;
             Ok(HttpResponse::Ok().json(json!({ "output": output })))
         }
         other => Err(NovaError::bad_request(format!(
@@ -1607,13 +1689,20 @@ async fn rebuild(
     if let Some(n) = &name {
         check_name(n)?;
     }
-    let metadata = m.get("metadata").map(|v| metadata_field(v, "metadata")).transpose()?;
+    let metadata = m
+        .get("metadata")
+        .map(|v| metadata_field(v, "metadata"))
+        .transpose()?;
     if let Some(md) = &metadata {
         check_metadata_quota(compute, &row.state.project_id, md.len())?;
     }
     let description = match m.get("description") {
         Some(_) if mv.0 < 19 => {
-            return Err(invalid("rebuild", arg, "Additional properties are not allowed ('description' was unexpected)"))
+            return Err(invalid(
+                "rebuild",
+                arg,
+                "Additional properties are not allowed ('description' was unexpected)",
+            ))
         }
         Some(Value::Null) => Some(String::new()),
         Some(Value::String(d)) => Some(d.clone()),
@@ -1623,7 +1712,15 @@ async fn rebuild(
     begin(compute, caller, id, Action::Rebuild { image_id }).await?;
     if let Some(n) = name {
         compute
-            .run(&compute.servers, id, ServerCommand::Rename { name: n, admin: caller.is_admin }, &caller.meta)
+            .run(
+                &compute.servers,
+                id,
+                ServerCommand::Rename {
+                    name: n,
+                    admin: caller.is_admin,
+                },
+                &caller.meta,
+            )
             .await?;
     }
     if let Some(items) = metadata {
@@ -1631,7 +1728,11 @@ async fn rebuild(
             .run(
                 &compute.servers,
                 id,
-                ServerCommand::SetMetadata { items, replace: true, admin: caller.is_admin },
+                ServerCommand::SetMetadata {
+                    items,
+                    replace: true,
+                    admin: caller.is_admin,
+                },
                 &caller.meta,
             )
             .await?;
@@ -1641,7 +1742,10 @@ async fn rebuild(
             .run(
                 &compute.servers,
                 id,
-                ServerCommand::SetDescription { description: d, admin: caller.is_admin },
+                ServerCommand::SetDescription {
+                    description: d,
+                    admin: caller.is_admin,
+                },
                 &caller.meta,
             )
             .await?;
@@ -1669,16 +1773,27 @@ async fn create_image(
     let name = string_field(m, "name")?
         .ok_or_else(|| invalid("createImage", arg, "'name' is a required property"))?;
     check_name(&name)?;
-    let extra = m.get("metadata").map(|v| metadata_field(v, "metadata")).transpose()?.unwrap_or_default();
+    let extra = m
+        .get("metadata")
+        .map(|v| metadata_field(v, "metadata"))
+        .transpose()?
+        .unwrap_or_default();
     let s = &row.state;
-    if !matches!(s.vm_state.as_str(), vm::ACTIVE | vm::STOPPED | vm::PAUSED | vm::SUSPENDED) || !s.task_state.is_empty() {
+    if !matches!(
+        s.vm_state.as_str(),
+        vm::ACTIVE | vm::STOPPED | vm::PAUSED | vm::SUSPENDED
+    ) || !s.task_state.is_empty()
+    {
         return Err(NovaError::conflict(format!(
             "Cannot 'createImage' instance {} while it is in vm_state {}",
             row.id, s.vm_state
         )));
     }
     if s.locked && !caller.is_admin {
-        return Err(NovaError::conflict(format!("Instance {} is locked", row.id)));
+        return Err(NovaError::conflict(format!(
+            "Instance {} is locked",
+            row.id
+        )));
     }
     let (disk_format, container_format) = {
         let v = compute.images.read();
@@ -1687,7 +1802,8 @@ async fn create_image(
             .unwrap_or_else(|| ("qcow2".into(), "bare".into()))
     };
     let image_id = uuid::Uuid::new_v4().to_string();
-    let mut properties: BTreeMap<String, Value> = extra.into_iter().map(|(k, v)| (k, json!(v))).collect();
+    let mut properties: BTreeMap<String, Value> =
+        extra.into_iter().map(|(k, v)| (k, json!(v))).collect();
     properties.insert("image_type".into(), json!("snapshot"));
     properties.insert("instance_uuid".into(), json!(row.id));
     properties.insert("base_image_ref".into(), json!(s.image_id));
@@ -1715,8 +1831,21 @@ async fn create_image(
         glance.free(&s.project_id, &image_id, &caller.meta).await;
         return Err(NovaError::new(e.status, e.message));
     }
-    if let Err(e) = begin(compute, caller, &row.id, Action::CreateImage { image_id: image_id.clone() }).await {
-        if glance.run(&image_id, ImageCommand::Delete, &caller.meta).await.is_ok() {
+    if let Err(e) = begin(
+        compute,
+        caller,
+        &row.id,
+        Action::CreateImage {
+            image_id: image_id.clone(),
+        },
+    )
+    .await
+    {
+        if glance
+            .run(&image_id, ImageCommand::Delete, &caller.meta)
+            .await
+            .is_ok()
+        {
             glance.free(&s.project_id, &image_id, &caller.meta).await;
         }
         return Err(e);

@@ -464,34 +464,6 @@ async fn download(
     ))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::{loopback_url, parse_range};
-
-    #[test]
-    fn ranges() {
-        assert_eq!(parse_range("bytes=0-9", 100), Some((0, Some(9))));
-        assert_eq!(parse_range("bytes=5-", 100), Some((5, None)));
-        assert_eq!(parse_range("bytes=-5", 100), Some((95, None)));
-        assert_eq!(parse_range("bytes=-500", 100), Some((0, None)));
-        assert_eq!(parse_range("bytes=-0", 100), None);
-        assert_eq!(parse_range("bytes=a-b", 100), None);
-        assert_eq!(parse_range("bytes=0-1,4-5", 100), None);
-        assert_eq!(parse_range("items=0-1", 100), None);
-    }
-
-    #[test]
-    fn web_download_only_from_loopback() {
-        assert!(loopback_url("http://127.0.0.1:8000/x.img").is_ok());
-        assert!(loopback_url("http://localhost/x").is_ok());
-        assert!(loopback_url("http://[::1]:80/x").is_ok());
-        assert!(loopback_url("http://10.0.0.1/x").is_err());
-        assert!(loopback_url("http://example.com/x").is_err());
-        assert!(loopback_url("ftp://127.0.0.1/x").is_err());
-        assert!(loopback_url("http://127.0.0.1.example.com/x").is_err());
-    }
-}
-
 /// Stores server snapshots (Nova's createImage) as the data of images the compute API created.
 pub struct SnapshotStore {
     images: web::Data<Images>,
@@ -504,9 +476,7 @@ impl SnapshotStore {
 }
 
 /// The file's bytes as upload chunks.
-fn file_chunks(
-    file: tokio::fs::File,
-) -> impl Stream<Item = Result<Bytes, GlanceError>> + Unpin {
+fn file_chunks(file: tokio::fs::File) -> impl Stream<Item = Result<Bytes, GlanceError>> + Unpin {
     futures::stream::unfold(file, |mut file| async move {
         use tokio::io::AsyncReadExt;
         let mut buf = vec![0u8; 1 << 20];
@@ -587,5 +557,33 @@ impl strata_compute::SnapshotSink for SnapshotStore {
                 self.images.free(&owner, image_id, meta).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{loopback_url, parse_range};
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some((0, Some(9))));
+        assert_eq!(parse_range("bytes=5-", 100), Some((5, None)));
+        assert_eq!(parse_range("bytes=-5", 100), Some((95, None)));
+        assert_eq!(parse_range("bytes=-500", 100), Some((0, None)));
+        assert_eq!(parse_range("bytes=-0", 100), None);
+        assert_eq!(parse_range("bytes=a-b", 100), None);
+        assert_eq!(parse_range("bytes=0-1,4-5", 100), None);
+        assert_eq!(parse_range("items=0-1", 100), None);
+    }
+
+    #[test]
+    fn web_download_only_from_loopback() {
+        assert!(loopback_url("http://127.0.0.1:8000/x.img").is_ok());
+        assert!(loopback_url("http://localhost/x").is_ok());
+        assert!(loopback_url("http://[::1]:80/x").is_ok());
+        assert!(loopback_url("http://10.0.0.1/x").is_err());
+        assert!(loopback_url("http://example.com/x").is_err());
+        assert!(loopback_url("ftp://127.0.0.1/x").is_err());
+        assert!(loopback_url("http://127.0.0.1.example.com/x").is_err());
     }
 }
