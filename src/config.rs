@@ -133,10 +133,24 @@ pub fn parse_host_spec(s: &str) -> anyhow::Result<(u32, u64, u64)> {
             .split_once('=')
             .with_context(|| format!("fake host spec: {part:?} is not key=value"))?;
         match k {
-            "vcpus" => vcpus = v.parse().with_context(|| format!("fake host spec: vcpus={v}"))?,
-            "ram_mb" => ram = v.parse().with_context(|| format!("fake host spec: ram_mb={v}"))?,
-            "disk_gb" => disk = v.parse().with_context(|| format!("fake host spec: disk_gb={v}"))?,
-            other => anyhow::bail!("fake host spec: unknown key {other:?} (vcpus, ram_mb, disk_gb)"),
+            "vcpus" => {
+                vcpus = v
+                    .parse()
+                    .with_context(|| format!("fake host spec: vcpus={v}"))?
+            }
+            "ram_mb" => {
+                ram = v
+                    .parse()
+                    .with_context(|| format!("fake host spec: ram_mb={v}"))?
+            }
+            "disk_gb" => {
+                disk = v
+                    .parse()
+                    .with_context(|| format!("fake host spec: disk_gb={v}"))?
+            }
+            other => {
+                anyhow::bail!("fake host spec: unknown key {other:?} (vcpus, ram_mb, disk_gb)")
+            }
         }
     }
     Ok((vcpus, ram, disk))
@@ -223,10 +237,7 @@ impl ServeArgs {
                 .or(file.power_sync_interval)
                 .unwrap_or(10)
                 .max(1),
-            host_subset_size: self
-                .host_subset_size
-                .or(file.host_subset_size)
-                .unwrap_or(1),
+            host_subset_size: self.host_subset_size.or(file.host_subset_size).unwrap_or(1),
         })
     }
 }

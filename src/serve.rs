@@ -7,16 +7,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use std::time::Duration;
 use strata_actors::image::store::FileStore;
 use strata_actors::{Runtime, RuntimeConfig};
 use strata_api::auth::{write_private, TokenService};
-use std::time::Duration;
 use strata_api::compute::Compute;
-use strata_compute::{Engine, EngineConfig, FakeHostSpec};
 use strata_api::identity::bootstrap::{bootstrap, CatalogEntry};
 use strata_api::identity::Identity;
 use strata_api::image::{ImageQuota, Images};
 use strata_api::{Ports, Services};
+use strata_compute::{Engine, EngineConfig, FakeHostSpec};
 use strata_events::{EventLog, RocksLog, RocksOptions};
 use strata_projections::compute::ComputeView;
 use strata_projections::identity::IdentityView;
@@ -176,7 +176,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     )
     .await
     .context("starting the compute engine")?;
-    engine.set_snapshot_sink(Arc::new(strata_api::image::SnapshotStore::new(images.clone())));
+    engine.set_snapshot_sink(Arc::new(strata_api::image::SnapshotStore::new(
+        images.clone(),
+    )));
     let compute = actix_web::web::Data::new(Compute::new(
         runtime.clone(),
         compute_view,

@@ -146,7 +146,9 @@ impl ImageCache {
         image_id: &str,
         checksum: &str,
     ) -> Result<u64, String> {
-        let tmp = self.dir.join(format!(".tmp-{image_id}-{}", uuid::Uuid::new_v4()));
+        let tmp = self
+            .dir
+            .join(format!(".tmp-{image_id}-{}", uuid::Uuid::new_v4()));
         let result = async {
             let mut reader = store
                 .open(image_id, None)

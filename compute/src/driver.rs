@@ -65,7 +65,12 @@ pub trait Driver: Send + Sync + 'static {
     async fn rebuild(&self, vm: &VmSpec) -> Result<(), DriverError>;
     /// Prepare a snapshot of the VM's disk (the bytes come from its image in the fake driver).
     async fn snapshot(&self, id: &str) -> Result<(), DriverError>;
-    async fn attach_volume(&self, id: &str, volume_id: &str, device: &str) -> Result<(), DriverError>;
+    async fn attach_volume(
+        &self,
+        id: &str,
+        volume_id: &str,
+        device: &str,
+    ) -> Result<(), DriverError>;
     async fn detach_volume(&self, id: &str, volume_id: &str) -> Result<(), DriverError>;
     async fn console_output(&self, id: &str, length: Option<usize>) -> Result<String, DriverError>;
     /// The power state the hypervisor reports, `None` for an unknown VM.
@@ -149,7 +154,10 @@ impl FakeDriver {
 
     fn boot_console(&self, spec: &VmSpec) -> Vec<String> {
         vec![
-            format!("[    0.000000] Linux version 6.1.0-fake (strata@{})", self.host),
+            format!(
+                "[    0.000000] Linux version 6.1.0-fake (strata@{})",
+                self.host
+            ),
             format!(
                 "[    0.000000] Command line: console=ttyS0 root=/dev/vda1 ({} vCPU, {} MB)",
                 spec.vcpus, spec.ram_mb
@@ -304,7 +312,12 @@ impl Driver for FakeDriver {
         Ok(())
     }
 
-    async fn attach_volume(&self, id: &str, volume_id: &str, device: &str) -> Result<(), DriverError> {
+    async fn attach_volume(
+        &self,
+        id: &str,
+        volume_id: &str,
+        device: &str,
+    ) -> Result<(), DriverError> {
         self.wait().await;
         let mut vms = self.vms.lock();
         let vm = vms
@@ -393,13 +406,20 @@ mod tests {
         assert_eq!(d.power_state("vm1"), Some(power::RUNNING));
         d.pause("vm1").await.unwrap();
         assert_eq!(d.power_state("vm1"), Some(power::PAUSED));
-        assert!(d.suspend("vm1").await.is_err(), "a paused VM cannot suspend");
+        assert!(
+            d.suspend("vm1").await.is_err(),
+            "a paused VM cannot suspend"
+        );
         d.unpause("vm1").await.unwrap();
         d.power_off("vm1").await.unwrap();
         assert_eq!(d.power_state("vm1"), Some(power::SHUTDOWN));
         d.reboot("vm1", true).await.unwrap();
         assert_eq!(d.power_state("vm1"), Some(power::RUNNING));
-        assert!(d.console_output("vm1", Some(1)).await.unwrap().contains("reboot"));
+        assert!(d
+            .console_output("vm1", Some(1))
+            .await
+            .unwrap()
+            .contains("reboot"));
         d.destroy("vm1").await.unwrap();
         assert_eq!(d.power_state("vm1"), None);
     }
@@ -408,9 +428,12 @@ mod tests {
     async fn faults_are_injected_through_metadata() {
         let d = driver();
         assert!(d.spawn(&vm(&[("fake:fail", "spawn")])).await.is_err());
-        d.spawn(&vm(&[("fake:fail", "reboot"), ("fake:power_off_after_ms", "0")]))
-            .await
-            .unwrap();
+        d.spawn(&vm(&[
+            ("fake:fail", "reboot"),
+            ("fake:power_off_after_ms", "0"),
+        ]))
+        .await
+        .unwrap();
         assert_eq!(d.power_state("vm1"), Some(power::SHUTDOWN));
         assert!(d.reboot("vm1", true).await.is_err());
     }

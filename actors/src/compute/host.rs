@@ -89,13 +89,24 @@ pub enum HostCommand {
         disk_gb: u64,
     },
     /// Give a claim back (nothing happens when it is not held).
-    Release { claim_id: String },
-    Disable { reason: String },
+    Release {
+        claim_id: String,
+    },
+    Disable {
+        reason: String,
+    },
     Enable,
     SetForcedDown(bool),
-    ImageCached { image_id: String, size: u64 },
-    CacheHit { image_id: String },
-    Evict { image_id: String },
+    ImageCached {
+        image_id: String,
+        size: u64,
+    },
+    CacheHit {
+        image_id: String,
+    },
+    Evict {
+        image_id: String,
+    },
 }
 
 fn not_found() -> DomainError {
@@ -136,15 +147,13 @@ impl Aggregate for ComputeHost {
                         disk_allocation_ratio: inventory.disk_allocation_ratio,
                         host_ip: host_ip.clone(),
                     })]
-                } else if (
-                    inventory.vcpus,
-                    inventory.ram_mb,
-                    inventory.disk_gb,
-                ) != (
-                    self.inventory.vcpus,
-                    self.inventory.ram_mb,
-                    self.inventory.disk_gb,
-                ) {
+                } else if (inventory.vcpus, inventory.ram_mb, inventory.disk_gb)
+                    != (
+                        self.inventory.vcpus,
+                        self.inventory.ram_mb,
+                        self.inventory.disk_gb,
+                    )
+                {
                     vec![E::HostInventoryChanged(pb::HostInventoryChanged {
                         vcpus: inventory.vcpus,
                         ram_mb: inventory.ram_mb,

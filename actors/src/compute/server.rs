@@ -234,7 +234,11 @@ impl Action {
                 task::IMAGE_SNAPSHOT,
                 &[ACTIVE, STOPPED, PAUSED, SUSPENDED],
             ),
-            Action::Shelve => ("shelve", task::SHELVING, &[ACTIVE, STOPPED, PAUSED, SUSPENDED]),
+            Action::Shelve => (
+                "shelve",
+                task::SHELVING,
+                &[ACTIVE, STOPPED, PAUSED, SUSPENDED],
+            ),
             Action::Unshelve => ("unshelve", task::UNSHELVING, &[SHELVED, SHELVED_OFFLOADED]),
         }
     }
@@ -304,7 +308,9 @@ pub enum ServerCommand {
         availability_zone: String,
     },
     /// The driver spawned the server on its host.
-    Spawned { power_state: i32 },
+    Spawned {
+        power_state: i32,
+    },
     /// The task `task` ended well, leaving these states.
     FinishTask {
         task: String,
@@ -312,7 +318,10 @@ pub enum ServerCommand {
         power_state: i32,
     },
     /// The task `task` failed; the server keeps its vm state.
-    FailTask { task: String, message: String },
+    FailTask {
+        task: String,
+        message: String,
+    },
     /// The server broke while doing `task` ("" = whatever it was doing): ERROR with a fault.
     Fault {
         task: String,
@@ -322,13 +331,21 @@ pub enum ServerCommand {
         host_released: bool,
     },
     /// The periodic power-state sync found the hypervisor disagreeing.
-    SyncPower { power_state: i32 },
-    MigrationScheduled { dest_host: String },
+    SyncPower {
+        power_state: i32,
+    },
+    MigrationScheduled {
+        dest_host: String,
+    },
     MigrationFinished,
-    MigrationFailed { message: String },
+    MigrationFailed {
+        message: String,
+    },
     ResizeReverted,
     Rebuilt,
-    Shelved { offloaded: bool },
+    Shelved {
+        offloaded: bool,
+    },
     /// The delete task is done: the server is gone.
     Deleted,
 }
@@ -485,7 +502,9 @@ impl Aggregate for Server {
                 if *name == self.name {
                     return Ok(vec![]);
                 }
-                Ok(vec![E::ServerRenamed(pb::ServerRenamed { name: name.clone() })])
+                Ok(vec![E::ServerRenamed(pb::ServerRenamed {
+                    name: name.clone(),
+                })])
             }
             C::SetDescription { description, admin } => {
                 self.check_live()?;
@@ -625,15 +644,17 @@ impl Aggregate for Server {
                 } else {
                     action
                 };
-                Ok(vec![E::ServerMigrationStarted(pb::ServerMigrationStarted {
-                    migration_id: migration_id.clone(),
-                    migration_type: kind.clone(),
-                    source_host: self.host.clone(),
-                    dest_host: dest_host.clone(),
-                    new_flavor: new_flavor.as_ref().map(FlavorSpec::to_pb),
-                    request_id: request_id.clone(),
-                    action: action.into(),
-                })])
+                Ok(vec![E::ServerMigrationStarted(
+                    pb::ServerMigrationStarted {
+                        migration_id: migration_id.clone(),
+                        migration_type: kind.clone(),
+                        source_host: self.host.clone(),
+                        dest_host: dest_host.clone(),
+                        new_flavor: new_flavor.as_ref().map(FlavorSpec::to_pb),
+                        request_id: request_id.clone(),
+                        action: action.into(),
+                    },
+                )])
             }
             C::ConfirmResize { request_id, admin } => {
                 self.check_live()?;
@@ -816,7 +837,11 @@ impl Aggregate for Server {
                     user_id: c.user_id.clone(),
                     name: c.name.clone(),
                     description: c.description.clone(),
-                    flavor: c.flavor.as_ref().map(FlavorSpec::from_pb).unwrap_or_default(),
+                    flavor: c
+                        .flavor
+                        .as_ref()
+                        .map(FlavorSpec::from_pb)
+                        .unwrap_or_default(),
                     image_id: c.image_id.clone(),
                     key_name: c.key_name.clone(),
                     key_data: c.key_data.clone(),
@@ -1076,7 +1101,10 @@ mod tests {
         let s = given::<Server>([created(), scheduled()]).state();
         assert_eq!((s.status(), s.task_state.as_str()), ("BUILD", "spawning"));
         let s = given::<Server>([created(), scheduled(), spawned()]).state();
-        assert_eq!((s.status(), s.power_state, s.host.as_str()), ("ACTIVE", 1, "h1"));
+        assert_eq!(
+            (s.status(), s.power_state, s.host.as_str()),
+            ("ACTIVE", 1, "h1")
+        );
     }
 
     #[test]
@@ -1107,7 +1135,9 @@ mod tests {
         // Start of a running server is a 409, stop works.
         given::<Server>(active.clone())
             .when(begin(Action::Start))
-            .then_err_where(|e| matches!(e, DomainError::Conflict(m) if m.contains("vm_state active")));
+            .then_err_where(
+                |e| matches!(e, DomainError::Conflict(m) if m.contains("vm_state active")),
+            );
         let s = given::<Server>(active.clone())
             .when(begin(Action::Stop))
             .then(vec![task_started(task::POWERING_OFF, "stop", "req-2", "")]);
@@ -1176,12 +1206,23 @@ mod tests {
             needs_confirm: true,
         }));
         let s = given::<Server>(h.clone()).state();
-        assert_eq!((s.status(), s.host.as_str(), s.flavor.vcpus), ("VERIFY_RESIZE", "h2", 4));
-        h.push(task_started(task::RESIZE_REVERTING, "revertResize", "r2", ""));
+        assert_eq!(
+            (s.status(), s.host.as_str(), s.flavor.vcpus),
+            ("VERIFY_RESIZE", "h2", 4)
+        );
+        h.push(task_started(
+            task::RESIZE_REVERTING,
+            "revertResize",
+            "r2",
+            "",
+        ));
         assert_eq!(given::<Server>(h.clone()).state().status(), "REVERT_RESIZE");
         h.push(E::ServerResizeReverted(pb::ServerResizeReverted {}));
         let s = given::<Server>(h).state();
-        assert_eq!((s.status(), s.host.as_str(), s.flavor.vcpus), ("ACTIVE", "h1", 1));
+        assert_eq!(
+            (s.status(), s.host.as_str(), s.flavor.vcpus),
+            ("ACTIVE", "h1", 1)
+        );
         assert!(s.migration.is_none());
     }
 

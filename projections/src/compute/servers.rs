@@ -186,7 +186,9 @@ impl ComputeView {
             E::ServerMigrationStarted(m) => Some((m.action.clone(), m.request_id.clone())),
             E::ServerLocked(l) => Some(("lock".to_string(), l.request_id.clone())),
             E::ServerUnlocked(u) => Some(("unlock".to_string(), u.request_id.clone())),
-            E::ServerResizeConfirmed(c) => Some(("confirmResize".to_string(), c.request_id.clone())),
+            E::ServerResizeConfirmed(c) => {
+                Some(("confirmResize".to_string(), c.request_id.clone()))
+            }
             _ => None,
         };
         if let Some((action, request_id)) = started {
@@ -329,11 +331,14 @@ impl ComputeView {
 
     pub(super) fn handle_host(&mut self, name: &str, ev: &E, event: &RecordedEvent) {
         let now = timestamp(event);
-        let row = self.hosts.entry(name.to_string()).or_insert_with(|| HostRow {
-            name: name.to_string(),
-            created_at: now.clone(),
-            ..Default::default()
-        });
+        let row = self
+            .hosts
+            .entry(name.to_string())
+            .or_insert_with(|| HostRow {
+                name: name.to_string(),
+                created_at: now.clone(),
+                ..Default::default()
+            });
         row.state = std::mem::take(&mut row.state).apply(ev);
         match ev {
             E::HostRegistered(_) | E::HostHeartbeat(_) => {
@@ -361,11 +366,14 @@ impl ComputeView {
     }
 
     pub(super) fn handle_group(&mut self, id: &str, ev: &E, event: &RecordedEvent) {
-        let row = self.groups.entry(id.to_string()).or_insert_with(|| GroupRow {
-            id: id.to_string(),
-            created_at: timestamp(event),
-            ..Default::default()
-        });
+        let row = self
+            .groups
+            .entry(id.to_string())
+            .or_insert_with(|| GroupRow {
+                id: id.to_string(),
+                created_at: timestamp(event),
+                ..Default::default()
+            });
         row.state = std::mem::take(&mut row.state).apply(ev);
         if row.state.deleted {
             self.groups.remove(id);
@@ -399,7 +407,11 @@ impl ComputeView {
     }
 
     /// The project's limits: the defaults overlaid with what was set for it.
-    pub fn limits_of(&self, project_id: &str, defaults: &BTreeMap<String, i64>) -> BTreeMap<String, i64> {
+    pub fn limits_of(
+        &self,
+        project_id: &str,
+        defaults: &BTreeMap<String, i64>,
+    ) -> BTreeMap<String, i64> {
         let mut limits = defaults.clone();
         if let Some(q) = self.quotas.get(project_id) {
             limits.extend(q.limits.iter().map(|(k, v)| (k.clone(), *v)));
