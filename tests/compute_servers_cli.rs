@@ -285,6 +285,9 @@ fn servers_through_the_openstack_cli() {
         usage.contains("admin") || usage.contains("Servers"),
         "{usage}"
     );
+    os(&["aggregate", "create", "--zone", "nova", "agg1"]);
+    os(&["aggregate", "add", "host", "agg1", "fake-0"]);
+    os(&["aggregate", "cache", "image", "agg1", "cirros"]);
     let zones = os(&["availability", "zone", "list", "--compute"]);
     assert!(zones.contains("nova"), "{zones}");
     let quota = osj(&["quota", "show", "--compute"]);

@@ -982,3 +982,73 @@ fn image_cache_fills_once_and_aggregate_pre_caching() {
     );
     c.server.restart();
 }
+
+#[test]
+fn concurrent_boots_onto_scarce_capacity_never_overcommit() {
+    // Two hosts of 1 vCPU at allocation ratio 16: 32 one-vCPU servers fit; 64 boots race for them.
+    let c = cloud(&[
+        "--fake-hosts",
+        "2",
+        "--fake-host-spec",
+        "vcpus=1,ram_mb=65536,disk_gb=1000",
+        "--workers",
+        "4",
+    ]);
+    let project = project_id_of(&c.server, &c.token, "admin");
+    request(
+        "PUT",
+        &format!("{}/os-quota-sets/{project}", c.nova),
+        Some(&c.token),
+        Some(&json!({"quota_set": {"instances": -1, "cores": -1, "ram": -1}})),
+    )
+    .expect(200);
+    let tiny = create_flavor(&c.nova, &c.token, "nano", 1, 64, 0);
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let (nova, token, image, tiny) = (&c.nova, &c.token, &c.image, &tiny);
+                s.spawn(move || {
+                    (0..8)
+                        .map(|i| boot(nova, token, &format!("r{t}-{i}"), tiny, image, json!({})))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert_eq!(ids.len(), 64);
+    let mut active = 0;
+    let mut no_host = 0;
+    for id in &ids {
+        let v = wait_server(&c.nova, &c.token, id, |v| {
+            v["status"] == "ACTIVE" || v["status"] == "ERROR"
+        });
+        if v["status"] == "ACTIVE" {
+            active += 1;
+        } else {
+            assert!(
+                v["fault"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("No valid host was found"),
+                "{v}"
+            );
+            no_host += 1;
+        }
+    }
+    assert_eq!((active, no_host), (32, 32), "exactly the capacity booted");
+    let hyp = get(&format!("{}/os-hypervisors/detail", c.nova), Some(&c.token))
+        .expect(200)
+        .json();
+    for h in hyp["hypervisors"].as_array().unwrap() {
+        assert_eq!(h["vcpus_used"], 16, "each host full, never over: {h}");
+    }
+    assert_eq!(
+        cores_in_use(&c, &project),
+        32,
+        "usage follows the servers that exist"
+    );
+}
