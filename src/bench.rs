@@ -1,5 +1,7 @@
 //! `strata bench`: throughput and latency figures for docs/PERFORMANCE.md. Never part of the test suite.
 
+mod compute;
+
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
@@ -45,6 +47,32 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// Boot and delete servers on fake hosts through Nova's HTTP API against a fresh `strata serve`
+    /// (boots/s, time to ACTIVE, deletes/s, server RSS per server, events per boot from the log), then
+    /// time the scheduler alone over many in-memory hosts.
+    Compute {
+        /// Servers to boot (and then delete); 0 runs only the scheduler measurement.
+        #[arg(long, default_value_t = 1000)]
+        servers: usize,
+        /// Clients, each booting one server and waiting for ACTIVE before the next.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Fake compute hosts of the server under test.
+        #[arg(long, default_value_t = 8)]
+        fake_hosts: usize,
+        /// Resources of each fake host (`strata serve --fake-host-spec`).
+        #[arg(long, default_value = "vcpus=1024,ram_mb=4194304,disk_gb=100000")]
+        fake_host_spec: String,
+        /// Milliseconds between two polls of a server's status.
+        #[arg(long, default_value_t = 5)]
+        poll_ms: u64,
+        /// Hosts in the in-memory scheduling benchmark.
+        #[arg(long, default_value_t = 10_000)]
+        sched_hosts: usize,
+        /// Scheduling decisions timed.
+        #[arg(long, default_value_t = 1_000)]
+        sched_decisions: usize,
+    },
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -72,6 +100,25 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Identity { seconds } => bench_identity(Duration::from_secs(seconds))?,
         BenchCommand::Image { size_mib, seconds } => {
             bench_image(size_mib, Duration::from_secs(seconds))?
+        }
+        BenchCommand::Compute {
+            servers,
+            concurrency,
+            fake_hosts,
+            fake_host_spec,
+            poll_ms,
+            sched_hosts,
+            sched_decisions,
+        } => {
+            compute::run(compute::Options {
+                servers,
+                concurrency: concurrency.max(1),
+                fake_hosts,
+                fake_host_spec,
+                poll: Duration::from_millis(poll_ms),
+                sched_hosts,
+                sched_decisions,
+            })?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -268,6 +315,19 @@ fn spawn_server(dir: &Path) -> anyhow::Result<(std::process::Child, String)> {
 
 /// Start `strata serve` on a temp dir with free ports; returns the child and the (identity, image) URLs.
 fn spawn_server_urls(dir: &Path) -> anyhow::Result<(std::process::Child, (String, String))> {
+    let (child, urls) = spawn_server_with(dir, &[])?;
+    Ok((child, (urls.identity, urls.image)))
+}
+
+/// The public URLs `strata serve` announced on its READY line.
+struct Urls {
+    identity: String,
+    image: String,
+    compute: String,
+}
+
+/// Start `strata serve` on a temp dir with free ports and `extra` flags; returns the child and its URLs.
+fn spawn_server_with(dir: &Path, extra: &[String]) -> anyhow::Result<(std::process::Child, Urls)> {
     let mut child = std::process::Command::new(std::env::current_exe()?)
         .args([
             "serve",
@@ -286,6 +346,7 @@ fn spawn_server_urls(dir: &Path) -> anyhow::Result<(std::process::Child, (String
         .arg(dir.join("data"))
         .arg("--clouds-yaml")
         .arg(dir.join("clouds.yaml"))
+        .args(extra)
         .env("STRATA_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()?;
@@ -299,7 +360,12 @@ fn spawn_server_urls(dir: &Path) -> anyhow::Result<(std::process::Child, (String
                     .map(str::to_string)
                     .unwrap_or_default()
             };
-            return Ok((child, (url("identity="), url("image="))));
+            let urls = Urls {
+                identity: url("identity="),
+                image: url("image="),
+                compute: url("compute="),
+            };
+            return Ok((child, urls));
         }
     }
     let _ = child.kill();
@@ -397,14 +463,25 @@ fn bench_identity(run_for: Duration) -> anyhow::Result<()> {
 }
 
 fn admin_token(identity_url: &str) -> anyhow::Result<String> {
+    Ok(admin_login(identity_url)?.0)
+}
+
+/// The admin's token scoped to the admin project, and that project's id.
+fn admin_login(identity_url: &str) -> anyhow::Result<(String, String)> {
     let body = serde_json::json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
         "name": "admin", "domain": {"name": "Default"}, "password": "bench-password"}}},
         "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}});
-    Ok(ureq::post(&format!("{identity_url}/auth/tokens"))
-        .send_json(body)?
+    let resp = ureq::post(&format!("{identity_url}/auth/tokens")).send_json(body)?;
+    let token = resp
         .header("X-Subject-Token")
         .context("no token")?
-        .to_string())
+        .to_string();
+    let v: serde_json::Value = resp.into_json()?;
+    let project = v["token"]["project"]["id"]
+        .as_str()
+        .context("token without a project")?
+        .to_string();
+    Ok((token, project))
 }
 
 fn create_image(
