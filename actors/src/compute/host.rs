@@ -59,14 +59,15 @@ pub struct ComputeHost {
     pub forced_down: bool,
     /// image id -> size in bytes.
     pub cached_images: BTreeMap<String, u64>,
+    /// The sum of `claims` (vCPUs, MB RAM, GB disk), kept as claims come and go so the scheduler does not
+    /// re-add every claim of every host for each decision.
+    pub claimed: (u64, u64, u64),
 }
 
 impl ComputeHost {
     /// (vCPUs, MB RAM, GB disk) claimed.
     pub fn used(&self) -> (u64, u64, u64) {
-        self.claims.values().fold((0, 0, 0), |(c, r, d), x| {
-            (c + x.vcpus as u64, r + x.ram_mb, d + x.disk_gb)
-        })
+        self.claimed
     }
 }
 
@@ -120,6 +121,8 @@ impl Aggregate for ComputeHost {
     type Command = HostCommand;
     type Event = E;
     const KIND: &'static str = "compute-host";
+    /// 2: `claimed` totals.
+    const SNAPSHOT_SCHEMA: u32 = 2;
 
     fn decide(&self, cmd: &HostCommand) -> Result<Vec<E>, DomainError> {
         use HostCommand as C;
@@ -274,6 +277,14 @@ impl Aggregate for ComputeHost {
                 self.inventory.disk_gb = i.disk_gb;
             }
             E::HostClaimed(c) => {
+                if let Some(old) = self.claims.get(&c.claim_id) {
+                    self.claimed.0 -= old.vcpus as u64;
+                    self.claimed.1 -= old.ram_mb;
+                    self.claimed.2 -= old.disk_gb;
+                }
+                self.claimed.0 += c.vcpus as u64;
+                self.claimed.1 += c.ram_mb;
+                self.claimed.2 += c.disk_gb;
                 self.claims.insert(
                     c.claim_id.clone(),
                     Claim {
@@ -285,7 +296,11 @@ impl Aggregate for ComputeHost {
                 );
             }
             E::HostClaimReleased(r) => {
-                self.claims.remove(&r.claim_id);
+                if let Some(old) = self.claims.remove(&r.claim_id) {
+                    self.claimed.0 -= old.vcpus as u64;
+                    self.claimed.1 -= old.ram_mb;
+                    self.claimed.2 -= old.disk_gb;
+                }
             }
             E::HostServiceDisabled(d) => {
                 self.disabled = true;

@@ -124,7 +124,7 @@ enum Stream {
 
 impl Projection for ComputeView {
     const NAME: &'static str = "compute";
-    const VERSION: u32 = 2;
+    const VERSION: u32 = 3;
 
     fn handle(&mut self, event: &RecordedEvent) {
         let Some(ev) =
