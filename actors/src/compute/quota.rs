@@ -80,11 +80,13 @@ pub struct ComputeUsage {
 
 impl ComputeUsage {
     pub fn total(&self) -> Amounts {
-        self.holders.values().fold(Amounts::default(), |a, h| Amounts {
-            instances: a.instances + h.instances,
-            cores: a.cores + h.cores,
-            ram: a.ram + h.ram,
-        })
+        self.holders
+            .values()
+            .fold(Amounts::default(), |a, h| Amounts {
+                instances: a.instances + h.instances,
+                cores: a.cores + h.cores,
+                ram: a.ram + h.ram,
+            })
     }
 }
 
@@ -95,7 +97,9 @@ pub enum UsageCommand {
         holders: Vec<(String, Amounts)>,
         limits: Limits,
     },
-    Release { holder: String },
+    Release {
+        holder: String,
+    },
 }
 
 impl Aggregate for ComputeUsage {
@@ -127,7 +131,13 @@ impl Aggregate for ComputeUsage {
                         limits.instances,
                         requested.instances,
                     ),
-                    ("cores", delta.cores, used.cores, limits.cores, requested.cores),
+                    (
+                        "cores",
+                        delta.cores,
+                        used.cores,
+                        limits.cores,
+                        requested.cores,
+                    ),
                     ("ram", delta.ram, used.ram, limits.ram, requested.ram),
                 ] {
                     if d > 0 && limit >= 0 && u + d > limit {
@@ -341,5 +351,157 @@ mod tests {
             .when(QuotaCommand::Set([("cores".to_string(), -1)].into()))
             .then_ok();
         assert_eq!(s.limits.get("cores"), Some(&-1));
+    }
+
+    /// A random workload of boots (possibly several servers in one reservation), deletes and failures
+    /// (release), resizes and shelves (re-reserve with other amounts) against the pure aggregate: each
+    /// decision is the one a recount of the live holders predicts, and after every step the usage equals that
+    /// recount and stays within the limits.
+    #[test]
+    fn random_reserve_release_resize_sequences_match_a_recount() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+
+        fn recount(live: &BTreeMap<String, Amounts>) -> Amounts {
+            live.values().fold(Amounts::default(), |t, a| Amounts {
+                instances: t.instances + a.instances,
+                cores: t.cores + a.cores,
+                ram: t.ram + a.ram,
+            })
+        }
+
+        let mut refused = 0;
+        let mut accepted = 0;
+        for seed in [1u64, 2, 3, 7, 42, 1234, 9999, 31337] {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let limit = |rng: &mut StdRng, max: i64| {
+                if rng.gen_ratio(1, 8) {
+                    -1
+                } else {
+                    rng.gen_range(0..=max)
+                }
+            };
+            let limits = Limits {
+                instances: limit(&mut rng, 12),
+                cores: limit(&mut rng, 24),
+                ram: limit(&mut rng, 16384),
+            };
+            let mut state = ComputeUsage::default();
+            let mut live: BTreeMap<String, Amounts> = BTreeMap::new();
+            let mut next = 0;
+            for step in 0..400 {
+                let flavor = |rng: &mut StdRng| Amounts {
+                    instances: 1,
+                    cores: rng.gen_range(1..=4),
+                    ram: 256 * rng.gen_range(1..=8),
+                };
+                let some_live = |rng: &mut StdRng| -> Option<String> {
+                    (!live.is_empty())
+                        .then(|| live.keys().nth(rng.gen_range(0..live.len())).cloned())
+                        .flatten()
+                };
+                let cmd = match rng.gen_range(0..10) {
+                    // Boot 1..=3 servers in one reservation (all or none).
+                    0..=3 => {
+                        let n = rng.gen_range(1..=3);
+                        let holders = (0..n)
+                            .map(|_| {
+                                next += 1;
+                                (format!("s{next}"), flavor(&mut rng))
+                            })
+                            .collect();
+                        UsageCommand::Reserve { holders, limits }
+                    }
+                    // Delete, or a failed boot giving its reservation back.
+                    4..=5 => UsageCommand::Release {
+                        holder: some_live(&mut rng).unwrap_or_else(|| "unknown".into()),
+                    },
+                    // Resize to another flavor.
+                    6..=7 => match some_live(&mut rng) {
+                        Some(h) => UsageCommand::Reserve {
+                            holders: vec![(h, flavor(&mut rng))],
+                            limits,
+                        },
+                        None => continue,
+                    },
+                    // Shelve-offload (keeps the instance, gives back cores and RAM), or a no-op release.
+                    8 => match some_live(&mut rng) {
+                        Some(h) => UsageCommand::Reserve {
+                            holders: vec![(
+                                h,
+                                Amounts {
+                                    instances: 1,
+                                    cores: 0,
+                                    ram: 0,
+                                },
+                            )],
+                            limits,
+                        },
+                        None => continue,
+                    },
+                    _ => UsageCommand::Release {
+                        holder: format!("never-{step}"),
+                    },
+                };
+                // What a recount predicts.
+                let mut after = live.clone();
+                match &cmd {
+                    UsageCommand::Reserve { holders, .. } => {
+                        after.extend(holders.iter().cloned());
+                    }
+                    UsageCommand::Release { holder } => {
+                        after.remove(holder);
+                    }
+                }
+                let (before, then) = (recount(&live), recount(&after));
+                let fits = |b: i64, a: i64, l: i64| a <= b || l < 0 || a <= l;
+                let expect_ok = fits(before.instances, then.instances, limits.instances)
+                    && fits(before.cores, then.cores, limits.cores)
+                    && fits(before.ram, then.ram, limits.ram);
+                match state.decide(&cmd) {
+                    Ok(events) => {
+                        assert!(
+                            expect_ok,
+                            "seed {seed} step {step}: {cmd:?} accepted over {limits:?}"
+                        );
+                        let changed = after
+                            .iter()
+                            .filter(|(h, a)| live.get(*h) != Some(*a))
+                            .count()
+                            + live.keys().filter(|h| !after.contains_key(*h)).count();
+                        assert_eq!(events.len(), changed, "seed {seed} step {step}: {cmd:?}");
+                        for e in &events {
+                            state = state.apply(e);
+                        }
+                        live = after;
+                        accepted += 1;
+                    }
+                    Err(DomainError::OverQuota(m)) => {
+                        assert!(!expect_ok, "seed {seed} step {step}: {cmd:?} refused: {m}");
+                        assert!(m.starts_with("Quota exceeded for "), "{m}");
+                        refused += 1;
+                    }
+                    Err(e) => panic!("seed {seed} step {step}: {cmd:?} failed with {e}"),
+                }
+                assert_eq!(state.holders, live, "seed {seed} step {step}");
+                let total = state.total();
+                assert_eq!(total, recount(&live), "seed {seed} step {step}");
+                for (used, limit) in [
+                    (total.instances, limits.instances),
+                    (total.cores, limits.cores),
+                    (total.ram, limits.ram),
+                ] {
+                    assert!(
+                        limit < 0 || used <= limit,
+                        "seed {seed} step {step}: {total:?} over {limits:?}"
+                    );
+                }
+            }
+        }
+        // The workload reaches the limits often and still makes progress.
+        assert!(
+            refused > 100 && accepted > 1000,
+            "refused {refused}, accepted {accepted}"
+        );
     }
 }
