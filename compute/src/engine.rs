@@ -575,23 +575,21 @@ impl Engine {
                     self.fail_task(id, s, format!("{message} {details}")).await;
                     return;
                 }
-                let ok = self
-                    .step(
-                        id,
-                        s,
-                        ServerCommand::Fault {
-                            task: s.task_state.clone(),
-                            code: 500,
-                            message: message.trim().to_string(),
-                            details,
-                            host_released: true,
-                        },
-                    )
-                    .await;
-                if ok {
-                    self.release_usage(s, id).await;
-                    self.leave_group(id, s).await;
-                }
+                // The quota and the group place go back before the event that shows the failure.
+                self.release_usage(s, id).await;
+                self.leave_group(id, s).await;
+                self.step(
+                    id,
+                    s,
+                    ServerCommand::Fault {
+                        task: s.task_state.clone(),
+                        code: 500,
+                        message: message.trim().to_string(),
+                        details,
+                        host_released: true,
+                    },
+                )
+                .await;
             }
         }
     }
@@ -690,23 +688,21 @@ impl Engine {
                 .await;
             }
             Err(e) => {
-                let ok = self
-                    .step(
-                        id,
-                        s,
-                        ServerCommand::Fault {
-                            task: task::SPAWNING.into(),
-                            code: 500,
-                            message: format!("Build of instance {id} aborted: {e}"),
-                            details: e.clone(),
-                            host_released: true,
-                        },
-                    )
-                    .await;
-                if ok {
-                    let _ = agent.driver.destroy(id).await;
-                    self.release_claim(&s.host, id).await;
-                }
+                // The VM and the claim go first, then the event that shows the failure.
+                let _ = agent.driver.destroy(id).await;
+                self.release_claim(&s.host, id).await;
+                self.step(
+                    id,
+                    s,
+                    ServerCommand::Fault {
+                        task: task::SPAWNING.into(),
+                        code: 500,
+                        message: format!("Build of instance {id} aborted: {e}"),
+                        details: e.clone(),
+                        host_released: true,
+                    },
+                )
+                .await;
             }
         }
     }
@@ -869,24 +865,22 @@ impl Engine {
         }
         // Shelved servers are offloaded at once (Nova's shelved_offload_time = 0): the host's resources and
         // the quota's cores and RAM go back.
-        if self
-            .step(id, s, ServerCommand::Shelved { offloaded: true })
-            .await
-        {
-            for (host, claim) in self.claims_of(id) {
-                self.release_claim(&host, &claim).await;
-            }
-            self.reserve_usage(
-                s,
-                id,
-                Amounts {
-                    instances: 1,
-                    cores: 0,
-                    ram: 0,
-                },
-            )
-            .await;
+        // They go back before the event that shows the server shelved (see `revert`).
+        for (host, claim) in self.claims_of(id) {
+            self.release_claim(&host, &claim).await;
         }
+        self.reserve_usage(
+            s,
+            id,
+            Amounts {
+                instances: 1,
+                cores: 0,
+                ram: 0,
+            },
+        )
+        .await;
+        self.step(id, s, ServerCommand::Shelved { offloaded: true })
+            .await;
     }
 
     async fn schedule_move(&self, id: &str, s: &Server) {
@@ -923,19 +917,17 @@ impl Engine {
                 }
             }
             Err(details) => {
-                if self
-                    .step(
-                        id,
-                        s,
-                        ServerCommand::MigrationFailed {
-                            message: format!("No valid host was found. {details}"),
-                        },
-                    )
-                    .await
-                    && m.kind == "resize"
-                {
+                if m.kind == "resize" {
                     self.reserve_usage(s, id, amounts(&m.old_flavor)).await;
                 }
+                self.step(
+                    id,
+                    s,
+                    ServerCommand::MigrationFailed {
+                        message: format!("No valid host was found. {details}"),
+                    },
+                )
+                .await;
             }
         }
     }
@@ -965,21 +957,26 @@ impl Engine {
                 if let Some(src) = self.agents.get(&m.source_host) {
                     let _ = src.driver.destroy(id).await;
                 }
+                // Live migration and evacuation are complete with this step: the source's claims go back
+                // first, so whoever sees the server on its new host sees the source free (resize and cold
+                // migration keep the source until confirmed).
+                if matches!(m.kind.as_str(), "live-migration" | "evacuation") {
+                    for (host, claim) in self.claims_of(id) {
+                        if host == m.source_host {
+                            self.release_claim(&host, &claim).await;
+                        }
+                    }
+                }
                 self.step(id, s, ServerCommand::MigrationFinished).await;
-                // Live migration and evacuation are complete: the source's claim goes back now (resize and
-                // cold migration keep it until confirmed).
             }
             Err(e) => {
                 let _ = dest.driver.destroy(id).await;
-                if self
-                    .step(id, s, ServerCommand::MigrationFailed { message: e })
-                    .await
-                {
-                    self.release_claim(&m.dest_host, &m.dest_claim(id)).await;
-                    if m.kind == "resize" {
-                        self.reserve_usage(s, id, amounts(&m.old_flavor)).await;
-                    }
+                self.release_claim(&m.dest_host, &m.dest_claim(id)).await;
+                if m.kind == "resize" {
+                    self.reserve_usage(s, id, amounts(&m.old_flavor)).await;
                 }
+                self.step(id, s, ServerCommand::MigrationFailed { message: e })
+                    .await;
             }
         }
     }
@@ -1004,10 +1001,12 @@ impl Engine {
         if let Some(dest) = self.agents.get(&m.dest_host) {
             let _ = dest.driver.destroy(id).await;
         }
-        if self.step(id, s, ServerCommand::ResizeReverted).await {
-            self.release_claim(&m.dest_host, &m.dest_claim(id)).await;
-            self.reserve_usage(s, id, amounts(&m.old_flavor)).await;
-        }
+        // What the server gave up goes back before the event that shows it reverted, so a reader who sees
+        // the server ACTIVE again also sees its usage and claims as they are now (a delete racing this
+        // releases everything anyway).
+        self.reserve_usage(s, id, amounts(&m.old_flavor)).await;
+        self.release_claim(&m.dest_host, &m.dest_claim(id)).await;
+        self.step(id, s, ServerCommand::ResizeReverted).await;
     }
 
     /// With no task running, a server's claims are valid only on its host (and, while a resize waits for
