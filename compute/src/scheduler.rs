@@ -85,6 +85,10 @@ pub fn free_resources(host: &HostRow) -> (i64, i64, i64) {
     )
 }
 
+/// How many hosts `select_hosts` returns at most beyond the subset it picks from: the conductor tries them in
+/// order when a claim loses a race.
+pub const MAX_ALTERNATES: usize = 16;
+
 /// Why no host fit, for the fault details.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoValidHost {
@@ -114,7 +118,8 @@ fn spec_matches(wanted: &str, have: &BTreeSet<String>) -> bool {
 }
 
 /// The hosts to try for `spec`, best first: the first is a random pick among the best
-/// `host_subset_size`, the rest follow by weight (alternates when the first claim loses a race).
+/// `host_subset_size`, the rest follow by weight (alternates when the first claim loses a race), at most
+/// `max(host_subset_size, MAX_ALTERNATES)` hosts.
 pub fn select_hosts(
     view: &ComputeView,
     spec: &RequestSpec,
@@ -166,6 +171,10 @@ pub fn select_hosts(
         }
     }
     let aggregate_specs = aggregate_specs(&spec.flavor);
+    // `service_up` for every host, with the cut-off computed once.
+    let up_since = chrono::Duration::from_std(cfg.service_down_time)
+        .map(|d| now - d)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let want_disk = spec.flavor.host_disk_gb() as i64;
     let mut rejected: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut candidates: Vec<(&HostRow, (i64, i64, i64))> = Vec::new();
@@ -180,7 +189,8 @@ pub fn select_hosts(
             }
             if !host.state.exists
                 || host.state.disabled
-                || !service_up(host, now, cfg.service_down_time)
+                || host.state.forced_down
+                || host.last_seen.is_none_or(|seen| seen < up_since)
             {
                 return Some("ComputeFilter");
             }
@@ -264,13 +274,6 @@ pub fn select_hosts(
     }
 
     // Weighers: each raw value is normalised to 0..1 over the candidates, then multiplied.
-    let instances: HashMap<&str, usize> = {
-        let mut m = HashMap::new();
-        for h in view.hosts.values() {
-            m.insert(h.name.as_str(), h.state.claims.len());
-        }
-        m
-    };
     type Raw<'a> = Box<dyn Fn(&HostRow, (i64, i64, i64)) -> f64 + 'a>;
     let weighers: Vec<(f64, Raw)> = vec![
         (cfg.ram_weight_multiplier, Box::new(|_, f| f.1 as f64)),
@@ -278,7 +281,7 @@ pub fn select_hosts(
         (cfg.disk_weight_multiplier, Box::new(|_, f| f.2 as f64)),
         (
             cfg.num_instances_weight_multiplier,
-            Box::new(|h, _| instances.get(h.name.as_str()).copied().unwrap_or(0) as f64),
+            Box::new(|h, _| h.state.claims.len() as f64),
         ),
         (
             cfg.image_cached_weight_multiplier,
@@ -315,11 +318,18 @@ pub fn select_hosts(
         }
     }
     let mut order: Vec<usize> = (0..candidates.len()).collect();
-    order.sort_by(|a, b| {
+    let better = |a: &usize, b: &usize| {
         weights[*b]
             .total_cmp(&weights[*a])
             .then_with(|| candidates[*a].0.name.cmp(&candidates[*b].0.name))
-    });
+    };
+    // Only the best few are needed: the pick and the alternates tried when a claim loses a race.
+    let keep = cfg.host_subset_size.max(MAX_ALTERNATES);
+    if order.len() > keep {
+        order.select_nth_unstable_by(keep - 1, better);
+        order.truncate(keep);
+    }
+    order.sort_by(better);
     let subset = cfg.host_subset_size.clamp(1, order.len());
     if subset > 1 {
         let pick = rand::thread_rng().gen_range(0..subset);
