@@ -1,0 +1,1 @@
+//! The volume backend driver interface (being written).
