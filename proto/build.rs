@@ -4,6 +4,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "schemas/strata/identity.proto",
         "schemas/strata/image.proto",
         "schemas/strata/compute.proto",
+        "schemas/strata/volume.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
@@ -13,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .type_attribute(".strata.identity", "#[derive(serde::Serialize)]")
         .type_attribute(".strata.image", "#[derive(serde::Serialize)]")
         .type_attribute(".strata.compute", "#[derive(serde::Serialize)]")
+        .type_attribute(".strata.volume", "#[derive(serde::Serialize)]")
         .compile_protos(&files, &["schemas"])?;
     Ok(())
 }

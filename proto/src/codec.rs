@@ -52,6 +52,10 @@ pub fn event_json(
             event_type,
             crate::ComputeEvent::decode(event_type, payload),
         )),
+        "volume" => Some(to_json(
+            event_type,
+            crate::VolumeEvent::decode(event_type, payload),
+        )),
         _ => None,
     }
 }

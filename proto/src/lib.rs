@@ -24,6 +24,11 @@ pub mod compute {
     include!(concat!(env!("OUT_DIR"), "/strata.compute.v1.rs"));
 }
 
+/// Block storage (Cinder) events.
+pub mod volume {
+    include!(concat!(env!("OUT_DIR"), "/strata.volume.v1.rs"));
+}
+
 pub use prost::Message;
 
 pub mod codec;
@@ -82,3 +87,25 @@ pub mod compute_events {
     });
 }
 pub use compute_events::ComputeEvent;
+
+/// Every block storage event as one enum (variant = protobuf message, type name `volume.<Message>.v1`).
+pub mod volume_events {
+    use crate::volume;
+    crate::domain_events!(VolumeEvent, "volume", volume, {
+        VolumeCreated, VolumeScheduled, VolumeMadeAvailable, VolumeFailed, VolumeTaskStarted,
+        VolumeTaskFinished, VolumeExtended, VolumeRetyped, VolumeRenamed, VolumeDescriptionChanged,
+        VolumeMetadataSet, VolumeMetadataItemDeleted, VolumeBootableSet, VolumeReadonlySet,
+        VolumeStatusReset, VolumeAttachmentCreated, VolumeAttachmentCompleted, VolumeAttachmentDeleted,
+        VolumeDeleted,
+        SnapshotCreated, SnapshotMadeAvailable, SnapshotFailed, SnapshotDeleting, SnapshotUpdated,
+        SnapshotMetadataSet, SnapshotDeleted,
+        VolumeTypeCreated, VolumeTypeUpdated, VolumeTypeExtraSpecsSet, VolumeTypeExtraSpecUnset,
+        VolumeTypeAccessAdded, VolumeTypeAccessRemoved, VolumeTypeDeleted,
+        BackupCreated, BackupMadeAvailable, BackupFailed, BackupTaskStarted, BackupTaskFinished,
+        BackupDeleted,
+        BackendRegistered, BackendStatsReported, BackendHeartbeat, BackendClaimed, BackendClaimReleased,
+        BackendDisabled, BackendEnabled,
+        VolumeUsageReserved, VolumeUsageReleased, VolumeQuotaLimitsSet, VolumeQuotaLimitsReset,
+    });
+}
+pub use volume_events::VolumeEvent;
