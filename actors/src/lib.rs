@@ -2,14 +2,15 @@
 //! hosts one actor per live aggregate.
 //!
 //! Architecture invariant: aggregates never do I/O, read clocks or draw random numbers; ids, times and
-//! hashes arrive inside commands. Only `runtime` touches the event log. This crate never depends on the API
-//! layer and reads projections only for cross-aggregate lookups in sagas.
+//! hashes arrive inside commands. Only `runtime` (and the image `store`) touch I/O. This crate depends on no
+//! other Strata crate but `proto` and `events`.
 
 pub mod aggregate;
 pub mod compute;
 pub mod identity;
 pub mod image;
 pub mod runtime;
+pub mod volume;
 
 pub use aggregate::{replay, Aggregate, CodecError, DomainError, DomainEvent};
 pub use runtime::{CommandError, Outcome, Repository, Runtime, RuntimeConfig};
