@@ -1052,3 +1052,48 @@ fn concurrent_boots_onto_scarce_capacity_never_overcommit() {
         "usage follows the servers that exist"
     );
 }
+
+#[test]
+fn key_pair_and_server_group_quotas_are_reservations() {
+    let c = cloud(&["--fake-hosts", "1"]);
+    let project = project_id_of(&c.server, &c.token, "admin");
+    request(
+        "PUT",
+        &format!("{}/os-quota-sets/{project}", c.nova),
+        Some(&c.token),
+        Some(&json!({"quota_set": {"key_pairs": 1, "server_groups": 1}})),
+    )
+    .expect(200);
+    let kp = |name: &str| {
+        post(
+            &format!("{}/os-keypairs", c.nova),
+            Some(&c.token),
+            &json!({"keypair": {"name": name, "public_key": PUBLIC_KEY}}),
+        )
+    };
+    kp("k1").expect(200);
+    let msg = nova_fault(&kp("k2"), 403, "forbidden");
+    assert_eq!(msg, "Quota exceeded, too many key pairs.");
+    // A duplicate name is a 409, and does not free the slot.
+    nova_fault(&kp("k1"), 409, "conflictingRequest");
+    nova_fault(&kp("k2"), 403, "forbidden");
+    delete(&format!("{}/os-keypairs/k1", c.nova), Some(&c.token)).expect(202);
+    kp("k2").expect(200);
+    let group = |name: &str| {
+        post(
+            &format!("{}/os-server-groups", c.nova),
+            Some(&c.token),
+            &json!({"server_group": {"name": name, "policies": ["affinity"]}}),
+        )
+    };
+    let g = group("g1").expect(200).json();
+    let msg = nova_fault(&group("g2"), 403, "forbidden");
+    assert_eq!(msg, "Quota exceeded, too many server groups.");
+    let gid = g["server_group"]["id"].as_str().unwrap();
+    delete(
+        &format!("{}/os-server-groups/{gid}", c.nova),
+        Some(&c.token),
+    )
+    .expect(204);
+    group("g2").expect(200);
+}

@@ -79,7 +79,7 @@ pub mod compute_events {
         HostRegistered, HostInventoryChanged, HostHeartbeat, HostClaimed, HostClaimReleased,
         HostServiceDisabled, HostServiceEnabled, HostForcedDownChanged,
         HostImageCached, HostImageCacheHit, HostImageEvicted,
-        UsageReserved, UsageReleased, QuotaLimitsSet, QuotaLimitsReset,
+        UsageReserved, UsageReleased, UsageCounted, QuotaLimitsSet, QuotaLimitsReset,
         ServerGroupCreated, ServerGroupMemberAdded, ServerGroupMemberRemoved, ServerGroupDeleted,
         AggregateCreated, AggregateUpdated, AggregateHostAdded, AggregateHostRemoved,
         AggregateMetadataChanged, AggregateDeleted, AggregateImagesCacheRequested,

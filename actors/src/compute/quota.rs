@@ -76,6 +76,9 @@ impl Limits {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ComputeUsage {
     pub holders: BTreeMap<String, Amounts>,
+    /// Counted holders (keypairs, server groups): holder -> (resource, scope).
+    #[serde(default)]
+    pub counted: BTreeMap<String, (String, String)>,
 }
 
 impl ComputeUsage {
@@ -100,6 +103,23 @@ pub enum UsageCommand {
     Release {
         holder: String,
     },
+    /// `holder` counts as one `resource` in `scope`, unless that passes `limit` (-1 = unlimited).
+    Count {
+        holder: String,
+        resource: String,
+        scope: String,
+        limit: i64,
+    },
+}
+
+impl ComputeUsage {
+    /// How many holders count as `resource` in `scope`.
+    pub fn count(&self, resource: &str, scope: &str) -> i64 {
+        self.counted
+            .values()
+            .filter(|(r, s)| r == resource && s == scope)
+            .count() as i64
+    }
 }
 
 impl Aggregate for ComputeUsage {
@@ -170,8 +190,33 @@ impl Aggregate for ComputeUsage {
                     })
                     .collect())
             }
+            UsageCommand::Count {
+                holder,
+                resource,
+                scope,
+                limit,
+            } => {
+                if self.counted.contains_key(holder) {
+                    return Ok(vec![]);
+                }
+                if *limit >= 0 && self.count(resource, scope) + 1 > *limit {
+                    let what = match resource.as_str() {
+                        "key_pairs" => "key pairs",
+                        "server_groups" => "server groups",
+                        other => other,
+                    };
+                    return Err(DomainError::OverQuota(format!(
+                        "Quota exceeded, too many {what}."
+                    )));
+                }
+                Ok(vec![E::UsageCounted(pb::UsageCounted {
+                    holder: holder.clone(),
+                    resource: resource.clone(),
+                    scope: scope.clone(),
+                })])
+            }
             UsageCommand::Release { holder } => {
-                if !self.holders.contains_key(holder) {
+                if !self.holders.contains_key(holder) && !self.counted.contains_key(holder) {
                     return Ok(vec![]);
                 }
                 Ok(vec![E::UsageReleased(pb::UsageReleased {
@@ -195,6 +240,11 @@ impl Aggregate for ComputeUsage {
             }
             E::UsageReleased(r) => {
                 self.holders.remove(&r.holder);
+                self.counted.remove(&r.holder);
+            }
+            E::UsageCounted(c) => {
+                self.counted
+                    .insert(c.holder.clone(), (c.resource.clone(), c.scope.clone()));
             }
             _ => {}
         }
@@ -340,6 +390,35 @@ mod tests {
     }
 
     #[test]
+    fn counted_resources_stop_at_their_limit_per_scope() {
+        let count = |h: &str, scope: &str| UsageCommand::Count {
+            holder: h.into(),
+            resource: "key_pairs".into(),
+            scope: scope.into(),
+            limit: 1,
+        };
+        let counted = E::UsageCounted(pb::UsageCounted {
+            holder: "kp:u1.a".into(),
+            resource: "key_pairs".into(),
+            scope: "u1".into(),
+        });
+        given::<ComputeUsage>([counted.clone()])
+            .when(count("kp:u1.b", "u1"))
+            .then_err(DomainError::OverQuota(
+                "Quota exceeded, too many key pairs.".into(),
+            ));
+        given::<ComputeUsage>([counted.clone()])
+            .when(count("kp:u2.a", "u2"))
+            .then_ok();
+        let s = given::<ComputeUsage>([counted])
+            .when(UsageCommand::Release {
+                holder: "kp:u1.a".into(),
+            })
+            .then_ok();
+        assert_eq!(s.count("key_pairs", "u1"), 0);
+    }
+
+    #[test]
     fn quota_names_and_values_are_checked() {
         given::<ComputeQuota>([])
             .when(QuotaCommand::Set([("floating_ips".to_string(), 1)].into()))
@@ -452,6 +531,7 @@ mod tests {
                     UsageCommand::Release { holder } => {
                         after.remove(holder);
                     }
+                    UsageCommand::Count { .. } => unreachable!("the generator makes no counts"),
                 }
                 let (before, then) = (recount(&live), recount(&after));
                 let fits = |b: i64, a: i64, l: i64| a <= b || l < 0 || a <= l;

@@ -4,6 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
+use strata_actors::compute::quota::UsageCommand;
 use strata_actors::compute::{keypair_id, ssh, KeypairCommand};
 use strata_projections::compute::KeypairRow;
 
@@ -130,17 +131,6 @@ async fn create(
         }
         _ => caller.auth.user_id.clone(),
     };
-    // The key_pairs quota counts the user's keypairs (checked against the view: two concurrent imports can
-    // pass it together, unlike the server quotas, which are reservations).
-    let limit = compute
-        .limits(&caller.project_id)
-        .get("key_pairs")
-        .copied()
-        .unwrap_or(-1);
-    let count = compute.view.read().keypairs_of(&user).count() as i64;
-    if limit >= 0 && count >= limit {
-        return Err(NovaError::forbidden("Quota exceeded, too many key pairs."));
-    }
     // Without a public key Nova generates the pair and returns the private half once (until 2.92, which this
     // server does not reach). Strata generates ed25519 keys.
     let (public_key, private_key) = match kp.get("public_key").and_then(Value::as_str) {
@@ -164,16 +154,39 @@ async fn create(
         public_key,
         fingerprint,
     };
+    // The key_pairs quota counts the user's keypairs: a counted holder on the user's `keypairs.<user>` usage
+    // stream, taken with the expected version, so concurrent imports cannot both take the last slot.
+    let limit = compute
+        .limits(&caller.project_id)
+        .get("key_pairs")
+        .copied()
+        .unwrap_or(-1);
+    let quota_stream = format!("keypairs.{user}");
+    let holder = format!("keypair:{}", keypair_id(&user, &name));
     compute
-        .run(&compute.keypairs, &id, cmd, &caller.meta)
-        .await
-        .map_err(|e| {
-            if e.status == StatusCode::CONFLICT {
-                NovaError::conflict(format!("Key pair '{name}' already exists."))
-            } else {
-                e
-            }
-        })?;
+        .usage
+        .execute(
+            &quota_stream,
+            UsageCommand::Count {
+                holder: holder.clone(),
+                resource: "key_pairs".into(),
+                scope: user.clone(),
+                limit,
+            },
+            caller.meta.clone(),
+        )
+        .await?;
+    let created = compute.run(&compute.keypairs, &id, cmd, &caller.meta).await;
+    if let Err(e) = created {
+        if e.status == StatusCode::CONFLICT {
+            // The existing keypair keeps its (same) holder.
+            return Err(NovaError::conflict(format!(
+                "Key pair '{name}' already exists."
+            )));
+        }
+        super::usage::release_counted(&compute, &quota_stream, &holder, &caller).await;
+        return Err(e);
+    }
     let k = find(&compute, &user, &name)?;
     let status = if mv.0 >= 2 {
         StatusCode::CREATED
@@ -206,6 +219,8 @@ async fn delete(
             &caller.meta,
         )
         .await?;
+    let holder = format!("keypair:{}", keypair_id(&user, &name));
+    super::usage::release_counted(&compute, &format!("keypairs.{user}"), &holder, &caller).await;
     Ok(if mv.0 >= 2 {
         HttpResponse::NoContent().finish()
     } else {

@@ -17,6 +17,8 @@ use strata_actors::compute::server::task;
 use strata_actors::compute::ServerGroupCommand;
 use strata_projections::compute::{ActionRow, ComputeView, GroupRow, MigrationRow, ServerRow};
 
+use strata_actors::compute::quota::UsageCommand;
+
 use super::{Caller, Compute, Microversion, NovaError};
 use crate::identity::Identity;
 
@@ -909,17 +911,24 @@ async fn group_create(
     body: web::Bytes,
 ) -> Result<HttpResponse, NovaError> {
     let (name, policy, max_server_per_host) = parse_group(&body, mv)?;
-    // The group quota is checked against the view; two concurrent creates may both pass the last slot (Nova
-    // rechecks after creating; Strata does not yet).
+    // The group quota is a counted holder on the project's usage stream: one append with the expected
+    // version, so concurrent creates cannot both take the last slot.
     let limit = limit_of(&compute.limits(&caller.project_id), "server_groups");
-    let count = quota_usage(&compute.view.read(), &caller.project_id, None)["server_groups"];
-    if limit >= 0 && count + 1 > limit {
-        return Err(NovaError::forbidden(
-            "Quota exceeded, too many server groups.",
-        ));
-    }
     let id = uuid::Uuid::new_v4().to_string();
     compute
+        .usage
+        .execute(
+            &caller.project_id,
+            UsageCommand::Count {
+                holder: format!("group:{id}"),
+                resource: "server_groups".into(),
+                scope: String::new(),
+                limit,
+            },
+            caller.meta.clone(),
+        )
+        .await?;
+    let created = compute
         .run(
             &compute.groups,
             &id,
@@ -932,7 +941,17 @@ async fn group_create(
             },
             &caller.meta,
         )
-        .await?;
+        .await;
+    if let Err(e) = created {
+        release_counted(
+            &compute,
+            &caller.project_id,
+            &format!("group:{id}"),
+            &caller,
+        )
+        .await;
+        return Err(e);
+    }
     let view = compute.view.read();
     let g = view.group(&id).ok_or_else(|| {
         NovaError::new(
@@ -960,7 +979,10 @@ async fn group_delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, NovaError> {
     let id = path.into_inner();
-    visible_group(&compute.view.read(), &caller, &id)?;
+    let project = visible_group(&compute.view.read(), &caller, &id)?
+        .state
+        .project_id
+        .clone();
     compute
         .run(
             &compute.groups,
@@ -976,7 +998,30 @@ async fn group_delete(
                 e
             }
         })?;
+    release_counted(&compute, &project, &format!("group:{id}"), &caller).await;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Give back a counted quota holder (a server group or keypair).
+pub(super) async fn release_counted(
+    compute: &Compute,
+    stream: &str,
+    holder: &str,
+    caller: &Caller,
+) {
+    if let Err(e) = compute
+        .usage
+        .execute(
+            stream,
+            UsageCommand::Release {
+                holder: holder.to_string(),
+            },
+            caller.meta.clone(),
+        )
+        .await
+    {
+        tracing::warn!(%holder, error = %e, "could not release a counted quota holder");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------
