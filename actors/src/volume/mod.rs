@@ -716,7 +716,7 @@ mod tests {
         );
         given::<Volume>([])
             .when(VolumeCommand::Create(
-                Box::new(pb::VolumeCreated::default()),
+                Box::default(),
             ))
             .then_invalid();
     }
