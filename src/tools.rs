@@ -8,6 +8,7 @@ use anyhow::Context;
 use serde_json::json;
 use strata_events::{verify_chain, EventLog, Head, LogError, RocksLog, RocksOptions, GENESIS_HASH};
 use strata_projections::compute::ComputeView;
+use strata_projections::volume::VolumeView;
 use strata_projections::identity::IdentityView;
 use strata_projections::image::ImageView;
 use strata_projections::{runner, Projection};
@@ -111,6 +112,7 @@ pub fn replay(data_dir: &Path, verify: bool) -> anyhow::Result<ExitCode> {
             verify_one::<IdentityView>(&log, writable).await?,
             verify_one::<ImageView>(&log, writable).await?,
             verify_one::<ComputeView>(&log, writable).await?,
+            verify_one::<VolumeView>(&log, writable).await?,
         ];
         let mut ok = true;
         println!(

@@ -10,5 +10,6 @@ pub mod compute;
 pub mod identity;
 pub mod image;
 pub mod runner;
+pub mod volume;
 
 pub use runner::{rebuild, Live, Projection, ProjectionError, RunnerConfig};
