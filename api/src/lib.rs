@@ -11,5 +11,6 @@ pub mod compute;
 pub mod identity;
 pub mod image;
 pub mod server;
+pub mod volume;
 
 pub use server::{Ports, ServiceAddrs, Services};

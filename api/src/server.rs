@@ -8,6 +8,7 @@ use crate::common::request_id_middleware;
 use crate::compute::{self, Compute};
 use crate::identity::{self, Identity};
 use crate::image::{self, Images};
+use crate::volume::{self, Volumes};
 
 /// Ports to bind (0 picks a free one).
 #[derive(Debug, Clone, Copy)]
@@ -15,6 +16,7 @@ pub struct Ports {
     pub identity: u16,
     pub image: u16,
     pub compute: u16,
+    pub volume: u16,
 }
 
 /// Where each service is listening.
@@ -23,6 +25,7 @@ pub struct ServiceAddrs {
     pub identity: SocketAddr,
     pub image: SocketAddr,
     pub compute: SocketAddr,
+    pub volume: SocketAddr,
 }
 
 /// The running HTTP services.
@@ -40,6 +43,7 @@ impl Services {
         identity: web::Data<Identity>,
         images: web::Data<Images>,
         compute: web::Data<Compute>,
+        volumes: web::Data<Volumes>,
         bind: IpAddr,
         ports: Ports,
         workers: usize,
@@ -79,6 +83,23 @@ impl Services {
             .copied()
             .ok_or_else(|| std::io::Error::other("compute API bound to no address"))?;
 
+        let id_data = identity.clone();
+        let cinder = HttpServer::new(move || {
+            App::new()
+                .app_data(id_data.clone())
+                .app_data(volumes.clone())
+                .app_data(web::PayloadConfig::new(MAX_BODY))
+                .wrap_fn(request_id_middleware)
+                .configure(volume::configure)
+        })
+        .workers(workers.max(1))
+        .bind((bind, ports.volume))?;
+        let volume_addr = cinder
+            .addrs()
+            .first()
+            .copied()
+            .ok_or_else(|| std::io::Error::other("volume API bound to no address"))?;
+
         let glance = HttpServer::new(move || {
             App::new()
                 .app_data(identity.clone())
@@ -100,8 +121,9 @@ impl Services {
                 identity: identity_addr,
                 image: image_addr,
                 compute: compute_addr,
+                volume: volume_addr,
             },
-            servers: vec![keystone.run(), glance.run(), nova.run()],
+            servers: vec![keystone.run(), glance.run(), nova.run(), cinder.run()],
         })
     }
 }

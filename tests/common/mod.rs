@@ -306,6 +306,8 @@ impl Server {
                 "0",
                 "--compute-port",
                 "0",
+                "--volume-port",
+                "0",
             ])
             .args(&self.extra_args)
             .env("RUST_BACKTRACE", "1")
