@@ -1,6 +1,7 @@
 //! strata-volume: Cinder's scheduler and volume service.
 //!
-//! - [`driver`]: the backend driver interface, with the `file` driver (raw or qcow2 files made and changed
-//!   with `qemu-img`) and the `fake` driver (metadata only, for scale tests).
+//! - [`driver`]: the backend driver interface, with the `file` driver (one raw or qcow2 file per volume; raw
+//!   files handled natively, qcow2 ones and conversions with `qemu-img`), the `fake` driver (metadata only,
+//!   for scale tests) and the chunked backup format both share.
 
 pub mod driver;

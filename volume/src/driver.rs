@@ -1,1 +1,0 @@
-//! The volume backend driver interface (being written).
