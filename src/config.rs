@@ -33,6 +33,13 @@ pub struct ServeArgs {
     /// Nova port; 0 picks a free one [default: 8774]
     #[arg(long)]
     pub compute_port: Option<u16>,
+    /// Cinder port; 0 picks a free one [default: 8776]
+    #[arg(long)]
+    pub volume_port: Option<u16>,
+    /// Volume backends, each `name:driver:size_gb[:format]` (driver `file` or `fake`; format `raw` or
+    /// `qcow2` for `file`); repeatable [default: lvm-1:file:100:raw]
+    #[arg(long = "volume-backend")]
+    pub volume_backends: Vec<String>,
     /// Images one project may own [default: 1000]
     #[arg(long)]
     pub image_quota_count: Option<u64>,
@@ -84,6 +91,8 @@ struct FileConfig {
     identity_port: Option<u16>,
     image_port: Option<u16>,
     compute_port: Option<u16>,
+    volume_port: Option<u16>,
+    volume_backends: Option<Vec<String>>,
     image_quota_count: Option<u64>,
     image_quota_bytes: Option<u64>,
     region: Option<String>,
@@ -109,6 +118,9 @@ pub struct ServeConfig {
     pub identity_port: u16,
     pub image_port: u16,
     pub compute_port: u16,
+    pub volume_port: u16,
+    /// (name, driver, size GB, format)
+    pub volume_backends: Vec<(String, String, u64, String)>,
     pub image_quota_count: u64,
     pub image_quota_bytes: u64,
     pub region: String,
@@ -123,6 +135,33 @@ pub struct ServeConfig {
     pub service_down_time: u64,
     pub power_sync_interval: u64,
     pub host_subset_size: usize,
+}
+
+/// Parse `name:driver:size_gb[:format]`.
+pub fn parse_backend(s: &str) -> anyhow::Result<(String, String, u64, String)> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let (name, driver, size) = match parts.as_slice() {
+        [n, d, sz] | [n, d, sz, _] => (*n, *d, *sz),
+        _ => anyhow::bail!("volume backend {s:?}: expected name:driver:size_gb[:format]"),
+    };
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        anyhow::bail!("volume backend {s:?}: the name must be letters, digits, - or _");
+    }
+    if !matches!(driver, "file" | "fake") {
+        anyhow::bail!("volume backend {s:?}: driver must be file or fake");
+    }
+    let size: u64 = size
+        .parse()
+        .with_context(|| format!("volume backend {s:?}: size_gb"))?;
+    let format = parts.get(3).copied().unwrap_or("raw");
+    if !matches!(format, "raw" | "qcow2") {
+        anyhow::bail!("volume backend {s:?}: format must be raw or qcow2");
+    }
+    Ok((name.into(), driver.into(), size, format.into()))
 }
 
 /// Parse `vcpus=V,ram_mb=R,disk_gb=D` (any subset; the rest keep their defaults).
@@ -197,6 +236,19 @@ impl ServeArgs {
             identity_port: self.identity_port.or(file.identity_port).unwrap_or(5000),
             image_port: self.image_port.or(file.image_port).unwrap_or(9292),
             compute_port: self.compute_port.or(file.compute_port).unwrap_or(8774),
+            volume_port: self.volume_port.or(file.volume_port).unwrap_or(8776),
+            volume_backends: {
+                let specs = if self.volume_backends.is_empty() {
+                    file.volume_backends
+                        .unwrap_or_else(|| vec!["lvm-1:file:100:raw".to_string()])
+                } else {
+                    self.volume_backends
+                };
+                specs
+                    .iter()
+                    .map(|s| parse_backend(s))
+                    .collect::<anyhow::Result<Vec<_>>>()?
+            },
             image_quota_count: self
                 .image_quota_count
                 .or(file.image_quota_count)

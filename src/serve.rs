@@ -15,13 +15,16 @@ use strata_api::compute::Compute;
 use strata_api::identity::bootstrap::{bootstrap, CatalogEntry};
 use strata_api::identity::Identity;
 use strata_api::image::{ImageQuota, Images};
+use strata_api::volume::Volumes;
 use strata_api::{Ports, Services};
 use strata_compute::{Engine, EngineConfig, FakeHostSpec};
 use strata_events::{EventLog, RocksLog, RocksOptions};
 use strata_projections::compute::ComputeView;
 use strata_projections::identity::IdentityView;
 use strata_projections::image::ImageView;
+use strata_projections::volume::VolumeView;
 use strata_projections::Live;
+use strata_volume::{BackendSpec, Engine as VolumeEngine, EngineConfig as VolumeEngineConfig};
 
 use crate::config::{ServeArgs, ServeConfig};
 
@@ -119,6 +122,23 @@ fn write_clouds_yaml(
         .with_context(|| format!("writing {}", path.display()))
 }
 
+fn volume_config(config: &ServeConfig) -> VolumeEngineConfig {
+    let mut c = VolumeEngineConfig::new(config.data_dir.join("volumes"));
+    c.backends = config
+        .volume_backends
+        .iter()
+        .map(|(name, driver, size_gb, format)| BackendSpec {
+            name: name.clone(),
+            driver: driver.clone(),
+            total_gb: *size_gb,
+            format: format.clone(),
+        })
+        .collect();
+    c.heartbeat_interval = Duration::from_secs(config.heartbeat_interval);
+    c.service_down_time = Duration::from_secs(config.service_down_time);
+    c
+}
+
 fn engine_config(config: &ServeConfig) -> EngineConfig {
     let (vcpus, ram_mb, disk_gb) = config.fake_host_spec;
     let mut c = EngineConfig::new(config.data_dir.join("compute"));
@@ -185,15 +205,36 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         images.clone(),
         engine.clone(),
     ));
+    let volume_view = Live::<VolumeView>::start(log.clone(), Default::default()).await?;
+    let volumes = actix_web::web::Data::new(Volumes::new(
+        runtime.clone(),
+        volume_view.clone(),
+        images.clone(),
+        Duration::from_secs(config.service_down_time),
+    ));
+    let volume_engine = VolumeEngine::start(
+        runtime.clone(),
+        volume_view,
+        images.view.clone(),
+        images.store.clone(),
+        volume_config(&config),
+    )
+    .await
+    .context("starting the volume service")?;
+    volume_engine.set_image_sink(Arc::new(strata_api::image::SnapshotStore::new(
+        images.clone(),
+    )));
     let ports = Ports {
         identity: config.identity_port,
         image: config.image_port,
         compute: config.compute_port,
+        volume: config.volume_port,
     };
     let services = Services::start(
         identity.clone(),
         images,
         compute,
+        volumes,
         config.bind,
         ports,
         config.workers,
@@ -202,6 +243,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let identity_url = format!("http://{}/v3", public_host(services.addrs.identity));
     let image_url = format!("http://{}", public_host(services.addrs.image));
     let compute_url = format!("http://{}/v2.1", public_host(services.addrs.compute));
+    let volume_url = format!("http://{}/v3", public_host(services.addrs.volume));
     tracing::info!(identity = %identity_url, image = %image_url, "APIs listening");
 
     let (password, generated) = admin_password(&config)?;
@@ -224,6 +266,18 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             description: "Strata compute (Nova v2.1)".into(),
             url: compute_url.clone(),
         },
+        CatalogEntry {
+            service_type: "volumev3".into(),
+            name: "cinderv3".into(),
+            description: "Strata block storage (Cinder v3)".into(),
+            url: volume_url.clone(),
+        },
+        CatalogEntry {
+            service_type: "block-storage".into(),
+            name: "cinder".into(),
+            description: "Strata block storage (Cinder v3)".into(),
+            url: volume_url.clone(),
+        },
     ];
     let report = bootstrap(&identity, &password, &catalog)
         .await
@@ -238,7 +292,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         &config.region,
     )?;
 
-    println!("Strata is running. Identity (Keystone v3): {identity_url}  Images (Glance v2): {image_url}  Compute (Nova v2.1): {compute_url}");
+    println!("Strata is running. Identity (Keystone v3): {identity_url}  Images (Glance v2): {image_url}  Compute (Nova v2.1): {compute_url}  Block storage (Cinder v3): {volume_url}");
     println!(
         "  clouds.yaml: {}  (cloud 'strata')",
         config.clouds_yaml.display()
@@ -253,11 +307,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             config.data_dir.join("admin-password").display()
         );
     }
-    println!("STRATA READY identity={identity_url} image={image_url} compute={compute_url}");
+    println!("STRATA READY identity={identity_url} image={image_url} compute={compute_url} volume={volume_url}");
     futures::future::try_join_all(services.servers)
         .await
         .context("HTTP server")?;
     engine.shutdown();
+    volume_engine.shutdown();
     runtime.shutdown();
     tracing::info!("stopped");
     Ok(())

@@ -560,6 +560,23 @@ impl strata_compute::SnapshotSink for SnapshotStore {
     }
 }
 
+/// Volumes uploaded to images (os-volume_upload_image) go the same way as server snapshots.
+#[async_trait::async_trait]
+impl strata_volume::ImageSink for SnapshotStore {
+    async fn store(
+        &self,
+        image_id: &str,
+        source: std::path::PathBuf,
+        meta: &Metadata,
+    ) -> Result<(), String> {
+        strata_compute::SnapshotSink::store(self, image_id, source, meta).await
+    }
+
+    async fn discard(&self, image_id: &str, meta: &Metadata) {
+        strata_compute::SnapshotSink::discard(self, image_id, meta).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{loopback_url, parse_range};
