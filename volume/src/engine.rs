@@ -423,10 +423,9 @@ impl Engine {
                 Some("AvailabilityZoneFilter")
             } else if b.state.claimable_gb() < size_gb {
                 Some("CapacityFilter")
-            } else if !capabilities_match(&specs, &b.state.capabilities) {
-                Some("CapabilitiesFilter")
-            } else if v.multiattach
-                && b.state.capabilities.get("multiattach").map(String::as_str) != Some("True")
+            } else if !capabilities_match(&specs, &b.state.capabilities)
+                || (v.multiattach
+                    && b.state.capabilities.get("multiattach").map(String::as_str) != Some("True"))
             {
                 Some("CapabilitiesFilter")
             } else {
