@@ -199,13 +199,14 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     engine.set_snapshot_sink(Arc::new(strata_api::image::SnapshotStore::new(
         images.clone(),
     )));
+    let volume_view = Live::<VolumeView>::start(log.clone(), Default::default()).await?;
     let compute = actix_web::web::Data::new(Compute::new(
         runtime.clone(),
         compute_view,
         images.clone(),
         engine.clone(),
+        volume_view.clone(),
     ));
-    let volume_view = Live::<VolumeView>::start(log.clone(), Default::default()).await?;
     let volumes = actix_web::web::Data::new(Volumes::new(
         runtime.clone(),
         volume_view.clone(),

@@ -8,9 +8,9 @@ use anyhow::Context;
 use serde_json::json;
 use strata_events::{verify_chain, EventLog, Head, LogError, RocksLog, RocksOptions, GENESIS_HASH};
 use strata_projections::compute::ComputeView;
-use strata_projections::volume::VolumeView;
 use strata_projections::identity::IdentityView;
 use strata_projections::image::ImageView;
+use strata_projections::volume::VolumeView;
 use strata_projections::{runner, Projection};
 
 use crate::serve::log_dir;

@@ -715,9 +715,7 @@ mod tests {
             ("available", "detached")
         );
         given::<Volume>([])
-            .when(VolumeCommand::Create(
-                Box::default(),
-            ))
+            .when(VolumeCommand::Create(Box::default()))
             .then_invalid();
     }
 

@@ -8,6 +8,7 @@ mod flavors;
 mod keypairs;
 mod servers;
 mod usage;
+mod volumes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +57,9 @@ pub struct Compute {
     pub sequences: Repository<Sequence>,
     /// The limits of projects that set none (Nova's quota defaults).
     pub default_limits: BTreeMap<String, i64>,
+    /// Cinder's volumes, for attachments (`os-volume_attachments`).
+    pub volume_view: Live<strata_projections::volume::VolumeView>,
+    pub volumes: Repository<strata_actors::volume::Volume>,
 }
 
 const READ_YOUR_WRITES: Duration = Duration::from_secs(10);
@@ -66,6 +70,7 @@ impl Compute {
         view: Live<ComputeView>,
         glance: web::Data<crate::image::Images>,
         engine: Arc<Engine>,
+        volume_view: Live<strata_projections::volume::VolumeView>,
     ) -> Self {
         Compute {
             view,
@@ -80,9 +85,25 @@ impl Compute {
             quotas: Repository::new(runtime.clone()),
             groups: Repository::new(runtime.clone()),
             aggregates: Repository::new(runtime.clone()),
-            sequences: Repository::new(runtime),
+            sequences: Repository::new(runtime.clone()),
+            volumes: Repository::new(runtime),
+            volume_view,
             default_limits: default_limits(),
         }
+    }
+
+    /// Run a volume command and wait until the volume view shows it.
+    pub async fn run_volume(
+        &self,
+        volume_id: &str,
+        cmd: strata_actors::volume::VolumeCommand,
+        meta: &Metadata,
+    ) -> Result<(), NovaError> {
+        let out = self.volumes.execute(volume_id, cmd, meta.clone()).await?;
+        if let Some(p) = out.position {
+            self.volume_view.wait_for(p, READ_YOUR_WRITES).await;
+        }
+        Ok(())
     }
 
     /// A project's quota limits: the defaults overlaid with what was set for it.
@@ -295,5 +316,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     servers::configure(cfg);
     admin::configure(cfg);
     usage::configure(cfg);
+    volumes::configure(cfg);
     cfg.default_service(web::to(not_found));
 }

@@ -46,10 +46,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/v2.1/servers/{id}/ips").route(web::get().to(ips)))
     .service(web::resource("/v2.1/servers/{id}/ips/{network}").route(web::get().to(ips_network)))
-    .service(
-        web::resource("/v2.1/servers/{id}/os-volume_attachments")
-            .route(web::get().to(volume_attachments)),
-    )
     .service(web::resource("/v2.1/servers/{id}/topology").route(web::get().to(topology)));
 }
 
@@ -156,7 +152,10 @@ fn server_json(
         "OS-EXT-STS:task_state": if s.task_state.is_empty() { Value::Null } else { json!(s.task_state) },
         "OS-EXT-STS:vm_state": s.vm_state,
         "OS-EXT-STS:power_state": s.power_state,
-        "os-extended-volumes:volumes_attached": [],
+        "os-extended-volumes:volumes_attached": super::volumes::attachments_of(&compute.volume_view.read(), id)
+            .into_iter()
+            .map(|a| if mv.0 >= 3 { json!({"id": a.1, "delete_on_termination": false}) } else { json!({"id": a.1}) })
+            .collect::<Vec<_>>(),
     });
     if matches!(
         status,
@@ -1120,7 +1119,15 @@ async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, NovaError> {
     let id = path.into_inner();
-    visible(&compute, &caller, &id)?;
+    let row = visible(&compute, &caller, &id)?;
+    if row.state.locked && !caller.is_admin {
+        return Err(NovaError::conflict(format!("Instance {id} is locked")));
+    }
+    // Attached volumes are detached first (they stay, available again).
+    let attached = super::volumes::attachments_of(&compute.volume_view.read(), &id);
+    for (_, volume_id, _) in attached {
+        super::volumes::detach_one(&compute, &caller.meta, &id, &row.state.host, &volume_id).await?;
+    }
     begin(&compute, &caller, &id, Action::Delete).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -1274,14 +1281,6 @@ async fn ips_network(
     ))
 }
 
-async fn volume_attachments(
-    compute: web::Data<Compute>,
-    caller: Caller,
-    path: web::Path<String>,
-) -> Result<HttpResponse, NovaError> {
-    visible(&compute, &caller, &path.into_inner())?;
-    Ok(HttpResponse::Ok().json(json!({ "volumeAttachments": [] })))
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // Actions
