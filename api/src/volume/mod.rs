@@ -1,20 +1,44 @@
-//! Cinder (block storage v3): version discovery, microversions, volumes, volume types, snapshots, quotas,
-//! limits, services, availability zones and pools, with Cinder's policy and fault bodies. The API records
-//! what was asked; the volume service (strata-volume) does the work on the backends.
+//! Cinder (block storage v3): version discovery, microversions, volumes (with their actions and the legacy
+//! attach flow), attachments, volume types, snapshots, quotas, limits, services, availability zones and
+//! pools, with Cinder's policy and fault bodies. The API records what was asked; the volume service
+//! (strata-volume) does the work on the backends, and clients poll for the outcome.
+//!
+//! Every route is served both as `/v3/{project_id}/...` and as `/v3/...` (the catalog's URL has no project
+//! id; Cinder accepts both since 3.67). A project id in the URL must be the token's (Cinder's "Malformed
+//! request url" otherwise).
+
+mod actions;
+mod admin;
+mod attachments;
+mod error;
+mod snapshots;
+mod types;
+mod volumes;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::web;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
+use futures::future::{ready, LocalBoxFuture, Ready};
+use serde_json::{json, Map, Value};
 use strata_actors::volume::{
-    default_volume_limits, Backend, Snapshot, Volume, VolumeQuota, VolumeType, VolumeUsage,
+    default_volume_limits, Backend, Snapshot, Volume, VolumeQuota, VolumeType, VolumeTypeCommand,
+    VolumeUsage,
 };
 use strata_actors::{Aggregate, Outcome, Repository, Runtime};
 use strata_events::Metadata;
 use strata_projections::image::ImageView;
-use strata_projections::volume::VolumeView;
+use strata_projections::volume::{VolumeRow, VolumeTypeRow, VolumeView};
 use strata_projections::Live;
+
+pub use error::CinderError;
+
+use crate::auth::AuthContext;
+use crate::identity::Identity;
 
 pub struct Volumes {
     pub view: Live<VolumeView>,
@@ -84,5 +108,864 @@ impl Volumes {
     }
 }
 
-/// Register every Cinder route (being written).
-pub fn configure(_cfg: &mut web::ServiceConfig) {}
+/// The microversions this server implements: 3.0 up to 3.[`MAX_MINOR`]. 3.68 (os-reimage) needs a re-image
+/// flow in the volume service, so it is not offered.
+pub const MIN_MINOR: u32 = 0;
+pub const MAX_MINOR: u32 = 67;
+
+/// Cinder's default volume type: volumes created without a type get it. It is recorded at its first use
+/// under a fixed id and listed as if it existed before that, so every deployment has it, as Cinder does.
+pub const DEFAULT_TYPE_NAME: &str = "__DEFAULT__";
+pub const DEFAULT_TYPE_ID: &str = "6f14cfc6-bff7-4f0e-b191-d6aff6941e3d";
+const DEFAULT_TYPE_DESCRIPTION: &str = "Default Volume Type";
+
+/// The longest list one request returns (Cinder's `osapi_max_limit`).
+const MAX_LIMIT: usize = 1000;
+
+/// What a project id in a URL may look like (Cinder's `project_id_regex`): hex and dashes, which keeps
+/// `/v3/{project_id}/volumes` apart from `/v3/volumes/{id}`.
+const PROJECT_ID_RE: &str = "[0-9a-fA-F-]+";
+
+/// Both spellings of a route: with the project id and without it.
+fn paths(suffix: &str) -> Vec<String> {
+    vec![
+        format!("/v3/{{project_id:{PROJECT_ID_RE}}}{suffix}"),
+        format!("/v3{suffix}"),
+    ]
+}
+
+impl Volumes {
+    /// Volume `id` as `caller` may see it (its project's, or any for admins): 404 otherwise.
+    fn volume(&self, caller: &Caller, id: &str) -> Result<VolumeRow, CinderError> {
+        let view = self.view.read();
+        view.volume(id)
+            .filter(|v| caller.is_admin || v.state.project_id == caller.project_id)
+            .cloned()
+            .ok_or_else(|| CinderError::volume_not_found(id))
+    }
+
+    /// Snapshot `id` as `caller` may see it.
+    fn snapshot(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<strata_projections::volume::SnapshotRow, CinderError> {
+        let view = self.view.read();
+        view.snapshots
+            .get(id)
+            .filter(|s| caller.is_admin || s.state.project_id == caller.project_id)
+            .cloned()
+            .ok_or_else(|| CinderError::snapshot_not_found(id))
+    }
+
+    /// Every volume type, the default one included (as if recorded, until it is).
+    fn all_types(&self) -> Vec<VolumeTypeRow> {
+        let view = self.view.read();
+        let mut rows: Vec<VolumeTypeRow> = view.types.values().cloned().collect();
+        if view.volume_type(DEFAULT_TYPE_NAME).is_none() {
+            rows.push(default_type_row());
+        }
+        rows
+    }
+
+    /// The volume type called `name_or_id` (id first, then name) if `caller` may use it: public, shared with
+    /// its project, or any for admins.
+    fn visible_type(&self, caller: &Caller, name_or_id: &str) -> Option<VolumeTypeRow> {
+        let found = {
+            let view = self.view.read();
+            view.volume_type(name_or_id).cloned()
+        };
+        let found = found.or_else(|| {
+            (name_or_id == DEFAULT_TYPE_NAME || name_or_id == DEFAULT_TYPE_ID)
+                .then(|| {
+                    self.all_types()
+                        .into_iter()
+                        .find(|t| t.id == DEFAULT_TYPE_ID)
+                })
+                .flatten()
+        });
+        found.filter(|t| {
+            caller.is_admin || t.state.is_public || t.state.access.contains(&caller.project_id)
+        })
+    }
+
+    /// The name of volume type `id` ("" when it is unknown).
+    fn type_name(&self, id: &str) -> String {
+        let view = self.view.read();
+        match view.types.get(id) {
+            Some(t) => t.state.name.clone(),
+            None if id == DEFAULT_TYPE_ID => DEFAULT_TYPE_NAME.to_string(),
+            None => String::new(),
+        }
+    }
+
+    /// The id of the default volume type, recording it first if nobody has yet. Two first uses at once both
+    /// name the same fixed id, so one records it and the other finds it.
+    async fn default_type(
+        &self,
+        identity: &Identity,
+        meta: &Metadata,
+    ) -> Result<String, CinderError> {
+        if let Some(t) = self.view.read().volume_type(DEFAULT_TYPE_NAME) {
+            return Ok(t.id.clone());
+        }
+        // A claim refused here is the other first use's (same owner id): the create below settles it.
+        let _ = identity
+            .claim_name("volume_type", "", DEFAULT_TYPE_NAME, DEFAULT_TYPE_ID, meta)
+            .await;
+        let cmd = VolumeTypeCommand::Create {
+            name: DEFAULT_TYPE_NAME.into(),
+            description: DEFAULT_TYPE_DESCRIPTION.into(),
+            is_public: true,
+            extra_specs: BTreeMap::new(),
+        };
+        match self.run(&self.types, DEFAULT_TYPE_ID, cmd, meta).await {
+            Ok(_) => Ok(DEFAULT_TYPE_ID.to_string()),
+            Err(strata_actors::CommandError::Domain(
+                strata_actors::DomainError::AlreadyExists { .. },
+            )) => Ok(DEFAULT_TYPE_ID.to_string()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The availability zones volumes may be placed in: the backends' (or Cinder's default "nova").
+    fn zones(&self) -> Vec<String> {
+        let view = self.view.read();
+        let mut zones: Vec<String> = view
+            .backends
+            .values()
+            .map(|b| b.state.availability_zone.clone())
+            .filter(|z| !z.is_empty())
+            .collect();
+        zones.sort();
+        zones.dedup();
+        if zones.is_empty() {
+            zones.push("nova".into());
+        }
+        zones
+    }
+
+    /// Whether backend `name` has been heard from within `service_down_time`.
+    fn backend_up(&self, row: &strata_projections::volume::BackendRow) -> bool {
+        row.last_seen.is_some_and(|seen| {
+            chrono::Utc::now()
+                .signed_duration_since(seen)
+                .to_std()
+                .map_or(true, |age| age <= self.service_down_time)
+        })
+    }
+}
+
+fn default_type_row() -> VolumeTypeRow {
+    VolumeTypeRow {
+        id: DEFAULT_TYPE_ID.to_string(),
+        state: VolumeType {
+            exists: true,
+            deleted: false,
+            name: DEFAULT_TYPE_NAME.into(),
+            description: DEFAULT_TYPE_DESCRIPTION.into(),
+            is_public: true,
+            extra_specs: BTreeMap::new(),
+            access: Default::default(),
+        },
+        created_at: String::new(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Microversions
+
+/// The negotiated microversion's minor number (3.X).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Microversion(pub u32);
+
+impl Microversion {
+    pub fn at_least(self, minor: u32) -> bool {
+        self.0 >= minor
+    }
+}
+
+/// Parse `OpenStack-API-Version: volume 3.X` (absent: 3.0).
+fn requested_version(req: &ServiceRequest) -> Result<u32, CinderError> {
+    let value = req
+        .headers()
+        .get("openstack-api-version")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(',').find_map(|part| {
+                let mut it = part.split_whitespace();
+                (it.next() == Some("volume")).then(|| it.next().unwrap_or_default().to_string())
+            })
+        });
+    let Some(value) = value else {
+        return Ok(MIN_MINOR);
+    };
+    if value == "latest" {
+        return Ok(MAX_MINOR);
+    }
+    let (major, minor) = value
+        .split_once('.')
+        .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
+        .ok_or_else(|| {
+            CinderError::bad_request(format!(
+                "API Version String {value} is of invalid format. Must be of format MajorNum.MinorNum."
+            ))
+        })?;
+    if major != 3 || !(MIN_MINOR..=MAX_MINOR).contains(&minor) {
+        return Err(CinderError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            format!(
+                "Version {major}.{minor} is not supported by the API. Minimum is 3.{MIN_MINOR} and maximum is 3.{MAX_MINOR}."
+            ),
+        ));
+    }
+    Ok(minor)
+}
+
+/// Middleware: negotiate the microversion, refuse unsupported ones, and echo the version in the response.
+pub fn microversion_middleware<S, B>(
+    req: ServiceRequest,
+    srv: &S,
+) -> LocalBoxFuture<
+    'static,
+    Result<ServiceResponse<actix_web::body::EitherBody<B>>, actix_web::Error>,
+>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    S::Future: 'static,
+    B: 'static,
+{
+    let minor = match requested_version(&req) {
+        Ok(m) => m,
+        Err(e) => {
+            let resp = req
+                .into_response(actix_web::ResponseError::error_response(&e))
+                .map_into_right_body();
+            return Box::pin(async move { Ok(resp) });
+        }
+    };
+    req.extensions_mut().insert(Microversion(minor));
+    let fut = srv.call(req);
+    Box::pin(async move {
+        let mut res = fut.await?.map_into_left_body();
+        let h = res.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&format!("volume 3.{minor}")) {
+            h.insert(HeaderName::from_static("openstack-api-version"), v);
+        }
+        h.insert(
+            HeaderName::from_static("vary"),
+            HeaderValue::from_static("OpenStack-API-Version"),
+        );
+        Ok(res)
+    })
+}
+
+impl FromRequest for Microversion {
+    type Error = CinderError;
+    type Future = Ready<Result<Self, CinderError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(Ok(req
+            .extensions()
+            .get::<Microversion>()
+            .copied()
+            .unwrap_or(Microversion(MIN_MINOR))))
+    }
+}
+
+/// 404 for APIs newer than the negotiated microversion, as Cinder answers them.
+fn require(mv: Microversion, minor: u32) -> Result<(), CinderError> {
+    if mv.at_least(minor) {
+        Ok(())
+    } else {
+        Err(CinderError::not_found("The resource could not be found."))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The caller
+
+/// The authenticated caller of a volume request (project-scoped token).
+pub struct Caller {
+    pub auth: AuthContext,
+    pub project_id: String,
+    pub user_id: String,
+    pub is_admin: bool,
+    pub meta: Metadata,
+}
+
+impl FromRequest for Caller {
+    type Error = CinderError;
+    type Future = Ready<Result<Self, CinderError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let result = crate::auth::authenticate(req)
+            .map_err(CinderError::from)
+            .and_then(|auth| {
+                let project_id = auth.project_id().map(str::to_string).ok_or_else(|| {
+                    CinderError::forbidden("The block storage API needs a project-scoped token.")
+                })?;
+                if let Some(url_project) = req.match_info().get("project_id") {
+                    if url_project != project_id {
+                        return Err(CinderError::bad_request("Malformed request url"));
+                    }
+                }
+                let rid = req
+                    .extensions()
+                    .get::<crate::common::RequestId>()
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        crate::common::RequestId(format!("req-{}", uuid::Uuid::new_v4()))
+                    });
+                let meta = rid.metadata(auth.principal());
+                Ok(Caller {
+                    is_admin: auth.is_admin(),
+                    user_id: auth.user_id.clone(),
+                    project_id,
+                    auth,
+                    meta,
+                })
+            });
+        ready(result)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Request parsing shared by the handlers
+
+/// A path parameter by name (routes have two spellings, so positions differ).
+fn param(req: &HttpRequest, name: &str) -> String {
+    req.match_info().get(name).unwrap_or_default().to_string()
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, CinderError> {
+    serde_json::from_slice(body).map_err(|_| CinderError::bad_request("Malformed request body"))
+}
+
+fn invalid_field(field: &str, value: &Value, why: &str) -> CinderError {
+    CinderError::bad_request(format!(
+        "Invalid input for field/attribute {field}. Value: {value}. {why}"
+    ))
+}
+
+/// `body[key]`, which must be an object.
+fn body_object<'a>(v: &'a Value, key: &str) -> Result<&'a Map<String, Value>, CinderError> {
+    match v.get(key) {
+        Some(Value::Object(m)) => Ok(m),
+        Some(other) => Err(invalid_field(key, other, "is not of type 'object'")),
+        None => Err(CinderError::bad_request(format!(
+            "Invalid input for field/attribute {key}. Value: {v}. '{key}' is a required property"
+        ))),
+    }
+}
+
+/// An optional name or description: a string (whitespace trimmed, at most 255 characters) or null.
+fn opt_text(m: &Map<String, Value>, key: &str) -> Result<Option<String>, CinderError> {
+    match m.get(key) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(String::new())),
+        Some(Value::String(s)) => {
+            let t = s.trim();
+            if t.chars().count() > strata_actors::volume::NAME_MAX {
+                return Err(CinderError::invalid_input(format!(
+                    "{key} has {} characters, more than 255.",
+                    t.chars().count()
+                )));
+            }
+            Ok(Some(t.to_string()))
+        }
+        Some(other) => Err(invalid_field(key, other, "is not of type 'string', 'null'")),
+    }
+}
+
+/// A metadata object: string keys (1-255 characters) to string values (at most 255).
+fn metadata_map(v: &Value, field: &str) -> Result<BTreeMap<String, String>, CinderError> {
+    let m = match v {
+        Value::Object(m) => m,
+        Value::Null => return Ok(BTreeMap::new()),
+        other => return Err(invalid_field(field, other, "is not of type 'object'")),
+    };
+    let mut out = BTreeMap::new();
+    for (k, val) in m {
+        let s = match val {
+            Value::String(s) => s.clone(),
+            other => {
+                return Err(invalid_field(
+                    field,
+                    other,
+                    &format!("The value of metadata key {k} is not a string"),
+                ))
+            }
+        };
+        if k.is_empty() || k.chars().count() > 255 {
+            return Err(CinderError::invalid_input(
+                "Metadata property key blank or longer than 255 characters.",
+            ));
+        }
+        if s.chars().count() > 255 {
+            return Err(CinderError::invalid_input(format!(
+                "Metadata property key {k} value is longer than 255 characters."
+            )));
+        }
+        out.insert(k.clone(), s);
+    }
+    Ok(out)
+}
+
+/// A boolean given as JSON or as one of Cinder's strings (true/false, t/f, 1/0, yes/no, y/n, on/off).
+fn parse_bool(v: &Value, field: &str) -> Result<bool, CinderError> {
+    let s = match v {
+        Value::Bool(b) => return Ok(*b),
+        Value::String(s) => s.to_ascii_lowercase(),
+        Value::Number(n) => n.to_string(),
+        other => {
+            return Err(CinderError::invalid_input(format!(
+                "{field}={other} is not a valid boolean value."
+            )))
+        }
+    };
+    match s.as_str() {
+        "true" | "t" | "1" | "yes" | "y" | "on" => Ok(true),
+        "false" | "f" | "0" | "no" | "n" | "off" => Ok(false),
+        _ => Err(CinderError::invalid_input(format!(
+            "{field}={s} is not a valid boolean value."
+        ))),
+    }
+}
+
+/// A size in GB: a positive integer, as a number or a numeric string.
+fn parse_size(v: &Value, field: &str) -> Result<u64, CinderError> {
+    let n = match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    match n {
+        Some(n) if n > 0 && n <= i32::MAX as u64 => Ok(n),
+        _ => Err(CinderError::invalid_input(format!(
+            "{field} must be an integer and greater than 0: {v}"
+        ))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Listing: pagination and sorting shared by volumes and snapshots
+
+/// A value rows are sorted by.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum SortValue {
+    Int(i64),
+    Text(String),
+}
+
+/// `limit`, `marker`, `offset`, the sort keys and `with_count` of a list request.
+struct Page {
+    limit: Option<usize>,
+    marker: Option<String>,
+    offset: usize,
+    /// (key, descending)
+    sort: Vec<(String, bool)>,
+    with_count: bool,
+}
+
+/// Query parameters that paginate or sort rather than filter.
+const PAGE_KEYS: &[&str] = &[
+    "limit",
+    "marker",
+    "offset",
+    "sort",
+    "sort_key",
+    "sort_dir",
+    "with_count",
+];
+
+impl Page {
+    fn parse(q: &[(String, String)], mv: Microversion) -> Result<Page, CinderError> {
+        let get = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        let limit = match get("limit") {
+            None => None,
+            Some(v) => {
+                let n: i64 = v
+                    .parse()
+                    .map_err(|_| CinderError::bad_request("limit param must be an integer"))?;
+                if n < 0 {
+                    return Err(CinderError::bad_request("limit param must be positive"));
+                }
+                Some(n as usize)
+            }
+        };
+        let offset = match get("offset") {
+            None => 0,
+            Some(v) => {
+                let n: i64 = v
+                    .parse()
+                    .map_err(|_| CinderError::bad_request("offset param must be an integer"))?;
+                if n < 0 {
+                    return Err(CinderError::bad_request("offset param must be positive"));
+                }
+                n as usize
+            }
+        };
+        let dir = |d: &str| match d {
+            "asc" => Ok(false),
+            "desc" => Ok(true),
+            _ => Err(CinderError::invalid_input(
+                "Unknown sort direction, must be 'desc' or 'asc'",
+            )),
+        };
+        let mut sort = Vec::new();
+        if let Some(s) = get("sort") {
+            if get("sort_key").is_some() || get("sort_dir").is_some() {
+                return Err(CinderError::invalid_input(
+                    "The 'sort_key' and 'sort_dir' parameters are deprecated and cannot be used with the 'sort' parameter.",
+                ));
+            }
+            for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let (k, d) = part.split_once(':').unwrap_or((part, "desc"));
+                sort.push((k.trim().to_string(), dir(d.trim())?));
+            }
+        } else {
+            let keys: Vec<&str> = get("sort_key")
+                .map(|k| k.split(',').collect())
+                .unwrap_or_default();
+            let dirs: Vec<&str> = get("sort_dir")
+                .map(|d| d.split(',').collect())
+                .unwrap_or_default();
+            for (i, k) in keys.iter().enumerate() {
+                let d = dirs.get(i).or(dirs.last()).copied().unwrap_or("desc");
+                sort.push((k.trim().to_string(), dir(d.trim())?));
+            }
+            if keys.is_empty() && !dirs.is_empty() {
+                sort.push(("created_at".into(), dir(dirs[0].trim())?));
+            }
+        }
+        if sort.is_empty() {
+            sort.push(("created_at".into(), true));
+        }
+        let with_count = match get("with_count") {
+            Some(v) if mv.at_least(45) => parse_bool(&json!(v), "with_count")?,
+            _ => false,
+        };
+        Ok(Page {
+            limit,
+            marker: get("marker").map(str::to_string),
+            offset,
+            sort,
+            with_count,
+        })
+    }
+
+    /// Sort `rows` by the page's keys (id, descending, breaks ties), then cut the page out. Returns the page
+    /// and the total before cutting.
+    fn apply<T>(
+        &self,
+        mut rows: Vec<T>,
+        sort_keys: &[&str],
+        id: impl Fn(&T) -> &str,
+        key: impl Fn(&T, &str) -> Option<SortValue>,
+    ) -> Result<(Vec<T>, usize), CinderError> {
+        if let Some((k, _)) = self
+            .sort
+            .iter()
+            .find(|(k, _)| !sort_keys.contains(&k.as_str()))
+        {
+            return Err(CinderError::invalid_input(format!("Invalid sort key {k}")));
+        }
+        rows.sort_by(|a, b| {
+            for (k, desc) in &self.sort {
+                let (x, y) = (key(a, k), key(b, k));
+                let o = if *desc { y.cmp(&x) } else { x.cmp(&y) };
+                if o != std::cmp::Ordering::Equal {
+                    return o;
+                }
+            }
+            id(b).cmp(id(a))
+        });
+        let total = rows.len();
+        if let Some(m) = &self.marker {
+            let pos = rows
+                .iter()
+                .position(|r| id(r) == m)
+                .ok_or_else(|| CinderError::not_found(format!("Marker {m} could not be found.")))?;
+            rows.drain(..=pos);
+        }
+        let rows: Vec<T> = rows
+            .into_iter()
+            .skip(self.offset)
+            .take(self.limit.unwrap_or(MAX_LIMIT).min(MAX_LIMIT))
+            .collect();
+        Ok((rows, total))
+    }
+
+    /// The `<collection>_links` of a page that may have more after it.
+    fn links(
+        &self,
+        req: &HttpRequest,
+        q: &[(String, String)],
+        returned: usize,
+        last_id: Option<&str>,
+    ) -> Option<Value> {
+        let max = self.limit.unwrap_or(MAX_LIMIT).min(MAX_LIMIT);
+        let last = last_id?;
+        if returned == 0 || returned < max {
+            return None;
+        }
+        let mut query: Vec<String> = q
+            .iter()
+            .filter(|(k, _)| k != "marker" && k != "limit")
+            .map(|(k, v)| format!("{}={}", crate::common::encode(k), crate::common::encode(v)))
+            .collect();
+        query.push(format!("limit={max}"));
+        query.push(format!("marker={}", crate::common::encode(last)));
+        let base = crate::common::base_url(req);
+        Some(json!([{
+            "rel": "next",
+            "href": format!("{base}{}?{}", req.path(), query.join("&")),
+        }]))
+    }
+}
+
+/// `op:value` time filters (3.60): true when `value` (Cinder's timestamp text) passes every comparison.
+fn time_filter(filter: &str, value: &str) -> Result<bool, CinderError> {
+    let bad = || CinderError::invalid_input(format!("Invalid filter value {filter}"));
+    let have = parse_time(value);
+    for part in filter.split(',') {
+        let (op, t) = part.split_once(':').ok_or_else(bad)?;
+        let want = parse_time(t).ok_or_else(bad)?;
+        let Some(have) = have else { return Ok(false) };
+        let ok = match op {
+            "gt" => have > want,
+            "gte" => have >= want,
+            "lt" => have < want,
+            "lte" => have <= want,
+            "eq" => have == want,
+            "neq" => have != want,
+            _ => return Err(bad()),
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn parse_time(s: &str) -> Option<chrono::NaiveDateTime> {
+    let s = s.trim();
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.naive_utc())
+        .ok()
+        .or_else(|| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok())
+        .or_else(|| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").ok())
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })
+}
+
+/// The `metadata` filter: Cinder takes a Python dict literal (`{'k': 'v'}`); JSON is accepted too.
+fn metadata_filter(s: &str) -> Result<BTreeMap<String, String>, CinderError> {
+    let bad = || CinderError::invalid_input(format!("Invalid metadata filter {s}"));
+    if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(s) {
+        return Ok(m
+            .into_iter()
+            .map(|(k, v)| {
+                let v = v
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string());
+                (k, v)
+            })
+            .collect());
+    }
+    let inner = s
+        .trim()
+        .strip_prefix('{')
+        .and_then(|r| r.strip_suffix('}'))
+        .ok_or_else(bad)?;
+    let mut out = BTreeMap::new();
+    let mut chars = inner.chars().peekable();
+    let read_string = |chars: &mut std::iter::Peekable<std::str::Chars>| -> Option<String> {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let quote = chars.next()?;
+        if quote != '\'' && quote != '"' {
+            return None;
+        }
+        let mut s = String::new();
+        loop {
+            match chars.next()? {
+                '\\' => s.push(chars.next()?),
+                c if c == quote => return Some(s),
+                c => s.push(c),
+            }
+        }
+    };
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let k = read_string(&mut chars).ok_or_else(bad)?;
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.next() != Some(':') {
+            return Err(bad());
+        }
+        let v = read_string(&mut chars).ok_or_else(bad)?;
+        out.insert(k, v);
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        match chars.next() {
+            None => break,
+            Some(',') => {}
+            Some(_) => return Err(bad()),
+        }
+    }
+    Ok(out)
+}
+
+/// Non-admins may only filter by the keys Cinder's resource filters allow (3.31); `like` filters (`name~`)
+/// need 3.34.
+fn check_filters(
+    caller: &Caller,
+    mv: Microversion,
+    q: &[(String, String)],
+    allowed: &[&str],
+) -> Result<(), CinderError> {
+    let mut invalid: Vec<&str> = Vec::new();
+    for (k, _) in q {
+        if PAGE_KEYS.contains(&k.as_str()) || k == "all_tenants" || caller.is_admin {
+            continue;
+        }
+        let base = k.strip_suffix('~').filter(|_| mv.at_least(34)).unwrap_or(k);
+        if !allowed.contains(&base) {
+            invalid.push(k);
+        }
+    }
+    if !invalid.is_empty() && mv.at_least(31) {
+        return Err(CinderError::invalid_input(format!(
+            "Invalid filters {} are found in query options.",
+            invalid.join(",")
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `value` passes the filter `key` (exact, or a substring for `key~`) given in `q`.
+fn text_matches(q: &[(String, String)], key: &str, value: &str) -> bool {
+    q.iter().all(|(k, v)| {
+        if k == key {
+            value == v
+        } else if k.strip_suffix('~') == Some(key) {
+            value.contains(v.as_str())
+        } else {
+            true
+        }
+    })
+}
+
+fn nullable(s: &str) -> Value {
+    if s.is_empty() {
+        Value::Null
+    } else {
+        json!(s)
+    }
+}
+
+/// Cinder's `links`: self under /v3/<project>, bookmark without the version.
+fn links(req: &HttpRequest, project: &str, kind: &str, id: &str) -> Value {
+    let base = crate::common::base_url(req);
+    json!([
+        { "rel": "self", "href": format!("{base}/v3/{project}/{kind}/{id}") },
+        { "rel": "bookmark", "href": format!("{base}/{project}/{kind}/{id}") },
+    ])
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Version discovery and routes
+
+fn version_doc(base: &str) -> Value {
+    json!({
+        "id": "v3.0",
+        "status": "CURRENT",
+        "version": format!("3.{MAX_MINOR}"),
+        "min_version": format!("3.{MIN_MINOR}"),
+        "updated": "2021-09-16T00:00:00Z",
+        "links": [
+            { "rel": "describedby", "type": "text/html", "href": "https://docs.openstack.org/" },
+            { "rel": "self", "href": format!("{base}/v3/") },
+        ],
+        "media-types": [{ "base": "application/json", "type": "application/vnd.openstack.volume+json;version=3" }],
+    })
+}
+
+/// `GET /`: every version, with 300 Multiple Choices as Cinder answers.
+async fn versions(req: HttpRequest) -> HttpResponse {
+    let base = crate::common::base_url(&req);
+    HttpResponse::MultipleChoices().json(json!({ "versions": [version_doc(&base)] }))
+}
+
+/// `GET /v3/`: the v3 version.
+async fn version_v3(req: HttpRequest) -> HttpResponse {
+    let base = crate::common::base_url(&req);
+    HttpResponse::Ok().json(json!({ "versions": [version_doc(&base)] }))
+}
+
+async fn not_found() -> Result<HttpResponse, CinderError> {
+    Err(CinderError::not_found("The resource could not be found."))
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(versions))
+        .route("/v3", web::get().to(version_v3))
+        .route("/v3/", web::get().to(version_v3));
+    volumes::configure(cfg);
+    attachments::configure(cfg);
+    snapshots::configure(cfg);
+    types::configure(cfg);
+    admin::configure(cfg);
+}
+
+/// Register every Cinder route, behind [`microversion_middleware`].
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("")
+            .wrap_fn(microversion_middleware)
+            .configure(routes)
+            .default_service(web::to(not_found)),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_filters_in_python_or_json() {
+        let want: BTreeMap<String, String> = [
+            ("k".to_string(), "v 1".to_string()),
+            ("a".into(), "b".into()),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(metadata_filter("{'k': 'v 1', 'a': \"b\"}").unwrap(), want);
+        assert_eq!(metadata_filter(r#"{"k": "v 1", "a": "b"}"#).unwrap(), want);
+        assert!(metadata_filter("k=v").is_err());
+        assert!(metadata_filter("{}").unwrap().is_empty());
+    }
+
+    #[test]
+    fn time_filters() {
+        let t = "2024-05-01T10:00:00.000000";
+        assert!(time_filter("gt:2024-04-30T00:00:00", t).unwrap());
+        assert!(!time_filter("lt:2024-04-30", t).unwrap());
+        assert!(time_filter("gte:2024-05-01T10:00:00Z,lte:2024-05-02", t).unwrap());
+        assert!(time_filter("xx:2024", t).is_err());
+    }
+}

@@ -1,0 +1,167 @@
+//! Cinder's error format: `{"itemNotFound": {"code": 404, "message": "..."}}`, the key naming the fault the
+//! way Cinder's `Fault` names it (statuses it has no name for, 406 included, are a `computeFault`).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use strata_actors::{CommandError, DomainError};
+
+use crate::auth::AuthError;
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{status}: {message}")]
+pub struct CinderError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl CinderError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        CinderError {
+            status,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+    /// Cinder's `InvalidInput`: "Invalid input received: <reason>".
+    pub fn invalid_input(reason: impl std::fmt::Display) -> Self {
+        Self::bad_request(format!("Invalid input received: {reason}"))
+    }
+    /// Cinder's `InvalidVolume`: "Invalid volume: <reason>".
+    pub fn invalid_volume(reason: impl std::fmt::Display) -> Self {
+        Self::bad_request(format!("Invalid volume: {reason}"))
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, message)
+    }
+    pub fn not_implemented(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_IMPLEMENTED, message)
+    }
+    /// Cinder's answer when policy refuses an action.
+    pub fn policy(action: &str) -> Self {
+        Self::forbidden(format!("Policy doesn't allow {action} to be performed."))
+    }
+    pub fn volume_not_found(id: &str) -> Self {
+        Self::not_found(format!("Volume {id} could not be found."))
+    }
+    pub fn snapshot_not_found(id: &str) -> Self {
+        Self::not_found(format!("Snapshot {id} could not be found."))
+    }
+    pub fn type_not_found(id: &str) -> Self {
+        Self::not_found(format!("Volume type {id} could not be found."))
+    }
+
+    fn fault_key(&self) -> &'static str {
+        match self.status.as_u16() {
+            400 => "badRequest",
+            401 => "unauthorized",
+            403 => "forbidden",
+            404 => "itemNotFound",
+            405 => "badMethod",
+            409 => "conflictingRequest",
+            413 => "overLimit",
+            415 => "badMediaType",
+            501 => "notImplemented",
+            503 => "serviceUnavailable",
+            _ => "computeFault",
+        }
+    }
+}
+
+impl ResponseError for CinderError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = serde_json::Map::new();
+        body.insert(
+            self.fault_key().to_string(),
+            serde_json::json!({ "code": self.status.as_u16(), "message": self.message }),
+        );
+        HttpResponse::build(self.status).json(serde_json::Value::Object(body))
+    }
+}
+
+impl From<AuthError> for CinderError {
+    fn from(_: AuthError) -> Self {
+        CinderError::new(
+            StatusCode::UNAUTHORIZED,
+            "The request you have made requires authentication.",
+        )
+    }
+}
+
+impl From<DomainError> for CinderError {
+    fn from(e: DomainError) -> Self {
+        CommandError::Domain(e).into()
+    }
+}
+
+impl From<CommandError> for CinderError {
+    fn from(e: CommandError) -> Self {
+        let (status, message) = crate::common::command_failure(e);
+        // The quota aggregate names the Cinder exception ("VolumeLimitExceeded: ..."); Cinder's body carries
+        // only the exception's message.
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            strip_exception_name(&message).to_string()
+        } else {
+            message
+        };
+        CinderError::new(status, message)
+    }
+}
+
+impl From<crate::image::GlanceError> for CinderError {
+    fn from(e: crate::image::GlanceError) -> Self {
+        CinderError::new(e.status, e.message)
+    }
+}
+
+/// "VolumeLimitExceeded: Maximum ..." -> "Maximum ...": a leading CamelCase word and ": " is dropped.
+fn strip_exception_name(message: &str) -> &str {
+    match message.split_once(": ") {
+        Some((name, rest))
+            if name.len() > 1
+                && name.starts_with(|c: char| c.is_ascii_uppercase())
+                && name.chars().all(|c| c.is_ascii_alphanumeric()) =>
+        {
+            rest
+        }
+        _ => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quota_messages_lose_the_exception_name() {
+        assert_eq!(
+            strip_exception_name(
+                "VolumeLimitExceeded: Maximum number of volumes allowed (1) exceeded"
+            ),
+            "Maximum number of volumes allowed (1) exceeded"
+        );
+        assert_eq!(
+            strip_exception_name("Quota exceeded: x"),
+            "Quota exceeded: x"
+        );
+    }
+
+    #[test]
+    fn fault_keys_follow_cinder() {
+        let key = |s: u16| CinderError::new(StatusCode::from_u16(s).unwrap(), "m").fault_key();
+        assert_eq!(key(413), "overLimit");
+        assert_eq!(key(406), "computeFault");
+        assert_eq!(key(409), "conflictingRequest");
+    }
+}

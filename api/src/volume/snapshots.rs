@@ -1,0 +1,526 @@
+//! `/v3/snapshots`: create (quota first, holder `snapshot:<id>`), list, detail, show, update, delete, and
+//! metadata. The volume service takes and deletes the snapshots on the backends.
+
+use std::collections::BTreeMap;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+use strata_actors::volume::{status as st, SnapshotCommand, VolumeAmounts, VolumeUsageCommand};
+use strata_projections::volume::SnapshotRow;
+use strata_proto::volume as pb;
+
+use super::{
+    body_object, check_filters, metadata_filter, metadata_map, nullable, opt_text, param,
+    parse_bool, parse_json, paths, text_matches, Caller, CinderError, Microversion, Page,
+    SortValue, Volumes,
+};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource(paths("/snapshots"))
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(web::resource(paths("/snapshots/detail")).route(web::get().to(detail)))
+    .service(
+        web::resource(paths("/snapshots/{id}"))
+            .route(web::get().to(show))
+            .route(web::put().to(update))
+            .route(web::delete().to(delete)),
+    )
+    .service(
+        web::resource(paths("/snapshots/{id}/metadata"))
+            .route(web::get().to(metadata_list))
+            .route(web::post().to(metadata_merge))
+            .route(web::put().to(metadata_replace)),
+    )
+    .service(
+        web::resource(paths("/snapshots/{id}/metadata/{key}"))
+            .route(web::get().to(metadata_show))
+            .route(web::put().to(metadata_put))
+            .route(web::delete().to(metadata_delete)),
+    )
+    .service(web::resource(paths("/snapshots/{id}/action")).route(web::post().to(action)));
+}
+
+fn progress(status: &str) -> &'static str {
+    match status {
+        "available" => "100%",
+        _ => "0%",
+    }
+}
+
+fn snapshot_json(mv: Microversion, row: &SnapshotRow, detail: bool) -> Value {
+    let s = &row.state;
+    let mut out = json!({
+        "id": row.id,
+        "created_at": row.created_at,
+        "updated_at": nullable(&row.updated_at),
+        "name": nullable(&s.name),
+        "description": nullable(&s.description),
+        "volume_id": s.volume_id,
+        "status": s.status,
+        "size": s.size_gb,
+        "metadata": s.metadata,
+    });
+    if detail {
+        out["os-extended-snapshot-attributes:progress"] = json!(progress(&s.status));
+        out["os-extended-snapshot-attributes:project_id"] = json!(s.project_id);
+        if mv.at_least(14) {
+            out["group_snapshot_id"] = Value::Null;
+        }
+        if mv.at_least(41) {
+            out["user_id"] = json!(s.user_id);
+        }
+        if mv.at_least(65) {
+            out["consumes_quota"] = json!(true);
+        }
+    }
+    out
+}
+
+const SNAPSHOT_FILTERS: &[&str] = &[
+    "name",
+    "status",
+    "volume_id",
+    "metadata",
+    "availability_zone",
+    "consumes_quota",
+];
+
+const SNAPSHOT_SORT_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "display_name",
+    "status",
+    "size",
+    "volume_size",
+    "created_at",
+    "updated_at",
+    "volume_id",
+    "project_id",
+];
+
+fn sort_key(row: &SnapshotRow, key: &str) -> Option<SortValue> {
+    let s = &row.state;
+    Some(match key {
+        "id" => SortValue::Text(row.id.clone()),
+        "name" | "display_name" => SortValue::Text(s.name.clone()),
+        "status" => SortValue::Text(s.status.clone()),
+        "size" | "volume_size" => SortValue::Int(s.size_gb as i64),
+        "created_at" => SortValue::Text(row.created_at.clone()),
+        "updated_at" => SortValue::Text(row.updated_at.clone()),
+        "volume_id" => SortValue::Text(s.volume_id.clone()),
+        "project_id" => SortValue::Text(s.project_id.clone()),
+        _ => return None,
+    })
+}
+
+fn listing(
+    vols: &Volumes,
+    caller: &Caller,
+    req: &HttpRequest,
+    mv: Microversion,
+    detail: bool,
+) -> Result<HttpResponse, CinderError> {
+    let q = crate::common::query_pairs(req);
+    check_filters(caller, mv, &q, SNAPSHOT_FILTERS)?;
+    let page = Page::parse(&q, mv)?;
+    let get = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let all_tenants = caller.is_admin
+        && get("all_tenants")
+            .map(|v| parse_bool(&json!(v), "all_tenants"))
+            .transpose()?
+            .unwrap_or(false);
+    let metadata = get("metadata").map(metadata_filter).transpose()?;
+    let az = get("availability_zone");
+    let rows: Vec<SnapshotRow> = {
+        let view = vols.view.read();
+        view.snapshots
+            .values()
+            .filter(|r| {
+                let s = &r.state;
+                (if all_tenants {
+                    get("project_id").is_none_or(|p| p == s.project_id)
+                } else {
+                    s.project_id == caller.project_id
+                }) && text_matches(&q, "name", &s.name)
+                    && text_matches(&q, "status", &s.status)
+                    && text_matches(&q, "volume_id", &s.volume_id)
+                    && metadata
+                        .as_ref()
+                        .is_none_or(|m| m.iter().all(|(k, v)| s.metadata.get(k) == Some(v)))
+                    && az.is_none_or(|z| {
+                        view.volume(&s.volume_id)
+                            .is_some_and(|v| v.state.availability_zone == z)
+                    })
+            })
+            .cloned()
+            .collect()
+    };
+    let (rows, total) = page.apply(rows, SNAPSHOT_SORT_KEYS, |r| r.id.as_str(), sort_key)?;
+    let items: Vec<Value> = rows.iter().map(|r| snapshot_json(mv, r, detail)).collect();
+    let mut body = json!({ "snapshots": items });
+    if let Some(l) = page.links(req, &q, rows.len(), rows.last().map(|r| r.id.as_str())) {
+        body["snapshots_links"] = l;
+    }
+    if page.with_count {
+        body["count"] = json!(total);
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
+async fn list(
+    vols: web::Data<Volumes>,
+    caller: Caller,
+    req: HttpRequest,
+    mv: Microversion,
+) -> Result<HttpResponse, CinderError> {
+    listing(&vols, &caller, &req, mv, false)
+}
+
+async fn detail(
+    vols: web::Data<Volumes>,
+    caller: Caller,
+    req: HttpRequest,
+    mv: Microversion,
+) -> Result<HttpResponse, CinderError> {
+    listing(&vols, &caller, &req, mv, true)
+}
+
+async fn show(
+    vols: web::Data<Volumes>,
+    caller: Caller,
+    req: HttpRequest,
+    mv: Microversion,
+) -> Result<HttpResponse, CinderError> {
+    let row = vols.snapshot(&caller, &param(&req, "id"))?;
+    Ok(HttpResponse::Ok().json(json!({ "snapshot": snapshot_json(mv, &row, true) })))
+}
+
+const CREATE_KEYS: &[&str] = &[
+    "name",
+    "display_name",
+    "description",
+    "display_description",
+    "volume_id",
+    "force",
+    "metadata",
+];
+
+async fn create(
+    vols: web::Data<Volumes>,
+    caller: Caller,
+    mv: Microversion,
+    body: web::Bytes,
+) -> Result<HttpResponse, CinderError> {
+    let v = parse_json(&body)?;
+    let m = body_object(&v, "snapshot")?;
+    if let Some(k) = m.keys().find(|k| !CREATE_KEYS.contains(&k.as_str())) {
+        return Err(CinderError::bad_request(format!(
+            "Additional properties are not allowed ('{k}' was unexpected)"
+        )));
+    }
+    let volume_id =
+        match m.get("volume_id") {
+            Some(Value::String(s)) => s.clone(),
+            _ => return Err(CinderError::bad_request(
+                "Invalid input for field/attribute snapshot. 'volume_id' is a required property",
+            )),
+        };
+    let force = match m.get("force") {
+        None | Some(Value::Null) => None,
+        Some(f) => Some(parse_bool(f, "force")?),
+    };
+    if mv.at_least(66) && force == Some(false) {
+        return Err(CinderError::bad_request(
+            "Since microversion 3.66 the 'force' flag is invalid for this request.  For backward compatability, however, when the 'force' flag is passed with a value evaluating to True, it is silently ignored.",
+        ));
+    }
+    let name = match opt_text(m, "name")? {
+        Some(n) => n,
+        None => opt_text(m, "display_name")?.unwrap_or_default(),
+    };
+    let description = match opt_text(m, "description")? {
+        Some(d) => d,
+        None => opt_text(m, "display_description")?.unwrap_or_default(),
+    };
+    let metadata = m
+        .get("metadata")
+        .map(|x| metadata_map(x, "metadata"))
+        .transpose()?
+        .unwrap_or_default();
+    let volume = vols.volume(&caller, &volume_id)?;
+    let vs = &volume.state;
+    if vs.host.is_empty() {
+        return Err(CinderError::invalid_volume(
+            "The snapshot cannot be created because volume has not been scheduled to any host.",
+        ));
+    }
+    if vs.status == st::ERROR {
+        return Err(CinderError::invalid_volume(
+            "The snapshot cannot be created when the volume is in error status.",
+        ));
+    }
+    let allowed: &[&str] = if force == Some(true) || mv.at_least(66) {
+        &[st::AVAILABLE, st::IN_USE]
+    } else {
+        &[st::AVAILABLE]
+    };
+    if !allowed.contains(&vs.status.as_str()) {
+        return Err(CinderError::invalid_volume(format!(
+            "Volume {volume_id} status must be {}, but current status is: {}.",
+            allowed.join(", "),
+            vs.status
+        )));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let holder = format!("snapshot:{id}");
+    vols.usage
+        .execute(
+            &caller.project_id,
+            VolumeUsageCommand::Reserve {
+                holder: holder.clone(),
+                amounts: VolumeAmounts {
+                    snapshots: 1,
+                    gigabytes: vs.size_gb as i64,
+                    volume_type: vols.type_name(&vs.volume_type_id),
+                    ..Default::default()
+                },
+                limits: vols.limits(&caller.project_id),
+            },
+            caller.meta.clone(),
+        )
+        .await?;
+    let created = pb::SnapshotCreated {
+        project_id: caller.project_id.clone(),
+        user_id: caller.user_id.clone(),
+        volume_id: volume_id.clone(),
+        name,
+        description,
+        size_gb: vs.size_gb,
+        metadata: metadata.into_iter().collect(),
+        request_id: caller.meta.correlation_id.clone(),
+    };
+    if let Err(e) = vols
+        .run(
+            &vols.snapshots,
+            &id,
+            SnapshotCommand::Create(Box::new(created)),
+            &caller.meta,
+        )
+        .await
+    {
+        super::volumes::release(&vols, &caller.project_id, &holder, &caller).await;
+        return Err(e.into());
+    }
+    let row = vols.snapshot(&caller, &id)?;
+    Ok(HttpResponse::Accepted().json(json!({ "snapshot": snapshot_json(mv, &row, true) })))
+}
+
+async fn update(
+    vols: web::Data<Volumes>,
+    caller: Caller,
+    req: HttpRequest,
+    mv: Microversion,
+    body: web::Bytes,
+) -> Result<HttpResponse, CinderError> {
+    let id = param(&req, "id");
+    let v = parse_json(&body)?;
+    let m = body_object(&v, "snapshot")?;
+    if let Some(k) = m.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "name" | "description" | "display_name" | "display_description"
+        )
+    }) {
+        return Err(CinderError::bad_request(format!(
+            "Additional properties are not allowed ('{k}' was unexpected)"
+        )));
+    }
+    let name = match opt_text(m, "name")? {
+        Some(n) => Some(n),
+        None => opt_text(m, "display_name")?,
+    };
+    let description = match opt_text(m, "description")? {
+        Some(d) => Some(d),
+        None => opt_text(m, "display_description")?,
+    };
+    if name.is_none() && description.is_none() {
+        return Err(CinderError::bad_request(
+            "Invalid input for field/attribute snapshot. It must have at least one of name, description.",
+        ));
+    }
+    let row = vols.snapshot(&caller, &id)?;
+    let cmd = SnapshotCommand::Update {
+        name: name.unwrap_or(row.state.name.clone()),
+        description: description.unwrap_or(row.state.description.clone()),
+    };
+    vols.run(&vols.snapshots, &id, cmd, &caller.meta).await?;
+    let row = vols.snapshot(&caller, &id)?;
+    Ok(HttpResponse::Ok().json(json!({ "snapshot": snapshot_json(mv, &row, true) })))
+}
+
+async fn delete(
+    vols: web::Data<Volumes>,
+    caller: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, CinderError> {
+    let id = param(&req, "id");
+    vols.snapshot(&caller, &id)?;
+    vols.run(
+        &vols.snapshots,
+        &id,
+        SnapshotCommand::BeginDelete,
+        &caller.meta,
+    )
+    .await?;
+    Ok(HttpResponse::Accepted().finish())
+}
+
+async fn action(
+    vols: web::Data<Volumes>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, CinderError> {
+    let id = param(&req, "id");
+    let v = parse_json(&body)?;
+    let Some(name) = v.as_object().and_then(|m| m.keys().next()) else {
+        return Err(CinderError::bad_request("Malformed request body"));
+    };
+    match name.as_str() {
+        "os-force_delete" => {
+            if !caller.is_admin {
+                return Err(CinderError::policy(
+                    "volume_extension:snapshot_admin_actions:force_delete",
+                ));
+            }
+            vols.snapshot(&caller, &id)?;
+            vols.run(
+                &vols.snapshots,
+                &id,
+                SnapshotCommand::BeginDelete,
+                &caller.meta,
+            )
+            .await?;
+            Ok(HttpResponse::Accepted().finish())
+        }
+        "os-reset_status" | "os-update_snapshot_status" | "os-unmanage" => {
+            Err(CinderError::not_implemented(format!(
+                "The {name} action is not supported by this deployment."
+            )))
+        }
+        other => Err(CinderError::bad_request(format!(
+            "There is no such action: {other}"
+        ))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Metadata
+
+async fn metadata_list(
+    vols: web::Data<Volumes>,
+    caller: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, CinderError> {
+    let row = vols.snapshot(&caller, &param(&req, "id"))?;
+    Ok(HttpResponse::Ok().json(json!({ "metadata": row.state.metadata })))
+}
+
+async fn set_metadata(
+    vols: &Volumes,
+    caller: &Caller,
+    id: &str,
+    items: BTreeMap<String, String>,
+    replace: bool,
+) -> Result<BTreeMap<String, String>, CinderError> {
+    vols.snapshot(caller, id)?;
+    vols.run(
+        &vols.snapshots,
+        id,
+        SnapshotCommand::SetMetadata { items, replace },
+        &caller.meta,
+    )
+    .await?;
+    Ok(vols.snapshot(caller, id)?.state.metadata)
+}
+
+fn metadata_body(body: &[u8]) -> Result<BTreeMap<String, String>, CinderError> {
+    let v = parse_json(body)?;
+    metadata_map(
+        v.get("metadata").ok_or_else(|| {
+            CinderError::bad_request("Malformed request body: 'metadata' is a required property")
+        })?,
+        "metadata",
+    )
+}
+
+async fn metadata_merge(
+    vols: web::Data<Volumes>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, CinderError> {
+    let items = metadata_body(&body)?;
+    let all = set_metadata(&vols, &caller, &param(&req, "id"), items, false).await?;
+    Ok(HttpResponse::Ok().json(json!({ "metadata": all })))
+}
+
+async fn metadata_replace(
+    vols: web::Data<Volumes>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, CinderError> {
+    let items = metadata_body(&body)?;
+    let all = set_metadata(&vols, &caller, &param(&req, "id"), items, true).await?;
+    Ok(HttpResponse::Ok().json(json!({ "metadata": all })))
+}
+
+fn no_key(id: &str, key: &str) -> CinderError {
+    CinderError::not_found(format!("Snapshot {id} has no metadata with key {key}."))
+}
+
+async fn metadata_show(
+    vols: web::Data<Volumes>,
+    caller: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, CinderError> {
+    let (id, key) = (param(&req, "id"), param(&req, "key"));
+    let row = vols.snapshot(&caller, &id)?;
+    let value = row
+        .state
+        .metadata
+        .get(&key)
+        .ok_or_else(|| no_key(&id, &key))?;
+    Ok(HttpResponse::Ok().json(json!({ "meta": { key: value } })))
+}
+
+async fn metadata_put(
+    vols: web::Data<Volumes>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, CinderError> {
+    let (id, key) = (param(&req, "id"), param(&req, "key"));
+    let items = super::volumes::one_meta(&parse_json(&body)?, &key)?;
+    set_metadata(&vols, &caller, &id, items.clone(), false).await?;
+    Ok(HttpResponse::Ok().json(json!({ "meta": items })))
+}
+
+/// The snapshot aggregate replaces or merges metadata; deleting a key replaces it with the rest.
+async fn metadata_delete(
+    vols: web::Data<Volumes>,
+    caller: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, CinderError> {
+    let (id, key) = (param(&req, "id"), param(&req, "key"));
+    let mut items = vols.snapshot(&caller, &id)?.state.metadata;
+    if items.remove(&key).is_none() {
+        return Err(no_key(&id, &key));
+    }
+    set_metadata(&vols, &caller, &id, items, true).await?;
+    Ok(HttpResponse::Ok().finish())
+}
