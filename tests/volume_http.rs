@@ -221,6 +221,12 @@ fn versions_microversions_and_faults() {
         400,
         "badRequest",
     );
+    // Methods a resource does not serve are not found either, as Cinder's router answers.
+    fault(
+        &call("PATCH", &format!("{url}/volumes"), &token, Some(&json!({}))),
+        404,
+        "itemNotFound",
+    );
     // APIs newer than the request's microversion are not there.
     fault(
         &at(26, "GET", &format!("{url}/attachments"), &token, None),

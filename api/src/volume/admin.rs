@@ -10,29 +10,26 @@ use strata_actors::volume::{BackendCommand, VolumeQuotaCommand, VOLUME_QUOTA_NAM
 use strata_volume::engine::{backend_host, HOST};
 
 use super::{
-    body_object, nullable, param, parse_bool, parse_json, paths, Caller, CinderError, Microversion,
-    Volumes,
+    body_object, nullable, param, parse_bool, parse_json, resource, Caller, CinderError,
+    Microversion, Volumes,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource(paths("/os-quota-sets/{target}/defaults"))
-            .route(web::get().to(quota_defaults)),
-    )
-    .service(
-        web::resource(paths("/os-quota-sets/{target}"))
-            .route(web::get().to(quota_show))
-            .route(web::put().to(quota_update))
-            .route(web::delete().to(quota_delete)),
-    )
-    .service(web::resource(paths("/limits")).route(web::get().to(limits)))
-    .service(web::resource(paths("/os-services")).route(web::get().to(services)))
-    .service(web::resource(paths("/os-services/{action}")).route(web::put().to(service_update)))
-    .service(web::resource(paths("/os-availability-zone")).route(web::get().to(zones)))
-    .service(web::resource(paths("/scheduler-stats/get_pools")).route(web::get().to(pools)))
-    .service(web::resource(paths("/resource_filters")).route(web::get().to(resource_filters)))
-    .service(web::resource(paths("/backups")).route(web::get().to(backups)))
-    .service(web::resource(paths("/backups/detail")).route(web::get().to(backups)));
+    cfg.service(resource("/os-quota-sets/{target}/defaults").route(web::get().to(quota_defaults)))
+        .service(
+            resource("/os-quota-sets/{target}")
+                .route(web::get().to(quota_show))
+                .route(web::put().to(quota_update))
+                .route(web::delete().to(quota_delete)),
+        )
+        .service(resource("/limits").route(web::get().to(limits)))
+        .service(resource("/os-services").route(web::get().to(services)))
+        .service(resource("/os-services/{action}").route(web::put().to(service_update)))
+        .service(resource("/os-availability-zone").route(web::get().to(zones)))
+        .service(resource("/scheduler-stats/get_pools").route(web::get().to(pools)))
+        .service(resource("/resource_filters").route(web::get().to(resource_filters)))
+        .service(resource("/backups").route(web::get().to(backups)))
+        .service(resource("/backups/detail").route(web::get().to(backups)));
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -11,24 +11,24 @@ use strata_actors::volume::{Attachment, VolumeCommand};
 use strata_projections::volume::VolumeRow;
 
 use super::{
-    body_object, param, parse_bool, parse_json, paths, require, Caller, CinderError, Microversion,
-    Volumes,
+    body_object, param, parse_bool, parse_json, require, resource, Caller, CinderError,
+    Microversion, Volumes,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource(paths("/attachments"))
+        resource("/attachments")
             .route(web::get().to(list))
             .route(web::post().to(create)),
     )
-    .service(web::resource(paths("/attachments/detail")).route(web::get().to(detail)))
+    .service(resource("/attachments/detail").route(web::get().to(detail)))
     .service(
-        web::resource(paths("/attachments/{id}"))
+        resource("/attachments/{id}")
             .route(web::get().to(show))
             .route(web::put().to(update))
             .route(web::delete().to(delete)),
     )
-    .service(web::resource(paths("/attachments/{id}/action")).route(web::post().to(action)));
+    .service(resource("/attachments/{id}/action").route(web::post().to(action)));
 }
 
 fn status_of(a: &Attachment) -> &'static str {

@@ -134,6 +134,11 @@ fn paths(suffix: &str) -> Vec<String> {
     ]
 }
 
+/// A resource under both spellings; methods it does not serve are a 404, as Cinder's router answers them.
+fn resource(suffix: &str) -> actix_web::Resource {
+    web::resource(paths(suffix)).default_service(web::to(not_found))
+}
+
 impl Volumes {
     /// Volume `id` as `caller` may see it (its project's, or any for admins): 404 otherwise.
     fn volume(&self, caller: &Caller, id: &str) -> Result<VolumeRow, CinderError> {

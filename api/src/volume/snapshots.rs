@@ -11,36 +11,36 @@ use strata_proto::volume as pb;
 
 use super::{
     body_object, check_filters, metadata_filter, metadata_map, nullable, opt_text, param,
-    parse_bool, parse_json, paths, text_matches, Caller, CinderError, Microversion, Page,
+    parse_bool, parse_json, resource, text_matches, Caller, CinderError, Microversion, Page,
     SortValue, Volumes,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource(paths("/snapshots"))
+        resource("/snapshots")
             .route(web::get().to(list))
             .route(web::post().to(create)),
     )
-    .service(web::resource(paths("/snapshots/detail")).route(web::get().to(detail)))
+    .service(resource("/snapshots/detail").route(web::get().to(detail)))
     .service(
-        web::resource(paths("/snapshots/{id}"))
+        resource("/snapshots/{id}")
             .route(web::get().to(show))
             .route(web::put().to(update))
             .route(web::delete().to(delete)),
     )
     .service(
-        web::resource(paths("/snapshots/{id}/metadata"))
+        resource("/snapshots/{id}/metadata")
             .route(web::get().to(metadata_list))
             .route(web::post().to(metadata_merge))
             .route(web::put().to(metadata_replace)),
     )
     .service(
-        web::resource(paths("/snapshots/{id}/metadata/{key}"))
+        resource("/snapshots/{id}/metadata/{key}")
             .route(web::get().to(metadata_show))
             .route(web::put().to(metadata_put))
             .route(web::delete().to(metadata_delete)),
     )
-    .service(web::resource(paths("/snapshots/{id}/action")).route(web::post().to(action)));
+    .service(resource("/snapshots/{id}/action").route(web::post().to(action)));
 }
 
 fn progress(status: &str) -> &'static str {

@@ -10,39 +10,37 @@ use strata_actors::volume::VolumeTypeCommand;
 use strata_projections::volume::VolumeTypeRow;
 
 use super::{
-    body_object, metadata_filter, param, parse_bool, parse_json, paths, Caller, CinderError,
+    body_object, metadata_filter, param, parse_bool, parse_json, resource, Caller, CinderError,
     Volumes, DEFAULT_TYPE_ID, DEFAULT_TYPE_NAME,
 };
 use crate::identity::Identity;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource(paths("/types"))
+        resource("/types")
             .route(web::get().to(list))
             .route(web::post().to(create)),
     )
-    .service(web::resource(paths("/types/default")).route(web::get().to(show_default)))
+    .service(resource("/types/default").route(web::get().to(show_default)))
     .service(
-        web::resource(paths("/types/{id}"))
+        resource("/types/{id}")
             .route(web::get().to(show))
             .route(web::put().to(update))
             .route(web::delete().to(delete)),
     )
     .service(
-        web::resource(paths("/types/{id}/extra_specs"))
+        resource("/types/{id}/extra_specs")
             .route(web::get().to(specs_list))
             .route(web::post().to(specs_set)),
     )
     .service(
-        web::resource(paths("/types/{id}/extra_specs/{key}"))
+        resource("/types/{id}/extra_specs/{key}")
             .route(web::get().to(spec_show))
             .route(web::put().to(spec_put))
             .route(web::delete().to(spec_delete)),
     )
-    .service(web::resource(paths("/types/{id}/action")).route(web::post().to(action)))
-    .service(
-        web::resource(paths("/types/{id}/os-volume-type-access")).route(web::get().to(access_list)),
-    );
+    .service(resource("/types/{id}/action").route(web::post().to(action)))
+    .service(resource("/types/{id}/os-volume-type-access").route(web::get().to(access_list)));
 }
 
 pub(super) fn type_json(t: &VolumeTypeRow, _admin: bool) -> Value {

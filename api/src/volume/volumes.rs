@@ -14,40 +14,38 @@ use strata_proto::volume as pb;
 
 use super::{
     body_object, check_filters, links, metadata_filter, metadata_map, nullable, opt_text, param,
-    parse_bool, parse_json, parse_size, paths, text_matches, time_filter, Caller, CinderError,
+    parse_bool, parse_json, parse_size, resource, text_matches, time_filter, Caller, CinderError,
     Microversion, Page, SortValue, Volumes,
 };
 use crate::identity::Identity;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource(paths("/volumes"))
+        resource("/volumes")
             .route(web::get().to(list))
             .route(web::post().to(create)),
     )
-    .service(web::resource(paths("/volumes/detail")).route(web::get().to(detail)))
-    .service(web::resource(paths("/volumes/summary")).route(web::get().to(summary)))
+    .service(resource("/volumes/detail").route(web::get().to(detail)))
+    .service(resource("/volumes/summary").route(web::get().to(summary)))
     .service(
-        web::resource(paths("/volumes/{id}"))
+        resource("/volumes/{id}")
             .route(web::get().to(show))
             .route(web::put().to(update))
             .route(web::delete().to(delete)),
     )
     .service(
-        web::resource(paths("/volumes/{id}/metadata"))
+        resource("/volumes/{id}/metadata")
             .route(web::get().to(metadata_list))
             .route(web::post().to(metadata_merge))
             .route(web::put().to(metadata_replace)),
     )
     .service(
-        web::resource(paths("/volumes/{id}/metadata/{key}"))
+        resource("/volumes/{id}/metadata/{key}")
             .route(web::get().to(metadata_show))
             .route(web::put().to(metadata_put))
             .route(web::delete().to(metadata_delete)),
     )
-    .service(
-        web::resource(paths("/volumes/{id}/action")).route(web::post().to(super::actions::action)),
-    );
+    .service(resource("/volumes/{id}/action").route(web::post().to(super::actions::action)));
 }
 
 // ---------------------------------------------------------------------------------------------------------
