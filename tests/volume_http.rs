@@ -892,6 +892,45 @@ fn quotas_bad_input_and_other_projects() {
         "forbidden",
     );
 
+    // The first volume of the deployment, refused by quota: nothing at all is recorded for it (not even
+    // the default type it would have had).
+    let other_project = common::nova::project_id_of(&server, &admin, "o-proj");
+    call(
+        "PUT",
+        &format!("{url}/os-quota-sets/{other_project}"),
+        &admin,
+        Some(&json!({"quota_set": {"volumes": 0}})),
+    )
+    .expect(200);
+    let msg = fault(
+        &call(
+            "POST",
+            &format!("{url}/volumes"),
+            &other,
+            Some(&json!({"volume": {"size": 1}})),
+        ),
+        413,
+        "overLimit",
+    );
+    assert_eq!(
+        msg,
+        "Maximum number of volumes allowed (0) exceeded for quota 'volumes'."
+    );
+    let events = server.log_dump().expect("log dump");
+    let volume_events: Vec<&str> = events
+        .iter()
+        .map(ev_type)
+        .filter(|t| t.starts_with("volume.") && !t.contains("Backend") && !t.contains("Quota"))
+        .collect();
+    assert!(volume_events.is_empty(), "{volume_events:?}");
+    call(
+        "DELETE",
+        &format!("{url}/os-quota-sets/{other_project}"),
+        &admin,
+        None,
+    )
+    .expect(200);
+
     let a = create_volume(&url, &member, json!({"size": 2, "name": "a"}));
     let a = a["id"].as_str().unwrap().to_string();
     // Over the gigabytes quota: 2 + 4 > 5.

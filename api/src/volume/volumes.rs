@@ -696,8 +696,11 @@ async fn create(
             .map(|s| s.state.volume_type_id.clone())
             .unwrap_or_default(),
     };
-    let type_id = if type_id.is_empty() || type_id == super::DEFAULT_TYPE_ID {
-        vols.default_type(&identity, &caller.meta).await?
+    // The default type is recorded at its first use, after the quota check (a refused request records
+    // nothing).
+    let default = type_id.is_empty() || type_id == super::DEFAULT_TYPE_ID;
+    let type_id = if default {
+        super::DEFAULT_TYPE_ID.to_string()
     } else {
         type_id
     };
@@ -732,6 +735,17 @@ async fn create(
             caller.meta.clone(),
         )
         .await?;
+    let type_id = if default {
+        match vols.default_type(&identity, &caller.meta).await {
+            Ok(t) => t,
+            Err(e) => {
+                release(&vols, &caller.project_id, &holder, &caller).await;
+                return Err(e);
+            }
+        }
+    } else {
+        type_id
+    };
     let created = pb::VolumeCreated {
         project_id: caller.project_id.clone(),
         user_id: caller.user_id.clone(),
