@@ -1,5 +1,5 @@
-//! strata-api: the HTTP face of Strata. One actix-web service per OpenStack API (only Keystone so far), the
-//! request-id middleware, token authentication, policy, and each service's own error format.
+//! strata-api: the HTTP face of Strata. One actix-web service per OpenStack API (Keystone, Glance, Nova,
+//! Cinder), the request-id middleware, token authentication, policy, and each service's own error format.
 //!
 //! Architecture invariant: handlers hold no state of their own. A write is `policy -> validate -> command to
 //! an aggregate -> wait for the projection to reach the write's position -> answer from the projection`; a

@@ -809,6 +809,21 @@ impl Engine {
 
     async fn delete(&self, id: &str, v: &Volume) {
         if let Some(driver) = self.driver(&v.host) {
+            // A cascade delete marks the snapshots deleting first, but their flows may run after this one:
+            // their data goes with the volume (their own flows then find nothing left and record the end).
+            let snapshots: Vec<String> = self
+                .view
+                .read()
+                .snapshots_of(id)
+                .map(|s| s.id.clone())
+                .collect();
+            for snap in snapshots {
+                if let Err(e) = driver.delete_snapshot(id, &snap).await {
+                    self.fail(id, v, st::ERROR_DELETING, e.to_string(), false)
+                        .await;
+                    return;
+                }
+            }
             if let Err(e) = driver.delete_volume(id).await {
                 self.fail(id, v, st::ERROR_DELETING, e.to_string(), false)
                     .await;
