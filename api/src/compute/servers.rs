@@ -1126,7 +1126,8 @@ async fn delete(
     // Attached volumes are detached first (they stay, available again).
     let attached = super::volumes::attachments_of(&compute.volume_view.read(), &id);
     for (_, volume_id, _) in attached {
-        super::volumes::detach_one(&compute, &caller.meta, &id, &row.state.host, &volume_id).await?;
+        super::volumes::detach_one(&compute, &caller.meta, &id, &row.state.host, &volume_id)
+            .await?;
     }
     begin(&compute, &caller, &id, Action::Delete).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -1280,7 +1281,6 @@ async fn ips_network(
         "Instance is not a member of specified network",
     ))
 }
-
 
 // ---------------------------------------------------------------------------------------------------------
 // Actions

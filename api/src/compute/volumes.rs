@@ -97,11 +97,7 @@ async fn show(
     let a = list
         .iter()
         .find(|a| a.1 == volume_id)
-        .ok_or_else(|| {
-            NovaError::not_found(format!(
-                "volume_id not found: {volume_id}"
-            ))
-        })?;
+        .ok_or_else(|| NovaError::not_found(format!("volume_id not found: {volume_id}")))?;
     Ok(HttpResponse::Ok().json(json!({ "volumeAttachment": attachment_json(mv, &id, a) })))
 }
 
@@ -146,8 +142,10 @@ async fn attach(
         }
     }
     let s = &server.state;
-    if !matches!(s.vm_state.as_str(), "active" | "stopped" | "paused" | "suspended")
-        || !s.task_state.is_empty()
+    if !matches!(
+        s.vm_state.as_str(),
+        "active" | "stopped" | "paused" | "suspended"
+    ) || !s.task_state.is_empty()
     {
         return Err(NovaError::conflict(format!(
             "Cannot 'attach_volume' instance {id} while it is in vm_state {}",
@@ -249,11 +247,7 @@ pub async fn detach_one(
     let attachment = attachments_of(&compute.volume_view.read(), id)
         .into_iter()
         .find(|a| a.1 == volume_id)
-        .ok_or_else(|| {
-            NovaError::not_found(format!(
-                "volume_id not found: {volume_id}"
-            ))
-        })?;
+        .ok_or_else(|| NovaError::not_found(format!("volume_id not found: {volume_id}")))?;
     if let Some(agent) = compute.engine.agent(host) {
         let _ = agent.driver.detach_volume(id, volume_id).await;
     }
