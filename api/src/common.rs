@@ -154,6 +154,23 @@ pub fn encode(s: &str) -> String {
     out
 }
 
+/// The version a request asks of `service` in `OpenStack-API-Version: <service> X.Y[, <other> ...]`, as
+/// written ("2.60", "latest"); `None` when the header does not name the service.
+pub fn requested_api_version(
+    headers: &actix_web::http::header::HeaderMap,
+    service: &str,
+) -> Option<String> {
+    headers
+        .get("openstack-api-version")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(',').find_map(|part| {
+                let mut it = part.split_whitespace();
+                (it.next() == Some(service)).then(|| it.next().unwrap_or_default().to_string())
+            })
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

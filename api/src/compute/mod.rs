@@ -151,21 +151,12 @@ pub struct Microversion(pub u32);
 /// Parse `OpenStack-API-Version: compute 2.X` (or the legacy `X-OpenStack-Nova-API-Version: 2.X`).
 fn requested_version(req: &ServiceRequest) -> Result<u32, NovaError> {
     let headers = req.headers();
-    let value = headers
-        .get("openstack-api-version")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.split(',').find_map(|part| {
-                let mut it = part.split_whitespace();
-                (it.next() == Some("compute")).then(|| it.next().unwrap_or_default().to_string())
-            })
-        })
-        .or_else(|| {
-            headers
-                .get("x-openstack-nova-api-version")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        });
+    let value = crate::common::requested_api_version(headers, "compute").or_else(|| {
+        headers
+            .get("x-openstack-nova-api-version")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    });
     let Some(value) = value else {
         return Ok(MIN_MINOR);
     };

@@ -292,16 +292,7 @@ impl Microversion {
 
 /// Parse `OpenStack-API-Version: volume 3.X` (absent: 3.0).
 fn requested_version(req: &ServiceRequest) -> Result<u32, CinderError> {
-    let value = req
-        .headers()
-        .get("openstack-api-version")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.split(',').find_map(|part| {
-                let mut it = part.split_whitespace();
-                (it.next() == Some("volume")).then(|| it.next().unwrap_or_default().to_string())
-            })
-        });
+    let value = crate::common::requested_api_version(req.headers(), "volume");
     let Some(value) = value else {
         return Ok(MIN_MINOR);
     };
