@@ -1174,17 +1174,27 @@ async fn set_metadata(
     visible(compute, caller, id)
 }
 
+/// `PUT` (replace) or `POST` (merge) `/servers/{id}/metadata`: answers the server's metadata afterwards.
+async fn metadata_write(
+    compute: &Compute,
+    caller: &Caller,
+    id: &str,
+    body: &[u8],
+    replace: bool,
+) -> Result<HttpResponse, NovaError> {
+    let v = parse_json(body)?;
+    let items = metadata_field(v.get("metadata").unwrap_or(&Value::Null), "metadata")?;
+    let row = set_metadata(compute, caller, id, items, replace).await?;
+    Ok(HttpResponse::Ok().json(json!({ "metadata": row.state.metadata })))
+}
+
 async fn metadata_replace(
     compute: web::Data<Compute>,
     caller: Caller,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, NovaError> {
-    let id = path.into_inner();
-    let v = parse_json(&body)?;
-    let items = metadata_field(v.get("metadata").unwrap_or(&Value::Null), "metadata")?;
-    let row = set_metadata(&compute, &caller, &id, items, true).await?;
-    Ok(HttpResponse::Ok().json(json!({ "metadata": row.state.metadata })))
+    metadata_write(&compute, &caller, &path.into_inner(), &body, true).await
 }
 
 async fn metadata_update(
@@ -1193,11 +1203,7 @@ async fn metadata_update(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, NovaError> {
-    let id = path.into_inner();
-    let v = parse_json(&body)?;
-    let items = metadata_field(v.get("metadata").unwrap_or(&Value::Null), "metadata")?;
-    let row = set_metadata(&compute, &caller, &id, items, false).await?;
-    Ok(HttpResponse::Ok().json(json!({ "metadata": row.state.metadata })))
+    metadata_write(&compute, &caller, &path.into_inner(), &body, false).await
 }
 
 async fn metadata_show(
