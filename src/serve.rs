@@ -196,10 +196,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     )
     .await
     .context("starting the compute engine")?;
+    let volume_view = Live::<VolumeView>::start(log.clone(), Default::default()).await?;
+    engine.set_volume_view(volume_view.clone());
     engine.set_snapshot_sink(Arc::new(strata_api::image::SnapshotStore::new(
         images.clone(),
     )));
-    let volume_view = Live::<VolumeView>::start(log.clone(), Default::default()).await?;
     let compute = actix_web::web::Data::new(Compute::new(
         runtime.clone(),
         compute_view,

@@ -66,10 +66,13 @@ impl Services {
             .ok_or_else(|| std::io::Error::other("identity API bound to no address"))?;
 
         let id_data = identity.clone();
+        // Nova makes boot volumes through Cinder's own request handling.
+        let nova_volumes = volumes.clone();
         let nova = HttpServer::new(move || {
             App::new()
                 .app_data(id_data.clone())
                 .app_data(compute.clone())
+                .app_data(nova_volumes.clone())
                 .app_data(web::PayloadConfig::new(MAX_BODY))
                 .wrap_fn(compute::microversion_middleware)
                 .wrap_fn(request_id_middleware)

@@ -34,6 +34,8 @@ pub struct VmSpec {
     pub disk_gb: u64,
     pub image_id: String,
     pub metadata: BTreeMap<String, String>,
+    /// Cinder volumes plugged in, volume id -> device (`/dev/vda` for a boot volume).
+    pub volumes: BTreeMap<String, String>,
 }
 
 /// Resources a hypervisor offers.
@@ -153,7 +155,7 @@ impl FakeDriver {
     }
 
     fn boot_console(&self, spec: &VmSpec) -> Vec<String> {
-        vec![
+        let mut lines = vec![
             format!(
                 "[    0.000000] Linux version 6.1.0-fake (strata@{})",
                 self.host
@@ -162,9 +164,13 @@ impl FakeDriver {
                 "[    0.000000] Command line: console=ttyS0 root=/dev/vda1 ({} vCPU, {} MB)",
                 spec.vcpus, spec.ram_mb
             ),
-            "[    1.234567] cloud-init: running modules for init".to_string(),
-            format!("{} login: ", spec.name),
-        ]
+        ];
+        lines.extend(spec.volumes.iter().map(|(volume, device)| {
+            format!("[    0.500000] virtio_blk {device}: volume {volume}")
+        }));
+        lines.push("[    1.234567] cloud-init: running modules for init".to_string());
+        lines.push(format!("{} login: ", spec.name));
+        lines
     }
 }
 
@@ -205,7 +211,7 @@ impl Driver for FakeDriver {
                 power_state: power::RUNNING,
                 started: Instant::now(),
                 console,
-                volumes: BTreeMap::new(),
+                volumes: vm.volumes.clone(),
             },
         );
         Ok(())
@@ -272,7 +278,7 @@ impl Driver for FakeDriver {
                 power_state,
                 started: Instant::now(),
                 console,
-                volumes: BTreeMap::new(),
+                volumes: vm.volumes.clone(),
             },
         );
         Ok(())
@@ -293,7 +299,7 @@ impl Driver for FakeDriver {
                 power_state: power::RUNNING,
                 started: Instant::now(),
                 console,
-                volumes: BTreeMap::new(),
+                volumes: vm.volumes.clone(),
             },
         );
         Ok(())
@@ -324,6 +330,8 @@ impl Driver for FakeDriver {
             .get_mut(id)
             .ok_or_else(|| DriverError::NotFound(id.to_string()))?;
         vm.volumes.insert(volume_id.to_string(), device.to_string());
+        vm.console
+            .push(format!("[fake] attached volume {volume_id} at {device}"));
         Ok(())
     }
 
@@ -333,7 +341,10 @@ impl Driver for FakeDriver {
         let vm = vms
             .get_mut(id)
             .ok_or_else(|| DriverError::NotFound(id.to_string()))?;
-        vm.volumes.remove(volume_id);
+        if vm.volumes.remove(volume_id).is_some() {
+            vm.console
+                .push(format!("[fake] detached volume {volume_id}"));
+        }
         Ok(())
     }
 

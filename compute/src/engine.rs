@@ -27,10 +27,12 @@ use strata_actors::compute::{
     ServerGroupCommand,
 };
 use strata_actors::image::store::ImageStore;
+use strata_actors::volume::{Volume, VolumeCommand, VolumeTask};
 use strata_actors::{CommandError, DomainError, Repository, Runtime};
 use strata_events::{subscribe_all, Metadata, Position, Principal};
 use strata_projections::compute::ComputeView;
 use strata_projections::image::ImageView;
+use strata_projections::volume::VolumeView;
 use strata_projections::Live;
 
 use crate::cache::{CacheOutcome, ImageCache};
@@ -127,6 +129,9 @@ pub struct Engine {
     /// Servers whose reconciler runs, with "run again" flags.
     inflight: Mutex<HashMap<String, bool>>,
     snapshots: OnceLock<Arc<dyn SnapshotSink>>,
+    /// Cinder's volumes (attachments of servers, boot volumes), once the block storage service runs.
+    volume_view: OnceLock<Live<VolumeView>>,
+    volumes: Repository<Volume>,
     rt: tokio::runtime::Handle,
     _rt_owner: Mutex<Option<tokio::runtime::Runtime>>,
 }
@@ -144,16 +149,24 @@ fn system_meta(correlation_id: &str) -> Metadata {
     }
 }
 
-fn vm_spec(id: &str, s: &Server, flavor: &FlavorSpec, image_id: &str) -> VmSpec {
-    VmSpec {
-        id: id.to_string(),
-        name: s.name.clone(),
-        vcpus: flavor.vcpus,
-        ram_mb: flavor.ram_mb,
-        disk_gb: flavor.host_disk_gb(),
-        image_id: image_id.to_string(),
-        metadata: s.metadata.clone(),
+/// The flavor as the host sees it: a server booted from a volume keeps its root disk in Cinder, not on the
+/// host.
+fn local_flavor(s: &Server, flavor: &FlavorSpec) -> FlavorSpec {
+    let mut f = flavor.clone();
+    if s.boots_from_volume() {
+        f.disk_gb = 0;
     }
+    f
+}
+
+/// One of a server's volume attachments as the volume view shows it.
+#[derive(Debug, Clone)]
+struct Plugged {
+    attachment_id: String,
+    volume_id: String,
+    device: String,
+    host: String,
+    attached: bool,
 }
 
 fn amounts(f: &FlavorSpec) -> Amounts {
@@ -221,6 +234,8 @@ impl Engine {
             config,
             inflight: Mutex::new(HashMap::new()),
             snapshots: OnceLock::new(),
+            volume_view: OnceLock::new(),
+            volumes: Repository::new(runtime.clone()),
             rt: rt.handle().clone(),
             _rt_owner: Mutex::new(Some(rt)),
         });
@@ -237,6 +252,11 @@ impl Engine {
     /// Where createImage stores snapshots (set once the image API exists).
     pub fn set_snapshot_sink(&self, sink: Arc<dyn SnapshotSink>) {
         let _ = self.snapshots.set(sink);
+    }
+
+    /// Cinder's volume view: servers' attachments follow them and boot volumes are plugged in.
+    pub fn set_volume_view(&self, view: Live<VolumeView>) {
+        let _ = self.volume_view.set(view);
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -521,7 +541,7 @@ impl Engine {
     async fn schedule_boot(&self, id: &str, s: &Server) {
         let spec = RequestSpec {
             server_id: id.to_string(),
-            flavor: s.flavor.clone(),
+            flavor: local_flavor(s, &s.flavor),
             image_id: s.image_id.clone(),
             image_properties: self.image_properties(&s.image_id),
             availability_zone: s.requested_az.clone(),
@@ -531,7 +551,7 @@ impl Engine {
             requested_host: s.requested_host.clone(),
             ignore_hosts: vec![],
         };
-        match self.place(&spec, id, &s.flavor).await {
+        match self.place(&spec, id, &spec.flavor).await {
             Ok(host) => {
                 let az = {
                     let v = self.view.read();
@@ -669,11 +689,13 @@ impl Engine {
         };
         let result = async {
             self.cache_image(&agent, &s.image_id).await?;
+            self.reserve_volumes(id, s).await?;
             agent
                 .driver
-                .spawn(&vm_spec(id, s, &s.flavor, &s.image_id))
+                .spawn(&self.vm_spec(id, s, &s.flavor, &s.image_id))
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            self.complete_volumes(id, s).await
         }
         .await;
         match result {
@@ -688,8 +710,9 @@ impl Engine {
                 .await;
             }
             Err(e) => {
-                // The VM and the claim go first, then the event that shows the failure.
+                // The VM, the volumes it reserved and the claim go first, then the event that shows the failure.
                 let _ = agent.driver.destroy(id).await;
+                self.unplug_reserved(id, s).await;
                 self.release_claim(&s.host, id).await;
                 self.step(
                     id,
@@ -707,6 +730,209 @@ impl Engine {
         }
     }
 
+    // ---- volumes ----
+
+    fn vm_spec(&self, id: &str, s: &Server, flavor: &FlavorSpec, image_id: &str) -> VmSpec {
+        VmSpec {
+            id: id.to_string(),
+            name: s.name.clone(),
+            vcpus: flavor.vcpus,
+            ram_mb: flavor.ram_mb,
+            disk_gb: local_flavor(s, flavor).host_disk_gb(),
+            image_id: image_id.to_string(),
+            metadata: s.metadata.clone(),
+            volumes: self
+                .plugged(id)
+                .into_iter()
+                .map(|p| (p.volume_id, p.device))
+                .collect(),
+        }
+    }
+
+    /// The server's volume attachments (reserved or complete), as the view shows them: the engine waits for
+    /// the view after each of its own volume writes.
+    fn plugged(&self, server_id: &str) -> Vec<Plugged> {
+        let Some(view) = self.volume_view.get() else {
+            return vec![];
+        };
+        let v = view.read();
+        v.volumes
+            .values()
+            .flat_map(|row| {
+                row.state
+                    .attachments
+                    .iter()
+                    .filter(|(_, a)| a.server_id == server_id)
+                    .map(|(aid, a)| Plugged {
+                        attachment_id: aid.clone(),
+                        volume_id: row.id.clone(),
+                        device: a.mountpoint.clone(),
+                        host: a.host.clone(),
+                        attached: a.attached,
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    async fn volume_step(
+        &self,
+        volume_id: &str,
+        cmd: VolumeCommand,
+        request_id: &str,
+    ) -> Result<(), String> {
+        let out = self
+            .volumes
+            .execute(volume_id, cmd, system_meta(request_id))
+            .await
+            .map_err(|e| format!("volume {volume_id}: {e}"))?;
+        // The next step reads the attachments from the view: let it show this one.
+        if let (Some(p), Some(view)) = (out.position, self.volume_view.get()) {
+            view.wait_for(p, VIEW_WAIT).await;
+        }
+        Ok(())
+    }
+
+    /// Wait until each block device volume of a booting server is available (new ones are still being made
+    /// by the volume service) and reserve its attachment (the volume shows `attaching`).
+    async fn reserve_volumes(&self, id: &str, s: &Server) -> Result<(), String> {
+        if s.block_devices.is_empty() {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + self.config.build_timeout;
+        // Set right after the engine starts; a flow resumed at start may get here first.
+        let view = loop {
+            if let Some(view) = self.volume_view.get() {
+                break view;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err("the block storage service is not running".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        for b in &s.block_devices {
+            loop {
+                let still_booting = self
+                    .view
+                    .read()
+                    .server(id)
+                    .is_some_and(|r| r.state.task_state == task::SPAWNING);
+                if !still_booting {
+                    return Err("the server is no longer being built".into());
+                }
+                let volume = view.read().volume(&b.volume_id).map(|r| r.state.clone());
+                match volume {
+                    Some(v) if v.attachments.values().any(|a| a.server_id == id) => break,
+                    Some(v)
+                        if v.status == "available" || (v.multiattach && v.status == "in-use") =>
+                    {
+                        let cmd = VolumeCommand::Attach {
+                            attachment_id: uuid::Uuid::new_v4().to_string(),
+                            server_id: id.to_string(),
+                            host: s.host.clone(),
+                            mountpoint: b.device_name.clone(),
+                            mode: "rw".into(),
+                            complete: false,
+                        };
+                        self.volume_step(&b.volume_id, cmd, &s.request_id).await?;
+                        break;
+                    }
+                    // Being made, or not in the view yet.
+                    Some(v) if v.status == "creating" => {}
+                    None => {}
+                    Some(v) => {
+                        return Err(format!(
+                            "Volume {} is {} and cannot be attached{}",
+                            b.volume_id,
+                            v.status,
+                            if v.fault.is_empty() {
+                                String::new()
+                            } else {
+                                format!(": {}", v.fault)
+                            }
+                        ))
+                    }
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(format!(
+                        "Volume {} did not finish being created even after we waited {} seconds",
+                        b.volume_id,
+                        self.config.build_timeout.as_secs()
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// The hypervisor has the volumes: complete their attachments (`in-use`) on the server's host.
+    async fn complete_volumes(&self, id: &str, s: &Server) -> Result<(), String> {
+        for p in self.plugged(id).into_iter().filter(|p| !p.attached) {
+            let cmd = VolumeCommand::CompleteAttachment {
+                attachment_id: p.attachment_id,
+                mountpoint: p.device,
+            };
+            self.volume_step(&p.volume_id, cmd, &s.request_id).await?;
+        }
+        self.follow_server(id, s, &s.host).await;
+        Ok(())
+    }
+
+    /// Record that the server's attachments are on `host` now (after a move, an unshelve or a revert).
+    async fn follow_server(&self, id: &str, s: &Server, host: &str) {
+        for p in self.plugged(id).into_iter().filter(|p| p.host != host) {
+            let cmd = VolumeCommand::MoveAttachment {
+                attachment_id: p.attachment_id,
+                host: host.to_string(),
+            };
+            if let Err(e) = self.volume_step(&p.volume_id, cmd, &s.request_id).await {
+                tracing::warn!(server = %id, error = %e, "could not move a volume attachment");
+            }
+        }
+    }
+
+    /// Give back the attachments a failed boot reserved (the volumes are `available` again).
+    async fn unplug_reserved(&self, id: &str, s: &Server) {
+        for p in self.plugged(id).into_iter().filter(|p| !p.attached) {
+            let cmd = VolumeCommand::Detach {
+                attachment_id: p.attachment_id,
+            };
+            if let Err(e) = self.volume_step(&p.volume_id, cmd, &s.request_id).await {
+                tracing::warn!(server = %id, error = %e, "could not release a volume attachment");
+            }
+        }
+    }
+
+    /// A deleted server's volumes are detached; those its block device mapping made with
+    /// delete_on_termination are deleted.
+    async fn release_volumes(&self, id: &str, s: &Server) -> Result<(), String> {
+        for p in self.plugged(id) {
+            let cmd = VolumeCommand::Detach {
+                attachment_id: p.attachment_id,
+            };
+            self.volume_step(&p.volume_id, cmd, &s.request_id).await?;
+        }
+        for b in s.block_devices.iter().filter(|b| b.delete_on_termination) {
+            let live = match self.volumes.load(&b.volume_id).await {
+                Ok((v, _)) => v.exists && !v.is_deleted() && v.status != "deleting",
+                Err(e) => return Err(format!("volume {}: {e}", b.volume_id)),
+            };
+            if !live {
+                continue;
+            }
+            let cmd = VolumeCommand::Begin {
+                task: VolumeTask::Delete { force: true },
+                request_id: s.request_id.clone(),
+            };
+            if let Err(e) = self.volume_step(&b.volume_id, cmd, &s.request_id).await {
+                // Attached elsewhere meanwhile (multiattach): it stays.
+                tracing::warn!(server = %id, error = %e, "a delete_on_termination volume stays");
+            }
+        }
+        Ok(())
+    }
+
     async fn delete(&self, id: &str, s: &Server) {
         let mut hosts = vec![s.host.clone()];
         if let Some(m) = &s.migration {
@@ -721,6 +947,11 @@ impl Engine {
                     return;
                 }
             }
+        }
+        if let Err(e) = self.release_volumes(id, s).await {
+            self.fail_task(id, s, format!("detaching the volumes failed: {e}"))
+                .await;
+            return;
         }
         for (host, claim) in self.claims_of(id) {
             self.release_claim(&host, &claim).await;
@@ -745,7 +976,7 @@ impl Engine {
                 // A hard reboot also recreates a VM the hypervisor lost.
                 let r = match d.power_state(id) {
                     Some(_) => d.reboot(id, true).await,
-                    None => d.spawn(&vm_spec(id, s, &s.flavor, &s.image_id)).await,
+                    None => d.spawn(&self.vm_spec(id, s, &s.flavor, &s.image_id)).await,
                 };
                 (r, vm::ACTIVE, power::RUNNING)
             }
@@ -787,7 +1018,7 @@ impl Engine {
             self.cache_image(&agent, &image).await?;
             agent
                 .driver
-                .rebuild(&vm_spec(id, s, &s.flavor, &image))
+                .rebuild(&self.vm_spec(id, s, &s.flavor, &image))
                 .await
                 .map_err(|e| e.to_string())
         }
@@ -889,7 +1120,7 @@ impl Engine {
         };
         let spec = RequestSpec {
             server_id: id.to_string(),
-            flavor: m.new_flavor.clone(),
+            flavor: local_flavor(s, &m.new_flavor),
             image_id: s.image_id.clone(),
             image_properties: self.image_properties(&s.image_id),
             // A move stays in the server's zone unless it asked for none.
@@ -901,7 +1132,7 @@ impl Engine {
             ignore_hosts: vec![m.source_host.clone()],
         };
         let claim_id = m.dest_claim(id);
-        match self.place(&spec, &claim_id, &m.new_flavor).await {
+        match self.place(&spec, &claim_id, &spec.flavor).await {
             Ok(host) => {
                 if !self
                     .step(
@@ -947,7 +1178,10 @@ impl Engine {
         let result = async {
             self.cache_image(&dest, &s.image_id).await?;
             dest.driver
-                .migrate_in(&vm_spec(id, s, &m.new_flavor, &s.image_id), power_state)
+                .migrate_in(
+                    &self.vm_spec(id, s, &m.new_flavor, &s.image_id),
+                    power_state,
+                )
                 .await
                 .map_err(|e| e.to_string())
         }
@@ -967,6 +1201,7 @@ impl Engine {
                         }
                     }
                 }
+                self.follow_server(id, s, &m.dest_host).await;
                 self.step(id, s, ServerCommand::MigrationFinished).await;
             }
             Err(e) => {
@@ -989,7 +1224,7 @@ impl Engine {
             if let Err(e) = src
                 .driver
                 .migrate_in(
-                    &vm_spec(id, s, &m.old_flavor, &s.image_id),
+                    &self.vm_spec(id, s, &m.old_flavor, &s.image_id),
                     m.prior_power_state,
                 )
                 .await
@@ -1006,6 +1241,7 @@ impl Engine {
         // releases everything anyway).
         self.reserve_usage(s, id, amounts(&m.old_flavor)).await;
         self.release_claim(&m.dest_host, &m.dest_claim(id)).await;
+        self.follow_server(id, s, &m.source_host).await;
         self.step(id, s, ServerCommand::ResizeReverted).await;
     }
 
@@ -1086,7 +1322,7 @@ impl Engine {
                 vm::SUSPENDED => power::SUSPENDED,
                 _ => power::SHUTDOWN,
             };
-            let spec = vm_spec(&id, &s, &s.flavor, &s.image_id);
+            let spec = self.vm_spec(&id, &s, &s.flavor, &s.image_id);
             if let Err(e) = agent.driver.migrate_in(&spec, power_state).await {
                 tracing::warn!(server = %id, error = %e, "could not restore a fake VM");
             }

@@ -96,6 +96,7 @@ pub mod volume_events {
         VolumeTaskFinished, VolumeExtended, VolumeRetyped, VolumeRenamed, VolumeDescriptionChanged,
         VolumeMetadataSet, VolumeMetadataItemDeleted, VolumeBootableSet, VolumeReadonlySet,
         VolumeStatusReset, VolumeAttachmentCreated, VolumeAttachmentCompleted, VolumeAttachmentDeleted,
+        VolumeAttachmentMoved,
         VolumeDeleted,
         SnapshotCreated, SnapshotMadeAvailable, SnapshotFailed, SnapshotDeleting, SnapshotUpdated,
         SnapshotMetadataSet, SnapshotDeleted,

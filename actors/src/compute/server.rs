@@ -115,6 +115,46 @@ impl FlavorSpec {
     }
 }
 
+/// A Cinder volume of the server's block device mapping (see `pb::BlockDevice`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockDevice {
+    pub volume_id: String,
+    /// volume | image | snapshot | blank
+    pub source_type: String,
+    pub source_id: String,
+    pub size_gb: u64,
+    /// 0 = the root disk, -1 = not bootable.
+    pub boot_index: i32,
+    pub delete_on_termination: bool,
+    pub device_name: String,
+}
+
+impl BlockDevice {
+    pub fn from_pb(b: &pb::BlockDevice) -> Self {
+        BlockDevice {
+            volume_id: b.volume_id.clone(),
+            source_type: b.source_type.clone(),
+            source_id: b.source_id.clone(),
+            size_gb: b.size_gb,
+            boot_index: b.boot_index,
+            delete_on_termination: b.delete_on_termination,
+            device_name: b.device_name.clone(),
+        }
+    }
+
+    pub fn to_pb(&self) -> pb::BlockDevice {
+        pb::BlockDevice {
+            volume_id: self.volume_id.clone(),
+            source_type: self.source_type.clone(),
+            source_id: self.source_id.clone(),
+            size_gb: self.size_gb,
+            boot_index: self.boot_index,
+            delete_on_termination: self.delete_on_termination,
+            device_name: self.device_name.clone(),
+        }
+    }
+}
+
 /// A resize or move in progress (or awaiting confirmation).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Migration {
@@ -191,6 +231,8 @@ pub struct Server {
     pub migration: Option<Migration>,
     /// Whether the server ever ran (Nova's launched_at is set).
     pub launched: bool,
+    /// Volumes from the block device mapping the server was created with (boot volume first).
+    pub block_devices: Vec<BlockDevice>,
 }
 
 /// An action a user starts on a server through the API.
@@ -355,6 +397,11 @@ fn conflict(msg: impl Into<String>) -> DomainError {
 }
 
 impl Server {
+    /// Whether the root disk is a Cinder volume (then the server has no image of its own).
+    pub fn boots_from_volume(&self) -> bool {
+        self.block_devices.iter().any(|b| b.boot_index == 0)
+    }
+
     fn not_found(&self) -> DomainError {
         DomainError::NotFound {
             kind: KIND,
@@ -860,6 +907,7 @@ impl Aggregate for Server {
                     power_state: power::NOSTATE,
                     request_id: c.request_id.clone(),
                     action: "create".into(),
+                    block_devices: c.block_devices.iter().map(BlockDevice::from_pb).collect(),
                     ..Server::default()
                 };
             }

@@ -221,6 +221,11 @@ pub enum VolumeCommand {
     Detach {
         attachment_id: String,
     },
+    /// The attached server now runs on compute host `host`.
+    MoveAttachment {
+        attachment_id: String,
+        host: String,
+    },
     Deleted,
 }
 
@@ -555,6 +560,22 @@ impl Aggregate for Volume {
                     attachment_id: attachment_id.clone(),
                 })]
             }
+            C::MoveAttachment {
+                attachment_id,
+                host,
+            } => match self.attachments.get(attachment_id) {
+                None => {
+                    return Err(DomainError::NotFound {
+                        kind: "attachment",
+                        id: attachment_id.clone(),
+                    })
+                }
+                Some(a) if a.host == *host => vec![],
+                Some(_) => vec![E::VolumeAttachmentMoved(pb::VolumeAttachmentMoved {
+                    attachment_id: attachment_id.clone(),
+                    host: host.clone(),
+                })],
+            },
             C::Deleted => {
                 if self.status != st::DELETING {
                     return Err(conflict("the volume is not being deleted"));
@@ -669,6 +690,11 @@ impl Aggregate for Volume {
                 self.attachments.remove(&d.attachment_id);
                 self.status = self.rest().into();
             }
+            E::VolumeAttachmentMoved(m) => {
+                if let Some(a) = self.attachments.get_mut(&m.attachment_id) {
+                    a.host = m.host.clone();
+                }
+            }
             E::VolumeDeleted(_) => self.status = st::DELETED.into(),
             _ => {}
         }
@@ -768,6 +794,19 @@ mod tests {
                 complete: true,
             })
             .then_invalid();
+        let moved = given::<Volume>(h.clone())
+            .when(VolumeCommand::MoveAttachment {
+                attachment_id: "a1".into(),
+                host: "fake-1".into(),
+            })
+            .then_ok();
+        assert_eq!(moved.attachments["a1"].host, "fake-1");
+        given::<Volume>(h.clone())
+            .when(VolumeCommand::MoveAttachment {
+                attachment_id: "nope".into(),
+                host: "fake-1".into(),
+            })
+            .then_err_where(|e| matches!(e, DomainError::NotFound { .. }));
         let s = given::<Volume>(h)
             .when(VolumeCommand::Detach {
                 attachment_id: "a1".into(),

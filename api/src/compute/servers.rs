@@ -154,7 +154,10 @@ fn server_json(
         "OS-EXT-STS:power_state": s.power_state,
         "os-extended-volumes:volumes_attached": super::volumes::attachments_of(&compute.volume_view.read(), id)
             .into_iter()
-            .map(|a| if mv.0 >= 3 { json!({"id": a.1, "delete_on_termination": false}) } else { json!({"id": a.1}) })
+            .map(|a| {
+                let dot = super::volumes::deletes_with(s, &a.1);
+                if mv.0 >= 3 { json!({"id": a.1, "delete_on_termination": dot}) } else { json!({"id": a.1}) }
+            })
             .collect::<Vec<_>>(),
     });
     if matches!(
@@ -433,6 +436,8 @@ const UNLIMITED: Limits = Limits {
 
 async fn create(
     compute: web::Data<Compute>,
+    vols: web::Data<crate::volume::Volumes>,
+    identity: web::Data<crate::identity::Identity>,
     caller: Caller,
     req: HttpRequest,
     mv: Microversion,
@@ -446,33 +451,21 @@ async fn create(
     let flavor_r = string_field(s, "flavorRef")?
         .ok_or_else(|| invalid("server", &v["server"], "'flavorRef' is a required property"))?;
     let flavor = flavor_spec(&flavor_ref(&compute, &caller, &flavor_r)?);
-    let image_r = string_field(s, "imageRef")?.unwrap_or_default();
-    if image_r.is_empty() {
-        if s.contains_key("block_device_mapping_v2") || s.contains_key("block_device_mapping") {
-            return Err(NovaError::bad_request(
-                "Booting from a volume needs the block storage service, which this cloud does not run yet.",
-            ));
-        }
+    // The root disk: an image (imageRef, or a local image mapping) or a Cinder volume (boot from volume).
+    let mut disks = super::volumes::boot_disks(&compute, &caller, s)?;
+    let image_r = match string_field(s, "imageRef")?.unwrap_or_default() {
+        r if r.is_empty() => disks.image.clone().unwrap_or_default(),
+        r => r,
+    };
+    let image_id = if disks.boot_volume() {
+        String::new()
+    } else if image_r.is_empty() {
         return Err(NovaError::bad_request(
             "Block Device Mapping is Invalid: You specified more local devices than the limit allows",
         ));
-    }
-    let image_id = image_ref(&compute, &caller, &image_r, Some(&flavor))?;
-    if let Some(bdm) = s.get("block_device_mapping_v2") {
-        let local_only = bdm.as_array().is_some_and(|a| {
-            a.iter().all(|m| {
-                m.get("source_type").and_then(Value::as_str) == Some("image")
-                    && m.get("destination_type")
-                        .and_then(Value::as_str)
-                        .is_none_or(|d| d == "local")
-            })
-        });
-        if !local_only {
-            return Err(NovaError::bad_request(
-                "Block device mappings with volumes need the block storage service, which this cloud does not run yet.",
-            ));
-        }
-    }
+    } else {
+        image_ref(&compute, &caller, &image_r, Some(&flavor))?
+    };
     // Networks: required from 2.37 ("auto", "none" or a list); without a network service only "auto" and
     // "none" can be served.
     let networks = match s.get("networks") {
@@ -604,6 +597,11 @@ async fn create(
     if min_count > max_count {
         return Err(NovaError::bad_request("min_count must be <= max_count"));
     }
+    if max_count > 1 && !disks.volumes.is_empty() {
+        return Err(NovaError::bad_request(
+            "Block Device Mapping is Invalid: volumes cannot be shared by multiple instances; create one server per request.",
+        ));
+    }
     // Scheduler hints.
     let hints = v
         .get("os:scheduler_hints")
@@ -715,6 +713,13 @@ async fn create(
             return Err(e.into());
         }
     }
+    // New volumes (from an image, a snapshot or blank) are made through Cinder before the server exists.
+    if let Err(e) =
+        super::volumes::make_boot_volumes(&vols, &identity, &caller, &mut disks.volumes).await
+    {
+        release_all(ids).await;
+        return Err(e);
+    }
     let reservation_id = format!("r-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let request_id = caller.meta.correlation_id.clone();
     let multiple = ids.len() > 1;
@@ -755,6 +760,7 @@ async fn create(
             request_id: request_id.clone(),
             hostname,
             requested_host: requested_host.clone(),
+            block_devices: disks.volumes.iter().map(|b| b.to_pb()).collect(),
         };
         if let Err(e) = compute
             .run(
@@ -766,6 +772,7 @@ async fn create(
             .await
         {
             release_all(ids[i..].to_vec()).await;
+            super::volumes::discard_boot_volumes(&vols, &caller, &disks.volumes).await;
             return Err(e);
         }
     }
@@ -1123,12 +1130,7 @@ async fn delete(
     if row.state.locked && !caller.is_admin {
         return Err(NovaError::conflict(format!("Instance {id} is locked")));
     }
-    // Attached volumes are detached first (they stay, available again).
-    let attached = super::volumes::attachments_of(&compute.volume_view.read(), &id);
-    for (_, volume_id, _) in attached {
-        super::volumes::detach_one(&compute, &caller.meta, &id, &row.state.host, &volume_id)
-            .await?;
-    }
+    // The conductor detaches the volumes (and deletes those marked delete_on_termination).
     begin(&compute, &caller, &id, Action::Delete).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -1714,6 +1716,11 @@ async fn rebuild(
         Some(other) => return Err(invalid("description", other, "is not of type 'string'")),
         None => None,
     };
+    if row.state.boots_from_volume() {
+        return Err(NovaError::bad_request(format!(
+            "Unable to rebuild volume-backed instance {id} with a different image."
+        )));
+    }
     begin(compute, caller, id, Action::Rebuild { image_id }).await?;
     if let Some(n) = name {
         compute

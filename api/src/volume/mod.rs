@@ -36,6 +36,7 @@ use strata_projections::volume::{VolumeRow, VolumeTypeRow, VolumeView};
 use strata_projections::Live;
 
 pub use error::CinderError;
+pub use volumes::{create_volume, discard_volume, NewVolume};
 
 use crate::auth::AuthContext;
 use crate::identity::Identity;

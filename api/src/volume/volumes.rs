@@ -564,10 +564,61 @@ async fn create(
         }
     };
 
+    let request = NewVolume {
+        name,
+        description,
+        size_gb: requested_size,
+        image_ref,
+        snapshot_id,
+        source_volid,
+        volume_type: requested_type,
+        availability_zone: requested_az,
+        metadata,
+    };
+    let row = create_volume(&vols, &identity, &caller, request).await?;
+    Ok(HttpResponse::Accepted()
+        .json(json!({ "volume": volume_json(&vols, &req, mv, caller.is_admin, &row) })))
+}
+
+/// A volume to make, as a request names it (sources by id, type and zone by name or id).
+#[derive(Debug, Clone, Default)]
+pub struct NewVolume {
+    pub name: String,
+    pub description: String,
+    /// `None`: the source's size.
+    pub size_gb: Option<u64>,
+    pub image_ref: Option<String>,
+    pub snapshot_id: Option<String>,
+    pub source_volid: Option<String>,
+    pub volume_type: Option<String>,
+    pub availability_zone: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Check a volume request for `caller` as Cinder does (sources usable, sizes, zone, type), reserve its quota
+/// and record it (`creating`); the volume service takes it from there. Used by `POST /volumes` and by Nova
+/// when it boots a server from a new volume.
+pub async fn create_volume(
+    vols: &Volumes,
+    identity: &Identity,
+    caller: &Caller,
+    request: NewVolume,
+) -> Result<VolumeRow, CinderError> {
+    let NewVolume {
+        name,
+        description,
+        size_gb: requested_size,
+        image_ref,
+        snapshot_id,
+        source_volid,
+        volume_type: requested_type,
+        availability_zone: requested_az,
+        metadata,
+    } = request;
     // The sources: they must exist for the caller and be usable.
     let snapshot = snapshot_id
         .as_deref()
-        .map(|s| vols.snapshot(&caller, s))
+        .map(|s| vols.snapshot(caller, s))
         .transpose()?;
     if let Some(s) = &snapshot {
         if s.state.status != "available" {
@@ -578,7 +629,7 @@ async fn create(
     }
     let source = source_volid
         .as_deref()
-        .map(|s| vols.volume(&caller, s))
+        .map(|s| vols.volume(caller, s))
         .transpose()?;
     if let Some(s) = &source {
         if !matches!(s.state.status.as_str(), st::AVAILABLE | st::IN_USE) {
@@ -593,7 +644,7 @@ async fn create(
     });
     let image = image_ref
         .as_deref()
-        .map(|r| image_for_volume(&vols, &caller, r))
+        .map(|r| image_for_volume(vols, caller, r))
         .transpose()?;
 
     let size = match (requested_size, &snapshot, &source) {
@@ -681,7 +732,7 @@ async fn create(
     // The type: asked for, else the source's, else the default one.
     let type_id = match &requested_type {
         Some(t) => {
-            let found = vols.visible_type(&caller, t).ok_or_else(|| {
+            let found = vols.visible_type(caller, t).ok_or_else(|| {
                 if uuid::Uuid::parse_str(t).is_ok() {
                     CinderError::type_not_found(t)
                 } else {
@@ -736,10 +787,10 @@ async fn create(
         )
         .await?;
     let type_id = if default {
-        match vols.default_type(&identity, &caller.meta).await {
+        match vols.default_type(identity, &caller.meta).await {
             Ok(t) => t,
             Err(e) => {
-                release(&vols, &caller.project_id, &holder, &caller).await;
+                release(vols, &caller.project_id, &holder, caller).await;
                 return Err(e);
             }
         }
@@ -772,12 +823,10 @@ async fn create(
         )
         .await
     {
-        release(&vols, &caller.project_id, &holder, &caller).await;
+        release(vols, &caller.project_id, &holder, caller).await;
         return Err(e.into());
     }
-    let row = vols.volume(&caller, &id)?;
-    Ok(HttpResponse::Accepted()
-        .json(json!({ "volume": volume_json(&vols, &req, mv, caller.is_admin, &row) })))
+    vols.volume(caller, &id)
 }
 
 /// Give a quota reservation back (after a write that followed it failed).
@@ -912,6 +961,16 @@ async fn delete(
 }
 
 /// Start deleting a volume (its snapshots first with `cascade`), after the checks Cinder makes.
+/// Delete a volume made for a request that then failed (forced: it may still be creating).
+pub async fn discard_volume(vols: &Volumes, caller: &Caller, id: &str) {
+    let row = vols.view.read().volume(id).cloned();
+    if let Some(row) = row {
+        if let Err(e) = begin_delete(vols, caller, &row, true, true).await {
+            tracing::error!(volume = %id, error = %e.message, "could not delete a volume made for a failed request");
+        }
+    }
+}
+
 pub(super) async fn begin_delete(
     vols: &Volumes,
     caller: &Caller,
