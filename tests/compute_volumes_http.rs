@@ -7,34 +7,11 @@ use common::nova::*;
 use common::*;
 use serde_json::{json, Value};
 
-fn cinder(server: &Server) -> String {
-    server
-        .endpoint("volume")
-        .expect("READY line names the volume endpoint")
-        .to_string()
-}
-
-fn wait_volume(cinder: &str, token: &str, id: &str, status: &str) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let r = get(&format!("{cinder}/volumes/{id}"), Some(token));
-        if r.status == 200 && r.json()["volume"]["status"] == status {
-            return r.json()["volume"].clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "volume {id} never became {status}: {}",
-            r.describe()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn attach_and_detach_a_volume_and_delete_the_server() {
     let server = Server::start_with_args(&["--fake-hosts", "1"]);
     let nova = nova_url(&server);
-    let cinder = cinder(&server);
+    let cinder = cinder_url(&server);
     let token = server.admin_token();
     let flavor = create_flavor(&nova, &token, "m1.tiny", 1, 512, 1);
     let image = upload_image(&server, &token, "cirros", &random_bytes(64 * 1024));
@@ -126,7 +103,7 @@ fn volume_count(cinder: &str, token: &str) -> usize {
 fn boot_from_volume_and_volumes_follow_the_server() {
     let server = Server::start_with_args(&["--fake-hosts", "2"]);
     let nova = nova_url(&server);
-    let cinder = cinder(&server);
+    let cinder = cinder_url(&server);
     let token = server.admin_token();
     let flavor = create_flavor(&nova, &token, "m1.bfv", 1, 512, 1);
     let image = upload_image(&server, &token, "cirros", &random_bytes(64 * 1024));

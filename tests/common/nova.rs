@@ -203,3 +203,28 @@ pub fn project_id_of(server: &Server, admin: &str, name: &str) -> String {
         .unwrap()
         .to_string()
 }
+
+/// The Cinder endpoint (`/v3/<project>`) of the READY line.
+pub fn cinder_url(server: &Server) -> String {
+    server
+        .endpoint("volume")
+        .expect("READY line names the volume endpoint")
+        .to_string()
+}
+
+/// Poll a volume over HTTP until its status is `status` (30 s at most); returns it.
+pub fn wait_volume(cinder: &str, token: &str, id: &str, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = get(&format!("{cinder}/volumes/{id}"), Some(token));
+        if r.status == 200 && r.json()["volume"]["status"] == status {
+            return r.json()["volume"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "volume {id} never became {status}: {}",
+            r.describe()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
