@@ -106,7 +106,9 @@ fn volumes_and_servers_through_the_openstack_cli() {
     assert_eq!(status, "available");
     let from_snap = osj(&["volume", "create", "--snapshot", "snap", "from-snap"]);
     let from_snap = from_snap["id"].as_str().unwrap().to_string();
-    let clone = osj(&["volume", "create", "--source", "root", "--size", "3", "copy"]);
+    let clone = osj(&[
+        "volume", "create", "--source", "root", "--size", "3", "copy",
+    ]);
     let clone = clone["id"].as_str().unwrap().to_string();
     wait_volume(&cinder, &token, &from_snap, "available");
     wait_volume(&cinder, &token, &clone, "available");
@@ -129,8 +131,16 @@ fn volumes_and_servers_through_the_openstack_cli() {
 
     // Boot from the existing volume, and from a new 2 GB volume made from the image.
     let s1 = osj(&[
-        "server", "create", "--flavor", "m1.tiny", "--volume", "from-snap", "--nic", "none",
-        "--wait", "bfv1",
+        "server",
+        "create",
+        "--flavor",
+        "m1.tiny",
+        "--volume",
+        "from-snap",
+        "--nic",
+        "none",
+        "--wait",
+        "bfv1",
     ]);
     assert_eq!(s1["status"], "ACTIVE", "{s1}");
     let s1_id = s1["id"].as_str().unwrap().to_string();
