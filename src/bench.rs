@@ -1,6 +1,7 @@
 //! `strata bench`: throughput and latency figures for docs/PERFORMANCE.md. Never part of the test suite.
 
 mod compute;
+mod volume;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -73,6 +74,33 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1_000)]
         sched_decisions: usize,
     },
+    /// Create and delete volumes through Cinder's HTTP API against a fresh `strata serve` per backend kind
+    /// (cycles/s, time to available, time to deleted, events per cycle from the log), then time the drivers
+    /// alone and the file system calls of a raw create.
+    Volume {
+        /// Create/delete cycles per backend kind; 0 runs only the driver measurements.
+        #[arg(long, default_value_t = 500)]
+        volumes: usize,
+        /// Clients, each creating a volume, waiting for `available`, deleting it and waiting until it is
+        /// gone before the next.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Backend kinds, comma-separated: `fake`, `raw` (file driver), `qcow2` (file driver).
+        #[arg(long, value_delimiter = ',', default_value = "fake,raw,qcow2")]
+        backends: Vec<String>,
+        /// Size of every volume.
+        #[arg(long, default_value_t = 1)]
+        size_gb: u64,
+        /// Milliseconds between two polls of a volume's status.
+        #[arg(long, default_value_t = 5)]
+        poll_ms: u64,
+        /// Seconds of each driver-alone measurement (per kind and concurrency); 0 skips them.
+        #[arg(long, default_value_t = 3.0)]
+        driver_seconds: f64,
+        /// Scratch directory (default: a temp dir); it should be on the disk the data dir will use.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -118,6 +146,29 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
                 poll: Duration::from_millis(poll_ms),
                 sched_hosts,
                 sched_decisions,
+            })?;
+        }
+        BenchCommand::Volume {
+            volumes,
+            concurrency,
+            backends,
+            size_gb,
+            poll_ms,
+            driver_seconds,
+            dir,
+        } => {
+            volume::run(volume::Options {
+                volumes,
+                concurrency: concurrency.max(1),
+                kinds: backends
+                    .iter()
+                    .map(|b| volume::Kind::parse(b))
+                    .collect::<anyhow::Result<_>>()?,
+                size_gb: size_gb.max(1),
+                poll: Duration::from_millis(poll_ms),
+                driver_time: Duration::try_from_secs_f64(driver_seconds)
+                    .context("--driver-seconds")?,
+                dir,
             })?;
         }
     }
@@ -324,6 +375,7 @@ struct Urls {
     identity: String,
     image: String,
     compute: String,
+    volume: String,
 }
 
 /// Start `strata serve` on a temp dir with free ports and `extra` flags; returns the child and its URLs.
@@ -336,6 +388,8 @@ fn spawn_server_with(dir: &Path, extra: &[String]) -> anyhow::Result<(std::proce
             "--image-port",
             "0",
             "--compute-port",
+            "0",
+            "--volume-port",
             "0",
             "--admin-password",
             "bench-password",
@@ -364,6 +418,7 @@ fn spawn_server_with(dir: &Path, extra: &[String]) -> anyhow::Result<(std::proce
                 identity: url("identity="),
                 image: url("image="),
                 compute: url("compute="),
+                volume: url("volume="),
             };
             return Ok((child, urls));
         }
