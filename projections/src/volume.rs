@@ -1,12 +1,14 @@
-//! `VolumeView`: every Cinder volume, snapshot, volume type, backend, and the block storage quotas and usage,
-//! as the API, the volume scheduler and the volume service read them. Rows keep the aggregates' own state,
-//! folded with their own `apply`.
+//! `VolumeView`: every Cinder volume, snapshot, backup, volume type, backend, and the block storage quotas and
+//! usage, as the API, the volume scheduler and the volume service read them. Rows keep the aggregates' own
+//! state, folded with their own `apply`.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use strata_actors::volume::{Backend, Snapshot, Volume, VolumeQuota, VolumeType, VolumeUsage};
+use strata_actors::volume::{
+    Backend, Backup, Snapshot, Volume, VolumeQuota, VolumeType, VolumeUsage,
+};
 use strata_actors::Aggregate;
 use strata_events::RecordedEvent;
 use strata_proto::VolumeEvent as E;
@@ -27,6 +29,17 @@ pub struct SnapshotRow {
     pub state: Snapshot,
     pub created_at: String,
     pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackupRow {
+    pub id: String,
+    pub state: Backup,
+    pub created_at: String,
+    pub updated_at: String,
+    /// When the backed-up data was current: the snapshot's creation for a backup of a snapshot, else the
+    /// backup's own creation (Cinder's `data_timestamp`).
+    pub data_timestamp: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -51,6 +64,8 @@ pub struct VolumeView {
     /// Live volumes by id (deleted ones are dropped).
     pub volumes: BTreeMap<String, VolumeRow>,
     pub snapshots: BTreeMap<String, SnapshotRow>,
+    /// Live backups by id (deleted ones are dropped).
+    pub backups: BTreeMap<String, BackupRow>,
     /// Live volume types by id.
     pub types: BTreeMap<String, VolumeTypeRow>,
     /// Backends by name (`host@backend`).
@@ -70,7 +85,7 @@ fn fold<A: Aggregate<Event = E>>(state: &mut A, ev: &E) {
 
 impl Projection for VolumeView {
     const NAME: &'static str = "volume";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
 
     fn handle(&mut self, event: &RecordedEvent) {
         let Some(ev) =
@@ -93,6 +108,29 @@ impl Projection for VolumeView {
             row.updated_at = now;
             if row.state.status == "deleted" {
                 self.snapshots.remove(id);
+            }
+        } else if let Some(id) = s.strip_prefix("volume-backup-") {
+            let data_timestamp = match &ev {
+                E::BackupCreated(c) if !c.snapshot_id.is_empty() => self
+                    .snapshots
+                    .get(&c.snapshot_id)
+                    .map(|snap| snap.created_at.clone())
+                    .unwrap_or_else(|| now.clone()),
+                _ => now.clone(),
+            };
+            let row = self
+                .backups
+                .entry(id.to_string())
+                .or_insert_with(|| BackupRow {
+                    id: id.to_string(),
+                    created_at: now.clone(),
+                    data_timestamp,
+                    ..Default::default()
+                });
+            fold(&mut row.state, &ev);
+            row.updated_at = now;
+            if row.state.is_deleted() {
+                self.backups.remove(id);
             }
         } else if let Some(id) = s.strip_prefix("volume-type-") {
             let row = self
@@ -171,6 +209,42 @@ impl VolumeView {
             .filter(move |s| s.state.volume_id == volume_id)
     }
 
+    /// Live backups of a volume.
+    pub fn backups_of<'a>(
+        &'a self,
+        volume_id: &'a str,
+    ) -> impl Iterator<Item = &'a BackupRow> + 'a {
+        self.backups
+            .values()
+            .filter(move |b| b.state.volume_id == volume_id)
+    }
+
+    /// Live incremental backups made on top of backup `id`.
+    pub fn backup_children<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a BackupRow> + 'a {
+        self.backups
+            .values()
+            .filter(move |b| b.state.parent_id == id)
+    }
+
+    /// The chain a backup's data needs, the backup first, then its parent, up to the full backup. Stops at a
+    /// missing link (or a loop, which the log cannot make but stored data must not turn into a hang).
+    pub fn backup_chain(&self, id: &str) -> Vec<&BackupRow> {
+        let mut chain: Vec<&BackupRow> = Vec::new();
+        let mut next = self.backups.get(id);
+        while let Some(b) = next {
+            if chain.iter().any(|c| c.id == b.id) {
+                break;
+            }
+            chain.push(b);
+            next = if b.state.parent_id.is_empty() {
+                None
+            } else {
+                self.backups.get(&b.state.parent_id)
+            };
+        }
+        chain
+    }
+
     /// The volume type called `name_or_id` (by id first, then by name).
     pub fn volume_type(&self, name_or_id: &str) -> Option<&VolumeTypeRow> {
         self.types
@@ -242,9 +316,48 @@ mod tests {
             }),
         )
         .await;
+        put(
+            &log,
+            "volume-backup-b1",
+            E::BackupCreated(pb::BackupCreated {
+                volume_id: "v1".into(),
+                size_gb: 2,
+                ..Default::default()
+            }),
+        )
+        .await;
+        put(
+            &log,
+            "volume-backup-b2",
+            E::BackupCreated(pb::BackupCreated {
+                volume_id: "v1".into(),
+                size_gb: 2,
+                incremental: true,
+                parent_id: "b1".into(),
+                snapshot_id: "s1".into(),
+                ..Default::default()
+            }),
+        )
+        .await;
         let log: std::sync::Arc<dyn EventLog> = std::sync::Arc::new(log);
         let (view, _) = crate::runner::catch_up::<VolumeView>(&log).await.unwrap();
         assert_eq!(view.volume("v1").unwrap().state.size_gb, 2);
+        // Backups are backups, not volumes whose id starts with "backup-".
+        assert_eq!(view.volumes.len(), 1);
+        assert_eq!(view.backups_of("v1").count(), 2);
+        assert_eq!(view.backups["b1"].state.status, "creating");
+        assert_eq!(view.backup_children("b1").count(), 1);
+        let chain: Vec<&str> = view
+            .backup_chain("b2")
+            .iter()
+            .map(|b| b.id.as_str())
+            .collect();
+        assert_eq!(chain, ["b2", "b1"]);
+        // A backup of a snapshot holds the snapshot's data: its data timestamp is the snapshot's creation.
+        assert_eq!(
+            view.backups["b2"].data_timestamp,
+            view.snapshots["s1"].created_at
+        );
         assert_eq!(view.volume_type("ssd").unwrap().id, "t1");
         assert_eq!(view.snapshots_of("v1").count(), 1);
         assert_eq!(view.backends["strata@file-1"].state.total_gb, 100);

@@ -103,7 +103,7 @@ pub mod volume_events {
         VolumeTypeCreated, VolumeTypeUpdated, VolumeTypeExtraSpecsSet, VolumeTypeExtraSpecUnset,
         VolumeTypeAccessAdded, VolumeTypeAccessRemoved, VolumeTypeDeleted,
         BackupCreated, BackupMadeAvailable, BackupFailed, BackupTaskStarted, BackupTaskFinished,
-        BackupDeleted,
+        BackupDeleted, BackupUpdated, BackupStatusReset,
         BackendRegistered, BackendStatsReported, BackendHeartbeat, BackendClaimed, BackendClaimReleased,
         BackendDisabled, BackendEnabled,
         VolumeUsageReserved, VolumeUsageReleased, VolumeQuotaLimitsSet, VolumeQuotaLimitsReset,

@@ -1,6 +1,7 @@
-//! cinder-scheduler and cinder-volume: the volume service follows the log and drives each volume and snapshot
-//! one step at a time, like the compute conductor. An event of a `volume-` stream wakes that volume's
-//! reconciler, which loads the volume from its aggregate and does what its status calls for:
+//! cinder-scheduler, cinder-volume and cinder-backup: the volume service follows the log and drives each
+//! volume, snapshot and backup one step at a time, like the compute conductor. An event of a `volume-` stream
+//! wakes that volume's reconciler, which loads the volume from its aggregate and does what its status calls
+//! for:
 //!
 //! | status | step | event that ends it |
 //! |---|---|---|
@@ -11,11 +12,26 @@
 //! | `uploading` | the driver exports it, the image service stores it | `VolumeTaskFinished` |
 //! | `reverting` | the driver puts the snapshot's content back | `VolumeTaskFinished` |
 //! | `deleting` | the driver removes it; claim and quota released | `VolumeDeleted` |
+//! | `creating` with a `backup_id`, on a backend | once the backup is `restoring` into it: a blank volume, the backup chain written into it | `VolumeMadeAvailable`, then `BackupTaskFinished` |
+//! | `restoring-backup` | once the backup is `restoring` into it: the backup chain written over it | `VolumeTaskFinished` (or `VolumeFailed` `error_restoring`), then `BackupTaskFinished` |
 //!
 //! Snapshots: `creating` -> driver snapshot -> `SnapshotMadeAvailable`; `deleting` -> driver delete, quota
 //! released -> `SnapshotDeleted`. Releases come before the event that shows the outcome.
+//!
+//! Backups (cinder-backup; streams `volume-backup-<uuid>`, data in `<state_dir>/backups/<backup id>/` in the
+//! chunked format of [`crate::driver::backup`]): `creating` -> the volume's driver writes the backup (an
+//! incremental one against its parent's manifest; a backup of a snapshot reads a temporary volume made from
+//! the snapshot) -> the volume's `backing-up` ends -> `BackupMadeAvailable`; on failure the directory and the
+//! quota go first, then the volume's task ends, then `BackupFailed`. `restoring` -> the target volume's flow
+//! (above) does the work; a backup left `restoring` for a volume that no longer waits for it goes back to
+//! `available`. `deleting` -> refused while incremental children exist, the directory removed, the quota
+//! released -> `BackupDeleted`.
+//!
+//! The API records the volume's side of a backup or restore first and the backup's side second, so the
+//! second event always finds the first in the view. A crash between the two leaves a volume waiting for a
+//! backup that never came; the service finds those at start (before the APIs listen) and ends their wait.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -25,8 +41,8 @@ use futures::StreamExt;
 use parking_lot::Mutex;
 use strata_actors::image::store::ImageStore;
 use strata_actors::volume::{
-    status as st, Backend, BackendCommand, Snapshot, SnapshotCommand, Volume, VolumeCommand,
-    VolumeUsage, VolumeUsageCommand,
+    backup_status as bs, status as st, Backend, BackendCommand, Backup, BackupCommand, Snapshot,
+    SnapshotCommand, Volume, VolumeCommand, VolumeUsage, VolumeUsageCommand,
 };
 use strata_actors::{CommandError, DomainError, Repository, Runtime};
 use strata_events::{subscribe_all, Metadata, Position, Principal};
@@ -35,10 +51,13 @@ use strata_projections::volume::{BackendRow, VolumeView};
 use strata_projections::Live;
 use tokio::io::AsyncWriteExt;
 
-use crate::driver::{FakeDriver, FileDriver, VolumeDriver, VolumeFormat};
+use crate::driver::{FakeDriver, FileDriver, VolumeDriver, VolumeFormat, MANIFEST_FILE};
 
 /// The host part of every backend's `host@backend#pool` name.
 pub const HOST: &str = "strata";
+
+/// The directory under the state dir that holds the backups (one directory per backup).
+pub const BACKUP_DIR: &str = "backups";
 
 /// One configured backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +73,8 @@ pub struct BackendSpec {
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub backends: Vec<BackendSpec>,
-    /// Where file backends keep their volumes (`<dir>/<backend>/`).
+    /// Where file backends keep their volumes (`<dir>/<backend>/`) and backups are kept
+    /// (`<dir>/backups/<backup id>/`).
     pub state_dir: PathBuf,
     pub availability_zone: String,
     pub max_over_subscription_ratio: f64,
@@ -93,11 +113,15 @@ pub struct Engine {
     store: Arc<dyn ImageStore>,
     volumes: Repository<Volume>,
     snapshots: Repository<Snapshot>,
+    backups: Repository<Backup>,
     backends: Repository<Backend>,
     usage: Repository<VolumeUsage>,
     drivers: BTreeMap<String, Arc<dyn VolumeDriver>>,
     config: EngineConfig,
     inflight: Mutex<HashMap<String, bool>>,
+    /// Volumes found at start waiting for a backup or restore the API never recorded (it stopped between
+    /// its two writes): their reconciler ends the wait.
+    orphans: Mutex<HashSet<String>>,
     image_sink: OnceLock<Arc<dyn ImageSink>>,
     rt: tokio::runtime::Handle,
     rt_owner: Mutex<Option<tokio::runtime::Runtime>>,
@@ -165,6 +189,16 @@ impl Engine {
             .thread_name("strata-volume")
             .enable_all()
             .build()?;
+        if let Some(b) = config
+            .backends
+            .iter()
+            .find(|b| matches!(b.name.as_str(), BACKUP_DIR | "tmp"))
+        {
+            return Err(std::io::Error::other(format!(
+                "a volume backend may not be named {:?}: the volume service keeps its own files there",
+                b.name
+            )));
+        }
         let mut drivers: BTreeMap<String, Arc<dyn VolumeDriver>> = BTreeMap::new();
         for b in &config.backends {
             let driver: Arc<dyn VolumeDriver> = match b.driver.as_str() {
@@ -192,11 +226,13 @@ impl Engine {
             store,
             volumes: Repository::new(runtime.clone()),
             snapshots: Repository::new(runtime.clone()),
+            backups: Repository::new(runtime.clone()),
             backends: Repository::new(runtime.clone()),
             usage: Repository::new(runtime.clone()),
             drivers,
             config,
             inflight: Mutex::new(HashMap::new()),
+            orphans: Mutex::new(HashSet::new()),
             image_sink: OnceLock::new(),
             rt: rt.handle().clone(),
             rt_owner: Mutex::new(Some(rt)),
@@ -226,9 +262,34 @@ impl Engine {
             self.register(host, driver.as_ref()).await;
             self.heartbeat(host).await;
         }
+        self.sweep_backup_dir().await;
         let start = self.view.position();
         let pending: Vec<String> = {
             let v = self.view.read();
+            let restoring_to = |backup_id: &str, volume_id: &str| {
+                v.backups.get(backup_id).is_some_and(|b| {
+                    b.state.status == bs::RESTORING && b.state.restore_volume_id == volume_id
+                })
+            };
+            let orphans: HashSet<String> = v
+                .volumes
+                .values()
+                .filter(|r| {
+                    let s = &r.state;
+                    match s.status.as_str() {
+                        st::BACKING_UP => !v.backups_of(&r.id).any(|b| {
+                            b.state.status == bs::CREATING && b.state.snapshot_id.is_empty()
+                        }),
+                        st::RESTORING => !restoring_to(&s.task_target, &r.id),
+                        st::CREATING if !s.backup_id.is_empty() => {
+                            !restoring_to(&s.backup_id, &r.id)
+                        }
+                        _ => false,
+                    }
+                })
+                .map(|r| r.id.clone())
+                .collect();
+            *self.orphans.lock() = orphans;
             let mut p: Vec<String> = v
                 .volumes
                 .values()
@@ -245,6 +306,17 @@ impl Engine {
                     .values()
                     .filter(|s| matches!(s.state.status.as_str(), "creating" | "deleting"))
                     .map(|s| format!("volume-snapshot-{}", s.id)),
+            );
+            p.extend(
+                v.backups
+                    .values()
+                    .filter(|b| {
+                        matches!(
+                            b.state.status.as_str(),
+                            bs::CREATING | bs::RESTORING | bs::DELETING
+                        )
+                    })
+                    .map(|b| format!("volume-backup-{}", b.id)),
             );
             p
         };
@@ -269,6 +341,7 @@ impl Engine {
             };
             let s = e.stream_id.as_str();
             let ours = s.starts_with("volume-snapshot-")
+                || s.starts_with("volume-backup-")
                 || (s.starts_with("volume-")
                     && ![
                         "volume-type-",
@@ -299,6 +372,8 @@ impl Engine {
             loop {
                 if let Some(id) = stream.strip_prefix("volume-snapshot-") {
                     me.reconcile_snapshot(id).await;
+                } else if let Some(id) = stream.strip_prefix("volume-backup-") {
+                    me.reconcile_backup(id).await;
                 } else if let Some(id) = stream.strip_prefix("volume-") {
                     me.reconcile_volume(id).await;
                 }
@@ -358,9 +433,15 @@ impl Engine {
         if !v.exists || v.is_deleted() {
             return;
         }
+        if self.orphans.lock().remove(id) {
+            self.end_orphaned_wait(id, &v).await;
+            return;
+        }
         match v.status.as_str() {
             st::CREATING if v.host.is_empty() => self.schedule(id, &v).await,
+            st::CREATING if !v.backup_id.is_empty() => self.restore(id, &v).await,
             st::CREATING => self.create(id, &v).await,
+            st::RESTORING => self.restore(id, &v).await,
             st::EXTENDING => self.extend(id, &v).await,
             st::RETYPING => {
                 let target = v.task_target.clone();
@@ -515,6 +596,7 @@ impl Engine {
                 self.release_usage(&v.project_id, &format!("volume:{id}"))
                     .await;
                 self.fail(id, v, st::ERROR, why, true).await;
+                self.finish_restores_into(id).await;
                 return;
             }
         };
@@ -542,6 +624,7 @@ impl Engine {
             true,
         )
         .await;
+        self.finish_restores_into(id).await;
     }
 
     /// Fetch an image's bytes into a temporary file (checked against its MD5 when known).
@@ -851,6 +934,7 @@ impl Engine {
         self.release_usage(&v.project_id, &format!("volume:{id}"))
             .await;
         self.step(id, v, VolumeCommand::Deleted).await;
+        self.finish_restores_into(id).await;
     }
 
     async fn reconcile_snapshot(&self, id: &str) {
@@ -913,6 +997,390 @@ impl Engine {
                 }
             }
             _ => {}
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------------------
+    // Backups
+
+    /// Where backup `id` keeps its manifest and chunks.
+    pub fn backup_dir(&self, id: &str) -> PathBuf {
+        self.config.state_dir.join(BACKUP_DIR).join(id)
+    }
+
+    /// Remove what an interrupted backup left under a temporary name (the format writes a backup under a
+    /// hidden `.tmp-` name and renames it when complete).
+    async fn sweep_backup_dir(&self) {
+        let dir = self.config.state_dir.join(BACKUP_DIR);
+        let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
+            return;
+        };
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                let path = entry.path();
+                if let Err(e) = tokio::fs::remove_dir_all(&path).await {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove an unfinished backup");
+                }
+            }
+        }
+    }
+
+    /// Remove a backup's directory; absent is fine.
+    async fn remove_backup_dir(&self, id: &str) -> Result<(), String> {
+        let dir = self.backup_dir(id);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("cannot remove {}: {e}", dir.display())),
+        }
+    }
+
+    async fn backup_step(&self, id: &str, b: &Backup, cmd: BackupCommand) -> bool {
+        match self.backups.execute(id, cmd, meta(&b.request_id)).await {
+            Ok(_) => true,
+            Err(CommandError::Domain(DomainError::Conflict(m))) => {
+                tracing::debug!(backup = %id, reason = %m, "a backup step no longer applies");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(backup = %id, error = %e, "recording a backup step failed");
+                false
+            }
+        }
+    }
+
+    /// A volume found at start waiting for a backup or restore that was never recorded: the volume was
+    /// not touched, so it goes back to where it was (a volume that was to be made from a backup fails, with
+    /// its claim and quota released).
+    async fn end_orphaned_wait(&self, id: &str, v: &Volume) {
+        match v.status.as_str() {
+            st::BACKING_UP | st::RESTORING => {
+                tracing::warn!(volume = %id, status = %v.status, "ending a backup task that never started");
+                self.step(
+                    id,
+                    v,
+                    VolumeCommand::Finish {
+                        expected: v.status.clone(),
+                    },
+                )
+                .await;
+            }
+            st::CREATING => {
+                if let Some(driver) = self.driver(&v.host) {
+                    let _ = driver.delete_volume(id).await;
+                }
+                self.release(&v.host, id).await;
+                self.release_usage(&v.project_id, &format!("volume:{id}"))
+                    .await;
+                self.fail(
+                    id,
+                    v,
+                    st::ERROR,
+                    format!(
+                        "The restore of backup {} into this volume never started.",
+                        v.backup_id
+                    ),
+                    true,
+                )
+                .await;
+            }
+            _ => {}
+        }
+    }
+
+    /// Backups still `restoring` into a volume that no longer waits for them (it failed before the restore
+    /// began, or was deleted) go back to `available`.
+    async fn finish_restores_into(&self, volume_id: &str) {
+        let restoring: Vec<(String, Backup)> = {
+            let view = self.view.read();
+            view.backups
+                .values()
+                .filter(|b| {
+                    b.state.status == bs::RESTORING && b.state.restore_volume_id == volume_id
+                })
+                .map(|b| (b.id.clone(), b.state.clone()))
+                .collect()
+        };
+        for (id, b) in restoring {
+            self.backup_step(
+                &id,
+                &b,
+                BackupCommand::FinishRestore {
+                    volume_id: volume_id.to_string(),
+                },
+            )
+            .await;
+        }
+    }
+
+    /// The manifest of backup `id` and the directories of its whole chain (itself first), from the view.
+    fn backup_chain(&self, id: &str) -> Result<(PathBuf, Vec<PathBuf>), String> {
+        let view = self.view.read();
+        let chain = view.backup_chain(id);
+        match chain.last() {
+            Some(full) if full.state.parent_id.is_empty() => {}
+            Some(_) => {
+                return Err(format!(
+                    "Backup {id} cannot be restored: a backup it builds on is gone."
+                ))
+            }
+            None => return Err(format!("Backup {id} could not be found.")),
+        }
+        Ok((
+            self.backup_dir(id).join(MANIFEST_FILE),
+            chain.iter().map(|b| self.backup_dir(&b.id)).collect(),
+        ))
+    }
+
+    /// Restore into a volume: an existing one (`restoring-backup`) or a new one (`creating` from a backup),
+    /// once the backup is `restoring` into it; until then this waits (the backup's own event wakes it).
+    async fn restore(&self, id: &str, v: &Volume) {
+        let new = v.status == st::CREATING;
+        let backup_id = if new {
+            v.backup_id.clone()
+        } else {
+            v.task_target.clone()
+        };
+        let backup = match self.backups.load(&backup_id).await {
+            Ok((b, _)) => b,
+            Err(e) => {
+                tracing::warn!(backup = %backup_id, error = %e, "could not load a backup");
+                return;
+            }
+        };
+        if backup.status != bs::RESTORING || backup.restore_volume_id != id {
+            return;
+        }
+        let Some(driver) = self.driver(&v.host) else {
+            return;
+        };
+        let result: Result<String, String> = async {
+            let (manifest, dirs) = self.backup_chain(&backup_id)?;
+            let location = if new {
+                // A run cut short by a restart may have left a partial volume behind: start afresh.
+                driver.delete_volume(id).await.map_err(|e| e.to_string())?;
+                driver
+                    .create_volume(id, v.size_gb)
+                    .await
+                    .map_err(|e| e.to_string())?
+            } else {
+                v.provider_location.clone()
+            };
+            driver
+                .restore_backup(&manifest, &dirs, id)
+                .await
+                .map_err(|e| format!("Restoring backup {backup_id} failed: {e}"))?;
+            Ok(location)
+        }
+        .await;
+        match result {
+            Ok(location) if new => {
+                self.step(
+                    id,
+                    v,
+                    VolumeCommand::MadeAvailable {
+                        provider_location: location,
+                        bootable: false,
+                        image_metadata: BTreeMap::new(),
+                    },
+                )
+                .await;
+            }
+            Ok(_) => {
+                self.step(
+                    id,
+                    v,
+                    VolumeCommand::Finish {
+                        expected: st::RESTORING.into(),
+                    },
+                )
+                .await;
+            }
+            Err(e) if new => {
+                if let Err(de) = driver.delete_volume(id).await {
+                    tracing::warn!(volume = %id, error = %de, "could not remove a failed restore's volume");
+                }
+                self.release(&v.host, id).await;
+                self.fail(id, v, "error_restoring", e, true).await;
+            }
+            Err(e) => self.fail(id, v, "error_restoring", e, false).await,
+        }
+        // The backup itself is unchanged whatever happened to the volume.
+        self.backup_step(
+            &backup_id,
+            &backup,
+            BackupCommand::FinishRestore {
+                volume_id: id.to_string(),
+            },
+        )
+        .await;
+    }
+
+    async fn reconcile_backup(self: &Arc<Self>, id: &str) {
+        let b = match self.backups.load(id).await {
+            Ok((b, _)) => b,
+            Err(e) => {
+                tracing::warn!(backup = %id, error = %e, "could not load a backup");
+                return;
+            }
+        };
+        if !b.exists || b.is_deleted() {
+            return;
+        }
+        match b.status.as_str() {
+            bs::CREATING => self.create_backup(id, &b).await,
+            bs::RESTORING => {
+                let waiting = {
+                    let view = self.view.read();
+                    view.volume(&b.restore_volume_id).is_some_and(|r| {
+                        let v = &r.state;
+                        (v.status == st::RESTORING && v.task_target == id)
+                            || (v.status == st::CREATING && v.backup_id == id)
+                    })
+                };
+                if waiting {
+                    // The volume's flow does the work; it may have looked before this backup was ready.
+                    self.kick(
+                        format!("volume-{}", b.restore_volume_id),
+                        self.view.position(),
+                    );
+                } else {
+                    self.backup_step(
+                        id,
+                        &b,
+                        BackupCommand::FinishRestore {
+                            volume_id: b.restore_volume_id.clone(),
+                        },
+                    )
+                    .await;
+                }
+            }
+            bs::DELETING => self.delete_backup(id, &b).await,
+            _ => {}
+        }
+    }
+
+    /// End the volume's `backing-up` for backup `id`, unless another backup of it is now under way.
+    async fn end_backing_up(&self, id: &str, b: &Backup) {
+        if !b.snapshot_id.is_empty() {
+            return;
+        }
+        let volume = {
+            let view = self.view.read();
+            let other = view.backups_of(&b.volume_id).any(|o| {
+                o.id != id && o.state.status == bs::CREATING && o.state.snapshot_id.is_empty()
+            });
+            view.volume(&b.volume_id)
+                .filter(|r| r.state.status == st::BACKING_UP && !other)
+                .map(|r| r.state.clone())
+        };
+        if let Some(v) = volume {
+            self.step(
+                &b.volume_id,
+                &v,
+                VolumeCommand::Finish {
+                    expected: st::BACKING_UP.into(),
+                },
+            )
+            .await;
+        }
+    }
+
+    async fn create_backup(&self, id: &str, b: &Backup) {
+        let dir = self.backup_dir(id);
+        let result = async {
+            let (host, parent_ok) = {
+                let view = self.view.read();
+                let host = view
+                    .volume(&b.volume_id)
+                    .map(|r| r.state.host.clone())
+                    .ok_or_else(|| format!("Volume {} could not be found.", b.volume_id))?;
+                let parent_ok = b.parent_id.is_empty()
+                    || view.backups.get(&b.parent_id).is_some_and(|p| {
+                        matches!(p.state.status.as_str(), bs::AVAILABLE | bs::RESTORING)
+                    });
+                (host, parent_ok)
+            };
+            if !parent_ok {
+                return Err(format!(
+                    "The parent backup {} of this incremental backup is no longer available.",
+                    b.parent_id
+                ));
+            }
+            let driver = self
+                .driver(&host)
+                .ok_or_else(|| format!("The volume's backend {host} is not available."))?;
+            // A run cut short by a restart may have left a complete directory: write it again.
+            self.remove_backup_dir(id).await?;
+            let info = if b.snapshot_id.is_empty() {
+                let parent = (!b.parent_id.is_empty())
+                    .then(|| self.backup_dir(&b.parent_id).join(MANIFEST_FILE));
+                driver
+                    .backup_volume(&b.volume_id, &dir, parent.as_deref())
+                    .await
+                    .map_err(|e| e.to_string())?
+            } else {
+                // The snapshot's data, through a temporary volume made from it.
+                let temp = format!("backup-{id}");
+                driver.delete_volume(&temp).await.map_err(|e| e.to_string())?;
+                driver
+                    .create_volume_from_snapshot(&temp, &b.volume_id, &b.snapshot_id, b.size_gb)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let info = driver.backup_volume(&temp, &dir, None).await;
+                if let Err(e) = driver.delete_volume(&temp).await {
+                    tracing::warn!(volume = %temp, error = %e, "cannot remove a backup's temporary volume");
+                }
+                info.map_err(|e| e.to_string())?
+            };
+            Ok::<_, String>(info)
+        }
+        .await;
+        match result {
+            Ok(info) => {
+                self.end_backing_up(id, b).await;
+                self.backup_step(
+                    id,
+                    b,
+                    BackupCommand::MadeAvailable {
+                        object_count: info.chunks_stored,
+                        stored_bytes: info.bytes_stored,
+                    },
+                )
+                .await;
+            }
+            Err(e) => {
+                tracing::warn!(backup = %id, error = %e, "backup failed");
+                if let Err(re) = self.remove_backup_dir(id).await {
+                    tracing::warn!(backup = %id, error = %re, "cannot remove a failed backup's data");
+                }
+                self.release_usage(&b.project_id, &format!("backup:{id}"))
+                    .await;
+                self.end_backing_up(id, b).await;
+                self.backup_step(id, b, BackupCommand::Fail { message: e })
+                    .await;
+            }
+        }
+    }
+
+    async fn delete_backup(&self, id: &str, b: &Backup) {
+        let children = self.view.read().backup_children(id).count();
+        let result = if children > 0 {
+            Err("Incremental backups exist for this backup.".to_string())
+        } else {
+            self.remove_backup_dir(id).await
+        };
+        match result {
+            Ok(()) => {
+                self.release_usage(&b.project_id, &format!("backup:{id}"))
+                    .await;
+                self.backup_step(id, b, BackupCommand::Deleted).await;
+            }
+            Err(e) => {
+                tracing::warn!(backup = %id, error = %e, "backup deletion failed");
+                self.backup_step(id, b, BackupCommand::Fail { message: e })
+                    .await;
+            }
         }
     }
 

@@ -1,15 +1,17 @@
-//! Block storage (Cinder): volumes, snapshots, volume types, backends (cinder-volume services with capacity
-//! claims) and quotas, each a pure aggregate.
+//! Block storage (Cinder): volumes, snapshots, backups, volume types, backends (cinder-volume services with
+//! capacity claims) and quotas, each a pure aggregate.
 //!
-//! Streams: `volume-<uuid>`, `volume-snapshot-<uuid>`, `volume-type-<uuid>`, `volume-backend-<name>`,
-//! `volume-usage-<project>`, `volume-quota-<project>`.
+//! Streams: `volume-<uuid>`, `volume-snapshot-<uuid>`, `volume-backup-<uuid>`, `volume-type-<uuid>`,
+//! `volume-backend-<name>`, `volume-usage-<project>`, `volume-quota-<project>`.
 
 mod backend;
+mod backup;
 mod quota;
 mod snapshot;
 mod vtype;
 
 pub use backend::{Backend, BackendCommand};
+pub use backup::{backup_status, Backup, BackupCommand};
 pub use quota::{
     default_volume_limits, VolumeAmounts, VolumeQuota, VolumeQuotaCommand, VolumeUsage,
     VolumeUsageCommand, VOLUME_QUOTA_NAMES,

@@ -1,6 +1,5 @@
 //! Quotas (`os-quota-sets`), limits, services (`os-services`: one cinder-volume per backend plus the
-//! scheduler), availability zones, pools (`scheduler-stats/get_pools`), resource filters, and the backup
-//! listings (empty until backups are served).
+//! scheduler), availability zones, pools (`scheduler-stats/get_pools`) and resource filters.
 
 use std::collections::BTreeMap;
 
@@ -27,9 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/os-services/{action}").route(web::put().to(service_update)))
         .service(resource("/os-availability-zone").route(web::get().to(zones)))
         .service(resource("/scheduler-stats/get_pools").route(web::get().to(pools)))
-        .service(resource("/resource_filters").route(web::get().to(resource_filters)))
-        .service(resource("/backups").route(web::get().to(backups)))
-        .service(resource("/backups/detail").route(web::get().to(backups)));
+        .service(resource("/resource_filters").route(web::get().to(resource_filters)));
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -517,9 +514,4 @@ async fn resource_filters(
         .map(|(r, f)| json!({ "resource": r, "filters": f }))
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "resource_filters": list })))
-}
-
-/// `GET /backups` and `/backups/detail`: no backups are served yet.
-async fn backups(_caller: Caller) -> Result<HttpResponse, CinderError> {
-    Ok(HttpResponse::Ok().json(json!({ "backups": [] })))
 }

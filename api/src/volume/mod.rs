@@ -10,6 +10,7 @@
 mod actions;
 mod admin;
 mod attachments;
+mod backups;
 mod error;
 mod snapshots;
 mod types;
@@ -26,8 +27,8 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use futures::future::{ready, LocalBoxFuture, Ready};
 use serde_json::{json, Map, Value};
 use strata_actors::volume::{
-    default_volume_limits, Backend, Snapshot, Volume, VolumeQuota, VolumeType, VolumeTypeCommand,
-    VolumeUsage,
+    default_volume_limits, Backend, Backup, Snapshot, Volume, VolumeQuota, VolumeType,
+    VolumeTypeCommand, VolumeUsage,
 };
 use strata_actors::{Aggregate, Outcome, Repository, Runtime};
 use strata_events::Metadata;
@@ -49,6 +50,7 @@ pub struct Volumes {
     pub glance: web::Data<crate::image::Images>,
     pub volumes: Repository<Volume>,
     pub snapshots: Repository<Snapshot>,
+    pub backups: Repository<Backup>,
     pub types: Repository<VolumeType>,
     pub backends: Repository<Backend>,
     pub usage: Repository<VolumeUsage>,
@@ -74,6 +76,7 @@ impl Volumes {
             glance,
             volumes: Repository::new(runtime.clone()),
             snapshots: Repository::new(runtime.clone()),
+            backups: Repository::new(runtime.clone()),
             types: Repository::new(runtime.clone()),
             backends: Repository::new(runtime.clone()),
             usage: Repository::new(runtime.clone()),
@@ -925,6 +928,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
     volumes::configure(cfg);
     attachments::configure(cfg);
     snapshots::configure(cfg);
+    backups::configure(cfg);
     types::configure(cfg);
     admin::configure(cfg);
 }
