@@ -1383,7 +1383,14 @@ fn attachments_and_volume_actions() {
     act(json!({"os-attach": {"instance_uuid": server_id, "mountpoint": "/dev/vdc"}})).expect(202);
     let v = wait_status(&url, &token, &id, "in-use");
     assert_eq!(v["attachments"][0]["device"], "/dev/vdc", "{v}");
+    // in-use -> detaching -> (rolled back) in-use -> detaching -> available.
     act(json!({"os-begin_detaching": {}})).expect(202);
+    wait_status(&url, &token, &id, "detaching");
+    act(json!({"os-roll_detaching": {}})).expect(202);
+    wait_status(&url, &token, &id, "in-use");
+    act(json!({"os-begin_detaching": {}})).expect(202);
+    let v = wait_status(&url, &token, &id, "detaching");
+    assert_eq!(v["attachments"][0]["device"], "/dev/vdc", "{v}");
     act(json!({"os-terminate_connection": {"connector": {"host": "compute-1"}}})).expect(202);
     act(json!({"os-detach": {}})).expect(202);
     wait_status(&url, &token, &id, "available");

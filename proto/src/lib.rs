@@ -96,7 +96,7 @@ pub mod volume_events {
         VolumeTaskFinished, VolumeExtended, VolumeRetyped, VolumeRenamed, VolumeDescriptionChanged,
         VolumeMetadataSet, VolumeMetadataItemDeleted, VolumeBootableSet, VolumeReadonlySet,
         VolumeStatusReset, VolumeAttachmentCreated, VolumeAttachmentCompleted, VolumeAttachmentDeleted,
-        VolumeAttachmentMoved,
+        VolumeAttachmentMoved, VolumeDetachingStarted, VolumeDetachingRolledBack,
         VolumeDeleted,
         SnapshotCreated, SnapshotMadeAvailable, SnapshotFailed, SnapshotDeleting, SnapshotUpdated,
         SnapshotMetadataSet, SnapshotDeleted,

@@ -58,6 +58,9 @@ pub struct Attachment {
     pub mode: String,
     /// false while reserved (attaching).
     pub attached: bool,
+    /// Being detached (the volume shows `detaching`).
+    #[serde(default)]
+    pub detaching: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -121,8 +124,27 @@ impl Volume {
     fn rest(&self) -> &'static str {
         if self.attachments.is_empty() {
             status::AVAILABLE
+        } else if self.attachments.values().any(|a| a.detaching) {
+            status::DETACHING
         } else {
             status::IN_USE
+        }
+    }
+
+    /// The attachment a detach step names, or the only one when it names none.
+    fn attachment_for_detach(&self, attachment_id: &Option<String>) -> Result<String, DomainError> {
+        match attachment_id {
+            Some(a) if self.attachments.contains_key(a) => Ok(a.clone()),
+            Some(a) => Err(DomainError::NotFound {
+                kind: "attachment",
+                id: a.clone(),
+            }),
+            None if self.attachments.len() == 1 => {
+                Ok(self.attachments.keys().next().cloned().unwrap_or_default())
+            }
+            None => Err(DomainError::Invalid(
+                "Invalid volume: Detach volume failed: More than one attachment, but no attachment_id provided.".into(),
+            )),
         }
     }
 
@@ -223,6 +245,12 @@ pub enum VolumeCommand {
     Detach {
         attachment_id: String,
     },
+    /// Detaching begins (`None`: the volume's only attachment).
+    BeginDetaching {
+        attachment_id: Option<String>,
+    },
+    /// The detach is given up: the detaching attachments are attached again.
+    RollDetaching,
     /// The attached server now runs on compute host `host`.
     MoveAttachment {
         attachment_id: String,
@@ -562,6 +590,31 @@ impl Aggregate for Volume {
                     attachment_id: attachment_id.clone(),
                 })]
             }
+            C::BeginDetaching { attachment_id } => {
+                let aid = self.attachment_for_detach(attachment_id)?;
+                let a = &self.attachments[&aid];
+                if a.detaching {
+                    return Ok(vec![]);
+                }
+                if !a.attached || !matches!(self.status.as_str(), st::IN_USE | st::DETACHING) {
+                    return Err(DomainError::Invalid(
+                        "Invalid volume: Unable to detach volume. Volume status must be 'in-use' and attach_status must be 'attached' to detach.".into(),
+                    ));
+                }
+                vec![E::VolumeDetachingStarted(pb::VolumeDetachingStarted {
+                    attachment_id: aid,
+                })]
+            }
+            C::RollDetaching => self
+                .attachments
+                .iter()
+                .filter(|(_, a)| a.detaching)
+                .map(|(aid, _)| {
+                    E::VolumeDetachingRolledBack(pb::VolumeDetachingRolledBack {
+                        attachment_id: aid.clone(),
+                    })
+                })
+                .collect(),
             C::MoveAttachment {
                 attachment_id,
                 host,
@@ -671,6 +724,7 @@ impl Aggregate for Volume {
                         mountpoint: a.mountpoint.clone(),
                         mode: a.mode.clone(),
                         attached: a.attached,
+                        detaching: false,
                     },
                 );
                 self.status = if a.attached {
@@ -690,6 +744,18 @@ impl Aggregate for Volume {
             }
             E::VolumeAttachmentDeleted(d) => {
                 self.attachments.remove(&d.attachment_id);
+                self.status = self.rest().into();
+            }
+            E::VolumeDetachingStarted(d) => {
+                if let Some(a) = self.attachments.get_mut(&d.attachment_id) {
+                    a.detaching = true;
+                }
+                self.status = self.rest().into();
+            }
+            E::VolumeDetachingRolledBack(d) => {
+                if let Some(a) = self.attachments.get_mut(&d.attachment_id) {
+                    a.detaching = false;
+                }
                 self.status = self.rest().into();
             }
             E::VolumeAttachmentMoved(m) => {
@@ -809,6 +875,27 @@ mod tests {
                 host: "fake-1".into(),
             })
             .then_err_where(|e| matches!(e, DomainError::NotFound { .. }));
+        // in-use -> detaching -> rolled back to in-use, or detached to available.
+        let detaching = given::<Volume>(h.clone())
+            .when(VolumeCommand::BeginDetaching {
+                attachment_id: None,
+            })
+            .then_ok();
+        assert_eq!(detaching.status, "detaching");
+        let mut hd = h.clone();
+        hd.push(E::VolumeDetachingStarted(pb::VolumeDetachingStarted {
+            attachment_id: "a1".into(),
+        }));
+        let rolled = given::<Volume>(hd.clone())
+            .when(VolumeCommand::RollDetaching)
+            .then_ok();
+        assert_eq!(rolled.status, "in-use");
+        let gone = given::<Volume>(hd)
+            .when(VolumeCommand::Detach {
+                attachment_id: "a1".into(),
+            })
+            .then_ok();
+        assert_eq!(gone.status, "available");
         let s = given::<Volume>(h)
             .when(VolumeCommand::Detach {
                 attachment_id: "a1".into(),

@@ -266,8 +266,31 @@ async fn detach_one(
         .into_iter()
         .find(|a| a.1 == volume_id)
         .ok_or_else(|| NovaError::not_found(format!("volume_id not found: {volume_id}")))?;
+    // in-use -> detaching while the hypervisor unplugs it -> available; a failed unplug rolls back.
+    compute
+        .run_volume(
+            volume_id,
+            VolumeCommand::BeginDetaching {
+                attachment_id: Some(attachment.0.clone()),
+            },
+            meta,
+        )
+        .await?;
     if let Some(agent) = compute.engine.agent(host) {
-        let _ = agent.driver.detach_volume(id, volume_id).await;
+        // A server without a VM (shelved offloaded, not yet spawned) has nothing to unplug.
+        let unplugged = match agent.driver.detach_volume(id, volume_id).await {
+            Err(strata_compute::driver::DriverError::NotFound(_)) => Ok(()),
+            other => other,
+        };
+        if let Err(e) = unplugged {
+            let _ = compute
+                .run_volume(volume_id, VolumeCommand::RollDetaching, meta)
+                .await;
+            return Err(NovaError::new(
+                actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+                format!("Detaching the volume failed: {e}"),
+            ));
+        }
     }
     compute
         .run_volume(

@@ -116,10 +116,17 @@ pub async fn action(
             if row.state.status != st::IN_USE || row.state.attach_status() != "attached" {
                 return Err(cannot_detach());
             }
-            // Detaching is not a recorded status here: the detach itself is one step.
+            let cmd = VolumeCommand::BeginDetaching {
+                attachment_id: None,
+            };
+            vols.run(&vols.volumes, &row.id, cmd, &caller.meta).await?;
             Ok(HttpResponse::Accepted().finish())
         }
-        "os-roll_detaching" => Ok(HttpResponse::Accepted().finish()),
+        "os-roll_detaching" => {
+            let cmd = VolumeCommand::RollDetaching;
+            vols.run(&vols.volumes, &row.id, cmd, &caller.meta).await?;
+            Ok(HttpResponse::Accepted().finish())
+        }
         "os-detach" | "os-force_detach" => {
             let attachment = arg
                 .get("attachment_id")
@@ -762,7 +769,8 @@ async fn detach(
     force: bool,
 ) -> Result<HttpResponse, CinderError> {
     let v = &row.state;
-    if !force && (v.status != st::IN_USE || v.attach_status() != "attached") {
+    let detachable = matches!(v.status.as_str(), st::IN_USE | st::DETACHING);
+    if !force && (!detachable || v.attach_status() != "attached") {
         return Err(cannot_detach());
     }
     let ids: Vec<String> =

@@ -32,7 +32,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 fn status_of(a: &Attachment) -> &'static str {
-    if a.attached {
+    if a.detaching {
+        "detaching"
+    } else if a.attached {
         "attached"
     } else if a.host.is_empty() {
         "reserved"
