@@ -322,6 +322,22 @@ fn full_and_incremental_backups_restore_byte_identical_data() {
     wait_backup(&url, &token, &full, "available");
     assert_content(&volume_file(&server, &new_vol), 1 << 30, &full_content);
 
+    // A volume created from the backup (POST /volumes with backup_id, 3.47): the same content, 2 GB.
+    let r = at(
+        47,
+        "POST",
+        &format!("{url}/volumes"),
+        &token,
+        Some(&json!({"volume": {"backup_id": full, "size": 2, "name": "from-backup"}})),
+    )
+    .expect(202)
+    .json();
+    let from_backup = r["volume"]["id"].as_str().unwrap().to_string();
+    let fb = wait_volume(&url, &token, &from_backup, "available");
+    assert_eq!(fb["size"], 2, "{fb}");
+    wait_backup(&url, &token, &full, "available");
+    assert_content(&volume_file(&server, &from_backup), 2 << 30, &full_content);
+
     // The snapshot's backup into a new volume with the default name.
     let r = call(
         "POST",

@@ -254,7 +254,7 @@ fn versions_microversions_and_faults() {
         "badRequest",
     );
     assert_eq!(msg, "Malformed request url");
-    // Backups are listed (empty) so `openstack volume backup list` works.
+    // A project without backups lists none.
     let b = call("GET", &format!("{url}/backups/detail"), &token, None)
         .expect(200)
         .json();

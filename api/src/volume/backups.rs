@@ -51,7 +51,7 @@ fn invalid_backup(reason: &str) -> CinderError {
 }
 
 /// Backup `id` as `caller` may see it (its project's, or any for admins): 404 otherwise.
-fn backup(vols: &Volumes, caller: &Caller, id: &str) -> Result<BackupRow, CinderError> {
+pub(super) fn backup(vols: &Volumes, caller: &Caller, id: &str) -> Result<BackupRow, CinderError> {
     let view = vols.view.read();
     view.backups
         .get(id)
@@ -629,7 +629,7 @@ async fn restore(
             let name = name
                 .filter(|n| !n.is_empty())
                 .unwrap_or_else(|| format!("restore_backup_{id}"));
-            restore_to_new(&vols, &identity, &caller, &id, &row, name).await?
+            restore_to_new(&vols, &identity, &caller, &id, name).await?
         }
     };
     Ok(HttpResponse::Accepted().json(json!({
@@ -643,7 +643,7 @@ async fn restore(
 
 /// The backup's side of a restore, recorded after the volume's (the caller takes the volume's side back
 /// when this is refused: the backup stopped being available in between).
-async fn begin_restore(
+pub(super) async fn begin_restore(
     vols: &Volumes,
     caller: &Caller,
     backup_id: &str,
@@ -717,81 +717,16 @@ async fn restore_to_new(
     identity: &Identity,
     caller: &Caller,
     backup_id: &str,
-    row: &BackupRow,
     name: String,
 ) -> Result<(String, String), CinderError> {
-    let size = row.state.size_gb;
-    let zones = vols.zones();
-    let availability_zone = if zones.contains(&row.state.availability_zone) {
-        row.state.availability_zone.clone()
-    } else {
-        zones.first().cloned().unwrap_or_else(|| "nova".into())
-    };
-    let id = uuid::Uuid::new_v4().to_string();
-    let holder = format!("volume:{id}");
-    vols.usage
-        .execute(
-            &caller.project_id,
-            VolumeUsageCommand::Reserve {
-                holder: holder.clone(),
-                amounts: VolumeAmounts {
-                    volumes: 1,
-                    gigabytes: size as i64,
-                    volume_type: super::DEFAULT_TYPE_NAME.into(),
-                    ..Default::default()
-                },
-                limits: vols.limits(&caller.project_id),
-            },
-            caller.meta.clone(),
-        )
-        .await?;
-    let type_id = match vols.default_type(identity, &caller.meta).await {
-        Ok(t) => t,
-        Err(e) => {
-            super::volumes::release(vols, &caller.project_id, &holder, caller).await;
-            return Err(e);
-        }
-    };
-    let created = pb::VolumeCreated {
-        project_id: caller.project_id.clone(),
-        user_id: caller.user_id.clone(),
+    let request = super::NewVolume {
         name: name.clone(),
         description: "auto-created_from_restore_from_backup".into(),
-        size_gb: size,
-        volume_type_id: type_id,
-        availability_zone,
-        request_id: caller.meta.correlation_id.clone(),
-        backup_id: backup_id.to_string(),
+        backup_id: Some(backup_id.to_string()),
         ..Default::default()
     };
-    if let Err(e) = vols
-        .run(
-            &vols.volumes,
-            &id,
-            VolumeCommand::Create(Box::new(created)),
-            &caller.meta,
-        )
-        .await
-    {
-        super::volumes::release(vols, &caller.project_id, &holder, caller).await;
-        return Err(e.into());
-    }
-    if let Err(e) = begin_restore(vols, caller, backup_id, &id).await {
-        // The volume service deletes the new volume and gives its quota back.
-        let _ = vols
-            .run(
-                &vols.volumes,
-                &id,
-                VolumeCommand::Begin {
-                    task: VolumeTask::Delete { force: true },
-                    request_id: caller.meta.correlation_id.clone(),
-                },
-                &caller.meta,
-            )
-            .await;
-        return Err(e);
-    }
-    Ok((id, name))
+    let row = super::create_volume(vols, identity, caller, request).await?;
+    Ok((row.id, name))
 }
 
 // ---------------------------------------------------------------------------------------------------------

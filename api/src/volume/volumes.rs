@@ -526,11 +526,7 @@ async fn create(
             )));
         }
     }
-    if let Some(b) = opt_uuid(m, "backup_id")?.filter(|_| mv.at_least(47)) {
-        return Err(CinderError::not_found(format!(
-            "Backup {b} could not be found."
-        )));
-    }
+    let backup_id = opt_uuid(m, "backup_id")?.filter(|_| mv.at_least(47));
     let snapshot_id = opt_uuid(m, "snapshot_id")?;
     let source_volid = opt_uuid(m, "source_volid")?;
     let image_ref = match m.get("imageRef").or_else(|| m.get("image_id")) {
@@ -574,6 +570,7 @@ async fn create(
         volume_type: requested_type,
         availability_zone: requested_az,
         metadata,
+        backup_id,
     };
     let row = create_volume(&vols, &identity, &caller, request).await?;
     Ok(HttpResponse::Accepted()
@@ -593,6 +590,8 @@ pub struct NewVolume {
     pub volume_type: Option<String>,
     pub availability_zone: Option<String>,
     pub metadata: BTreeMap<String, String>,
+    /// Restore this backup into the new volume (`None` size: the backup's).
+    pub backup_id: Option<String>,
 }
 
 /// Check a volume request for `caller` as Cinder does (sources usable, sizes, zone, type), reserve its quota
@@ -614,6 +613,7 @@ pub async fn create_volume(
         volume_type: requested_type,
         availability_zone: requested_az,
         metadata,
+        backup_id,
     } = request;
     // The sources: they must exist for the caller and be usable.
     let snapshot = snapshot_id
@@ -646,11 +646,23 @@ pub async fn create_volume(
         .as_deref()
         .map(|r| image_for_volume(vols, caller, r))
         .transpose()?;
+    let backup = backup_id
+        .as_deref()
+        .map(|b| super::backups::backup(vols, caller, b))
+        .transpose()?;
+    if let Some(b) = &backup {
+        if b.state.status != strata_actors::volume::backup_status::AVAILABLE {
+            return Err(CinderError::bad_request(
+                "Invalid backup: Backup status must be available",
+            ));
+        }
+    }
 
     let size = match (requested_size, &snapshot, &source) {
         (Some(s), _, _) => s,
         (None, Some(snap), _) => snap.state.size_gb,
         (None, None, Some(src)) => src.state.size_gb,
+        (None, None, None) if backup.is_some() => backup.as_ref().map_or(0, |b| b.state.size_gb),
         (None, None, None) => {
             return Err(CinderError::invalid_input(
                 "Volume size 'None' must be an integer and greater than 0",
@@ -669,6 +681,14 @@ pub async fn create_volume(
             return Err(CinderError::invalid_input(format!(
                 "Volume size '{size}'GB cannot be smaller than the snapshot size {}GB. They must be >= original snapshot size.",
                 snap.state.size_gb
+            )));
+        }
+    }
+    if let Some(b) = &backup {
+        if size < b.state.size_gb {
+            return Err(CinderError::invalid_input(format!(
+                "Volume size '{size}'GB cannot be smaller than the backup size {}GB.",
+                b.state.size_gb
             )));
         }
     }
@@ -711,6 +731,13 @@ pub async fn create_volume(
                 .map(|s| s.state.availability_zone.clone())
         });
     let zones = vols.zones();
+    // A backup's zone is a preference: it may name a zone no backend serves any more.
+    let source_az = source_az.or_else(|| {
+        backup
+            .as_ref()
+            .map(|b| b.state.availability_zone.clone())
+            .filter(|z| zones.contains(z))
+    });
     let availability_zone = match (&requested_az, &source_az) {
         (Some(az), Some(src)) if az != src => {
             return Err(CinderError::invalid_input(if source.is_some() {
@@ -812,7 +839,7 @@ pub async fn create_volume(
         multiattach,
         request_id: caller.meta.correlation_id.clone(),
         bootable: false,
-        backup_id: String::new(),
+        backup_id: backup_id.clone().unwrap_or_default(),
     };
     if let Err(e) = vols
         .run(
@@ -825,6 +852,13 @@ pub async fn create_volume(
     {
         release(vols, &caller.project_id, &holder, caller).await;
         return Err(e.into());
+    }
+    if let Some(b) = &backup_id {
+        // The backup's side of the restore; refused (it stopped being available), the new volume goes.
+        if let Err(e) = super::backups::begin_restore(vols, caller, b, &id).await {
+            discard_volume(vols, caller, &id).await;
+            return Err(e);
+        }
     }
     vols.volume(caller, &id)
 }
