@@ -39,6 +39,10 @@ fn attach_and_detach_a_volume_and_delete_the_server() {
     // Both sides show the attachment.
     let v = wait_volume(&cinder, &token, &vol, "in-use");
     assert_eq!(v["attachments"][0]["server_id"], id.as_str(), "{v}");
+    assert!(
+        v["attachments"][0]["attached_at"].is_string(),
+        "the attachment shows when it was made: {v}"
+    );
     let list = get(&url, Some(&token)).expect(200).json();
     assert_eq!(
         list["volumeAttachments"][0]["volumeId"],

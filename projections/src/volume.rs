@@ -21,6 +21,9 @@ pub struct VolumeRow {
     pub state: Volume,
     pub created_at: String,
     pub updated_at: String,
+    /// When each complete attachment was completed (the event's time).
+    #[serde(default)]
+    pub attached_at: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -85,7 +88,7 @@ fn fold<A: Aggregate<Event = E>>(state: &mut A, ev: &E) {
 
 impl Projection for VolumeView {
     const NAME: &'static str = "volume";
-    const VERSION: u32 = 2;
+    const VERSION: u32 = 3;
 
     fn handle(&mut self, event: &RecordedEvent) {
         let Some(ev) =
@@ -173,6 +176,22 @@ impl Projection for VolumeView {
                     ..Default::default()
                 });
             fold(&mut row.state, &ev);
+            match &ev {
+                E::VolumeAttachmentCreated(a) if a.attached => {
+                    row.attached_at.insert(a.attachment_id.clone(), now.clone());
+                }
+                E::VolumeAttachmentCompleted(c) => {
+                    row.attached_at.insert(c.attachment_id.clone(), now.clone());
+                }
+                E::VolumeAttachmentDeleted(d) => {
+                    row.attached_at.remove(&d.attachment_id);
+                }
+                E::VolumeStatusReset(_) => {
+                    let live = &row.state.attachments;
+                    row.attached_at.retain(|aid, _| live.contains_key(aid));
+                }
+                _ => {}
+            }
             row.updated_at = now;
             if row.state.is_deleted() {
                 self.volumes.remove(id);

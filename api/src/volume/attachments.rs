@@ -57,7 +57,7 @@ fn attachment_json(
         "volume_id": row.id,
     });
     if detail {
-        out["attached_at"] = Value::Null;
+        out["attached_at"] = row.attached_at.get(id).map_or(Value::Null, |t| json!(t));
         out["detached_at"] = Value::Null;
         out["attach_mode"] = json!(if a.mode.is_empty() {
             "rw"

@@ -73,7 +73,7 @@ pub(super) fn volume_json(
                 "server_id": nullable(&a.server_id),
                 "host_name": nullable(&a.host),
                 "device": nullable(&a.mountpoint),
-                "attached_at": Value::Null,
+                "attached_at": row.attached_at.get(aid).map_or(Value::Null, |t| json!(t)),
             })
         })
         .collect();
