@@ -75,7 +75,7 @@ pub mod compute_events {
         ServerMetadataSet, ServerMetadataItemDeleted, ServerLocked, ServerUnlocked,
         ServerMigrationStarted, ServerMigrationScheduled, ServerMigrationFinished,
         ServerResizeConfirmed, ServerResizeReverted, ServerMigrationFailed,
-        ServerRebuilt, ServerShelved, ServerDeleted,
+        ServerRebuilt, ServerShelved, ServerDeleted, ServerInterfaceAttached, ServerInterfaceDetached,
         HostRegistered, HostInventoryChanged, HostHeartbeat, HostClaimed, HostClaimReleased,
         HostServiceDisabled, HostServiceEnabled, HostForcedDownChanged,
         HostImageCached, HostImageCacheHit, HostImageEvicted,

@@ -26,7 +26,7 @@ pub use group::{
 };
 pub use host::{Claim, ComputeHost, HostCommand, Inventory};
 pub use keypair::{keypair_id, Keypair, KeypairCommand, KEY_TYPES};
-pub use server::{Action, BlockDevice, FlavorSpec, Server, ServerCommand};
+pub use server::{Action, BlockDevice, FlavorSpec, Server, ServerCommand, ServerPort};
 
 use crate::aggregate::DomainError;
 

@@ -155,6 +155,33 @@ impl BlockDevice {
     }
 }
 
+/// A Neutron port of the server (see `pb::ServerPort`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerPort {
+    pub port_id: String,
+    pub network_id: String,
+    /// Made by Nova for this server (deleted with it); a port the user gave is only released.
+    pub created: bool,
+}
+
+impl ServerPort {
+    pub fn from_pb(p: &pb::ServerPort) -> Self {
+        ServerPort {
+            port_id: p.port_id.clone(),
+            network_id: p.network_id.clone(),
+            created: p.created,
+        }
+    }
+
+    pub fn to_pb(&self) -> pb::ServerPort {
+        pb::ServerPort {
+            port_id: self.port_id.clone(),
+            network_id: self.network_id.clone(),
+            created: self.created,
+        }
+    }
+}
+
 /// A resize or move in progress (or awaiting confirmation).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Migration {
@@ -233,6 +260,9 @@ pub struct Server {
     pub launched: bool,
     /// Volumes from the block device mapping the server was created with (boot volume first).
     pub block_devices: Vec<BlockDevice>,
+    /// Neutron ports plugged in (at boot and through os-interface).
+    #[serde(default)]
+    pub ports: Vec<ServerPort>,
 }
 
 /// An action a user starts on a server through the API.
@@ -301,6 +331,16 @@ pub enum ServerCommand {
     },
     Rename {
         name: String,
+        admin: bool,
+    },
+    /// Plug a port in (os-interface).
+    AttachInterface {
+        port: ServerPort,
+        admin: bool,
+    },
+    /// Unplug a port (os-interface).
+    DetachInterface {
+        port_id: String,
         admin: bool,
     },
     SetDescription {
@@ -551,6 +591,29 @@ impl Aggregate for Server {
                 }
                 Ok(vec![E::ServerRenamed(pb::ServerRenamed {
                     name: name.clone(),
+                })])
+            }
+            C::AttachInterface { port, admin } => {
+                self.check_live()?;
+                self.check_lock(*admin)?;
+                if self.ports.iter().any(|p| p.port_id == port.port_id) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::ServerInterfaceAttached(pb::ServerInterfaceAttached {
+                    port: Some(port.to_pb()),
+                })])
+            }
+            C::DetachInterface { port_id, admin } => {
+                self.check_live()?;
+                self.check_lock(*admin)?;
+                if !self.ports.iter().any(|p| p.port_id == *port_id) {
+                    return Err(DomainError::NotFound {
+                        kind: "port",
+                        id: port_id.clone(),
+                    });
+                }
+                Ok(vec![E::ServerInterfaceDetached(pb::ServerInterfaceDetached {
+                    port_id: port_id.clone(),
                 })])
             }
             C::SetDescription { description, admin } => {
@@ -908,6 +971,7 @@ impl Aggregate for Server {
                     request_id: c.request_id.clone(),
                     action: "create".into(),
                     block_devices: c.block_devices.iter().map(BlockDevice::from_pb).collect(),
+                    ports: c.ports.iter().map(ServerPort::from_pb).collect(),
                     ..Server::default()
                 };
             }
@@ -963,6 +1027,12 @@ impl Aggregate for Server {
                 self.task_image.clear();
             }
             E::ServerRenamed(r) => self.name = r.name.clone(),
+            E::ServerInterfaceAttached(a) => {
+                if let Some(p) = &a.port {
+                    self.ports.push(ServerPort::from_pb(p));
+                }
+            }
+            E::ServerInterfaceDetached(d) => self.ports.retain(|p| p.port_id != d.port_id),
             E::ServerDescriptionChanged(d) => self.description = d.description.clone(),
             E::ServerMetadataSet(m) => {
                 if m.replace {
@@ -1153,6 +1223,41 @@ mod tests {
             (s.status(), s.power_state, s.host.as_str()),
             ("ACTIVE", 1, "h1")
         );
+    }
+
+    #[test]
+    fn interfaces_attach_once_and_detach() {
+        let port = ServerPort {
+            port_id: "p1".into(),
+            network_id: "n1".into(),
+            created: true,
+        };
+        let attach = || ServerCommand::AttachInterface {
+            port: port.clone(),
+            admin: false,
+        };
+        let s = given::<Server>([created(), scheduled(), spawned()])
+            .when(attach())
+            .then_ok();
+        assert_eq!(s.ports, vec![port.clone()]);
+        let attached = E::ServerInterfaceAttached(pb::ServerInterfaceAttached {
+            port: Some(port.to_pb()),
+        });
+        let h = [created(), scheduled(), spawned(), attached];
+        assert!(given::<Server>(h.clone()).when(attach()).then_ok().ports.len() == 1);
+        let s = given::<Server>(h.clone())
+            .when(ServerCommand::DetachInterface {
+                port_id: "p1".into(),
+                admin: false,
+            })
+            .then_ok();
+        assert!(s.ports.is_empty());
+        given::<Server>(h)
+            .when(ServerCommand::DetachInterface {
+                port_id: "nope".into(),
+                admin: false,
+            })
+            .then_err_where(|e| matches!(e, DomainError::NotFound { .. }));
     }
 
     #[test]

@@ -761,6 +761,7 @@ async fn create(
             hostname,
             requested_host: requested_host.clone(),
             block_devices: disks.volumes.iter().map(|b| b.to_pb()).collect(),
+            ports: vec![],
         };
         if let Err(e) = compute
             .run(
