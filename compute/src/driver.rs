@@ -36,6 +36,8 @@ pub struct VmSpec {
     pub metadata: BTreeMap<String, String>,
     /// Cinder volumes plugged in, volume id -> device (`/dev/vda` for a boot volume).
     pub volumes: BTreeMap<String, String>,
+    /// Neutron ports plugged in, in order (eth0, eth1, ...).
+    pub ports: Vec<String>,
 }
 
 /// Resources a hypervisor offers.
@@ -74,6 +76,9 @@ pub trait Driver: Send + Sync + 'static {
         device: &str,
     ) -> Result<(), DriverError>;
     async fn detach_volume(&self, id: &str, volume_id: &str) -> Result<(), DriverError>;
+    /// Hot-plug a Neutron port (os-interface attach).
+    async fn plug_port(&self, id: &str, port_id: &str) -> Result<(), DriverError>;
+    async fn unplug_port(&self, id: &str, port_id: &str) -> Result<(), DriverError>;
     async fn console_output(&self, id: &str, length: Option<usize>) -> Result<String, DriverError>;
     /// The power state the hypervisor reports, `None` for an unknown VM.
     fn power_state(&self, id: &str) -> Option<i32>;
@@ -168,6 +173,12 @@ impl FakeDriver {
         lines.extend(spec.volumes.iter().map(|(volume, device)| {
             format!("[    0.500000] virtio_blk {device}: volume {volume}")
         }));
+        lines.extend(
+            spec.ports
+                .iter()
+                .enumerate()
+                .map(|(i, port)| format!("[    0.600000] virtio_net eth{i}: port {port}")),
+        );
         lines.push("[    1.234567] cloud-init: running modules for init".to_string());
         lines.push(format!("{} login: ", spec.name));
         lines
@@ -344,6 +355,33 @@ impl Driver for FakeDriver {
         if vm.volumes.remove(volume_id).is_some() {
             vm.console
                 .push(format!("[fake] detached volume {volume_id}"));
+        }
+        Ok(())
+    }
+
+    async fn plug_port(&self, id: &str, port_id: &str) -> Result<(), DriverError> {
+        self.wait().await;
+        let mut vms = self.vms.lock();
+        let vm = vms
+            .get_mut(id)
+            .ok_or_else(|| DriverError::NotFound(id.to_string()))?;
+        if !vm.spec.ports.iter().any(|p| p == port_id) {
+            vm.spec.ports.push(port_id.to_string());
+            vm.console.push(format!("[fake] plugged port {port_id}"));
+        }
+        Ok(())
+    }
+
+    async fn unplug_port(&self, id: &str, port_id: &str) -> Result<(), DriverError> {
+        self.wait().await;
+        let mut vms = self.vms.lock();
+        let vm = vms
+            .get_mut(id)
+            .ok_or_else(|| DriverError::NotFound(id.to_string()))?;
+        let before = vm.spec.ports.len();
+        vm.spec.ports.retain(|p| p != port_id);
+        if vm.spec.ports.len() != before {
+            vm.console.push(format!("[fake] unplugged port {port_id}"));
         }
         Ok(())
     }

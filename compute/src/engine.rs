@@ -24,7 +24,7 @@ use strata_actors::compute::quota::{Amounts, ComputeUsage, Limits, UsageCommand}
 use strata_actors::compute::server::{power, task, vm};
 use strata_actors::compute::{
     ComputeHost, FlavorSpec, HostCommand, Inventory, Server, ServerCommand, ServerGroup,
-    ServerGroupCommand,
+    ServerGroupCommand, ServerPort,
 };
 use strata_actors::image::store::ImageStore;
 use strata_actors::volume::{Volume, VolumeCommand, VolumeTask};
@@ -109,6 +109,16 @@ pub trait SnapshotSink: Send + Sync + 'static {
     async fn discard(&self, image_id: &str, meta: &Metadata);
 }
 
+/// Neutron as the conductor needs it (set once the network API exists): plug a server's ports in on its host
+/// and give them back when the server goes.
+#[async_trait::async_trait]
+pub trait PortService: Send + Sync + 'static {
+    /// The ports are plugged in on `host` (their binding host; they become ACTIVE).
+    async fn bind(&self, server_id: &str, ports: &[ServerPort], host: &str) -> Result<(), String>;
+    /// The server is gone: delete the ports Nova made for it and release the others.
+    async fn release(&self, server_id: &str, ports: &[ServerPort]) -> Result<(), String>;
+}
+
 /// A compute agent: one host's driver and image cache.
 pub struct Agent {
     pub name: String,
@@ -132,6 +142,7 @@ pub struct Engine {
     /// Cinder's volumes (attachments of servers, boot volumes), once the block storage service runs.
     volume_view: OnceLock<Live<VolumeView>>,
     volumes: Repository<Volume>,
+    port_service: OnceLock<Arc<dyn PortService>>,
     rt: tokio::runtime::Handle,
     _rt_owner: Mutex<Option<tokio::runtime::Runtime>>,
 }
@@ -236,6 +247,7 @@ impl Engine {
             snapshots: OnceLock::new(),
             volume_view: OnceLock::new(),
             volumes: Repository::new(runtime.clone()),
+            port_service: OnceLock::new(),
             rt: rt.handle().clone(),
             _rt_owner: Mutex::new(Some(rt)),
         });
@@ -257,6 +269,11 @@ impl Engine {
     /// Cinder's volume view: servers' attachments follow them and boot volumes are plugged in.
     pub fn set_volume_view(&self, view: Live<VolumeView>) {
         let _ = self.volume_view.set(view);
+    }
+
+    /// Neutron: servers' ports are bound to their hosts and released with them.
+    pub fn set_port_service(&self, service: Arc<dyn PortService>) {
+        let _ = self.port_service.set(service);
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -730,6 +747,15 @@ impl Engine {
         }
     }
 
+    // ---- ports ----
+
+    async fn bind_ports(&self, id: &str, s: &Server, host: &str) -> Result<(), String> {
+        match self.port_service.get() {
+            Some(ports) if !s.ports.is_empty() => ports.bind(id, &s.ports, host).await,
+            _ => Ok(()),
+        }
+    }
+
     // ---- volumes ----
 
     fn vm_spec(&self, id: &str, s: &Server, flavor: &FlavorSpec, image_id: &str) -> VmSpec {
@@ -746,6 +772,7 @@ impl Engine {
                 .into_iter()
                 .map(|p| (p.volume_id, p.device))
                 .collect(),
+            ports: s.ports.iter().map(|p| p.port_id.clone()).collect(),
         }
     }
 
@@ -879,8 +906,12 @@ impl Engine {
         Ok(())
     }
 
-    /// Record that the server's attachments are on `host` now (after a move, an unshelve or a revert).
+    /// Record that the server's attachments and ports are on `host` now (after a move, an unshelve or a
+    /// revert).
     async fn follow_server(&self, id: &str, s: &Server, host: &str) {
+        if let Err(e) = self.bind_ports(id, s, host).await {
+            tracing::warn!(server = %id, error = %e, "could not bind the ports to the new host");
+        }
         for p in self.plugged(id).into_iter().filter(|p| p.host != host) {
             let cmd = VolumeCommand::MoveAttachment {
                 attachment_id: p.attachment_id,
@@ -952,6 +983,13 @@ impl Engine {
             self.fail_task(id, s, format!("detaching the volumes failed: {e}"))
                 .await;
             return;
+        }
+        if let Some(ports) = self.port_service.get() {
+            if let Err(e) = ports.release(id, &s.ports).await {
+                self.fail_task(id, s, format!("releasing the ports failed: {e}"))
+                    .await;
+                return;
+            }
         }
         for (host, claim) in self.claims_of(id) {
             self.release_claim(&host, &claim).await;
