@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "schemas/strata/image.proto",
         "schemas/strata/compute.proto",
         "schemas/strata/volume.proto",
+        "schemas/strata/network.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
@@ -15,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .type_attribute(".strata.image", "#[derive(serde::Serialize)]")
         .type_attribute(".strata.compute", "#[derive(serde::Serialize)]")
         .type_attribute(".strata.volume", "#[derive(serde::Serialize)]")
+        .type_attribute(".strata.network", "#[derive(serde::Serialize)]")
         .compile_protos(&files, &["schemas"])?;
     Ok(())
 }

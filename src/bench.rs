@@ -391,6 +391,8 @@ fn spawn_server_with(dir: &Path, extra: &[String]) -> anyhow::Result<(std::proce
             "0",
             "--volume-port",
             "0",
+            "--network-port",
+            "0",
             "--admin-password",
             "bench-password",
             "--workers",

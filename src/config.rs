@@ -36,6 +36,15 @@ pub struct ServeArgs {
     /// Cinder port; 0 picks a free one [default: 8776]
     #[arg(long)]
     pub volume_port: Option<u16>,
+    /// Neutron port; 0 picks a free one [default: 9696]
+    #[arg(long)]
+    pub network_port: Option<u16>,
+    /// CIDR of the subnet of the external network `public` made on first start [default: 172.24.4.0/24]
+    #[arg(long)]
+    pub public_network_cidr: Option<String>,
+    /// Do not make the external network `public` on first start
+    #[arg(long)]
+    pub no_public_network: bool,
     /// Volume backends, each `name:driver:size_gb[:format]` (driver `file` or `fake`; format `raw` or
     /// `qcow2` for `file`); repeatable [default: lvm-1:file:100:raw]
     #[arg(long = "volume-backend")]
@@ -92,6 +101,9 @@ struct FileConfig {
     image_port: Option<u16>,
     compute_port: Option<u16>,
     volume_port: Option<u16>,
+    network_port: Option<u16>,
+    public_network_cidr: Option<String>,
+    no_public_network: Option<bool>,
     volume_backends: Option<Vec<String>>,
     image_quota_count: Option<u64>,
     image_quota_bytes: Option<u64>,
@@ -119,6 +131,9 @@ pub struct ServeConfig {
     pub image_port: u16,
     pub compute_port: u16,
     pub volume_port: u16,
+    pub network_port: u16,
+    /// The subnet of the external network `public` made on first start; None = make none.
+    pub public_network_cidr: Option<String>,
     /// (name, driver, size GB, format)
     pub volume_backends: Vec<(String, String, u64, String)>,
     pub image_quota_count: u64,
@@ -237,6 +252,20 @@ impl ServeArgs {
             image_port: self.image_port.or(file.image_port).unwrap_or(9292),
             compute_port: self.compute_port.or(file.compute_port).unwrap_or(8774),
             volume_port: self.volume_port.or(file.volume_port).unwrap_or(8776),
+            network_port: self.network_port.or(file.network_port).unwrap_or(9696),
+            public_network_cidr: if self.no_public_network
+                || file.no_public_network.unwrap_or(false)
+            {
+                None
+            } else {
+                let cidr = self
+                    .public_network_cidr
+                    .or(file.public_network_cidr)
+                    .unwrap_or_else(|| "172.24.4.0/24".to_string());
+                strata_actors::network::ipam::Cidr::parse(&cidr)
+                    .map_err(|e| anyhow::anyhow!("--public-network-cidr: {e}"))?;
+                Some(cidr)
+            },
             volume_backends: {
                 let specs = if self.volume_backends.is_empty() {
                     file.volume_backends

@@ -15,6 +15,7 @@ use strata_api::compute::Compute;
 use strata_api::identity::bootstrap::{bootstrap, CatalogEntry};
 use strata_api::identity::Identity;
 use strata_api::image::{ImageQuota, Images};
+use strata_api::network::Networks;
 use strata_api::volume::Volumes;
 use strata_api::{Ports, Services};
 use strata_compute::{Engine, EngineConfig, FakeHostSpec};
@@ -22,6 +23,7 @@ use strata_events::{EventLog, RocksLog, RocksOptions};
 use strata_projections::compute::ComputeView;
 use strata_projections::identity::IdentityView;
 use strata_projections::image::ImageView;
+use strata_projections::network::NetworkView;
 use strata_projections::volume::VolumeView;
 use strata_projections::Live;
 use strata_volume::{BackendSpec, Engine as VolumeEngine, EngineConfig as VolumeEngineConfig};
@@ -226,17 +228,21 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     volume_engine.set_image_sink(Arc::new(strata_api::image::SnapshotStore::new(
         images.clone(),
     )));
+    let network_view = Live::<NetworkView>::start(log.clone(), Default::default()).await?;
+    let networks = actix_web::web::Data::new(Networks::new(runtime.clone(), network_view));
     let ports = Ports {
         identity: config.identity_port,
         image: config.image_port,
         compute: config.compute_port,
         volume: config.volume_port,
+        network: config.network_port,
     };
     let services = Services::start(
         identity.clone(),
         images,
         compute,
         volumes,
+        networks.clone(),
         config.bind,
         ports,
         config.workers,
@@ -246,6 +252,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let image_url = format!("http://{}", public_host(services.addrs.image));
     let compute_url = format!("http://{}/v2.1", public_host(services.addrs.compute));
     let volume_url = format!("http://{}/v3", public_host(services.addrs.volume));
+    // Neutron's catalog URL has no version: clients append /v2.0.
+    let network_url = format!("http://{}", public_host(services.addrs.network));
     tracing::info!(identity = %identity_url, image = %image_url, "APIs listening");
 
     let (password, generated) = admin_password(&config)?;
@@ -280,6 +288,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             description: "Strata block storage (Cinder v3)".into(),
             url: volume_url.clone(),
         },
+        CatalogEntry {
+            service_type: "network".into(),
+            name: "neutron".into(),
+            description: "Strata networking (Neutron v2.0)".into(),
+            url: network_url.clone(),
+        },
     ];
     let report = bootstrap(&identity, &password, &catalog)
         .await
@@ -294,7 +308,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         &config.region,
     )?;
 
-    println!("Strata is running. Identity (Keystone v3): {identity_url}  Images (Glance v2): {image_url}  Compute (Nova v2.1): {compute_url}  Block storage (Cinder v3): {volume_url}");
+    println!("Strata is running. Identity (Keystone v3): {identity_url}  Images (Glance v2): {image_url}  Compute (Nova v2.1): {compute_url}  Block storage (Cinder v3): {volume_url}  Networking (Neutron v2.0): {network_url}");
     println!(
         "  clouds.yaml: {}  (cloud 'strata')",
         config.clouds_yaml.display()
@@ -309,7 +323,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             config.data_dir.join("admin-password").display()
         );
     }
-    println!("STRATA READY identity={identity_url} image={image_url} compute={compute_url} volume={volume_url}");
+    println!("STRATA READY identity={identity_url} image={image_url} compute={compute_url} volume={volume_url} network={network_url}");
     futures::future::try_join_all(services.servers)
         .await
         .context("HTTP server")?;

@@ -10,6 +10,7 @@ use strata_events::{verify_chain, EventLog, Head, LogError, RocksLog, RocksOptio
 use strata_projections::compute::ComputeView;
 use strata_projections::identity::IdentityView;
 use strata_projections::image::ImageView;
+use strata_projections::network::NetworkView;
 use strata_projections::volume::VolumeView;
 use strata_projections::{runner, Projection};
 
@@ -113,6 +114,7 @@ pub fn replay(data_dir: &Path, verify: bool) -> anyhow::Result<ExitCode> {
             verify_one::<ImageView>(&log, writable).await?,
             verify_one::<ComputeView>(&log, writable).await?,
             verify_one::<VolumeView>(&log, writable).await?,
+            verify_one::<NetworkView>(&log, writable).await?,
         ];
         let mut ok = true;
         println!(

@@ -10,6 +10,7 @@ pub mod common;
 pub mod compute;
 pub mod identity;
 pub mod image;
+pub mod network;
 pub mod server;
 pub mod volume;
 

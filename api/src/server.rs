@@ -8,6 +8,7 @@ use crate::common::request_id_middleware;
 use crate::compute::{self, Compute};
 use crate::identity::{self, Identity};
 use crate::image::{self, Images};
+use crate::network::{self, Networks};
 use crate::volume::{self, Volumes};
 
 /// Ports to bind (0 picks a free one).
@@ -17,6 +18,7 @@ pub struct Ports {
     pub image: u16,
     pub compute: u16,
     pub volume: u16,
+    pub network: u16,
 }
 
 /// Where each service is listening.
@@ -26,6 +28,7 @@ pub struct ServiceAddrs {
     pub image: SocketAddr,
     pub compute: SocketAddr,
     pub volume: SocketAddr,
+    pub network: SocketAddr,
 }
 
 /// The running HTTP services.
@@ -44,6 +47,7 @@ impl Services {
         images: web::Data<Images>,
         compute: web::Data<Compute>,
         volumes: web::Data<Volumes>,
+        networks: web::Data<Networks>,
         bind: IpAddr,
         ports: Ports,
         workers: usize,
@@ -103,6 +107,23 @@ impl Services {
             .copied()
             .ok_or_else(|| std::io::Error::other("volume API bound to no address"))?;
 
+        let id_data = identity.clone();
+        let neutron = HttpServer::new(move || {
+            App::new()
+                .app_data(id_data.clone())
+                .app_data(networks.clone())
+                .app_data(web::PayloadConfig::new(MAX_BODY))
+                .wrap_fn(request_id_middleware)
+                .configure(network::configure)
+        })
+        .workers(workers.max(1))
+        .bind((bind, ports.network))?;
+        let network_addr = neutron
+            .addrs()
+            .first()
+            .copied()
+            .ok_or_else(|| std::io::Error::other("network API bound to no address"))?;
+
         let glance = HttpServer::new(move || {
             App::new()
                 .app_data(identity.clone())
@@ -125,8 +146,15 @@ impl Services {
                 image: image_addr,
                 compute: compute_addr,
                 volume: volume_addr,
+                network: network_addr,
             },
-            servers: vec![keystone.run(), glance.run(), nova.run(), cinder.run()],
+            servers: vec![
+                keystone.run(),
+                glance.run(),
+                nova.run(),
+                cinder.run(),
+                neutron.run(),
+            ],
         })
     }
 }

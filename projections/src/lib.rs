@@ -9,6 +9,7 @@
 pub mod compute;
 pub mod identity;
 pub mod image;
+pub mod network;
 pub mod runner;
 pub mod volume;
 

@@ -56,6 +56,10 @@ pub fn event_json(
             event_type,
             crate::VolumeEvent::decode(event_type, payload),
         )),
+        "network" => Some(to_json(
+            event_type,
+            crate::NetworkEvent::decode(event_type, payload),
+        )),
         _ => None,
     }
 }
@@ -118,7 +122,7 @@ mod tests {
             .expect("decodes");
         assert_eq!(json, serde_json::json!({"member_id": "p2"}));
         assert!(event_json("image.NoSuchEvent.v1", &[]).unwrap().is_err());
-        assert!(event_json("network.NetworkCreated.v1", &[]).is_none());
+        assert!(event_json("nosuchservice.Thing.v1", &[]).is_none());
     }
 
     #[test]

@@ -29,6 +29,11 @@ pub mod volume {
     include!(concat!(env!("OUT_DIR"), "/strata.volume.v1.rs"));
 }
 
+/// Networking (Neutron) events.
+pub mod network {
+    include!(concat!(env!("OUT_DIR"), "/strata.network.v1.rs"));
+}
+
 pub use prost::Message;
 
 pub mod codec;
@@ -110,3 +115,17 @@ pub mod volume_events {
     });
 }
 pub use volume_events::VolumeEvent;
+
+/// Every networking event as one enum (variant = protobuf message, type name `network.<Message>.v1`).
+pub mod network_events {
+    use crate::network;
+    crate::domain_events!(NetworkEvent, "network", network, {
+        NetworkCreated, NetworkUpdated, NetworkDeleted,
+        SubnetAdded, SubnetUpdated, SubnetTagsSet, SubnetRemoved,
+        NetworkPortAllocated, NetworkPortReallocated, NetworkPortOwnerChanged, NetworkPortReleased,
+        PortCreated, PortUpdated, PortFixedIpsChanged, PortBindingChanged, PortDeleted,
+        TagsSet,
+        NetworkUsageReserved, NetworkUsageReleased, NetworkQuotaLimitsSet, NetworkQuotaLimitsReset,
+    });
+}
+pub use network_events::NetworkEvent;

@@ -308,6 +308,8 @@ impl Server {
                 "0",
                 "--volume-port",
                 "0",
+                "--network-port",
+                "0",
             ])
             .args(&self.extra_args)
             .env("RUST_BACKTRACE", "1")

@@ -1,0 +1,1 @@
+//! Neutron's list conventions (in progress).
