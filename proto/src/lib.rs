@@ -126,6 +126,12 @@ pub mod network_events {
         PortCreated, PortUpdated, PortFixedIpsChanged, PortBindingChanged, PortDeleted,
         TagsSet,
         NetworkUsageReserved, NetworkUsageReleased, NetworkQuotaLimitsSet, NetworkQuotaLimitsReset,
+        SecurityGroupCreated, SecurityGroupUpdated, SecurityGroupRuleAdded, SecurityGroupRuleRemoved,
+        SecurityGroupDeleted,
+        RouterCreated, RouterUpdated, RouterGatewaySet, RouterGatewayCleared, RouterInterfaceAdded,
+        RouterInterfaceRemoved, RouterRoutesSet, RouterDeleted,
+        FloatingIpCreated, FloatingIpAssociated, FloatingIpDisassociated, FloatingIpUpdated,
+        FloatingIpStatusChanged, FloatingIpDeleted,
     });
 }
 pub use network_events::NetworkEvent;

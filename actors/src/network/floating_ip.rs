@@ -146,7 +146,9 @@ impl Aggregate for FloatingIp {
                 }
                 let mut events = vec![];
                 match association {
-                    Some(Some(a)) if self.association.as_ref() != Some(a) => events.push(associated(a)),
+                    Some(Some(a)) if self.association.as_ref() != Some(a) => {
+                        events.push(associated(a))
+                    }
                     Some(None) if self.association.is_some() => {
                         events.push(E::FloatingIpDisassociated(pb::FloatingIpDisassociated {}))
                     }
@@ -307,9 +309,11 @@ mod tests {
         let history = vec![created(), associated(&assoc("a"))];
         let s = given::<FloatingIp>(history.clone())
             .when(active(Some(assoc("a"))))
-            .then(vec![E::FloatingIpStatusChanged(pb::FloatingIpStatusChanged {
-                status: STATUS_ACTIVE.into(),
-            })]);
+            .then(vec![E::FloatingIpStatusChanged(
+                pb::FloatingIpStatusChanged {
+                    status: STATUS_ACTIVE.into(),
+                },
+            )]);
         assert_eq!(s.status, STATUS_ACTIVE);
         given::<FloatingIp>(history)
             .when(FloatingIpCommand::ReportStatus {
@@ -355,7 +359,11 @@ mod tests {
             })
             .then_ok();
         assert_eq!(s.description, "web");
-        assert_eq!((s.port_id(), s.revision), (Some("a"), 3), "one update, two events");
+        assert_eq!(
+            (s.port_id(), s.revision),
+            (Some("a"), 3),
+            "one update, two events"
+        );
         given::<FloatingIp>([created()])
             .when(FloatingIpCommand::Update {
                 association: None,

@@ -4,10 +4,14 @@
 //! Streams: `network-<uuid>` (the network, its subnets, every MAC and fixed IP it hands out),
 //! `port-<uuid>`, `network-usage-<project>`, `network-quota-<project>`.
 
+pub mod driver;
+mod floating_ip;
 pub mod ipam;
 mod net;
 mod port;
 mod quota;
+mod router;
+mod security_group;
 
 pub use net::{
     is_auto_delete, IpRequest, Network, NetworkChanges, NetworkCommand, NetworkSpec, PortPlace,
@@ -17,6 +21,15 @@ pub use port::{Binding, Port, PortChanges, PortCommand, PortSpec};
 pub use quota::{
     default_network_limits, NetworkQuota, NetworkQuotaCommand, NetworkUsage, NetworkUsageCommand,
     NETWORK_QUOTA_DEFAULTS,
+};
+
+pub use floating_ip::{
+    Association, FloatingIp, FloatingIpCommand, STATUS_ACTIVE, STATUS_DOWN, STATUS_ERROR,
+};
+pub use router::{Gateway, Interface, Route, Router, RouterCommand, RouterSubnet, MAX_ROUTES};
+pub use security_group::{
+    check_rule, initial_rules, protocol_number, Rule, RuleError, RuleRequest, SecurityGroup,
+    SecurityGroupCommand, DEFAULT_GROUP_NAME, PROTOCOLS,
 };
 
 #[cfg(test)]

@@ -59,7 +59,11 @@ impl Gateway {
             network_id: self.network_id.clone(),
             enable_snat: self.enable_snat,
             port_id: self.port_id.clone(),
-            external_fixed_ips: self.external_fixed_ips.iter().map(RouterSubnet::to_pb).collect(),
+            external_fixed_ips: self
+                .external_fixed_ips
+                .iter()
+                .map(RouterSubnet::to_pb)
+                .collect(),
         }
     }
 }
@@ -142,7 +146,11 @@ impl Router {
         self.interfaces
             .values()
             .flat_map(|i| i.subnets.iter())
-            .chain(self.gateway.iter().flat_map(|g| g.external_fixed_ips.iter()))
+            .chain(
+                self.gateway
+                    .iter()
+                    .flat_map(|g| g.external_fixed_ips.iter()),
+            )
     }
 
     /// The interface on `subnet_id`, if any.
@@ -154,9 +162,9 @@ impl Router {
 
     /// Check routes as Neutron's extraroute does: destinations are CIDRs, each nexthop an address inside a
     /// subnet the router is attached to (`subnets`) and not one of the router's own addresses.
-    pub fn check_routes<'a>(
+    pub fn check_routes(
         routes: &[Route],
-        subnets: impl Iterator<Item = &'a RouterSubnet> + Clone,
+        subnets: &[&RouterSubnet],
     ) -> Result<Vec<Route>, DomainError> {
         let invalid = |reason: String| {
             DomainError::Invalid(format!(
@@ -171,10 +179,18 @@ impl Router {
         }
         let mut out: Vec<Route> = Vec::new();
         for r in routes {
-            let dest = Cidr::parse_loose(&r.destination)
-                .map_err(|_| invalid(format!("the destination {} is not a valid CIDR", r.destination)))?;
-            let (v6, hop) = parse_ip(&r.nexthop)
-                .ok_or_else(|| invalid(format!("the nexthop {} is not a valid IP address", r.nexthop)))?;
+            let dest = Cidr::parse_loose(&r.destination).map_err(|_| {
+                invalid(format!(
+                    "the destination {} is not a valid CIDR",
+                    r.destination
+                ))
+            })?;
+            let (v6, hop) = parse_ip(&r.nexthop).ok_or_else(|| {
+                invalid(format!(
+                    "the nexthop {} is not a valid IP address",
+                    r.nexthop
+                ))
+            })?;
             if v6 != dest.v6 {
                 return Err(invalid(format!(
                     "the nexthop {} is not of the destination's IP version",
@@ -182,14 +198,17 @@ impl Router {
                 )));
             }
             if subnets
-                .clone()
+                .iter()
                 .any(|s| parse_ip(&s.ip_address) == Some((v6, hop)))
             {
-                return Err(invalid(format!("the nexthop {} is used by router", r.nexthop)));
+                return Err(invalid(format!(
+                    "the nexthop {} is used by router",
+                    r.nexthop
+                )));
             }
-            let reachable = subnets.clone().any(|s| {
-                Cidr::parse_loose(&s.cidr).is_ok_and(|c| c.v6 == v6 && c.contains(hop))
-            });
+            let reachable = subnets
+                .iter()
+                .any(|s| Cidr::parse_loose(&s.cidr).is_ok_and(|c| c.v6 == v6 && c.contains(hop)));
             if !reachable {
                 return Err(invalid(format!(
                     "the nexthop {} is not connected with router",
@@ -198,7 +217,12 @@ impl Router {
             }
             let route = Route {
                 destination: dest.to_string(),
-                nexthop: r.nexthop.trim().parse::<std::net::IpAddr>().map(|a| a.to_string()).unwrap_or_default(),
+                nexthop: r
+                    .nexthop
+                    .trim()
+                    .parse::<std::net::IpAddr>()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
             };
             if !out.contains(&route) {
                 out.push(route);
@@ -208,13 +232,16 @@ impl Router {
     }
 
     /// The first route whose nexthop only `removed` reaches (among the router's subnets after removing it).
-    fn route_needing(&self, removed: &[RouterSubnet], remaining: &[&RouterSubnet]) -> Option<(&Route, String)> {
-        let reaches = |s: &RouterSubnet, hop: &str| {
-            match (Cidr::parse_loose(&s.cidr), parse_ip(hop)) {
+    fn route_needing(
+        &self,
+        removed: &[RouterSubnet],
+        remaining: &[&RouterSubnet],
+    ) -> Option<(&Route, String)> {
+        let reaches =
+            |s: &RouterSubnet, hop: &str| match (Cidr::parse_loose(&s.cidr), parse_ip(hop)) {
                 (Ok(c), Some((v6, a))) => c.v6 == v6 && c.contains(a),
                 _ => false,
-            }
-        };
+            };
         self.routes.iter().find_map(|r| {
             let by = removed.iter().find(|s| reaches(s, &r.nexthop))?;
             (!remaining.iter().any(|s| reaches(s, &r.nexthop))).then(|| (r, by.subnet_id.clone()))
@@ -225,7 +252,12 @@ impl Router {
 fn routes_text(routes: &[Route]) -> String {
     let items: Vec<String> = routes
         .iter()
-        .map(|r| format!("{{'destination': '{}', 'nexthop': '{}'}}", r.destination, r.nexthop))
+        .map(|r| {
+            format!(
+                "{{'destination': '{}', 'nexthop': '{}'}}",
+                r.destination, r.nexthop
+            )
+        })
         .collect();
     format!("[{}]", items.join(", "))
 }
@@ -312,7 +344,11 @@ impl Aggregate for Router {
                     .flat_map(|i| i.subnets.iter())
                     .chain(g.external_fixed_ips.iter())
                     .collect();
-                let old = self.gateway.clone().map(|g| g.external_fixed_ips).unwrap_or_default();
+                let old = self
+                    .gateway
+                    .clone()
+                    .map(|g| g.external_fixed_ips)
+                    .unwrap_or_default();
                 if let Some((_, subnet)) = self.route_needing(&old, &remaining) {
                     return Err(DomainError::Conflict(format!(
                         "RouterInterfaceInUseByRoute: Router gateway for subnet {subnet} cannot be changed, as it is required by one or more routes."
@@ -324,8 +360,11 @@ impl Aggregate for Router {
                 let Some(g) = &self.gateway else {
                     return Ok(vec![]);
                 };
-                let remaining: Vec<&RouterSubnet> =
-                    self.interfaces.values().flat_map(|i| i.subnets.iter()).collect();
+                let remaining: Vec<&RouterSubnet> = self
+                    .interfaces
+                    .values()
+                    .flat_map(|i| i.subnets.iter())
+                    .collect();
                 if let Some((_, subnet)) = self.route_needing(&g.external_fixed_ips, &remaining) {
                     return Err(DomainError::Conflict(format!(
                         "RouterInterfaceInUseByRoute: Router gateway for subnet {subnet} cannot be removed, as it is required by one or more routes."
@@ -348,7 +387,10 @@ impl Aggregate for Router {
                         )));
                     }
                     let Ok(nc) = Cidr::parse_loose(&new.cidr) else {
-                        return Err(bad_router(format!("Subnet {} has no valid cidr", new.subnet_id)));
+                        return Err(bad_router(format!(
+                            "Subnet {} has no valid cidr",
+                            new.subnet_id
+                        )));
                     };
                     for old in self.interfaces.values().flat_map(|i| i.subnets.iter()) {
                         if Cidr::parse_loose(&old.cidr).is_ok_and(|oc| oc.overlaps(&nc)) {
@@ -369,7 +411,9 @@ impl Aggregate for Router {
                 let Some(i) = self.interfaces.get(port_id) else {
                     return Err(DomainError::NotFound {
                         kind: "router interface",
-                        id: format!("Router {router_id} does not have an interface with id {port_id}"),
+                        id: format!(
+                            "Router {router_id} does not have an interface with id {port_id}"
+                        ),
                     });
                 };
                 let remaining: Vec<&RouterSubnet> = self
@@ -377,7 +421,11 @@ impl Aggregate for Router {
                     .iter()
                     .filter(|(p, _)| *p != port_id)
                     .flat_map(|(_, i)| i.subnets.iter())
-                    .chain(self.gateway.iter().flat_map(|g| g.external_fixed_ips.iter()))
+                    .chain(
+                        self.gateway
+                            .iter()
+                            .flat_map(|g| g.external_fixed_ips.iter()),
+                    )
                     .collect();
                 if let Some((_, subnet)) = self.route_needing(&i.subnets, &remaining) {
                     return Err(DomainError::Conflict(format!(
@@ -389,7 +437,8 @@ impl Aggregate for Router {
                 })]
             }
             C::SetRoutes(routes) => {
-                let routes = Router::check_routes(routes, self.subnets())?;
+                let subnets: Vec<&RouterSubnet> = self.subnets().collect();
+                let routes = Router::check_routes(routes, &subnets)?;
                 if routes == self.routes {
                     return Ok(vec![]);
                 }
@@ -453,7 +502,11 @@ impl Aggregate for Router {
                     network_id: g.network_id.clone(),
                     enable_snat: g.enable_snat,
                     port_id: g.port_id.clone(),
-                    external_fixed_ips: g.external_fixed_ips.iter().map(RouterSubnet::from_pb).collect(),
+                    external_fixed_ips: g
+                        .external_fixed_ips
+                        .iter()
+                        .map(RouterSubnet::from_pb)
+                        .collect(),
                 });
             }
             E::RouterGatewayCleared(_) => self.gateway = None,
@@ -572,7 +625,12 @@ mod tests {
     #[test]
     fn a_subnet_is_attached_once_and_cidrs_may_not_overlap() {
         let s = given::<Router>(with_interface())
-            .when(RouterCommand::AddInterface(interface("p-b", "b", "10.1.0.1", "10.1.0.0/24")))
+            .when(RouterCommand::AddInterface(interface(
+                "p-b",
+                "b",
+                "10.1.0.1",
+                "10.1.0.0/24",
+            )))
             .then_ok();
         assert_eq!(s.interfaces.len(), 2);
         assert!(s.interface_on("b").is_some());
@@ -580,7 +638,12 @@ mod tests {
             .when(RouterCommand::AddInterface(interface("p-c", "a", "10.0.0.1", "10.0.0.0/24")))
             .then_err_where(|e| matches!(e, DomainError::Invalid(m) if m.contains("already has a port on subnet a")));
         given::<Router>(with_interface())
-            .when(RouterCommand::AddInterface(interface("p-d", "d", "10.0.0.129", "10.0.0.128/25")))
+            .when(RouterCommand::AddInterface(interface(
+                "p-d",
+                "d",
+                "10.0.0.129",
+                "10.0.0.128/25",
+            )))
             .then_err_where(|e| matches!(e, DomainError::Invalid(m) if m.contains("overlaps")));
     }
 
@@ -592,9 +655,16 @@ mod tests {
                 route("192.168.0.0/16", "10.0.0.7"),
             ]))
             .then_ok();
-        assert_eq!(s.routes, vec![route("192.168.0.0/16", "10.0.0.7")], "canonical and deduplicated");
+        assert_eq!(
+            s.routes,
+            vec![route("192.168.0.0/16", "10.0.0.7")],
+            "canonical and deduplicated"
+        );
         for (bad, why) in [
-            (route("192.168.0.0/16", "10.9.0.7"), "not connected with router"),
+            (
+                route("192.168.0.0/16", "10.9.0.7"),
+                "not connected with router",
+            ),
             (route("192.168.0.0/16", "10.0.0.1"), "used by router"),
             (route("banana", "10.0.0.7"), "not a valid CIDR"),
             (route("192.168.0.0/16", "banana"), "not a valid IP"),
@@ -603,7 +673,9 @@ mod tests {
                 .when(RouterCommand::SetRoutes(vec![bad]))
                 .then_err_where(|e| matches!(e, DomainError::Invalid(m) if m.starts_with("InvalidRoutes") && m.contains(why)));
         }
-        let many: Vec<Route> = (0..31).map(|i| route(&format!("192.168.{i}.0/24"), "10.0.0.7")).collect();
+        let many: Vec<Route> = (0..31)
+            .map(|i| route(&format!("192.168.{i}.0/24"), "10.0.0.7"))
+            .collect();
         given::<Router>(with_interface())
             .when(RouterCommand::SetRoutes(many))
             .then_invalid();
@@ -641,7 +713,10 @@ mod tests {
         let mut history = with_interface();
         history.push(E::RouterGatewaySet(gateway().to_pb()));
         let s = given::<Router>(history)
-            .when(RouterCommand::SetRoutes(vec![route("8.8.0.0/16", "172.24.4.1")]))
+            .when(RouterCommand::SetRoutes(vec![route(
+                "8.8.0.0/16",
+                "172.24.4.1",
+            )]))
             .then_ok();
         assert_eq!(s.routes.len(), 1);
         let after = s.decide(&RouterCommand::ClearGateway).unwrap_err();
@@ -651,10 +726,16 @@ mod tests {
     #[test]
     fn delete_waits_for_the_interfaces_to_go() {
         given::<Router>(with_interface())
-            .when(RouterCommand::Delete { router_id: "R".into() })
-            .then_err(DomainError::Conflict("RouterInUse: Router R still has ports".into()));
+            .when(RouterCommand::Delete {
+                router_id: "R".into(),
+            })
+            .then_err(DomainError::Conflict(
+                "RouterInUse: Router R still has ports".into(),
+            ));
         let s = given::<Router>([created(), E::RouterGatewaySet(gateway().to_pb())])
-            .when(RouterCommand::Delete { router_id: "R".into() })
+            .when(RouterCommand::Delete {
+                router_id: "R".into(),
+            })
             .then_ok();
         assert!(!s.is_live());
         given::<Router>([created(), E::RouterDeleted(pb::RouterDeleted {})])
@@ -680,7 +761,10 @@ mod tests {
                 if_revision: None,
             })
             .then_ok();
-        assert_eq!((s.name.as_str(), s.description.as_str(), s.admin_state_up), ("r2", "d", false));
+        assert_eq!(
+            (s.name.as_str(), s.description.as_str(), s.admin_state_up),
+            ("r2", "d", false)
+        );
         given::<Router>([created(), E::RouterGatewaySet(gateway().to_pb())])
             .when(RouterCommand::SetGateway(gateway()))
             .then_nothing();

@@ -76,7 +76,17 @@ pub struct Rule {
 impl Rule {
     /// What makes two rules the same rule: protocol compared by number, an "any address" prefix equal to
     /// no prefix, the description ignored.
-    fn key(&self) -> (String, String, Option<u8>, Option<u32>, Option<u32>, Option<String>, Option<String>) {
+    fn key(
+        &self,
+    ) -> (
+        String,
+        String,
+        Option<u8>,
+        Option<u32>,
+        Option<u32>,
+        Option<String>,
+        Option<String>,
+    ) {
         let prefix = self
             .remote_ip_prefix
             .clone()
@@ -594,7 +604,11 @@ mod tests {
         let ids: Vec<String> = (1..=4).map(|i| format!("r{i}")).collect();
         E::SecurityGroupCreated(pb::SecurityGroupCreated {
             project_id: "p1".into(),
-            name: if is_default { "default".into() } else { "web".into() },
+            name: if is_default {
+                "default".into()
+            } else {
+                "web".into()
+            },
             description: String::new(),
             stateful: true,
             is_default,
@@ -621,11 +635,19 @@ mod tests {
             && r.remote_group_id.is_none()));
         let default = initial_rules(G, true, &ids);
         assert_eq!(default.len(), 4);
-        let ingress: Vec<&Rule> = default.iter().filter(|r| r.direction == "ingress").collect();
+        let ingress: Vec<&Rule> = default
+            .iter()
+            .filter(|r| r.direction == "ingress")
+            .collect();
         assert_eq!(ingress.len(), 2);
-        assert!(ingress.iter().all(|r| r.remote_group_id.as_deref() == Some(G)));
+        assert!(ingress
+            .iter()
+            .all(|r| r.remote_group_id.as_deref() == Some(G)));
         assert_eq!(
-            ingress.iter().map(|r| r.ethertype.as_str()).collect::<Vec<_>>(),
+            ingress
+                .iter()
+                .map(|r| r.ethertype.as_str())
+                .collect::<Vec<_>>(),
             ["IPv4", "IPv6"]
         );
     }
@@ -641,27 +663,73 @@ mod tests {
         let ok = check_rule("x", &tcp(Some(22), Some(22))).unwrap();
         assert_eq!((ok.port_range_min, ok.port_range_max), (Some(22), Some(22)));
         assert_eq!(ok.ethertype, "IPv4");
-        assert_eq!(kind_of(check_rule("x", &tcp(Some(30), Some(20)))), "SecurityGroupInvalidPortRange");
-        assert_eq!(kind_of(check_rule("x", &tcp(Some(22), None))), "SecurityGroupInvalidPortRange");
-        assert_eq!(kind_of(check_rule("x", &tcp(Some(0), Some(5)))), "SecurityGroupInvalidPortValue");
-        assert_eq!(kind_of(check_rule("x", &tcp(Some(1), Some(70000)))), "SecurityGroupInvalidPortValue");
         assert_eq!(
-            kind_of(check_rule("x", &RuleRequest { port_range_min: Some(1), port_range_max: Some(2), ..req("ingress") })),
+            kind_of(check_rule("x", &tcp(Some(30), Some(20)))),
+            "SecurityGroupInvalidPortRange"
+        );
+        assert_eq!(
+            kind_of(check_rule("x", &tcp(Some(22), None))),
+            "SecurityGroupInvalidPortRange"
+        );
+        assert_eq!(
+            kind_of(check_rule("x", &tcp(Some(0), Some(5)))),
+            "SecurityGroupInvalidPortValue"
+        );
+        assert_eq!(
+            kind_of(check_rule("x", &tcp(Some(1), Some(70000)))),
+            "SecurityGroupInvalidPortValue"
+        );
+        assert_eq!(
+            kind_of(check_rule(
+                "x",
+                &RuleRequest {
+                    port_range_min: Some(1),
+                    port_range_max: Some(2),
+                    ..req("ingress")
+                }
+            )),
             "SecurityGroupProtocolRequiredWithPorts"
         );
         assert_eq!(
-            kind_of(check_rule("x", &RuleRequest { protocol: Some("gre".into()), port_range_min: Some(1), port_range_max: Some(2), ..req("ingress") })),
+            kind_of(check_rule(
+                "x",
+                &RuleRequest {
+                    protocol: Some("gre".into()),
+                    port_range_min: Some(1),
+                    port_range_max: Some(2),
+                    ..req("ingress")
+                }
+            )),
             "SecurityGroupInvalidProtocolForPort"
         );
         assert_eq!(
-            kind_of(check_rule("x", &RuleRequest { protocol: Some("foo".into()), ..req("ingress") })),
+            kind_of(check_rule(
+                "x",
+                &RuleRequest {
+                    protocol: Some("foo".into()),
+                    ..req("ingress")
+                }
+            )),
             "SecurityGroupRuleInvalidProtocol"
         );
         assert_eq!(
-            kind_of(check_rule("x", &RuleRequest { protocol: Some("256".into()), ..req("ingress") })),
+            kind_of(check_rule(
+                "x",
+                &RuleRequest {
+                    protocol: Some("256".into()),
+                    ..req("ingress")
+                }
+            )),
             "SecurityGroupRuleInvalidProtocol"
         );
-        assert!(check_rule("x", &RuleRequest { protocol: Some("47".into()), ..req("ingress") }).is_ok());
+        assert!(check_rule(
+            "x",
+            &RuleRequest {
+                protocol: Some("47".into()),
+                ..req("ingress")
+            }
+        )
+        .is_ok());
         assert_eq!(kind_of(check_rule("x", &req("sideways"))), "HTTPBadRequest");
         let icmp = |min, max| RuleRequest {
             protocol: Some("icmp".into()),
@@ -671,10 +739,22 @@ mod tests {
         };
         assert!(check_rule("x", &icmp(Some(8), Some(0))).is_ok());
         assert!(check_rule("x", &icmp(Some(8), None)).is_ok());
-        assert_eq!(kind_of(check_rule("x", &icmp(None, Some(0)))), "SecurityGroupMissingIcmpType");
-        assert_eq!(kind_of(check_rule("x", &icmp(Some(300), None))), "SecurityGroupInvalidIcmpValue");
         assert_eq!(
-            kind_of(check_rule("x", &RuleRequest { protocol: Some("ipv6-icmp".into()), ..req("ingress") })),
+            kind_of(check_rule("x", &icmp(None, Some(0)))),
+            "SecurityGroupMissingIcmpType"
+        );
+        assert_eq!(
+            kind_of(check_rule("x", &icmp(Some(300), None))),
+            "SecurityGroupInvalidIcmpValue"
+        );
+        assert_eq!(
+            kind_of(check_rule(
+                "x",
+                &RuleRequest {
+                    protocol: Some("ipv6-icmp".into()),
+                    ..req("ingress")
+                }
+            )),
             "SecurityGroupEthertypeConflictWithProtocol"
         );
     }
@@ -689,16 +769,31 @@ mod tests {
         let r = check_rule("x", &with("10.1.2.3/16", None)).unwrap();
         assert_eq!(r.remote_ip_prefix.as_deref(), Some("10.1.0.0/16"));
         let r = check_rule("x", &with("2001:db8::1", Some("ipv6"))).unwrap();
-        assert_eq!((r.remote_ip_prefix.as_deref(), r.ethertype.as_str()), (Some("2001:db8::1/128"), "IPv6"));
-        assert_eq!(kind_of(check_rule("x", &with("::/0", None))), "SecurityGroupRuleParameterConflict");
-        assert_eq!(kind_of(check_rule("x", &with("10.0.0.0/8", Some("IPv6")))), "SecurityGroupRuleParameterConflict");
-        assert_eq!(kind_of(check_rule("x", &with("10.0.0.0/33", None))), "InvalidCIDR");
+        assert_eq!(
+            (r.remote_ip_prefix.as_deref(), r.ethertype.as_str()),
+            (Some("2001:db8::1/128"), "IPv6")
+        );
+        assert_eq!(
+            kind_of(check_rule("x", &with("::/0", None))),
+            "SecurityGroupRuleParameterConflict"
+        );
+        assert_eq!(
+            kind_of(check_rule("x", &with("10.0.0.0/8", Some("IPv6")))),
+            "SecurityGroupRuleParameterConflict"
+        );
+        assert_eq!(
+            kind_of(check_rule("x", &with("10.0.0.0/33", None))),
+            "InvalidCIDR"
+        );
         assert_eq!(kind_of(check_rule("x", &with("nope", None))), "InvalidCIDR");
         let both = RuleRequest {
             remote_group_id: Some(G.into()),
             ..with("10.0.0.0/8", None)
         };
-        assert_eq!(kind_of(check_rule("x", &both)), "SecurityGroupRemoteGroupAndRemoteIpPrefix");
+        assert_eq!(
+            kind_of(check_rule("x", &both)),
+            "SecurityGroupRemoteGroupAndRemoteIpPrefix"
+        );
     }
 
     #[test]
@@ -718,11 +813,17 @@ mod tests {
             .unwrap()
         };
         let state = given::<SecurityGroup>([created(false)])
-            .when(SecurityGroupCommand::AddRule(ssh("a", "tcp", Some("0.0.0.0/0"))))
+            .when(SecurityGroupCommand::AddRule(ssh(
+                "a",
+                "tcp",
+                Some("0.0.0.0/0"),
+            )))
             .then_ok();
         assert_eq!(state.rules.len(), 3);
         // Same protocol by number, "anywhere" spelled as no prefix, another description: the same rule.
-        let err = state.decide(&SecurityGroupCommand::AddRule(ssh("b", "6", None))).unwrap_err();
+        let err = state
+            .decide(&SecurityGroupCommand::AddRule(ssh("b", "6", None)))
+            .unwrap_err();
         assert_eq!(
             err,
             DomainError::Conflict(
@@ -736,20 +837,30 @@ mod tests {
             .then_conflict();
         // A different prefix is a different rule.
         given::<SecurityGroup>([created(false)])
-            .when(SecurityGroupCommand::AddRule(ssh("d", "tcp", Some("10.0.0.0/8"))))
+            .when(SecurityGroupCommand::AddRule(ssh(
+                "d",
+                "tcp",
+                Some("10.0.0.0/8"),
+            )))
             .then_ok();
     }
 
     #[test]
     fn rules_are_removed_and_unknown_ones_are_not_found() {
         let state = given::<SecurityGroup>([created(false)])
-            .when(SecurityGroupCommand::RemoveRule { rule_id: "r1".into() })
-            .then(vec![E::SecurityGroupRuleRemoved(pb::SecurityGroupRuleRemoved {
+            .when(SecurityGroupCommand::RemoveRule {
                 rule_id: "r1".into(),
-            })]);
+            })
+            .then(vec![E::SecurityGroupRuleRemoved(
+                pb::SecurityGroupRuleRemoved {
+                    rule_id: "r1".into(),
+                },
+            )]);
         assert_eq!(state.rules.keys().collect::<Vec<_>>(), ["r2"]);
         given::<SecurityGroup>([created(false)])
-            .when(SecurityGroupCommand::RemoveRule { rule_id: "zz".into() })
+            .when(SecurityGroupCommand::RemoveRule {
+                rule_id: "zz".into(),
+            })
             .then_err_where(|e| matches!(e, DomainError::NotFound { .. }));
     }
 
@@ -762,10 +873,18 @@ mod tests {
             in_use: false,
             if_revision: None,
         };
-        given::<SecurityGroup>([created(true)]).when(rename("other")).then_conflict();
-        given::<SecurityGroup>([created(true)]).when(rename("default")).then_nothing();
-        given::<SecurityGroup>([created(false)]).when(rename("Default")).then_conflict();
-        let s = given::<SecurityGroup>([created(false)]).when(rename("db")).then_ok();
+        given::<SecurityGroup>([created(true)])
+            .when(rename("other"))
+            .then_conflict();
+        given::<SecurityGroup>([created(true)])
+            .when(rename("default"))
+            .then_nothing();
+        given::<SecurityGroup>([created(false)])
+            .when(rename("Default"))
+            .then_conflict();
+        let s = given::<SecurityGroup>([created(false)])
+            .when(rename("db"))
+            .then_ok();
         assert_eq!(s.name, "db");
     }
 
@@ -778,8 +897,12 @@ mod tests {
             in_use,
             if_revision: None,
         };
-        given::<SecurityGroup>([created(false)]).when(set(true)).then_conflict();
-        let s = given::<SecurityGroup>([created(false)]).when(set(false)).then_ok();
+        given::<SecurityGroup>([created(false)])
+            .when(set(true))
+            .then_conflict();
+        let s = given::<SecurityGroup>([created(false)])
+            .when(set(false))
+            .then_ok();
         assert!(!s.stateful);
         assert_eq!(s.description, "d");
     }
@@ -795,12 +918,16 @@ mod tests {
             rules: initial_rules(G, true, &["a".into(), "b".into(), "c".into(), "d".into()]),
             tags: vec![],
         };
-        given::<SecurityGroup>([created(true)]).when(create(true)).then_nothing();
+        given::<SecurityGroup>([created(true)])
+            .when(create(true))
+            .then_nothing();
         given::<SecurityGroup>([created(false)])
             .when(create(false))
             .then_err_where(|e| matches!(e, DomainError::AlreadyExists { .. }));
         let deleted = E::SecurityGroupDeleted(pb::SecurityGroupDeleted {});
-        let s = given::<SecurityGroup>([created(true), deleted.clone()]).when(create(true)).then_ok();
+        let s = given::<SecurityGroup>([created(true), deleted.clone()])
+            .when(create(true))
+            .then_ok();
         assert!(s.is_live() && s.rules.len() == 4);
         given::<SecurityGroup>([created(false), deleted])
             .when(create(false))
@@ -813,9 +940,12 @@ mod tests {
             .when(SecurityGroupCommand::Delete)
             .then_ok();
         assert!(!s.is_live() && s.rules.is_empty());
-        given::<SecurityGroup>([created(false), E::SecurityGroupDeleted(pb::SecurityGroupDeleted {})])
-            .when(SecurityGroupCommand::SetTags(vec!["a".into()]))
-            .then_err_where(|e| matches!(e, DomainError::NotFound { .. }));
+        given::<SecurityGroup>([
+            created(false),
+            E::SecurityGroupDeleted(pb::SecurityGroupDeleted {}),
+        ])
+        .when(SecurityGroupCommand::SetTags(vec!["a".into()]))
+        .then_err_where(|e| matches!(e, DomainError::NotFound { .. }));
     }
 
     #[test]
@@ -824,8 +954,13 @@ mod tests {
             .when(SecurityGroupCommand::SetTags(vec!["a".into(), "b".into()]))
             .then_ok();
         assert_eq!(s.tags, ["a", "b"]);
-        given::<SecurityGroup>([created(false), E::TagsSet(pb::TagsSet { tags: vec!["a".into()] })])
-            .when(SecurityGroupCommand::SetTags(vec!["a".into()]))
-            .then_nothing();
+        given::<SecurityGroup>([
+            created(false),
+            E::TagsSet(pb::TagsSet {
+                tags: vec!["a".into()],
+            }),
+        ])
+        .when(SecurityGroupCommand::SetTags(vec!["a".into()]))
+        .then_nothing();
     }
 }
