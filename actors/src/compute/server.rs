@@ -599,9 +599,11 @@ impl Aggregate for Server {
                 if self.ports.iter().any(|p| p.port_id == port.port_id) {
                     return Ok(vec![]);
                 }
-                Ok(vec![E::ServerInterfaceAttached(pb::ServerInterfaceAttached {
-                    port: Some(port.to_pb()),
-                })])
+                Ok(vec![E::ServerInterfaceAttached(
+                    pb::ServerInterfaceAttached {
+                        port: Some(port.to_pb()),
+                    },
+                )])
             }
             C::DetachInterface { port_id, admin } => {
                 self.check_live()?;
@@ -612,9 +614,11 @@ impl Aggregate for Server {
                         id: port_id.clone(),
                     });
                 }
-                Ok(vec![E::ServerInterfaceDetached(pb::ServerInterfaceDetached {
-                    port_id: port_id.clone(),
-                })])
+                Ok(vec![E::ServerInterfaceDetached(
+                    pb::ServerInterfaceDetached {
+                        port_id: port_id.clone(),
+                    },
+                )])
             }
             C::SetDescription { description, admin } => {
                 self.check_live()?;
@@ -1244,7 +1248,14 @@ mod tests {
             port: Some(port.to_pb()),
         });
         let h = [created(), scheduled(), spawned(), attached];
-        assert!(given::<Server>(h.clone()).when(attach()).then_ok().ports.len() == 1);
+        assert!(
+            given::<Server>(h.clone())
+                .when(attach())
+                .then_ok()
+                .ports
+                .len()
+                == 1
+        );
         let s = given::<Server>(h.clone())
             .when(ServerCommand::DetachInterface {
                 port_id: "p1".into(),
