@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use strata_actors::network::{Network, NetworkQuota, NetworkUsage, Port, Subnet};
+use strata_actors::network::{
+    FloatingIp, Network, NetworkQuota, NetworkUsage, Port, Router, SecurityGroup, Subnet,
+};
 use strata_actors::Aggregate;
 use strata_events::RecordedEvent;
 use strata_proto::NetworkEvent as E;
@@ -37,6 +39,33 @@ pub struct PortRow {
     pub updated_at: String,
 }
 
+/// A security group with its rules (the rules' own creation times beside them).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SecurityGroupRow {
+    pub id: String,
+    pub state: SecurityGroup,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Rule id -> when it was added.
+    pub rule_created_at: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouterRow {
+    pub id: String,
+    pub state: Router,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FloatingIpRow {
+    pub id: String,
+    pub state: FloatingIp,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct NetworkView {
     /// Live networks by id (deleted ones are dropped, with their subnets).
@@ -47,8 +76,26 @@ pub struct NetworkView {
     pub ports: BTreeMap<String, PortRow>,
     pub usage: BTreeMap<String, NetworkUsage>,
     pub quotas: BTreeMap<String, NetworkQuota>,
+    /// Live security groups by id (deleted ones are dropped).
+    #[serde(default)]
+    pub security_groups: BTreeMap<String, SecurityGroupRow>,
+    /// Rule id -> its security group's id.
+    #[serde(default)]
+    pub rule_groups: BTreeMap<String, String>,
+    /// Live routers by id.
+    #[serde(default)]
+    pub routers: BTreeMap<String, RouterRow>,
+    /// Live floating IPs by id.
+    #[serde(default)]
+    pub floating_ips: BTreeMap<String, FloatingIpRow>,
+    /// The network `strata serve` made at first start (kept after it is deleted, so it is made once).
+    #[serde(default)]
+    pub bootstrap_network: Option<String>,
     pub undecodable: u64,
 }
+
+/// The correlation id of the events that make the external network at first start.
+pub const BOOTSTRAP_CORRELATION: &str = "bootstrap-public-network";
 
 fn timestamp(e: &RecordedEvent) -> String {
     e.recorded_at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -60,7 +107,7 @@ fn fold<A: Aggregate<Event = E>>(state: &mut A, ev: &E) {
 
 impl Projection for NetworkView {
     const NAME: &'static str = "network";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
 
     fn handle(&mut self, event: &RecordedEvent) {
         let Some(ev) =
@@ -84,6 +131,9 @@ impl Projection for NetworkView {
                     ..Default::default()
                 });
             fold(&mut row.state, &ev);
+            if matches!(ev, E::NetworkCreated(_)) && event.correlation_id == BOOTSTRAP_CORRELATION {
+                self.bootstrap_network = Some(id.to_string());
+            }
             match &ev {
                 E::NetworkCreated(_)
                 | E::NetworkUpdated(_)
@@ -124,6 +174,36 @@ impl Projection for NetworkView {
                     self.subnets.remove(sid);
                 }
             }
+        } else if let Some(id) = s.strip_prefix("security-group-") {
+            self.handle_security_group(id, &ev, now);
+        } else if let Some(id) = s.strip_prefix("router-") {
+            let row = self
+                .routers
+                .entry(id.to_string())
+                .or_insert_with(|| RouterRow {
+                    id: id.to_string(),
+                    created_at: now.clone(),
+                    ..Default::default()
+                });
+            fold(&mut row.state, &ev);
+            row.updated_at = now;
+            if !row.state.is_live() {
+                self.routers.remove(id);
+            }
+        } else if let Some(id) = s.strip_prefix("floatingip-") {
+            let row = self
+                .floating_ips
+                .entry(id.to_string())
+                .or_insert_with(|| FloatingIpRow {
+                    id: id.to_string(),
+                    created_at: now.clone(),
+                    ..Default::default()
+                });
+            fold(&mut row.state, &ev);
+            row.updated_at = now;
+            if !row.state.is_live() {
+                self.floating_ips.remove(id);
+            }
         } else if let Some(id) = s.strip_prefix("port-") {
             let row = self.ports.entry(id.to_string()).or_insert_with(|| PortRow {
                 id: id.to_string(),
@@ -140,6 +220,71 @@ impl Projection for NetworkView {
 }
 
 impl NetworkView {
+    fn handle_security_group(&mut self, id: &str, ev: &E, now: String) {
+        let row = self
+            .security_groups
+            .entry(id.to_string())
+            .or_insert_with(|| SecurityGroupRow {
+                id: id.to_string(),
+                created_at: now.clone(),
+                ..Default::default()
+            });
+        if let E::SecurityGroupCreated(_) = ev {
+            // A project's default group may be made again after a delete (its id derives from the project).
+            row.created_at = now.clone();
+            row.rule_created_at.clear();
+        }
+        fold(&mut row.state, ev);
+        row.updated_at = now.clone();
+        match ev {
+            E::SecurityGroupCreated(c) => {
+                for r in &c.rules {
+                    row.rule_created_at.insert(r.rule_id.clone(), now.clone());
+                    self.rule_groups.insert(r.rule_id.clone(), id.to_string());
+                }
+            }
+            E::SecurityGroupRuleAdded(a) => {
+                if let Some(r) = &a.rule {
+                    row.rule_created_at.insert(r.rule_id.clone(), now);
+                    self.rule_groups.insert(r.rule_id.clone(), id.to_string());
+                }
+            }
+            E::SecurityGroupRuleRemoved(r) => {
+                row.rule_created_at.remove(&r.rule_id);
+                self.rule_groups.remove(&r.rule_id);
+            }
+            _ => {}
+        }
+        if !row.state.is_live() {
+            if let Some(gone) = self.security_groups.remove(id) {
+                for rule in gone.rule_created_at.keys() {
+                    self.rule_groups.remove(rule);
+                }
+            }
+        }
+    }
+
+    pub fn security_group(&self, id: &str) -> Option<&SecurityGroupRow> {
+        self.security_groups.get(id)
+    }
+
+    /// A rule with its group's row.
+    pub fn security_group_rule(
+        &self,
+        rule_id: &str,
+    ) -> Option<(&strata_actors::network::Rule, &SecurityGroupRow)> {
+        let group = self.security_groups.get(self.rule_groups.get(rule_id)?)?;
+        Some((group.state.rules.get(rule_id)?, group))
+    }
+
+    pub fn router(&self, id: &str) -> Option<&RouterRow> {
+        self.routers.get(id)
+    }
+
+    pub fn floating_ip(&self, id: &str) -> Option<&FloatingIpRow> {
+        self.floating_ips.get(id)
+    }
+
     pub fn network(&self, id: &str) -> Option<&NetworkRow> {
         self.networks.get(id)
     }
@@ -291,5 +436,90 @@ mod tests {
         .await;
         let (view, _) = crate::runner::catch_up::<NetworkView>(&log).await.unwrap();
         assert!(view.networks.is_empty() && view.subnets.is_empty());
+    }
+
+    #[tokio::test]
+    async fn security_groups_routers_and_floating_ips_have_their_rows() {
+        let log = MemoryLog::new();
+        let rule = |id: &str| pb::SecurityGroupRule {
+            rule_id: id.into(),
+            direction: "egress".into(),
+            ethertype: "IPv4".into(),
+            ..Default::default()
+        };
+        put(
+            &log,
+            "security-group-g1",
+            E::SecurityGroupCreated(pb::SecurityGroupCreated {
+                project_id: "p".into(),
+                name: "web".into(),
+                rules: vec![rule("r1")],
+                ..Default::default()
+            }),
+        )
+        .await;
+        put(
+            &log,
+            "security-group-g1",
+            E::SecurityGroupRuleAdded(pb::SecurityGroupRuleAdded {
+                rule: Some(rule("r2")),
+            }),
+        )
+        .await;
+        put(
+            &log,
+            "security-group-g1",
+            E::SecurityGroupRuleRemoved(pb::SecurityGroupRuleRemoved {
+                rule_id: "r1".into(),
+            }),
+        )
+        .await;
+        put(
+            &log,
+            "router-x",
+            E::RouterCreated(pb::RouterCreated {
+                project_id: "p".into(),
+                ..Default::default()
+            }),
+        )
+        .await;
+        put(
+            &log,
+            "floatingip-f",
+            E::FloatingIpCreated(pb::FloatingIpCreated {
+                project_id: "p".into(),
+                floating_ip_address: "172.24.4.9".into(),
+                ..Default::default()
+            }),
+        )
+        .await;
+        let log: std::sync::Arc<dyn EventLog> = std::sync::Arc::new(log);
+        let (view, _) = crate::runner::catch_up::<NetworkView>(&log).await.unwrap();
+        let g = view.security_group("g1").unwrap();
+        assert_eq!(g.state.revision, 3);
+        assert_eq!(g.rule_created_at.keys().collect::<Vec<_>>(), ["r2"]);
+        assert_eq!(view.security_group_rule("r2").unwrap().1.id, "g1");
+        assert!(view.security_group_rule("r1").is_none());
+        assert!(view.router("x").is_some());
+        assert_eq!(view.floating_ip("f").unwrap().state.status, "DOWN");
+        let rebuilt: NetworkView = crate::runner::rebuild(&log, 5).await.unwrap();
+        assert_eq!(rebuilt.digest().unwrap(), view.digest().unwrap());
+
+        put(
+            &*log,
+            "security-group-g1",
+            E::SecurityGroupDeleted(pb::SecurityGroupDeleted {}),
+        )
+        .await;
+        put(&*log, "router-x", E::RouterDeleted(pb::RouterDeleted {})).await;
+        put(
+            &*log,
+            "floatingip-f",
+            E::FloatingIpDeleted(pb::FloatingIpDeleted {}),
+        )
+        .await;
+        let (view, _) = crate::runner::catch_up::<NetworkView>(&log).await.unwrap();
+        assert!(view.security_groups.is_empty() && view.rule_groups.is_empty());
+        assert!(view.routers.is_empty() && view.floating_ips.is_empty());
     }
 }

@@ -7,7 +7,7 @@
 //! Every call is a whole desired state for one object (idempotent, "make it look like this"), so the
 //! agent that drives a driver can re-send everything after a restart.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -50,8 +50,18 @@ pub struct RouterPlumbing {
 pub enum Remote {
     Any,
     Prefix(String),
-    /// A remote security group, expanded to its members' addresses.
-    Addresses(Vec<String>),
+    /// The members of a security group: the addresses of its set (see [`AddressSetChange`]; Linux: an ipset per group, so
+    /// a port joining a group changes one set, not every filter that names the group).
+    Group(String),
+}
+
+/// A change to the addresses of the ports in a security group (Linux: `ipset add` / `ipset del`), so a
+/// port joining a large group costs one address, not the whole set. A set left empty is gone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressSetChange {
+    pub group_id: String,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -91,6 +101,8 @@ pub trait NetworkDriver: Send + Sync + 'static {
     fn sync_port_filter(&self, filter: &PortFilter) -> Result<(), DriverError>;
     /// Remove a port's filter (the port is gone or no longer filtered).
     fn remove_port_filter(&self, port_id: &str) -> Result<(), DriverError>;
+    /// Add and remove addresses of a group's set (created on first use, removed when left empty).
+    fn update_address_set(&self, change: &AddressSetChange) -> Result<(), DriverError>;
 }
 
 /// What the fake datapath holds: every router and port filter it was last told about.
@@ -98,6 +110,8 @@ pub trait NetworkDriver: Send + Sync + 'static {
 pub struct FakePlumbing {
     pub routers: BTreeMap<String, RouterPlumbing>,
     pub port_filters: BTreeMap<String, PortFilter>,
+    /// Group id -> addresses of its members.
+    pub address_sets: BTreeMap<String, BTreeSet<String>>,
     /// Driver calls made so far (a cheap way for tests to see that nothing was re-plumbed needlessly).
     pub calls: u64,
 }
@@ -153,6 +167,20 @@ impl NetworkDriver for FakeNetworkDriver {
         s.port_filters.remove(port_id);
         Ok(())
     }
+
+    fn update_address_set(&self, change: &AddressSetChange) -> Result<(), DriverError> {
+        let mut s = self.state.lock();
+        s.calls += 1;
+        let set = s.address_sets.entry(change.group_id.clone()).or_default();
+        for a in &change.removed {
+            set.remove(a);
+        }
+        set.extend(change.added.iter().cloned());
+        if set.is_empty() {
+            s.address_sets.remove(&change.group_id);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -189,5 +217,19 @@ mod tests {
         assert_eq!(d.plumbing().port_filters["p"], f);
         d.remove_port_filter("p").unwrap();
         assert!(d.plumbing().port_filters.is_empty());
+        let change = |added: &[&str], removed: &[&str]| AddressSetChange {
+            group_id: "g".into(),
+            added: added.iter().map(|a| a.to_string()).collect(),
+            removed: removed.iter().map(|a| a.to_string()).collect(),
+        };
+        d.update_address_set(&change(&["10.0.0.5", "10.0.0.6"], &[]))
+            .unwrap();
+        d.update_address_set(&change(&[], &["10.0.0.5"])).unwrap();
+        assert_eq!(
+            d.plumbing().address_sets["g"].iter().collect::<Vec<_>>(),
+            ["10.0.0.6"]
+        );
+        d.update_address_set(&change(&[], &["10.0.0.6"])).unwrap();
+        assert!(d.plumbing().address_sets.is_empty());
     }
 }
