@@ -15,7 +15,7 @@ use strata_api::compute::Compute;
 use strata_api::identity::bootstrap::{bootstrap, CatalogEntry};
 use strata_api::identity::Identity;
 use strata_api::image::{ImageQuota, Images};
-use strata_api::network::Networks;
+use strata_api::network::{bootstrap_public_network, Networks, PublicNetwork};
 use strata_api::volume::Volumes;
 use strata_api::{Ports, Services};
 use strata_compute::{Engine, EngineConfig, FakeHostSpec};
@@ -300,6 +300,21 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("bootstrap: {}", e.message))?;
     if report.reset_admin_password {
         tracing::warn!("the admin password differed from the one given; it has been reset");
+    }
+    if let Some(cidr) = &config.public_network_cidr {
+        let admin_project = identity
+            .view
+            .read()
+            .project_by_name("default", "admin")
+            .map(|p| p.id.clone())
+            .context("the admin project after bootstrap")?;
+        let public = PublicNetwork {
+            name: "public".into(),
+            cidr: cidr.clone(),
+        };
+        bootstrap_public_network(&networks, &admin_project, &public)
+            .await
+            .map_err(|e| anyhow::anyhow!("making the external network: {}", e.message))?;
     }
     write_clouds_yaml(
         &config.clouds_yaml,

@@ -42,6 +42,7 @@ const MAX_BODY: usize = 1 << 20;
 
 impl Services {
     /// Bind every service and start serving. Identity state is shared with every service (token checks).
+    #[allow(clippy::too_many_arguments)] // one state per service, plus where to listen
     pub fn start(
         identity: web::Data<Identity>,
         images: web::Data<Images>,

@@ -122,6 +122,8 @@ impl PortChanges {
     }
 }
 
+// A command is built once and moved to its actor: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum PortCommand {
     Create(PortSpec),

@@ -28,6 +28,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use futures::future::{ready, Ready};
 use parking_lot::RwLock;
 use serde_json::{json, Map, Value};
+use strata_actors::compute::Sequence;
 use strata_actors::network::{
     default_network_limits, Network, NetworkQuota, NetworkUsage, NetworkUsageCommand, Port,
 };
@@ -37,6 +38,14 @@ use strata_projections::network::NetworkView;
 use strata_projections::Live;
 
 pub use error::NeutronError;
+pub use networks::{bootstrap_public_network, default_mtu, network_json, PublicNetwork};
+pub use ports::{
+    bind_port, create_port, delete_port, port_json, update_port, BindingRequest, NewPort,
+    PortUpdate,
+};
+pub use quotas::{check_quota, release_quota, reserve_quota};
+pub use strata_actors::network::IpRequest;
+pub use strata_projections::network::PortRow;
 pub use tags::TagResource;
 
 use crate::auth::AuthContext;
@@ -48,6 +57,8 @@ pub struct Networks {
     pub ports: Repository<Port>,
     pub usage: Repository<NetworkUsage>,
     pub quotas: Repository<NetworkQuota>,
+    /// Segmentation ids of tenant networks (`sequence-network-vni`).
+    sequences: Repository<Sequence>,
     /// The limits of projects that set none (Neutron's quota defaults).
     pub default_limits: BTreeMap<String, i64>,
     /// The availability zones networks may be hinted to (the compute hosts' zone).
@@ -88,7 +99,8 @@ impl Networks {
             networks: Repository::new(runtime.clone()),
             ports: Repository::new(runtime.clone()),
             usage: Repository::new(runtime.clone()),
-            quotas: Repository::new(runtime),
+            quotas: Repository::new(runtime.clone()),
+            sequences: Repository::new(runtime),
             default_limits: default_network_limits(),
             availability_zones: vec!["nova".to_string()],
             security_groups: RwLock::new(None),
@@ -96,6 +108,10 @@ impl Networks {
         };
         tags::register_core(&n);
         n
+    }
+
+    fn sequences(&self) -> Repository<Sequence> {
+        self.sequences.clone()
     }
 
     /// Plug in the security group code (see [`PortSecurityGroups`]).
