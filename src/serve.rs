@@ -230,6 +230,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     )));
     let network_view = Live::<NetworkView>::start(log.clone(), Default::default()).await?;
     let networks = actix_web::web::Data::new(Networks::new(runtime.clone(), network_view));
+    // What a crash left half-done (addresses or quota held for nothing) is given back before anyone asks.
+    strata_api::network::sweep_leftovers(&networks)
+        .await
+        .map_err(|e| anyhow::anyhow!("sweeping networking leftovers: {}", e.message))?;
     let ports = Ports {
         identity: config.identity_port,
         image: config.image_port,

@@ -40,8 +40,8 @@ use strata_projections::Live;
 pub use error::NeutronError;
 pub use networks::{bootstrap_public_network, default_mtu, network_json, PublicNetwork};
 pub use ports::{
-    bind_port, create_port, delete_port, port_json, update_port, BindingRequest, NewPort,
-    PortUpdate,
+    bind_port, create_port, delete_port, port_json, sweep_leftovers, update_port, BindingRequest,
+    NewPort, PortUpdate,
 };
 pub use quotas::{check_quota, release_quota, reserve_quota};
 pub use strata_actors::network::IpRequest;

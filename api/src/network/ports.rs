@@ -618,6 +618,59 @@ pub(super) async fn delete_port_unchecked(
     Ok(())
 }
 
+/// Give back what interrupted requests left behind (run at start, before the API listens): addresses held
+/// for ports that do not exist (a crash between the allocation and `PortCreated`, or between `PortDeleted`
+/// and the release), and port, network and subnet quota held for resources that do not exist. Returns how
+/// many were released.
+pub async fn sweep_leftovers(networks: &Networks) -> Result<usize, NeutronError> {
+    let meta = Metadata::system(format!("sweep-{}", uuid::Uuid::new_v4()));
+    let (orphans, holders) = {
+        let view = networks.view.read();
+        let orphans: Vec<(String, String)> = view
+            .networks
+            .values()
+            .flat_map(|n| {
+                n.state
+                    .ports
+                    .keys()
+                    .filter(|p| view.port(p).is_none())
+                    .map(|p| (n.id.clone(), p.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let holders: Vec<(String, String)> = view
+            .usage
+            .iter()
+            .flat_map(|(project, u)| {
+                u.holders
+                    .keys()
+                    .filter(|h| match h.split_once(':') {
+                        Some(("port", id)) => view.port(id).is_none(),
+                        Some(("network", id)) => view.network(id).is_none(),
+                        Some(("subnet", id)) => view.subnet(id).is_none(),
+                        _ => false,
+                    })
+                    .map(|h| (project.clone(), h.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        (orphans, holders)
+    };
+    for (network_id, port_id) in &orphans {
+        tracing::warn!(
+            network_id,
+            port_id,
+            "releasing the addresses of a port that does not exist"
+        );
+        release_addresses(networks, &meta, network_id, port_id).await;
+    }
+    for (project, holder) in &holders {
+        tracing::warn!(project, holder, "releasing network quota held for nothing");
+        release_quota(networks, &meta, project, holder).await;
+    }
+    Ok(orphans.len() + holders.len())
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // HTTP
 
