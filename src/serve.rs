@@ -234,6 +234,14 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     strata_api::network::sweep_leftovers(&networks)
         .await
         .map_err(|e| anyhow::anyhow!("sweeping networking leftovers: {}", e.message))?;
+    // The networking datapath (the fake driver records plumbing) follows the log and reports floating IPs'
+    // status.
+    strata_api::network::datapath::Datapath::start(
+        networks.clone(),
+        log.clone(),
+        Arc::new(strata_actors::network::driver::FakeNetworkDriver::new()),
+    )
+    .context("starting the network datapath agent")?;
     let ports = Ports {
         identity: config.identity_port,
         image: config.image_port,

@@ -73,33 +73,33 @@ pub struct Rule {
     pub description: String,
 }
 
+/// What makes two rules the same rule.
+#[derive(Debug, PartialEq, Eq)]
+struct RuleKey<'a> {
+    direction: &'a str,
+    ethertype: &'a str,
+    protocol: Option<u8>,
+    port_range_min: Option<u32>,
+    port_range_max: Option<u32>,
+    remote_ip_prefix: Option<&'a str>,
+    remote_group_id: Option<&'a str>,
+}
+
 impl Rule {
-    /// What makes two rules the same rule: protocol compared by number, an "any address" prefix equal to
-    /// no prefix, the description ignored.
-    fn key(
-        &self,
-    ) -> (
-        String,
-        String,
-        Option<u8>,
-        Option<u32>,
-        Option<u32>,
-        Option<String>,
-        Option<String>,
-    ) {
-        let prefix = self
-            .remote_ip_prefix
-            .clone()
-            .filter(|p| p != "0.0.0.0/0" && p != "::/0");
-        (
-            self.direction.clone(),
-            self.ethertype.clone(),
-            self.protocol.as_deref().and_then(protocol_number),
-            self.port_range_min,
-            self.port_range_max,
-            prefix,
-            self.remote_group_id.clone(),
-        )
+    /// Protocols compared by number, an "any address" prefix equal to no prefix, the description ignored.
+    fn key(&self) -> RuleKey<'_> {
+        RuleKey {
+            direction: &self.direction,
+            ethertype: &self.ethertype,
+            protocol: self.protocol.as_deref().and_then(protocol_number),
+            port_range_min: self.port_range_min,
+            port_range_max: self.port_range_max,
+            remote_ip_prefix: self
+                .remote_ip_prefix
+                .as_deref()
+                .filter(|p| *p != "0.0.0.0/0" && *p != "::/0"),
+            remote_group_id: self.remote_group_id.as_deref(),
+        }
     }
 
     fn to_pb(&self) -> pb::SecurityGroupRule {

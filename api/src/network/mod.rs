@@ -12,11 +12,15 @@
 //! [`release_quota`]) are what the HTTP handlers use and what other services (Nova, the L3 and security group
 //! code) call.
 
+pub mod datapath;
 mod error;
+pub mod floating_ips;
 pub mod list;
 mod networks;
 mod ports;
 mod quotas;
+pub mod routers;
+pub mod security_groups;
 mod subnets;
 mod tags;
 
@@ -48,6 +52,8 @@ pub use strata_actors::network::IpRequest;
 pub use strata_projections::network::PortRow;
 pub use tags::TagResource;
 
+use strata_actors::network::{FloatingIp, Router, SecurityGroup};
+
 use crate::auth::AuthContext;
 
 /// The Neutron service's state: the view, the repositories, and the hooks other networking code plugs in.
@@ -57,6 +63,10 @@ pub struct Networks {
     pub ports: Repository<Port>,
     pub usage: Repository<NetworkUsage>,
     pub quotas: Repository<NetworkQuota>,
+    /// Security groups, routers, floating IPs (`security_groups.rs`, `routers.rs`, `floating_ips.rs`).
+    pub secgroups: Repository<SecurityGroup>,
+    pub routers: Repository<Router>,
+    pub floating_ips: Repository<FloatingIp>,
     /// Segmentation ids of tenant networks (`sequence-network-vni`).
     sequences: Repository<Sequence>,
     /// The limits of projects that set none (Neutron's quota defaults).
@@ -100,6 +110,9 @@ impl Networks {
             ports: Repository::new(runtime.clone()),
             usage: Repository::new(runtime.clone()),
             quotas: Repository::new(runtime.clone()),
+            secgroups: Repository::new(runtime.clone()),
+            routers: Repository::new(runtime.clone()),
+            floating_ips: Repository::new(runtime.clone()),
             sequences: Repository::new(runtime),
             default_limits: default_network_limits(),
             availability_zones: vec!["nova".to_string()],
@@ -107,6 +120,9 @@ impl Networks {
             tag_resources: RwLock::new(BTreeMap::new()),
         };
         tags::register_core(&n);
+        security_groups::install(&n);
+        routers::install(&n);
+        floating_ips::install(&n);
         n
     }
 
@@ -494,6 +510,47 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "Tag Ports During Bulk Creation",
         "Ports accept tags when created.",
     ),
+    // Routers, floating IPs and security groups (routers.rs, floating_ips.rs, security_groups.rs).
+    (
+        "router",
+        "Neutron L3 Router",
+        "Routers with an external gateway, interfaces on subnets, and floating IPs.",
+    ),
+    (
+        "ext-gw-mode",
+        "Neutron L3 Configurable external gateway mode",
+        "enable_snat in a router's external_gateway_info.",
+    ),
+    (
+        "extraroute",
+        "Neutron Extra Route",
+        "Static routes on routers.",
+    ),
+    (
+        "router_availability_zone",
+        "Router Availability Zone",
+        "availability_zone_hints and availability_zones on routers.",
+    ),
+    (
+        "fip-port-details",
+        "Floating IP Port Details Extension",
+        "port_details on floating IPs.",
+    ),
+    (
+        "security-group",
+        "security-group",
+        "Security groups and their rules.",
+    ),
+    (
+        "stateful-security-group",
+        "Stateful security group",
+        "The stateful attribute of security groups.",
+    ),
+    (
+        "security-groups-normalized-cidr",
+        "Normalized CIDR field for security group rules",
+        "normalized_cidr on security group rules.",
+    ),
 ];
 
 fn extension_json(alias: &str, name: &str, description: &str) -> Value {
@@ -552,6 +609,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     subnets::configure(cfg);
     ports::configure(cfg);
     quotas::configure(cfg);
+    security_groups::configure(cfg);
+    routers::configure(cfg);
+    floating_ips::configure(cfg);
     tags::configure(cfg);
     cfg.default_service(web::to(not_found));
 }

@@ -1,0 +1,695 @@
+//! `/v2.0/floatingips`: create (allocate from an external network, optionally associated at once), list,
+//! show, update (associate / disassociate, description), delete; quota `floatingip`.
+//!
+//! The address is held by a port on the external network (device_owner `network:floatingip`, device_id the
+//! floating IP's id) made through the core's port path, so it comes from the network's IPAM and is never
+//! handed out twice. An association needs a router with a gateway on the floating IP's network and an
+//! interface on the subnet of the fixed address (Neutron's "reachable" rule); that router is recorded with
+//! the association. The status is DOWN until the datapath agent reports the NAT in place.
+//!
+//! Nova's `server add/remove floating ip` can use [`associate_floating_ip`] and
+//! [`disassociate_floating_ip`].
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Map, Value};
+use strata_actors::network::ipam::{canonical_ip, Cidr};
+use strata_actors::network::{Association, FloatingIpCommand, IpRequest};
+use strata_projections::network::{FloatingIpRow, NetworkView};
+
+use super::list::{self, ListQuery};
+use super::networks::owner_of;
+use super::ports::delete_port_unchecked;
+use super::quotas::{release_quota, reserve_quota};
+use super::routers::check_addresses;
+use super::{
+    body_object, check_keys, create_port, if_match_revision, new_id, opt_string, tags_value,
+    Caller, Networks, NeutronError, NewPort, TagResource,
+};
+
+pub const OWNER_FLOATINGIP: &str = "network:floatingip";
+
+pub fn install(networks: &Networks) {
+    networks.register_tags(Arc::new(FloatingIpTags));
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v2.0/floatingips")
+            .route(web::get().to(list_fips))
+            .route(web::post().to(create)),
+    )
+    .service(
+        web::resource("/v2.0/floatingips/{id}")
+            .route(web::get().to(show))
+            .route(web::put().to(update))
+            .route(web::delete().to(delete)),
+    );
+}
+
+struct FloatingIpTags;
+
+#[async_trait::async_trait(?Send)]
+impl TagResource for FloatingIpTags {
+    fn collection(&self) -> &str {
+        "floatingips"
+    }
+
+    async fn tags(
+        &self,
+        networks: &Networks,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Vec<String>, NeutronError> {
+        Ok(find(networks, caller, id)?.state.tags)
+    }
+
+    async fn set_tags(
+        &self,
+        networks: &Networks,
+        caller: &Caller,
+        id: &str,
+        tags: Vec<String>,
+    ) -> Result<(), NeutronError> {
+        find(networks, caller, id)?;
+        networks
+            .run(
+                &networks.floating_ips,
+                id,
+                FloatingIpCommand::SetTags(tags),
+                &caller.meta,
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+pub fn floating_ip_not_found(id: &str) -> NeutronError {
+    NeutronError::not_found(
+        "FloatingIPNotFound",
+        format!("Floating IP {id} could not be found"),
+    )
+}
+
+fn bad_fip(message: impl std::fmt::Display) -> NeutronError {
+    NeutronError::new(
+        actix_web::http::StatusCode::BAD_REQUEST,
+        "BadRequest",
+        format!("Bad floatingip request: {message}."),
+    )
+}
+
+/// Floating IP `id` if `caller` may see it: 404 otherwise.
+pub fn find(networks: &Networks, caller: &Caller, id: &str) -> Result<FloatingIpRow, NeutronError> {
+    networks
+        .view
+        .read()
+        .floating_ip(id)
+        .filter(|f| caller.owns(&f.state.project_id))
+        .cloned()
+        .ok_or_else(|| floating_ip_not_found(id))
+}
+
+/// The floating IP with id or address `id_or_address` that `caller` may see.
+pub fn find_by_id_or_address(
+    networks: &Networks,
+    caller: &Caller,
+    id_or_address: &str,
+) -> Result<FloatingIpRow, NeutronError> {
+    if let Ok(row) = find(networks, caller, id_or_address) {
+        return Ok(row);
+    }
+    let address = canonical_ip(id_or_address).unwrap_or_else(|| id_or_address.to_string());
+    networks
+        .view
+        .read()
+        .floating_ips
+        .values()
+        .find(|f| f.state.floating_ip_address == address && caller.owns(&f.state.project_id))
+        .cloned()
+        .ok_or_else(|| floating_ip_not_found(id_or_address))
+}
+
+pub fn floating_ip_json(view: &NetworkView, row: &FloatingIpRow) -> Value {
+    let f = &row.state;
+    let a = f.association.as_ref();
+    let port_details = a
+        .and_then(|a| view.port(&a.port_id))
+        .map(|p| {
+            json!({
+                "name": p.state.name,
+                "network_id": p.state.network_id,
+                "mac_address": p.state.mac_address,
+                "admin_state_up": p.state.admin_state_up,
+                "status": p.state.status(),
+                "device_id": p.state.device_id,
+                "device_owner": p.state.device_owner,
+            })
+        })
+        .unwrap_or(Value::Null);
+    json!({
+        "id": row.id,
+        "tenant_id": f.project_id,
+        "project_id": f.project_id,
+        "floating_network_id": f.floating_network_id,
+        "floating_ip_address": f.floating_ip_address,
+        "fixed_ip_address": a.map(|a| json!(a.fixed_ip_address)).unwrap_or(Value::Null),
+        "port_id": a.map(|a| json!(a.port_id)).unwrap_or(Value::Null),
+        "router_id": a.map(|a| json!(a.router_id)).unwrap_or(Value::Null),
+        "status": f.status,
+        "description": f.description,
+        "port_details": port_details,
+        "port_forwardings": [],
+        "qos_policy_id": null,
+        "tags": f.tags,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "revision_number": f.revision,
+    })
+}
+
+fn render(networks: &Networks, row: &FloatingIpRow) -> Value {
+    floating_ip_json(&networks.view.read(), row)
+}
+
+/// Work out the association of floating IP `fip_id` (of `project_id`, on `floating_network_id`) with port
+/// `port_id`: the fixed address (the given one, or the port's only IPv4 address), and the router that
+/// connects the address's subnet to the floating IP's network.
+fn association_for(
+    networks: &Networks,
+    caller: &Caller,
+    fip_id: &str,
+    project_id: &str,
+    floating_network_id: &str,
+    port_id: &str,
+    fixed_ip_address: Option<&str>,
+) -> Result<Association, NeutronError> {
+    let view = networks.view.read();
+    let port = view
+        .port(port_id)
+        .filter(|p| caller.owns(&p.state.project_id))
+        .ok_or_else(|| NeutronError::port_not_found(port_id))?;
+    if port.state.project_id != project_id {
+        return Err(bad_fip(format!(
+            "Cannot create floating IP and bind it to Port {port_id}, since that port is owned by a different tenant"
+        )));
+    }
+    let is_v4 = |ip: &str| canonical_ip(ip).is_some_and(|c| !c.contains(':'));
+    let (subnet_id, fixed) = match fixed_ip_address {
+        Some(want) => {
+            let want = canonical_ip(want).ok_or_else(|| {
+                NeutronError::invalid_input(format!("'{want}' is not a valid IP address"))
+            })?;
+            let found = port.state.fixed_ips.iter().find(|(_, ip)| *ip == want);
+            match found {
+                Some((s, ip)) if is_v4(ip) => (s.clone(), ip.clone()),
+                Some(_) => {
+                    return Err(bad_fip(format!(
+                        "Cannot process floating IP association with {want}, since that is not an IPv4 address"
+                    )))
+                }
+                None => {
+                    return Err(bad_fip(format!(
+                        "Port {port_id} does not have fixed ip {want}"
+                    )))
+                }
+            }
+        }
+        None => {
+            let v4: Vec<&(String, String)> = port
+                .state
+                .fixed_ips
+                .iter()
+                .filter(|(_, ip)| is_v4(ip))
+                .collect();
+            match v4.as_slice() {
+                [one] => (one.0.clone(), one.1.clone()),
+                [] => {
+                    return Err(bad_fip(format!(
+                        "No IPv4 addresses found on port {port_id}"
+                    )))
+                }
+                _ => {
+                    return Err(bad_fip(format!(
+                        "Port {port_id} has multiple fixed IPv4 addresses.  Must provide a specific IPv4 address when assigning a floating IP"
+                    )))
+                }
+            }
+        }
+    };
+    // The router: a gateway on the floating IP's network and an interface on the address's subnet.
+    let router = view
+        .routers
+        .values()
+        .filter(|r| {
+            r.state
+                .gateway
+                .as_ref()
+                .is_some_and(|g| g.network_id == floating_network_id)
+                && r.state.interface_on(&subnet_id).is_some()
+        })
+        .map(|r| r.id.clone())
+        .min()
+        .ok_or_else(|| {
+            NeutronError::not_found(
+                "ExternalGatewayForFloatingIPNotFound",
+                format!("External network {floating_network_id} is not reachable from subnet {subnet_id}.  Therefore, cannot associate Port {port_id} with a Floating IP."),
+            )
+        })?;
+    if let Some(other) = view.floating_ips.values().find(|f| {
+        f.id != fip_id
+            && f.state
+                .association
+                .as_ref()
+                .is_some_and(|a| a.port_id == port_id && a.fixed_ip_address == fixed)
+    }) {
+        return Err(NeutronError::conflict(
+            "FloatingIPPortAlreadyAssociated",
+            format!(
+                "Cannot associate floating IP {} ({}) with port {port_id} using fixed IP {fixed}, as that fixed IP already has a floating IP on external network {}.",
+                other.state.floating_ip_address, other.id, other.state.floating_network_id
+            ),
+        ));
+    }
+    Ok(Association {
+        port_id: port_id.to_string(),
+        fixed_ip_address: fixed,
+        router_id: router,
+    })
+}
+
+/// An association asked for: (port id, fixed address); no port = disassociate.
+type AssociationRequest = (Option<String>, Option<String>);
+
+/// `port_id` / `fixed_ip_address` of a create or update body: None = not asked.
+fn parse_association(m: &Map<String, Value>) -> Result<Option<AssociationRequest>, NeutronError> {
+    let text = |k: &str| -> Result<Option<String>, NeutronError> {
+        match m.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+            Some(v) => Err(NeutronError::invalid_input(format!(
+                "'{v}' is not a valid value for {k}"
+            ))),
+        }
+    };
+    let fixed = text("fixed_ip_address")?;
+    if !m.contains_key("port_id") {
+        if fixed.is_some() {
+            return Err(bad_fip(
+                "fixed_ip_address cannot be specified without a port_id",
+            ));
+        }
+        return Ok(None);
+    }
+    match text("port_id")? {
+        Some(p) => Ok(Some((Some(p), fixed))),
+        None => Ok(Some((None, None))),
+    }
+}
+
+async fn list_fips(
+    req: HttpRequest,
+    networks: web::Data<Networks>,
+    caller: Caller,
+) -> Result<HttpResponse, NeutronError> {
+    let q = ListQuery::parse(&req)?;
+    let rows: Vec<Value> = {
+        let view = networks.view.read();
+        view.floating_ips
+            .values()
+            .filter(|f| caller.owns(&f.state.project_id))
+            .map(|f| {
+                let mut v = floating_ip_json(&view, f);
+                // Filterable, not shown (Neutron filters on the subnet the address came from).
+                v["subnet_id"] = json!(f.state.subnet_id);
+                v
+            })
+            .collect()
+    };
+    let mut body = list::page(
+        &q,
+        "floatingips",
+        rows,
+        &format!("{}{}", crate::common::base_url(&req), req.path()),
+    )?;
+    if let Some(items) = body["floatingips"].as_array_mut() {
+        for it in items {
+            if let Some(o) = it.as_object_mut() {
+                if !q.fields.iter().any(|f| f == "subnet_id") {
+                    o.remove("subnet_id");
+                }
+            }
+        }
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
+async fn show(
+    req: HttpRequest,
+    networks: web::Data<Networks>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, NeutronError> {
+    let row = find(&networks, &caller, &id)?;
+    let v = list::select_fields(render(&networks, &row), &list::fields_of(&req));
+    Ok(HttpResponse::Ok().json(json!({ "floatingip": v })))
+}
+
+const CREATE_KEYS: &[&str] = &[
+    "floating_network_id",
+    "floating_ip_address",
+    "subnet_id",
+    "port_id",
+    "fixed_ip_address",
+    "description",
+    "tags",
+    "tenant_id",
+    "project_id",
+    "qos_policy_id",
+    "dns_name",
+    "dns_domain",
+];
+
+async fn create(
+    networks: web::Data<Networks>,
+    caller: Caller,
+    body: web::Bytes,
+) -> Result<HttpResponse, NeutronError> {
+    let m = body_object(&body, "floatingip")?;
+    check_keys(&m, CREATE_KEYS)?;
+    for k in ["qos_policy_id", "dns_name", "dns_domain"] {
+        if m.get(k).is_some_and(|v| !v.is_null() && v != "") {
+            return Err(NeutronError::bad_request(format!(
+                "{k} is not supported by this deployment"
+            )));
+        }
+    }
+    let project = owner_of(&caller, &m)?;
+    let network_id =
+        match m.get("floating_network_id") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => return Err(NeutronError::bad_request(
+                "Failed to parse request. Required attribute 'floating_network_id' not specified",
+            )),
+        };
+    let address = match m.get("floating_ip_address") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => {
+            if !caller.is_admin {
+                return Err(NeutronError::policy(
+                    "create_floatingip:floating_ip_address",
+                ));
+            }
+            Some(
+                canonical_ip(s)
+                    .filter(|a| !a.contains(':'))
+                    .ok_or_else(|| {
+                        NeutronError::invalid_input(format!("'{s}' is not a valid IP address"))
+                    })?,
+            )
+        }
+        Some(v) => {
+            return Err(NeutronError::invalid_input(format!(
+                "'{v}' is not a valid IP address"
+            )))
+        }
+    };
+    let subnet_id = match m.get("subnet_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(v) => {
+            return Err(NeutronError::invalid_input(format!(
+                "'{v}' is not a valid UUID for subnet_id"
+            )))
+        }
+    };
+    let description = opt_string(&m, "description", 255)?.unwrap_or_default();
+    let tags = tags_value(&m)?;
+    let assoc_req = parse_association(&m)?;
+
+    let net = super::networks::find(&networks, &caller, &network_id)?;
+    if !net.state.external {
+        return Err(bad_fip(format!(
+            "Network {network_id} is not a valid external network"
+        )));
+    }
+    // The subnet the address comes from: the one asked for, the one holding the asked address, or the
+    // network's first IPv4 subnet.
+    let subnet_id = {
+        let v4: Vec<(u64, String, Cidr)> = net
+            .state
+            .subnets
+            .iter()
+            .filter_map(|(id, s)| Some((s.seq, id.clone(), s.cidr().filter(|c| !c.v6)?)))
+            .collect();
+        match (&subnet_id, &address) {
+            (Some(s), _) => {
+                if !v4.iter().any(|(_, id, _)| id == s) {
+                    return Err(bad_fip(format!(
+                        "Subnet {s} is not an IPv4 subnet of network {network_id}"
+                    )));
+                }
+                s.clone()
+            }
+            (None, Some(a)) => {
+                let ip = strata_actors::network::ipam::parse_ip_of(a, false).unwrap_or_default();
+                v4.iter()
+                    .find(|(_, _, c)| c.contains(ip))
+                    .map(|(_, id, _)| id.clone())
+                    .ok_or_else(|| {
+                        bad_fip(format!(
+                            "Floating IP address {a} is not in any subnet of network {network_id}"
+                        ))
+                    })?
+            }
+            (None, None) => v4
+                .iter()
+                .min_by_key(|(seq, _, _)| *seq)
+                .map(|(_, id, _)| id.clone())
+                .ok_or_else(|| {
+                    bad_fip(format!(
+                        "Network {network_id} has no IPv4 subnet to allocate a floating IP from"
+                    ))
+                })?,
+        }
+    };
+    let id = new_id();
+    let association = match &assoc_req {
+        Some((Some(port), fixed)) => Some(association_for(
+            &networks,
+            &caller,
+            &id,
+            &project,
+            &network_id,
+            port,
+            fixed.as_deref(),
+        )?),
+        _ => None,
+    };
+
+    let wanted = vec![IpRequest {
+        subnet_id: Some(subnet_id.clone()),
+        ip_address: address,
+    }];
+    check_addresses(
+        &networks,
+        &network_id,
+        Some(wanted.clone()),
+        OWNER_FLOATINGIP,
+    )
+    .await?;
+    let holder = format!("floatingip:{id}");
+    reserve_quota(&networks, &caller.meta, &project, "floatingip", &holder).await?;
+    let port = match create_port(
+        &networks,
+        &caller,
+        NewPort {
+            network_id: network_id.clone(),
+            project_id: Some(project.clone()),
+            device_id: id.clone(),
+            device_owner: OWNER_FLOATINGIP.to_string(),
+            fixed_ips: Some(wanted),
+            security_groups: Some(vec![]),
+            port_security_enabled: Some(false),
+            skip_policy: true,
+            ..Default::default()
+        },
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            release_quota(&networks, &caller.meta, &project, &holder).await;
+            return Err(e);
+        }
+    };
+    let floating_ip_address = port
+        .state
+        .fixed_ips
+        .iter()
+        .find(|(s, _)| *s == subnet_id)
+        .map(|(_, ip)| ip.clone())
+        .unwrap_or_default();
+    let cmd = FloatingIpCommand::Create {
+        project_id: project.clone(),
+        floating_network_id: network_id,
+        subnet_id,
+        floating_ip_address,
+        floating_port_id: port.id.clone(),
+        description,
+        tags,
+        association,
+    };
+    if let Err(e) = networks
+        .run(&networks.floating_ips, &id, cmd, &caller.meta)
+        .await
+    {
+        if let Err(d) = delete_port_unchecked(&networks, &caller.meta, &port.id).await {
+            tracing::error!(port = %port.id, error = %d, "deleting the port of a refused floating IP failed");
+        }
+        release_quota(&networks, &caller.meta, &project, &holder).await;
+        return Err(e.into());
+    }
+    let row = find(&networks, &caller, &id)?;
+    Ok(HttpResponse::Created().json(json!({ "floatingip": render(&networks, &row) })))
+}
+
+/// Associate floating IP `id_or_address` with `port_id` (at `fixed_ip_address`, or the port's only IPv4
+/// address), as `PUT /v2.0/floatingips/{id}` with a `port_id` does.
+pub async fn associate_floating_ip(
+    networks: &Networks,
+    caller: &Caller,
+    id_or_address: &str,
+    port_id: &str,
+    fixed_ip_address: Option<&str>,
+) -> Result<FloatingIpRow, NeutronError> {
+    let row = find_by_id_or_address(networks, caller, id_or_address)?;
+    update_floating_ip(
+        networks,
+        caller,
+        &row.id,
+        Some((
+            Some(port_id.to_string()),
+            fixed_ip_address.map(str::to_string),
+        )),
+        None,
+        None,
+    )
+    .await
+}
+
+/// Take floating IP `id_or_address` off its port (nothing to do when it has none).
+pub async fn disassociate_floating_ip(
+    networks: &Networks,
+    caller: &Caller,
+    id_or_address: &str,
+) -> Result<FloatingIpRow, NeutronError> {
+    let row = find_by_id_or_address(networks, caller, id_or_address)?;
+    update_floating_ip(networks, caller, &row.id, Some((None, None)), None, None).await
+}
+
+async fn update_floating_ip(
+    networks: &Networks,
+    caller: &Caller,
+    id: &str,
+    association: Option<AssociationRequest>,
+    description: Option<String>,
+    if_revision: Option<u64>,
+) -> Result<FloatingIpRow, NeutronError> {
+    let row = find(networks, caller, id)?;
+    let f = &row.state;
+    let association = match association {
+        None => None,
+        Some((None, _)) => Some(None),
+        Some((Some(port), fixed)) => Some(Some(association_for(
+            networks,
+            caller,
+            id,
+            &f.project_id,
+            &f.floating_network_id,
+            &port,
+            fixed.as_deref(),
+        )?)),
+    };
+    let cmd = FloatingIpCommand::Update {
+        association,
+        description,
+        if_revision,
+    };
+    networks
+        .run(&networks.floating_ips, id, cmd, &caller.meta)
+        .await?;
+    find(networks, caller, id)
+}
+
+async fn update(
+    req: HttpRequest,
+    networks: web::Data<Networks>,
+    caller: Caller,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, NeutronError> {
+    let if_revision = if_match_revision(&req)?;
+    let m = body_object(&body, "floatingip")?;
+    find(&networks, &caller, &id)?;
+    for k in m.keys() {
+        if !["port_id", "fixed_ip_address", "description"].contains(&k.as_str()) {
+            return Err(NeutronError::bad_request(format!(
+                "Cannot update read-only attribute {k}"
+            )));
+        }
+    }
+    let association = parse_association(&m)?;
+    let description = opt_string(&m, "description", 255)?;
+    let row = update_floating_ip(
+        &networks,
+        &caller,
+        &id,
+        association,
+        description,
+        if_revision,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({ "floatingip": render(&networks, &row) })))
+}
+
+/// Release a floating IP: its record, its address (the external port) and its quota.
+pub async fn delete_floating_ip(
+    networks: &Networks,
+    caller: &Caller,
+    id: &str,
+) -> Result<(), NeutronError> {
+    let row = find(networks, caller, id)?;
+    networks
+        .run(
+            &networks.floating_ips,
+            id,
+            FloatingIpCommand::Delete,
+            &caller.meta,
+        )
+        .await?;
+    if let Err(e) = delete_port_unchecked(networks, &caller.meta, &row.state.floating_port_id).await
+    {
+        if e.status != actix_web::http::StatusCode::NOT_FOUND {
+            tracing::error!(id, error = %e, "releasing a floating IP's address failed");
+        }
+    }
+    release_quota(
+        networks,
+        &caller.meta,
+        &row.state.project_id,
+        &format!("floatingip:{id}"),
+    )
+    .await;
+    Ok(())
+}
+
+async fn delete(
+    networks: web::Data<Networks>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, NeutronError> {
+    delete_floating_ip(&networks, &caller, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
