@@ -234,6 +234,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     strata_api::network::sweep_leftovers(&networks)
         .await
         .map_err(|e| anyhow::anyhow!("sweeping networking leftovers: {}", e.message))?;
+    // Router, floating IP and security group requests a crash cut short are given back too.
+    strata_api::network::routers::sweep_l3_leftovers(&networks)
+        .await
+        .map_err(|e| anyhow::anyhow!("sweeping router leftovers: {}", e.message))?;
     // The networking datapath (the fake driver records plumbing) follows the log and reports floating IPs'
     // status.
     strata_api::network::datapath::Datapath::start(

@@ -741,6 +741,25 @@ fn routers_and_floating_ips_over_http() {
         );
     });
 
+    // --- a restart keeps everything (the start-up sweep finds nothing to undo) and re-plumbs the datapath ---
+    let before = (
+        router(&url, &alice, &r1),
+        get(&format!("{url}/ports?device_id={r1}"), Some(&admin))
+            .expect(200)
+            .json(),
+    );
+    let mut server = server;
+    server.restart();
+    let url = neutron(&server);
+    assert_eq!(router(&url, &alice, &r1), before.0);
+    assert_eq!(
+        get(&format!("{url}/ports?device_id={r1}"), Some(&admin))
+            .expect(200)
+            .json(),
+        before.1
+    );
+    wait_fip(&url, &alice, &f3_id, "ACTIVE");
+
     // --- teardown: floating IPs, interfaces, then the router and its gateway port ---------------------------
     let gw_port = router(&url, &alice, &r1)["external_gateway_info"]["external_fixed_ips"][0]
         ["ip_address"]
@@ -782,7 +801,6 @@ fn routers_and_floating_ips_over_http() {
         "the gateway port went with the router: {gw_ports}"
     );
 
-    let mut server = server;
     server.kill();
     let out = server.replay_verify();
     assert!(out.success, "replay --verify:\n{}", out.describe());

@@ -1057,3 +1057,81 @@ async fn remove_interface(
     let info = remove_router_interface(&networks, &caller, &id, subnet_id, port_id).await?;
     Ok(HttpResponse::Ok().json(info))
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Crash leftovers
+
+/// Give back what a crash between two steps of a router, floating IP or security group request left held
+/// for nothing: quota reservations of resources that were never recorded (or are gone), and gateway,
+/// floating IP and interface ports no router or floating IP records. An unrecorded interface port is only
+/// deleted when it holds its subnet's gateway address (a port made by `add_router_interface` for a subnet);
+/// one attached by port id was the caller's own and is only reported. Run at start, before the APIs
+/// listen.
+pub async fn sweep_l3_leftovers(networks: &Networks) -> Result<usize, NeutronError> {
+    let meta = Metadata::system(format!("sweep-l3-{}", uuid::Uuid::new_v4()));
+    let (holders, drop, kept) = {
+        let view = networks.view.read();
+        let holders: Vec<(String, String)> = view
+            .usage
+            .iter()
+            .flat_map(|(project, u)| {
+                u.holders
+                    .keys()
+                    .filter(|h| match h.split_once(':') {
+                        Some(("router", id)) => view.router(id).is_none(),
+                        Some(("floatingip", id)) => view.floating_ip(id).is_none(),
+                        Some(("security_group", id)) => view.security_group(id).is_none(),
+                        Some(("security_group_rule", id)) => view.security_group_rule(id).is_none(),
+                        _ => false,
+                    })
+                    .map(|h| (project.clone(), h.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let recorded = |p: &PortRow| -> bool {
+            let s = &p.state;
+            match s.device_owner.as_str() {
+                OWNER_GATEWAY => view
+                    .router(&s.device_id)
+                    .is_some_and(|r| r.state.gateway.as_ref().is_some_and(|g| g.port_id == p.id)),
+                OWNER_INTERFACE => view
+                    .router(&s.device_id)
+                    .is_some_and(|r| r.state.interfaces.contains_key(&p.id)),
+                super::floating_ips::OWNER_FLOATINGIP => view
+                    .floating_ip(&s.device_id)
+                    .is_some_and(|f| f.state.floating_port_id == p.id),
+                _ => true,
+            }
+        };
+        let stray: Vec<&PortRow> = view.ports.values().filter(|p| !recorded(p)).collect();
+        let made_for_subnet = |p: &PortRow| {
+            p.state.fixed_ips.iter().any(|(subnet, ip)| {
+                view.subnet(subnet)
+                    .is_some_and(|(s, _, _)| s.gateway_ip == *ip)
+            })
+        };
+        let (drop, kept): (Vec<&PortRow>, Vec<&PortRow>) = stray
+            .into_iter()
+            .partition(|p| p.state.device_owner != OWNER_INTERFACE || made_for_subnet(p));
+        let ids = |v: Vec<&PortRow>| v.iter().map(|p| p.id.clone()).collect::<Vec<_>>();
+        (holders, ids(drop), ids(kept))
+    };
+    for port in &drop {
+        tracing::warn!(
+            port,
+            "deleting a router or floating IP port nothing records"
+        );
+        drop_port(networks, &meta, port).await;
+    }
+    for port in &kept {
+        tracing::warn!(
+            port,
+            "a port attached to a router that does not record it; update its device_owner to free it"
+        );
+    }
+    for (project, holder) in &holders {
+        tracing::warn!(project, holder, "releasing network quota held for nothing");
+        release_quota(networks, &meta, project, holder).await;
+    }
+    Ok(holders.len() + drop.len())
+}
