@@ -203,12 +203,22 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     engine.set_snapshot_sink(Arc::new(strata_api::image::SnapshotStore::new(
         images.clone(),
     )));
+    let network_view = Live::<NetworkView>::start(log.clone(), Default::default()).await?;
+    let networks = actix_web::web::Data::new(Networks::new(runtime.clone(), network_view));
+    // What a crash left half-done (addresses or quota held for nothing) is given back before anyone asks.
+    strata_api::network::sweep_leftovers(&networks)
+        .await
+        .map_err(|e| anyhow::anyhow!("sweeping networking leftovers: {}", e.message))?;
+    engine.set_port_service(strata_api::compute::network::NovaPorts::start(
+        networks.clone(),
+    ));
     let compute = actix_web::web::Data::new(Compute::new(
         runtime.clone(),
         compute_view,
         images.clone(),
         engine.clone(),
         volume_view.clone(),
+        networks.clone(),
     ));
     let volumes = actix_web::web::Data::new(Volumes::new(
         runtime.clone(),
@@ -228,12 +238,6 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     volume_engine.set_image_sink(Arc::new(strata_api::image::SnapshotStore::new(
         images.clone(),
     )));
-    let network_view = Live::<NetworkView>::start(log.clone(), Default::default()).await?;
-    let networks = actix_web::web::Data::new(Networks::new(runtime.clone(), network_view));
-    // What a crash left half-done (addresses or quota held for nothing) is given back before anyone asks.
-    strata_api::network::sweep_leftovers(&networks)
-        .await
-        .map_err(|e| anyhow::anyhow!("sweeping networking leftovers: {}", e.message))?;
     // Router, floating IP and security group requests a crash cut short are given back too.
     strata_api::network::routers::sweep_l3_leftovers(&networks)
         .await

@@ -406,9 +406,17 @@ fn bad_input_gets_novas_faults_and_changes_nothing() {
             "Invalid key_name provided.",
         ),
         (
+            with(
+                "networks",
+                json!([{"uuid": "6c0d1e58-2f7e-4a55-9d1f-000000000000"}]),
+            ),
+            400,
+            "Network 6c0d1e58-2f7e-4a55-9d1f-000000000000 could not be found.",
+        ),
+        (
             with("networks", json!([{"uuid": "n1"}])),
             400,
-            "Network n1 could not be found.",
+            "network uuid is not in proper format (n1)",
         ),
         (with("name", json!("")), 400, "name"),
         (with("user_data", json!("not base64!")), 400, "base 64"),

@@ -171,6 +171,33 @@ pub fn micros_to_time(us: i64) -> DateTime<Utc> {
 }
 
 impl AuthContext {
+    /// Strata acting on its own (a conductor step for a user's resource), not a request: no token, the
+    /// admin role, scoped to `project_id`.
+    pub fn service(project_id: &str) -> Self {
+        AuthContext {
+            token: String::new(),
+            claims: Claims {
+                u: "strata".into(),
+                s: format!("p:{project_id}"),
+                i: 0,
+                e: 0,
+                a: String::new(),
+                m: vec![],
+            },
+            user_id: "strata".into(),
+            user_name: "strata".into(),
+            user_domain_id: "default".into(),
+            user_domain_name: "Default".into(),
+            scope: TokenScope::Project {
+                id: project_id.to_string(),
+                name: String::new(),
+                domain_id: "default".into(),
+                domain_name: "Default".into(),
+            },
+            roles: vec![("admin".into(), "admin".into())],
+        }
+    }
+
     pub fn has_role(&self, name: &str) -> bool {
         self.roles.iter().any(|(_, n)| n == name)
     }

@@ -6,6 +6,7 @@ mod admin;
 mod error;
 mod flavors;
 mod keypairs;
+pub mod network;
 mod servers;
 mod usage;
 mod volumes;
@@ -60,6 +61,8 @@ pub struct Compute {
     /// Cinder's volumes, for attachments (`os-volume_attachments`).
     pub volume_view: Live<strata_projections::volume::VolumeView>,
     pub volumes: Repository<strata_actors::volume::Volume>,
+    /// Neutron, for servers' ports (`network.rs`).
+    pub networks: web::Data<crate::network::Networks>,
 }
 
 const READ_YOUR_WRITES: Duration = Duration::from_secs(10);
@@ -71,6 +74,7 @@ impl Compute {
         glance: web::Data<crate::image::Images>,
         engine: Arc<Engine>,
         volume_view: Live<strata_projections::volume::VolumeView>,
+        networks: web::Data<crate::network::Networks>,
     ) -> Self {
         Compute {
             view,
@@ -88,6 +92,7 @@ impl Compute {
             sequences: Repository::new(runtime.clone()),
             volumes: Repository::new(runtime),
             volume_view,
+            networks,
             default_limits: default_limits(),
         }
     }
@@ -308,5 +313,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     admin::configure(cfg);
     usage::configure(cfg);
     volumes::configure(cfg);
+    network::configure(cfg);
     cfg.default_service(web::to(not_found));
 }

@@ -139,7 +139,7 @@ fn server_json(
         "flavor": flavor_json(base, mv, &s.flavor),
         "created": nova_time(&row.created_at),
         "updated": nova_time(&row.updated_at),
-        "addresses": {},
+        "addresses": super::network::addresses(&compute.networks.view.read(), &s.ports),
         "accessIPv4": "",
         "accessIPv6": "",
         "links": links(base, "servers", id),
@@ -160,6 +160,10 @@ fn server_json(
             })
             .collect::<Vec<_>>(),
     });
+    if !s.ports.is_empty() {
+        v["security_groups"] =
+            super::network::security_groups(&compute.networks.view.read(), &s.ports);
+    }
     if matches!(
         status,
         "ACTIVE" | "BUILD" | "REBUILD" | "RESIZE" | "VERIFY_RESIZE" | "MIGRATING"
@@ -468,36 +472,20 @@ async fn create(
     };
     // Networks: required from 2.37 ("auto", "none" or a list); without a network service only "auto" and
     // "none" can be served.
-    let networks = match s.get("networks") {
-        None if mv.0 >= 37 => {
-            return Err(invalid(
-                "server",
-                &v["server"],
-                "'networks' is a required property",
-            ))
+    // Networks: "auto", "none" or a list of networks, ports and fixed IPs; security groups for new ports.
+    let requested = super::network::parse_networks(s.get("networks"), mv.0)?;
+    let networks = requested.label().to_string();
+    let security_groups = super::network::security_group_ids(&compute.networks, &caller, s)?;
+    if matches!(&requested, super::network::Requested::List(l) if l.iter().any(|n| n.port_id.is_some() || n.fixed_ip.is_some()))
+    {
+        // A port or an address belongs to one server.
+        let many = |k: &str| s.get(k).and_then(Value::as_u64).unwrap_or(1) > 1;
+        if many("max_count") || many("min_count") {
+            return Err(NovaError::bad_request(
+                "Unable to launch multiple instances with a single configured port or fixed IP",
+            ));
         }
-        None => "auto".to_string(),
-        Some(Value::String(n)) if n == "auto" || n == "none" => n.clone(),
-        Some(Value::Array(list)) if list.is_empty() => "none".to_string(),
-        Some(Value::Array(list)) => {
-            let first = &list[0];
-            let what = first
-                .get("uuid")
-                .or_else(|| first.get("port"))
-                .and_then(Value::as_str)
-                .unwrap_or("?");
-            return Err(NovaError::bad_request(format!(
-                "Network {what} could not be found."
-            )));
-        }
-        Some(other) => {
-            return Err(invalid(
-                "networks",
-                other,
-                "networks must be 'auto', 'none' or a list",
-            ))
-        }
-    };
+    }
     let key_name = string_field(s, "key_name")?.unwrap_or_default();
     let mut key_data = String::new();
     if !key_name.is_empty() {
@@ -720,6 +708,29 @@ async fn create(
         release_all(ids).await;
         return Err(e);
     }
+    // Each server's ports, made through Neutron before the servers are recorded.
+    let mut server_ports: Vec<Vec<strata_actors::compute::ServerPort>> = Vec::new();
+    for id in &ids {
+        match super::network::make_ports(
+            &compute.networks,
+            &caller,
+            id,
+            &requested,
+            &security_groups,
+        )
+        .await
+        {
+            Ok(p) => server_ports.push(p),
+            Err(e) => {
+                for made in &server_ports {
+                    super::network::discard_ports(&compute.networks, &caller, made).await;
+                }
+                super::volumes::discard_boot_volumes(&vols, &caller, &disks.volumes).await;
+                release_all(ids).await;
+                return Err(e);
+            }
+        }
+    }
     let reservation_id = format!("r-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let request_id = caller.meta.correlation_id.clone();
     let multiple = ids.len() > 1;
@@ -761,7 +772,7 @@ async fn create(
             hostname,
             requested_host: requested_host.clone(),
             block_devices: disks.volumes.iter().map(|b| b.to_pb()).collect(),
-            ports: vec![],
+            ports: server_ports[i].iter().map(|p| p.to_pb()).collect(),
         };
         if let Err(e) = compute
             .run(
@@ -774,6 +785,9 @@ async fn create(
         {
             release_all(ids[i..].to_vec()).await;
             super::volumes::discard_boot_volumes(&vols, &caller, &disks.volumes).await;
+            for made in &server_ports[i..] {
+                super::network::discard_ports(&compute.networks, &caller, made).await;
+            }
             return Err(e);
         }
     }
@@ -1275,8 +1289,9 @@ async fn ips(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, NovaError> {
-    visible(&compute, &caller, &path.into_inner())?;
-    Ok(HttpResponse::Ok().json(json!({ "addresses": {} })))
+    let row = visible(&compute, &caller, &path.into_inner())?;
+    let addresses = super::network::addresses(&compute.networks.view.read(), &row.state.ports);
+    Ok(HttpResponse::Ok().json(json!({ "addresses": addresses })))
 }
 
 async fn ips_network(
@@ -1284,11 +1299,15 @@ async fn ips_network(
     caller: Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, NovaError> {
-    let (id, _) = path.into_inner();
-    visible(&compute, &caller, &id)?;
-    Err(NovaError::not_found(
-        "Instance is not a member of specified network",
-    ))
+    let (id, network) = path.into_inner();
+    let row = visible(&compute, &caller, &id)?;
+    let addresses = super::network::addresses(&compute.networks.view.read(), &row.state.ports);
+    match addresses.get(&network) {
+        Some(list) => Ok(HttpResponse::Ok().json(json!({ network: list }))),
+        None => Err(NovaError::not_found(
+            "Instance is not a member of specified network",
+        )),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1353,6 +1372,12 @@ async fn action(
         "resume" => {
             begin(&compute, &caller, &id, Action::Resume).await?;
             accepted()
+        }
+        "addSecurityGroup" => {
+            super::network::change_security_group(&compute, &caller, &row, &arg, true).await
+        }
+        "removeSecurityGroup" => {
+            super::network::change_security_group(&compute, &caller, &row, &arg, false).await
         }
         "lock" => {
             let reason = match arg.get("locked_reason") {

@@ -12,6 +12,7 @@
 //! [`release_quota`]) are what the HTTP handlers use and what other services (Nova, the L3 and security group
 //! code) call.
 
+pub mod auto;
 pub mod datapath;
 mod error;
 pub mod floating_ips;

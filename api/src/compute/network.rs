@@ -1,0 +1,832 @@
+//! Nova with Neutron: the ports a server is created with (`networks`: "none", "auto" or a list of network,
+//! port and fixed-IP requests), its `addresses` and security groups as servers show them,
+//! `os-interface` (attach and detach ports), the addSecurityGroup/removeSecurityGroup actions, and the
+//! conductor's [`PortService`] (bind a server's ports to its host, release them when it goes).
+//!
+//! Ports are made through Neutron's own paths (`create_port`, `bind_port`, `delete_port`), so IPAM, MAC
+//! uniqueness, quotas and security groups are Neutron's. Nova makes a server's ports before it records the
+//! server (a refused port refuses the request and leaves nothing behind); the server records which ports it
+//! has and which of them Nova made (those are deleted with it; ports the user gave are released).
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpResponse};
+use serde_json::{json, Map, Value};
+use strata_actors::compute::{ServerCommand, ServerPort};
+use strata_compute::PortService;
+use strata_events::Metadata;
+use strata_projections::compute::ServerRow;
+use strata_projections::network::NetworkView;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Caller, Compute, NovaError};
+use crate::auth::AuthContext;
+use crate::network::{self as neutron, IpRequest, Networks, NeutronError, NewPort};
+
+/// The owner Nova gives the ports of servers (Neutron's `compute:<zone>`).
+pub const DEVICE_OWNER: &str = "compute:nova";
+
+/// One entry of a create request's `networks` list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Nic {
+    pub network_id: Option<String>,
+    pub port_id: Option<String>,
+    pub fixed_ip: Option<String>,
+}
+
+/// What a server create asks of the network.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Requested {
+    None,
+    Auto,
+    List(Vec<Nic>),
+}
+
+impl Requested {
+    /// The value `ServerCreated.networks` records ("none", "auto", or "list").
+    pub fn label(&self) -> &'static str {
+        match self {
+            Requested::None => "none",
+            Requested::Auto => "auto",
+            Requested::List(_) => "list",
+        }
+    }
+}
+
+fn bad(message: impl Into<String>) -> NovaError {
+    NovaError::bad_request(message)
+}
+
+fn is_uuid(s: &str) -> bool {
+    uuid::Uuid::parse_str(s).is_ok()
+}
+
+/// Read `networks` as Nova does (required from 2.37; "auto" or "none" alone; uuids and IPs checked).
+pub fn parse_networks(value: Option<&Value>, minor: u32) -> Result<Requested, NovaError> {
+    let list = match value {
+        None if minor >= 37 => {
+            return Err(bad(
+                "Invalid input for field/attribute server. 'networks' is a required property",
+            ))
+        }
+        None => return Ok(Requested::Auto),
+        Some(Value::String(s)) if s == "auto" => return Ok(Requested::Auto),
+        Some(Value::String(s)) if s == "none" => return Ok(Requested::None),
+        Some(Value::Array(list)) if list.is_empty() => return Ok(Requested::None),
+        Some(Value::Array(list)) => list,
+        Some(other) => {
+            return Err(bad(format!(
+                "Invalid input for field/attribute networks. Value: {other}. networks must be 'auto', 'none' or a list"
+            )))
+        }
+    };
+    let mut out = Vec::new();
+    for entry in list {
+        let m = entry.as_object().ok_or_else(|| {
+            bad(format!(
+                "Invalid input for field/attribute networks. Value: {entry}. is not of type 'object'"
+            ))
+        })?;
+        let text = |k: &str| -> Result<Option<String>, NovaError> {
+            match m.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(v) => Err(bad(format!(
+                    "Invalid input for field/attribute {k}. Value: {v}. is not of type 'string'"
+                ))),
+            }
+        };
+        let nic = Nic {
+            network_id: text("uuid")?,
+            port_id: text("port")?,
+            fixed_ip: text("fixed_ip")?,
+        };
+        if let Some(n) = &nic.network_id {
+            if !is_uuid(n) {
+                return Err(bad(format!(
+                    "Bad networks format: network uuid is not in proper format ({n})"
+                )));
+            }
+        }
+        if let Some(p) = &nic.port_id {
+            if !is_uuid(p) {
+                return Err(bad(format!(
+                    "Invalid input for field/attribute port. Value: {p}. '{p}' is not a 'uuid'"
+                )));
+            }
+        }
+        if let Some(ip) = &nic.fixed_ip {
+            if ip.parse::<std::net::IpAddr>().is_err() {
+                return Err(bad(format!("Invalid fixed IP address ({ip})")));
+            }
+        }
+        if nic.network_id.is_none() && nic.port_id.is_none() {
+            return Err(bad("Bad networks format: a network needs a uuid or a port"));
+        }
+        out.push(nic);
+    }
+    Ok(Requested::List(out))
+}
+
+/// The Nova caller as Neutron sees it (Nova acts for the user).
+fn neutron_caller(caller: &Caller) -> neutron::Caller {
+    neutron::Caller {
+        auth: caller.auth.clone(),
+        project_id: caller.project_id.clone(),
+        user_id: caller.auth.user_id.clone(),
+        is_admin: caller.is_admin,
+        meta: caller.meta.clone(),
+    }
+}
+
+/// Strata's own caller for conductor steps on a server's ports.
+fn service_caller(correlation_id: &str) -> neutron::Caller {
+    neutron::Caller {
+        auth: AuthContext::service(""),
+        project_id: String::new(),
+        user_id: "strata".into(),
+        is_admin: true,
+        meta: Metadata::system(correlation_id),
+    }
+}
+
+/// Neutron's refusal as Nova words it: unknown networks and ports are 400, over quota 403, a port in use
+/// or no address left 409, the rest 400 with Neutron's message.
+fn nova_error(e: NeutronError) -> NovaError {
+    use actix_web::http::StatusCode;
+    match (e.status, e.kind.as_str()) {
+        (_, "OverQuota") => NovaError::forbidden(format!("Quota exceeded: {}", e.message)),
+        (StatusCode::CONFLICT, _) => NovaError::conflict(e.message),
+        (s, _) if s.is_server_error() => {
+            NovaError::new(StatusCode::INTERNAL_SERVER_ERROR, e.message)
+        }
+        _ => bad(e.message),
+    }
+}
+
+/// The ids of the security groups a create request names (by name or id, the caller's project); `None`
+/// when it names none or only `default` (Neutron then gives the project's default group).
+pub fn security_group_ids(
+    networks: &Networks,
+    caller: &Caller,
+    server: &Map<String, Value>,
+) -> Result<Option<Vec<String>>, NovaError> {
+    let Some(list) = server.get("security_groups") else {
+        return Ok(None);
+    };
+    let list = list.as_array().ok_or_else(|| {
+        bad("Invalid input for field/attribute security_groups. is not of type 'array'")
+    })?;
+    let names: Vec<String> = list
+        .iter()
+        .filter_map(|g| g.get("name").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    if names.iter().all(|n| n == "default") {
+        return Ok(None);
+    }
+    let view = networks.view.read();
+    names
+        .iter()
+        .map(|n| {
+            view.security_groups
+                .values()
+                .find(|g| {
+                    !g.state.deleted
+                        && (g.state.project_id == caller.project_id || caller.is_admin)
+                        && (g.id == *n || g.state.name == *n)
+                })
+                .map(|g| g.id.clone())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "Security group {n} not found for project {}.",
+                        caller.project_id
+                    ))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// Make (or take) the ports of a server being created. On a refusal the ports made so far are deleted and
+/// the ports taken are released.
+pub async fn make_ports(
+    networks: &Networks,
+    caller: &Caller,
+    server_id: &str,
+    requested: &Requested,
+    security_groups: &Option<Vec<String>>,
+) -> Result<Vec<ServerPort>, NovaError> {
+    let ncaller = neutron_caller(caller);
+    let nics = match requested {
+        Requested::None => return Ok(vec![]),
+        Requested::Auto => {
+            let id = neutron::auto::auto_network(networks, &caller.project_id, &caller.meta)
+                .await
+                .map_err(nova_error)?;
+            vec![Nic {
+                network_id: Some(id),
+                ..Nic::default()
+            }]
+        }
+        Requested::List(nics) => nics.clone(),
+    };
+    let mut made: Vec<ServerPort> = Vec::new();
+    for nic in nics {
+        match plug_nic(networks, &ncaller, server_id, &nic, security_groups).await {
+            Ok(p) => made.push(p),
+            Err(e) => {
+                release(networks, &ncaller, &made).await;
+                return Err(e);
+            }
+        }
+    }
+    Ok(made)
+}
+
+/// One requested NIC: a port the user gave (it must be free) or a new port on a network.
+async fn plug_nic(
+    networks: &Networks,
+    caller: &neutron::Caller,
+    server_id: &str,
+    nic: &Nic,
+    security_groups: &Option<Vec<String>>,
+) -> Result<ServerPort, NovaError> {
+    if let Some(port_id) = &nic.port_id {
+        let port = networks
+            .view
+            .read()
+            .port(port_id)
+            .filter(|p| p.state.is_live() && caller.owns(&p.state.project_id))
+            .cloned()
+            .ok_or_else(|| bad(format!("Port id {port_id} could not be found.")))?;
+        if !port.state.device_id.is_empty() {
+            return Err(NovaError::conflict(format!(
+                "Port {port_id} is still in use."
+            )));
+        }
+        neutron::bind_port(networks, caller, port_id, "", server_id, DEVICE_OWNER)
+            .await
+            .map_err(nova_error)?;
+        return Ok(ServerPort {
+            port_id: port_id.clone(),
+            network_id: port.state.network_id.clone(),
+            created: false,
+        });
+    }
+    let network_id = nic.network_id.clone().unwrap_or_default();
+    let visible =
+        networks.view.read().network(&network_id).is_some_and(|n| {
+            !n.state.deleted && (caller.owns(&n.state.project_id) || n.state.shared)
+        });
+    if !visible {
+        return Err(bad(format!("Network {network_id} could not be found.")));
+    }
+    let req = NewPort {
+        network_id: network_id.clone(),
+        fixed_ips: nic.fixed_ip.as_ref().map(|ip| {
+            vec![IpRequest {
+                subnet_id: None,
+                ip_address: Some(ip.clone()),
+            }]
+        }),
+        device_id: server_id.to_string(),
+        device_owner: DEVICE_OWNER.into(),
+        security_groups: security_groups.clone(),
+        ..NewPort::default()
+    };
+    let row = neutron::create_port(networks, caller, req)
+        .await
+        .map_err(nova_error)?;
+    Ok(ServerPort {
+        port_id: row.id,
+        network_id,
+        created: true,
+    })
+}
+
+/// Delete the ports Nova made and release the others (unbound, no device).
+async fn release(
+    networks: &Networks,
+    caller: &neutron::Caller,
+    ports: &[ServerPort],
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for p in ports {
+        let result = if p.created {
+            neutron::delete_port(networks, caller, &p.port_id).await
+        } else {
+            neutron::bind_port(networks, caller, &p.port_id, "", "", "")
+                .await
+                .map(|_| ())
+        };
+        match result {
+            Ok(()) => {}
+            Err(e) if e.status == actix_web::http::StatusCode::NOT_FOUND => {}
+            Err(e) => failures.push(format!("port {}: {}", p.port_id, e.message)),
+        }
+    }
+    failures
+}
+
+/// Give back the ports made for servers whose create was then refused.
+pub async fn discard_ports(networks: &Networks, caller: &Caller, ports: &[ServerPort]) {
+    let failures = release(networks, &neutron_caller(caller), ports).await;
+    for f in failures {
+        tracing::error!(failure = %f, "could not give back a port of a refused server");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// How servers show their network side
+
+/// `addresses`: per network name, the port's fixed IPs and the floating IPs associated with them.
+pub fn addresses(view: &NetworkView, ports: &[ServerPort]) -> Value {
+    let mut out = Map::new();
+    for sp in ports {
+        let Some(port) = view.port(&sp.port_id).filter(|p| p.state.is_live()) else {
+            continue;
+        };
+        let net_name = view
+            .network(&port.state.network_id)
+            .map(|n| n.state.name.clone())
+            .unwrap_or_else(|| port.state.network_id.clone());
+        let entry = out.entry(net_name).or_insert_with(|| json!([]));
+        let Value::Array(list) = entry else { continue };
+        for (_, ip) in &port.state.fixed_ips {
+            list.push(json!({
+                "version": if ip.contains(':') { 6 } else { 4 },
+                "addr": ip,
+                "OS-EXT-IPS:type": "fixed",
+                "OS-EXT-IPS-MAC:mac_addr": port.state.mac_address,
+            }));
+        }
+        for fip in view.floating_ips.values() {
+            let assoc = fip.state.association.as_ref();
+            if !fip.state.deleted && assoc.is_some_and(|a| a.port_id == sp.port_id) {
+                list.push(json!({
+                    "version": if fip.state.floating_ip_address.contains(':') { 6 } else { 4 },
+                    "addr": fip.state.floating_ip_address,
+                    "OS-EXT-IPS:type": "floating",
+                    "OS-EXT-IPS-MAC:mac_addr": port.state.mac_address,
+                }));
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// `security_groups`: the names of the groups on the server's ports (once each).
+pub fn security_groups(view: &NetworkView, ports: &[ServerPort]) -> Value {
+    let mut names: Vec<String> = Vec::new();
+    for sp in ports {
+        let Some(port) = view.port(&sp.port_id) else {
+            continue;
+        };
+        for g in &port.state.security_groups {
+            let name = view
+                .security_groups
+                .get(g)
+                .map(|r| r.state.name.clone())
+                .unwrap_or_else(|| g.clone());
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    Value::Array(names.into_iter().map(|n| json!({ "name": n })).collect())
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The conductor's side: a worker on the API's (actix) thread runs Neutron's paths for it
+
+enum PortJob {
+    Bind {
+        server_id: String,
+        ports: Vec<ServerPort>,
+        host: String,
+        done: oneshot::Sender<Result<(), String>>,
+    },
+    Release {
+        server_id: String,
+        ports: Vec<ServerPort>,
+        done: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// The conductor's [`PortService`]: jobs go to a task on the thread that started it (Neutron's request
+/// paths run on actix's single-threaded workers), and their outcome comes back.
+pub struct NovaPorts {
+    jobs: mpsc::UnboundedSender<PortJob>,
+}
+
+impl NovaPorts {
+    /// Start the worker; call from within the actix system.
+    pub fn start(networks: web::Data<Networks>) -> Arc<NovaPorts> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<PortJob>();
+        actix_web::rt::spawn(async move {
+            while let Some(job) = rx.recv().await {
+                let networks = networks.clone();
+                actix_web::rt::spawn(async move { run_job(&networks, job).await });
+            }
+        });
+        Arc::new(NovaPorts { jobs: tx })
+    }
+
+    async fn submit(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<(), String>>) -> PortJob,
+    ) -> Result<(), String> {
+        let (done, outcome) = oneshot::channel();
+        self.jobs
+            .send(job(done))
+            .map_err(|_| "the network service has stopped".to_string())?;
+        outcome
+            .await
+            .map_err(|_| "the network service dropped the request".to_string())?
+    }
+}
+
+async fn run_job(networks: &Networks, job: PortJob) {
+    match job {
+        PortJob::Bind {
+            server_id,
+            ports,
+            host,
+            done,
+        } => {
+            let caller = service_caller(&server_id);
+            let mut failures = Vec::new();
+            for p in &ports {
+                if let Err(e) = neutron::bind_port(
+                    networks,
+                    &caller,
+                    &p.port_id,
+                    &host,
+                    &server_id,
+                    DEVICE_OWNER,
+                )
+                .await
+                {
+                    failures.push(format!("port {}: {}", p.port_id, e.message));
+                }
+            }
+            let _ = done.send(if failures.is_empty() {
+                Ok(())
+            } else {
+                Err(failures.join("; "))
+            });
+        }
+        PortJob::Release {
+            server_id,
+            ports,
+            done,
+        } => {
+            let failures = release(networks, &service_caller(&server_id), &ports).await;
+            let _ = done.send(if failures.is_empty() {
+                Ok(())
+            } else {
+                Err(failures.join("; "))
+            });
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl PortService for NovaPorts {
+    async fn bind(&self, server_id: &str, ports: &[ServerPort], host: &str) -> Result<(), String> {
+        let (server_id, ports, host) = (server_id.to_string(), ports.to_vec(), host.to_string());
+        self.submit(|done| PortJob::Bind {
+            server_id,
+            ports,
+            host,
+            done,
+        })
+        .await
+    }
+
+    async fn release(&self, server_id: &str, ports: &[ServerPort]) -> Result<(), String> {
+        let (server_id, ports) = (server_id.to_string(), ports.to_vec());
+        self.submit(|done| PortJob::Release {
+            server_id,
+            ports,
+            done,
+        })
+        .await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// os-interface
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v2.1/servers/{id}/os-interface")
+            .route(web::get().to(list_interfaces))
+            .route(web::post().to(attach_interface)),
+    )
+    .service(
+        web::resource("/v2.1/servers/{id}/os-interface/{port_id}")
+            .route(web::get().to(show_interface))
+            .route(web::delete().to(detach_interface)),
+    );
+}
+
+fn server_row(compute: &Compute, caller: &Caller, id: &str) -> Result<ServerRow, NovaError> {
+    let view = compute.view.read();
+    match view.server(id) {
+        Some(r) if caller.is_admin || r.state.project_id == caller.project_id => Ok(r.clone()),
+        _ => Err(NovaError::not_found(format!(
+            "Instance {id} could not be found."
+        ))),
+    }
+}
+
+fn interface_json(view: &NetworkView, sp: &ServerPort) -> Value {
+    let port = view.port(&sp.port_id);
+    json!({
+        "port_id": sp.port_id,
+        "net_id": sp.network_id,
+        "mac_addr": port.map(|p| p.state.mac_address.clone()).unwrap_or_default(),
+        "port_state": port.map(|p| p.state.status()).unwrap_or("DOWN"),
+        "fixed_ips": port
+            .map(|p| p.state.fixed_ips.iter().map(|(s, a)| json!({"subnet_id": s, "ip_address": a})).collect::<Vec<_>>())
+            .unwrap_or_default(),
+    })
+}
+
+async fn list_interfaces(
+    compute: web::Data<Compute>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, NovaError> {
+    let row = server_row(&compute, &caller, &path.into_inner())?;
+    let view = compute.networks.view.read();
+    let list: Vec<Value> = row
+        .state
+        .ports
+        .iter()
+        .map(|p| interface_json(&view, p))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "interfaceAttachments": list })))
+}
+
+async fn show_interface(
+    compute: web::Data<Compute>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, NovaError> {
+    let (id, port_id) = path.into_inner();
+    let row = server_row(&compute, &caller, &id)?;
+    let sp = row
+        .state
+        .ports
+        .iter()
+        .find(|p| p.port_id == port_id)
+        .ok_or_else(|| {
+            NovaError::not_found(format!("Port {port_id} is not attached to instance {id}"))
+        })?;
+    let view = compute.networks.view.read();
+    Ok(HttpResponse::Ok().json(json!({ "interfaceAttachment": interface_json(&view, sp) })))
+}
+
+fn check_pluggable(row: &ServerRow, caller: &Caller, what: &str) -> Result<(), NovaError> {
+    let s = &row.state;
+    if s.locked && !caller.is_admin {
+        return Err(NovaError::conflict(format!(
+            "Instance {} is locked",
+            row.id
+        )));
+    }
+    if !matches!(
+        s.vm_state.as_str(),
+        "active" | "stopped" | "paused" | "suspended"
+    ) || !s.task_state.is_empty()
+    {
+        return Err(NovaError::conflict(format!(
+            "Cannot '{what}' instance {} while it is in vm_state {}",
+            row.id, s.vm_state
+        )));
+    }
+    Ok(())
+}
+
+async fn attach_interface(
+    compute: web::Data<Compute>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, NovaError> {
+    let id = path.into_inner();
+    let row = server_row(&compute, &caller, &id)?;
+    check_pluggable(&row, &caller, "attach_interface")?;
+    let v: Value =
+        serde_json::from_slice(&body).map_err(|e| bad(format!("Malformed request body: {e}")))?;
+    let a = v
+        .get("interfaceAttachment")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad("Invalid input for field/attribute interfaceAttachment. 'interfaceAttachment' is a required property"))?;
+    let text = |k: &str| a.get(k).and_then(Value::as_str).map(str::to_string);
+    let fixed_ip = a
+        .get("fixed_ips")
+        .and_then(Value::as_array)
+        .and_then(|l| l.first())
+        .and_then(|f| f.get("ip_address"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let nic = Nic {
+        network_id: text("net_id"),
+        port_id: text("port_id"),
+        fixed_ip,
+    };
+    if nic.port_id.is_some() && nic.network_id.is_some() {
+        return Err(bad("Specify either port_id or net_id, not both."));
+    }
+    let nic = if nic.port_id.is_none() && nic.network_id.is_none() {
+        // Nova picks the network as for "auto".
+        let net = neutron::auto::auto_network(&compute.networks, &caller.project_id, &caller.meta)
+            .await
+            .map_err(nova_error)?;
+        Nic {
+            network_id: Some(net),
+            ..nic
+        }
+    } else {
+        nic
+    };
+    let ncaller = neutron_caller(&caller);
+    let sp = plug_nic(&compute.networks, &ncaller, &id, &nic, &None).await?;
+    let plugged = async {
+        if let Some(agent) = compute.engine.agent(&row.state.host) {
+            agent
+                .driver
+                .plug_port(&id, &sp.port_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            neutron::bind_port(
+                &compute.networks,
+                &ncaller,
+                &sp.port_id,
+                &row.state.host,
+                &id,
+                DEVICE_OWNER,
+            )
+            .await
+            .map_err(|e| e.message)?;
+        }
+        compute
+            .run(
+                &compute.servers,
+                &id,
+                ServerCommand::AttachInterface {
+                    port: sp.clone(),
+                    admin: caller.is_admin,
+                },
+                &caller.meta,
+            )
+            .await
+            .map_err(|e| e.message)
+    }
+    .await;
+    if let Err(e) = plugged {
+        if let Some(agent) = compute.engine.agent(&row.state.host) {
+            let _ = agent.driver.unplug_port(&id, &sp.port_id).await;
+        }
+        release(&compute.networks, &ncaller, std::slice::from_ref(&sp)).await;
+        return Err(NovaError::new(
+            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Failed to attach network adapter device to {id}: {e}"),
+        ));
+    }
+    let view = compute.networks.view.read();
+    Ok(HttpResponse::Ok().json(json!({ "interfaceAttachment": interface_json(&view, &sp) })))
+}
+
+async fn detach_interface(
+    compute: web::Data<Compute>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, NovaError> {
+    let (id, port_id) = path.into_inner();
+    let row = server_row(&compute, &caller, &id)?;
+    check_pluggable(&row, &caller, "detach_interface")?;
+    let sp = row
+        .state
+        .ports
+        .iter()
+        .find(|p| p.port_id == port_id)
+        .cloned()
+        .ok_or_else(|| {
+            NovaError::not_found(format!("Port {port_id} is not attached to instance {id}"))
+        })?;
+    if let Some(agent) = compute.engine.agent(&row.state.host) {
+        match agent.driver.unplug_port(&id, &port_id).await {
+            Ok(()) | Err(strata_compute::driver::DriverError::NotFound(_)) => {}
+            Err(e) => {
+                return Err(NovaError::new(
+                    actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("Failed to detach network adapter device from {id}: {e}"),
+                ))
+            }
+        }
+    }
+    compute
+        .run(
+            &compute.servers,
+            &id,
+            ServerCommand::DetachInterface {
+                port_id: port_id.clone(),
+                admin: caller.is_admin,
+            },
+            &caller.meta,
+        )
+        .await?;
+    let failures = release(&compute.networks, &neutron_caller(&caller), &[sp]).await;
+    for f in failures {
+        tracing::warn!(server = %id, failure = %f, "a detached port was not given back");
+    }
+    Ok(HttpResponse::Accepted().finish())
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// addSecurityGroup / removeSecurityGroup
+
+/// Add (or remove) the security group `name` on every port of the server.
+pub async fn change_security_group(
+    compute: &Compute,
+    caller: &Caller,
+    row: &ServerRow,
+    arg: &Value,
+    add: bool,
+) -> Result<HttpResponse, NovaError> {
+    let name = arg
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| bad("Security group name cannot be empty"))?
+        .to_string();
+    let mut body = Map::new();
+    body.insert("security_groups".into(), json!([{ "name": name }]));
+    let group = match security_group_ids(&compute.networks, caller, &body)? {
+        Some(ids) => ids.into_iter().next().unwrap_or_default(),
+        None => {
+            // "default": the project's default group.
+            let view = compute.networks.view.read();
+            view.security_groups
+                .values()
+                .find(|g| {
+                    !g.state.deleted
+                        && g.state.name == "default"
+                        && g.state.project_id == row.state.project_id
+                })
+                .map(|g| g.id.clone())
+                .ok_or_else(|| {
+                    NovaError::not_found(format!(
+                        "Security group {name} not found for project {}.",
+                        row.state.project_id
+                    ))
+                })?
+        }
+    };
+    if row.state.ports.is_empty() {
+        return Err(bad(format!(
+            "Instance {} has no network ports to apply a security group to.",
+            row.id
+        )));
+    }
+    let ncaller = neutron_caller(caller);
+    for sp in &row.state.ports {
+        let current = compute
+            .networks
+            .view
+            .read()
+            .port(&sp.port_id)
+            .map(|p| p.state.security_groups.clone())
+            .unwrap_or_default();
+        let has = current.contains(&group);
+        if add && has {
+            return Err(bad(format!(
+                "Security group {name} is already associated with the instance {}",
+                row.id
+            )));
+        }
+        if !add && !has {
+            return Err(bad(format!(
+                "Security group {name} not associated with the instance {}",
+                row.id
+            )));
+        }
+        let groups: Vec<String> = if add {
+            current.into_iter().chain([group.clone()]).collect()
+        } else {
+            current.into_iter().filter(|g| *g != group).collect()
+        };
+        let update = neutron::PortUpdate {
+            security_groups: Some(groups),
+            ..Default::default()
+        };
+        neutron::update_port(&compute.networks, &ncaller, &sp.port_id, update)
+            .await
+            .map_err(nova_error)?;
+    }
+    Ok(HttpResponse::Accepted().finish())
+}
