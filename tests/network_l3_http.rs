@@ -280,6 +280,11 @@ fn routers_and_floating_ips_over_http() {
         .clone();
     assert_eq!(p["device_owner"], "network:router_interface");
     assert_eq!(p["device_id"], r1.as_str());
+    // A router's port goes with its interface, not through the port API.
+    appends_nothing(&server, "deleting a router port", || {
+        let r = delete(&format!("{url}/ports/{if1}"), Some(&alice));
+        fault(&r, 409, "L3PortInUse");
+    });
     assert_eq!(
         p["fixed_ips"][0]["ip_address"], "10.0.0.1",
         "the subnet's gateway address: {p}"

@@ -939,6 +939,20 @@ async fn delete(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, NeutronError> {
+    // Router and floating IP ports go with their router or floating IP, never on their own.
+    let owner = find(&networks, &caller, &id)?.state.device_owner;
+    if matches!(
+        owner.as_str(),
+        "network:router_interface" | "network:router_gateway" | "network:floatingip"
+    ) {
+        return Err(NeutronError::conflict(
+            "L3PortInUse",
+            format!(
+                "Port {} cannot be deleted directly via the port API: has device owner {owner}.",
+                id.as_str()
+            ),
+        ));
+    }
     delete_port(&networks, &caller, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
