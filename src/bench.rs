@@ -1,6 +1,7 @@
 //! `strata bench`: throughput and latency figures for docs/PERFORMANCE.md. Never part of the test suite.
 
 mod compute;
+mod network;
 mod volume;
 
 use std::io::BufRead;
@@ -101,6 +102,22 @@ pub enum BenchCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Neutron through HTTP against a fresh `strata serve`: port create + delete cycles on one subnet, then
+    /// ports created until `--ports` are present and lists of them timed.
+    Network {
+        /// Port create + delete cycles; 0 skips them.
+        #[arg(long, default_value_t = 2_000)]
+        cycles: usize,
+        /// Clients, each creating (and deleting) one port at a time.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Ports present for the list measurements; 0 skips them.
+        #[arg(long, default_value_t = 10_000)]
+        ports: usize,
+        /// Times each list is requested.
+        #[arg(long, default_value_t = 5)]
+        lists: usize,
+    },
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -171,6 +188,17 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
                 dir,
             })?;
         }
+        BenchCommand::Network {
+            cycles,
+            concurrency,
+            ports,
+            lists,
+        } => network::run(network::Options {
+            cycles,
+            concurrency: concurrency.max(1),
+            ports,
+            lists,
+        })?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -376,6 +404,7 @@ struct Urls {
     image: String,
     compute: String,
     volume: String,
+    network: String,
 }
 
 /// Start `strata serve` on a temp dir with free ports and `extra` flags; returns the child and its URLs.
@@ -421,6 +450,7 @@ fn spawn_server_with(dir: &Path, extra: &[String]) -> anyhow::Result<(std::proce
                 image: url("image="),
                 compute: url("compute="),
                 volume: url("volume="),
+                network: url("network="),
             };
             return Ok((child, urls));
         }

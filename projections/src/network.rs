@@ -107,7 +107,7 @@ fn fold<A: Aggregate<Event = E>>(state: &mut A, ev: &E) {
 
 impl Projection for NetworkView {
     const NAME: &'static str = "network";
-    const VERSION: u32 = 2;
+    const VERSION: u32 = 3;
 
     fn handle(&mut self, event: &RecordedEvent) {
         let Some(ev) =
@@ -357,7 +357,7 @@ mod tests {
             &log,
             "network-n1",
             E::SubnetAdded(pb::SubnetAdded {
-                subnet_id: "s1".into(),
+                subnet_id: "00000000-0000-4000-8000-0000000000b1".into(),
                 ip_version: 4,
                 cidr: "10.0.0.0/24".into(),
                 ..Default::default()
@@ -368,10 +368,10 @@ mod tests {
             &log,
             "network-n1",
             E::NetworkPortAllocated(pb::NetworkPortAllocated {
-                port_id: "p1".into(),
+                port_id: "00000000-0000-4000-8000-0000000000a1".into(),
                 mac_address: "fa:16:3e:00:00:01".into(),
                 fixed_ips: vec![pb::FixedIp {
-                    subnet_id: "s1".into(),
+                    subnet_id: "00000000-0000-4000-8000-0000000000b1".into(),
                     ip_address: "10.0.0.2".into(),
                 }],
                 device_owner: String::new(),
@@ -380,7 +380,7 @@ mod tests {
         .await;
         put(
             &log,
-            "port-p1",
+            "port-00000000-0000-4000-8000-0000000000a1",
             E::PortCreated(pb::PortCreated {
                 project_id: "p".into(),
                 network_id: "n1".into(),
@@ -392,7 +392,7 @@ mod tests {
             &log,
             "network-usage-p",
             E::NetworkUsageReserved(pb::NetworkUsageReserved {
-                holder: "port:p1".into(),
+                holder: "port:00000000-0000-4000-8000-0000000000a1".into(),
                 resource: "port".into(),
             }),
         )
@@ -408,10 +408,16 @@ mod tests {
         let log: std::sync::Arc<dyn EventLog> = std::sync::Arc::new(log);
         let (view, _) = crate::runner::catch_up::<NetworkView>(&log).await.unwrap();
         assert_eq!(view.networks.len(), 1);
-        let (subnet, net, _) = view.subnet("s1").unwrap();
+        let (subnet, net, _) = view.subnet("00000000-0000-4000-8000-0000000000b1").unwrap();
         assert_eq!(net.id, "n1");
         assert_eq!(subnet.allocations.len(), 1);
-        assert_eq!(view.port("p1").unwrap().state.network_id, "n1");
+        assert_eq!(
+            view.port("00000000-0000-4000-8000-0000000000a1")
+                .unwrap()
+                .state
+                .network_id,
+            "n1"
+        );
         assert_eq!(view.used("p", "port"), 1);
         let limits = view.limits_of("p", &strata_actors::network::default_network_limits());
         assert_eq!((limits["port"], limits["network"]), (7, 100));
@@ -424,7 +430,7 @@ mod tests {
             &*log,
             "network-n1",
             E::NetworkPortReleased(pb::NetworkPortReleased {
-                port_id: "p1".into(),
+                port_id: "00000000-0000-4000-8000-0000000000a1".into(),
             }),
         )
         .await;

@@ -14,13 +14,13 @@ mod router;
 mod security_group;
 
 pub use net::{
-    is_auto_delete, IpRequest, Network, NetworkChanges, NetworkCommand, NetworkSpec, PortPlace,
-    Subnet, SubnetChanges, SubnetSpec, AUTO_DELETE_OWNERS, GATEWAY_OWNERS,
+    is_auto_delete, mac_number, IpRequest, Network, NetworkChanges, NetworkCommand, NetworkSpec,
+    OwnerKind, PortPlace, Subnet, SubnetChanges, SubnetSpec, AUTO_DELETE_OWNERS, GATEWAY_OWNERS,
 };
 pub use port::{Binding, Port, PortChanges, PortCommand, PortSpec};
 pub use quota::{
-    default_network_limits, NetworkQuota, NetworkQuotaCommand, NetworkUsage, NetworkUsageCommand,
-    NETWORK_QUOTA_DEFAULTS,
+    default_network_limits, Holders, NetworkQuota, NetworkQuotaCommand, NetworkUsage,
+    NetworkUsageCommand, NETWORK_QUOTA_DEFAULTS,
 };
 
 pub use floating_ip::{

@@ -5,11 +5,12 @@
 //! append under optimistic concurrency: two requests can never take the same address, and a refused
 //! request appends nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use strata_proto::network as pb;
 use strata_proto::NetworkEvent as E;
+use uuid::Uuid;
 
 use super::ipam::{self, Cidr, Range};
 use crate::aggregate::{Aggregate, DomainError};
@@ -50,8 +51,9 @@ pub struct Subnet {
     pub revision: u64,
     /// Order of addition on the network (the first IPv4 subnet serves ports that name none).
     pub seq: u64,
-    /// Allocated addresses ([`ipam::ip_key`]) -> port id.
-    pub allocations: BTreeMap<String, String>,
+    /// Allocated addresses -> port id. Plain integers and UUIDs: the state of a network with thousands of
+    /// ports is copied by the actor for every command, and this copies without a heap allocation per entry.
+    pub allocations: BTreeMap<u128, Uuid>,
 }
 
 impl Subnet {
@@ -87,23 +89,22 @@ impl Subnet {
         let used = self
             .allocations
             .keys()
-            .filter_map(|k| ipam::key_ip(k))
-            .filter(|a| pools.iter().any(|p| *a >= p.start && *a <= p.end))
+            .filter(|a| pools.iter().any(|p| **a >= p.start && **a <= p.end))
             .count() as u128;
         (total, used)
     }
 
     /// The lowest free address of the pools (not allocated, not taken by this request, not the gateway).
     /// Walks the allocations in order, so it costs the number of addresses held below the first gap.
-    fn first_free(&self, cidr: &Cidr, taken: &BTreeMap<String, String>) -> Option<u128> {
+    fn first_free(&self, cidr: &Cidr, taken: &BTreeSet<u128>) -> Option<u128> {
         let mut pools = self.pools(cidr);
         pools.sort_by_key(|p| p.start);
         let gateway = self.gateway(cidr);
         for p in pools {
             let mut allocs = self
                 .allocations
-                .range(ipam::ip_key(p.start)..=ipam::ip_key(p.end))
-                .filter_map(|(k, _)| ipam::key_ip(k))
+                .range(p.start..=p.end)
+                .map(|(a, _)| *a)
                 .peekable();
             let mut candidate = p.start;
             loop {
@@ -111,7 +112,7 @@ impl Subnet {
                     allocs.next();
                 }
                 let busy = allocs.peek() == Some(&candidate)
-                    || taken.contains_key(&ipam::ip_key(candidate))
+                    || taken.contains(&candidate)
                     || Some(candidate) == gateway;
                 if !busy {
                     return Some(candidate);
@@ -126,13 +127,49 @@ impl Subnet {
     }
 }
 
-/// A port's place on the network.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// What a port's owner means to its network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OwnerKind {
+    #[default]
+    Plain,
+    /// DHCP and similar ports, deleted with their network ([`AUTO_DELETE_OWNERS`]).
+    AutoDelete,
+    /// Router ports, which may hold a subnet's gateway ([`GATEWAY_OWNERS`]).
+    Router,
+}
+
+impl OwnerKind {
+    pub fn of(device_owner: &str) -> OwnerKind {
+        if is_auto_delete(device_owner) {
+            OwnerKind::AutoDelete
+        } else if GATEWAY_OWNERS.contains(&device_owner) {
+            OwnerKind::Router
+        } else {
+            OwnerKind::Plain
+        }
+    }
+}
+
+/// A port's place on the network: its MAC (as an integer) and what its owner means here. Its fixed IPs are
+/// the subnets' allocations held by it ([`Network::fixed_ips_of`]). Plain values only, so the map of a
+/// network's ports copies without a heap allocation per port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct PortPlace {
-    pub mac_address: String,
-    /// (subnet id, address)
-    pub fixed_ips: Vec<(String, String)>,
-    pub device_owner: String,
+    pub mac: u64,
+    pub owner: OwnerKind,
+}
+
+impl PortPlace {
+    pub fn mac_address(&self) -> String {
+        let b = self.mac.to_be_bytes();
+        ipam::fmt_mac([b[2], b[3], b[4], b[5], b[6], b[7]])
+    }
+}
+
+/// A MAC in Neutron's text form as an integer.
+pub fn mac_number(mac: &str) -> Option<u64> {
+    let canonical = ipam::canonical_mac(mac)?;
+    u64::from_str_radix(&canonical.replace(':', ""), 16).ok()
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -157,9 +194,9 @@ pub struct Network {
     pub revision: u64,
     pub subnets: BTreeMap<String, Subnet>,
     pub next_seq: u64,
-    pub ports: BTreeMap<String, PortPlace>,
+    pub ports: BTreeMap<Uuid, PortPlace>,
     /// MAC -> port id.
-    pub macs: BTreeMap<String, String>,
+    pub macs: BTreeMap<u64, Uuid>,
 }
 
 /// What a new network is.
@@ -349,10 +386,15 @@ impl Network {
     }
 
     /// Ports that keep the network from being deleted.
-    pub fn ports_in_use(&self) -> impl Iterator<Item = (&String, &PortPlace)> {
+    pub fn ports_in_use(&self) -> impl Iterator<Item = (&Uuid, &PortPlace)> {
         self.ports
             .iter()
-            .filter(|(_, p)| !is_auto_delete(&p.device_owner))
+            .filter(|(_, p)| p.owner != OwnerKind::AutoDelete)
+    }
+
+    /// Port `id`'s place, if it has one.
+    pub fn port(&self, id: &str) -> Option<&PortPlace> {
+        Uuid::parse_str(id).ok().and_then(|u| self.ports.get(&u))
     }
 
     /// Check a subnet's address plan: its own consistency, and no overlap with the network's other subnets.
@@ -404,15 +446,16 @@ impl Network {
         keep: &[(String, String)],
         device_owner: &str,
     ) -> Result<Vec<(String, String)>, DomainError> {
-        // Addresses this request takes, so two entries cannot take one address.
-        let mut taken: BTreeMap<String, String> = BTreeMap::new();
-        let mut out: Vec<(String, String)> = Vec::new();
-        let held_by_other = |subnet: &Subnet, a: u128| {
-            subnet
-                .allocations
-                .get(&ipam::ip_key(a))
-                .is_some_and(|p| p != port_id)
+        // Addresses this request takes (per subnet), so two entries cannot take one address.
+        let mut taken: BTreeMap<String, BTreeSet<u128>> = BTreeMap::new();
+        let none = BTreeSet::new();
+        let is_taken = |taken: &BTreeMap<String, BTreeSet<u128>>, sid: &str, a: u128| {
+            taken.get(sid).is_some_and(|t| t.contains(&a))
         };
+        let mut out: Vec<(String, String)> = Vec::new();
+        let me = Uuid::parse_str(port_id).ok();
+        let held_by_other =
+            |subnet: &Subnet, a: u128| subnet.allocations.get(&a).is_some_and(|p| Some(*p) != me);
         let mut ordered: Vec<(&String, &Subnet)> = self.subnets.iter().collect();
         ordered.sort_by_key(|(_, s)| s.seq);
         let Some(requests) = requests else {
@@ -441,9 +484,9 @@ impl Network {
                 if (c.v6 && v6_done) || (!c.v6 && v4_done) {
                     continue;
                 }
-                match s.first_free(&c, &taken) {
+                match s.first_free(&c, taken.get(id.as_str()).unwrap_or(&none)) {
                     Some(a) => {
-                        taken.insert(ipam::ip_key(a), id.clone());
+                        taken.entry(id.clone()).or_default().insert(a);
                         out.push((id.clone(), ipam::fmt_ip(a, c.v6)));
                         if c.v6 {
                             v6_done = true;
@@ -522,7 +565,7 @@ impl Network {
                         .iter()
                         .any(|(sid, ip)| sid == &subnet_id && ip == &text);
                     if held_by_other(s, a)
-                        || taken.contains_key(&ipam::ip_key(a))
+                        || is_taken(&taken, &subnet_id, a)
                         || (is_gateway && !mine && !GATEWAY_OWNERS.contains(&device_owner))
                     {
                         return Err(conflict(
@@ -532,7 +575,7 @@ impl Network {
                             ),
                         ));
                     }
-                    taken.insert(ipam::ip_key(a), subnet_id.clone());
+                    taken.entry(subnet_id.clone()).or_default().insert(a);
                     out.push((subnet_id, text));
                 }
                 None => {
@@ -540,24 +583,23 @@ impl Network {
                     let current = keep.iter().find(|(sid, ip)| {
                         sid == &subnet_id
                             && ipam::parse_ip(ip)
-                                .is_some_and(|(_, a)| !taken.contains_key(&ipam::ip_key(a)))
+                                .is_some_and(|(_, a)| !is_taken(&taken, &subnet_id, a))
                             && !requests
                                 .iter()
                                 .any(|o| o.ip_address.as_deref() == Some(ip.as_str()))
                     });
                     if let Some((_, ip)) = current {
                         if let Some((_, a)) = ipam::parse_ip(ip) {
-                            taken.insert(ipam::ip_key(a), subnet_id.clone());
+                            taken.entry(subnet_id.clone()).or_default().insert(a);
                         }
                         out.push((subnet_id.clone(), ip.clone()));
                         continue;
                     }
                     let a = if s.is_auto_address() {
-                        ipam::eui64(&c, mac).filter(|a| {
-                            !held_by_other(s, *a) && !taken.contains_key(&ipam::ip_key(*a))
-                        })
+                        ipam::eui64(&c, mac)
+                            .filter(|a| !held_by_other(s, *a) && !is_taken(&taken, &subnet_id, *a))
                     } else {
-                        s.first_free(&c, &taken)
+                        s.first_free(&c, taken.get(&subnet_id).unwrap_or(&none))
                     };
                     let Some(a) = a else {
                         return Err(conflict(
@@ -565,7 +607,7 @@ impl Network {
                             format!("no more IP addresses are available on subnet {subnet_id}"),
                         ));
                     };
-                    taken.insert(ipam::ip_key(a), subnet_id.clone());
+                    taken.entry(subnet_id.clone()).or_default().insert(a);
                     out.push((subnet_id, ipam::fmt_ip(a, c.v6)));
                 }
             }
@@ -586,6 +628,8 @@ impl Aggregate for Network {
     type Command = NetworkCommand;
     type Event = E;
     const KIND: &'static str = "network";
+    /// 2: ports, MACs and allocations as plain values (ids as UUIDs, addresses and MACs as integers).
+    const SNAPSHOT_SCHEMA: u32 = 2;
 
     fn decide(&self, cmd: &NetworkCommand) -> Result<Vec<E>, DomainError> {
         use NetworkCommand as C;
@@ -714,7 +758,7 @@ impl Aggregate for Network {
                     .as_deref()
                     .and_then(|g| ipam::parse_ip_of(g, cidr.v6))
                 {
-                    if let Some(holder) = s.allocations.get(&ipam::ip_key(g)) {
+                    if let Some(holder) = s.allocations.get(&g) {
                         if Some(g) != s.gateway(&cidr) {
                             return Err(conflict(
                                 "GatewayIpInUse",
@@ -797,7 +841,13 @@ impl Aggregate for Network {
                 fixed_ips,
                 device_owner,
             } => {
-                if self.ports.contains_key(port_id) {
+                let Ok(port_uuid) = Uuid::parse_str(port_id) else {
+                    return Err(invalid(
+                        "InvalidInput",
+                        format!("'{port_id}' is not a port id"),
+                    ));
+                };
+                if self.ports.contains_key(&port_uuid) {
                     return Err(DomainError::AlreadyExists {
                         kind: "port",
                         detail: port_id.clone(),
@@ -808,7 +858,7 @@ impl Aggregate for Network {
                         let m = ipam::canonical_mac(m).ok_or_else(|| {
                             invalid("InvalidInput", format!("'{m}' is not a valid MAC address"))
                         })?;
-                        if self.macs.contains_key(&m) {
+                        if mac_number(&m).is_some_and(|n| self.macs.contains_key(&n)) {
                             return Err(conflict(
                                 "MacAddressInUse",
                                 format!("the MAC address {m} is in use on this network"),
@@ -819,7 +869,7 @@ impl Aggregate for Network {
                     None => mac_candidates
                         .iter()
                         .filter_map(|m| ipam::canonical_mac(m))
-                        .find(|m| !self.macs.contains_key(m))
+                        .find(|m| mac_number(m).is_some_and(|n| !self.macs.contains_key(&n)))
                         .ok_or_else(|| {
                             conflict(
                                 "MacAddressGenerationFailure",
@@ -836,21 +886,25 @@ impl Aggregate for Network {
                 })])
             }
             C::ReallocatePort { port_id, fixed_ips } => {
-                let place = self
-                    .ports
-                    .get(port_id)
-                    .ok_or_else(|| DomainError::NotFound {
-                        kind: "port",
-                        id: port_id.clone(),
-                    })?;
+                let place = self.port(port_id).ok_or_else(|| DomainError::NotFound {
+                    kind: "port",
+                    id: port_id.clone(),
+                })?;
+                let current = self.fixed_ips_of(port_id);
+                let owner = match place.owner {
+                    OwnerKind::Router => GATEWAY_OWNERS[0],
+                    _ => "",
+                };
                 let ips = self.choose_ips(
                     port_id,
-                    &place.mac_address,
+                    &place.mac_address(),
                     &Some(fixed_ips.clone()),
-                    &place.fixed_ips,
-                    &place.device_owner,
+                    &current,
+                    owner,
                 )?;
-                if ips == place.fixed_ips {
+                let mut sorted = ips.clone();
+                sorted.sort();
+                if sorted == current {
                     return Ok(vec![]);
                 }
                 Ok(vec![E::NetworkPortReallocated(
@@ -864,14 +918,11 @@ impl Aggregate for Network {
                 port_id,
                 device_owner,
             } => {
-                let place = self
-                    .ports
-                    .get(port_id)
-                    .ok_or_else(|| DomainError::NotFound {
-                        kind: "port",
-                        id: port_id.clone(),
-                    })?;
-                if place.device_owner == *device_owner {
+                let place = self.port(port_id).ok_or_else(|| DomainError::NotFound {
+                    kind: "port",
+                    id: port_id.clone(),
+                })?;
+                if place.owner == OwnerKind::of(device_owner) {
                     return Ok(vec![]);
                 }
                 Ok(vec![E::NetworkPortOwnerChanged(
@@ -882,7 +933,7 @@ impl Aggregate for Network {
                 )])
             }
             C::ReleasePort { port_id } => {
-                if !self.ports.contains_key(port_id) {
+                if self.port(port_id).is_none() {
                     return Ok(vec![]);
                 }
                 Ok(vec![E::NetworkPortReleased(pb::NetworkPortReleased {
@@ -1021,49 +1072,45 @@ impl Aggregate for Network {
                 self.revision += 1;
             }
             E::NetworkPortAllocated(a) => {
-                let ips: Vec<(String, String)> = a
-                    .fixed_ips
-                    .iter()
-                    .map(|f| (f.subnet_id.clone(), f.ip_address.clone()))
-                    .collect();
-                self.hold(&a.port_id, &ips);
-                self.macs.insert(a.mac_address.clone(), a.port_id.clone());
+                // Ids and MACs the API made: a value that does not parse cannot have been recorded by it.
+                let (Ok(port), Some(mac)) =
+                    (Uuid::parse_str(&a.port_id), mac_number(&a.mac_address))
+                else {
+                    return self;
+                };
+                self.hold(port, &a.fixed_ips);
+                self.macs.insert(mac, port);
                 self.ports.insert(
-                    a.port_id.clone(),
+                    port,
                     PortPlace {
-                        mac_address: a.mac_address.clone(),
-                        fixed_ips: ips,
-                        device_owner: a.device_owner.clone(),
+                        mac,
+                        owner: OwnerKind::of(&a.device_owner),
                     },
                 );
             }
             E::NetworkPortReallocated(r) => {
-                let old = self
-                    .ports
-                    .get(&r.port_id)
-                    .map(|p| p.fixed_ips.clone())
-                    .unwrap_or_default();
-                self.unhold(&r.port_id, &old);
-                let ips: Vec<(String, String)> = r
-                    .fixed_ips
-                    .iter()
-                    .map(|f| (f.subnet_id.clone(), f.ip_address.clone()))
-                    .collect();
-                self.hold(&r.port_id, &ips);
-                if let Some(p) = self.ports.get_mut(&r.port_id) {
-                    p.fixed_ips = ips;
-                }
+                let Ok(port) = Uuid::parse_str(&r.port_id) else {
+                    return self;
+                };
+                self.unhold(port);
+                self.hold(port, &r.fixed_ips);
             }
             E::NetworkPortOwnerChanged(o) => {
-                if let Some(p) = self.ports.get_mut(&o.port_id) {
-                    p.device_owner = o.device_owner.clone();
+                if let Some(p) = Uuid::parse_str(&o.port_id)
+                    .ok()
+                    .and_then(|u| self.ports.get_mut(&u))
+                {
+                    p.owner = OwnerKind::of(&o.device_owner);
                 }
             }
             E::NetworkPortReleased(r) => {
-                if let Some(p) = self.ports.remove(&r.port_id) {
-                    self.unhold(&r.port_id, &p.fixed_ips);
-                    if self.macs.get(&p.mac_address) == Some(&r.port_id) {
-                        self.macs.remove(&p.mac_address);
+                let Ok(port) = Uuid::parse_str(&r.port_id) else {
+                    return self;
+                };
+                if let Some(p) = self.ports.remove(&port) {
+                    self.unhold(port);
+                    if self.macs.get(&p.mac) == Some(&port) {
+                        self.macs.remove(&p.mac);
                     }
                 }
             }
@@ -1074,22 +1121,40 @@ impl Aggregate for Network {
 }
 
 impl Network {
-    fn hold(&mut self, port_id: &str, ips: &[(String, String)]) {
-        for (sid, ip) in ips {
-            if let (Some(s), Some((_, a))) = (self.subnets.get_mut(sid), ipam::parse_ip(ip)) {
-                s.allocations.insert(ipam::ip_key(a), port_id.to_string());
+    /// Port `port_id`'s fixed IPs as (subnet id, address), ordered by subnet id and address.
+    pub fn fixed_ips_of(&self, port_id: &str) -> Vec<(String, String)> {
+        let Ok(port) = Uuid::parse_str(port_id) else {
+            return vec![];
+        };
+        let mut out = Vec::new();
+        for (sid, s) in &self.subnets {
+            let v6 = s.ip_version == 6;
+            for (a, p) in &s.allocations {
+                if *p == port {
+                    out.push((sid.clone(), ipam::fmt_ip(*a, v6)));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn hold(&mut self, port: Uuid, ips: &[pb::FixedIp]) {
+        for f in ips {
+            if let (Some(s), Some((_, a))) = (
+                self.subnets.get_mut(&f.subnet_id),
+                ipam::parse_ip(&f.ip_address),
+            ) {
+                s.allocations.insert(a, port);
             }
         }
     }
 
-    fn unhold(&mut self, port_id: &str, ips: &[(String, String)]) {
-        for (sid, ip) in ips {
-            if let (Some(s), Some((_, a))) = (self.subnets.get_mut(sid), ipam::parse_ip(ip)) {
-                let k = ipam::ip_key(a);
-                if s.allocations.get(&k).is_some_and(|p| p == port_id) {
-                    s.allocations.remove(&k);
-                }
-            }
+    /// Free every address `port` holds (a scan of the allocations: releases are rarer than the copies a
+    /// per-port list of addresses would cost).
+    fn unhold(&mut self, port: Uuid) {
+        for s in self.subnets.values_mut() {
+            s.allocations.retain(|_, p| *p != port);
         }
     }
 }

@@ -9,6 +9,19 @@ use crate::image::gwt::given;
 use strata_proto::network as pb;
 use strata_proto::NetworkEvent as E;
 
+/// A deterministic UUID for a short test name (the aggregate keeps port and subnet ids as UUIDs).
+fn u(name: &str) -> String {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    format!("00000000-0000-4000-8000-{:012x}", h & 0xffff_ffff_ffff)
+}
+
+/// Port `name`'s place in `s`.
+fn place<'a>(s: &'a Network, name: &str) -> &'a PortPlace {
+    s.port(&u(name)).unwrap_or_else(|| panic!("no port {name}"))
+}
+
 fn created() -> E {
     E::NetworkCreated(pb::NetworkCreated {
         project_id: "p".into(),
@@ -22,7 +35,7 @@ fn created() -> E {
 /// A subnet event as the API would build it (10.0.0.0/28: gateway .1, pool .2-.14).
 fn subnet(id: &str, cidr: &str, gateway: &str, pools: &[(&str, &str)]) -> E {
     E::SubnetAdded(pb::SubnetAdded {
-        subnet_id: id.into(),
+        subnet_id: u(id),
         project_id: "p".into(),
         ip_version: if cidr.contains(':') { 6 } else { 4 },
         cidr: cidr.into(),
@@ -67,14 +80,14 @@ fn spec(cidr: &str, gateway: Option<&str>, pools: &[(&str, &str)]) -> SubnetSpec
 
 fn add(id: &str, s: SubnetSpec) -> NetworkCommand {
     NetworkCommand::AddSubnet {
-        subnet_id: id.into(),
+        subnet_id: u(id),
         spec: s,
     }
 }
 
 fn alloc(port: &str, fixed: Option<Vec<(Option<&str>, Option<&str>)>>) -> NetworkCommand {
     NetworkCommand::AllocatePort {
-        port_id: port.into(),
+        port_id: u(port),
         mac: None,
         mac_candidates: vec![format!(
             "fa:16:3e:00:{:02x}:{:02x}",
@@ -85,7 +98,7 @@ fn alloc(port: &str, fixed: Option<Vec<(Option<&str>, Option<&str>)>>) -> Networ
         fixed_ips: fixed.map(|v| {
             v.into_iter()
                 .map(|(s, ip)| IpRequest {
-                    subnet_id: s.map(str::to_string),
+                    subnet_id: s.map(u),
                     ip_address: ip.map(str::to_string),
                 })
                 .collect()
@@ -96,12 +109,12 @@ fn alloc(port: &str, fixed: Option<Vec<(Option<&str>, Option<&str>)>>) -> Networ
 
 fn allocated(port: &str, mac: &str, ips: &[(&str, &str)]) -> E {
     E::NetworkPortAllocated(pb::NetworkPortAllocated {
-        port_id: port.into(),
+        port_id: u(port),
         mac_address: mac.into(),
         fixed_ips: ips
             .iter()
             .map(|(s, a)| pb::FixedIp {
-                subnet_id: s.to_string(),
+                subnet_id: u(s),
                 ip_address: a.to_string(),
             })
             .collect(),
@@ -138,7 +151,7 @@ fn a_network_is_created_once_and_deleted_only_without_ports_in_use() {
     // A DHCP port does not keep the network.
     let mut dhcp = small();
     dhcp.push(E::NetworkPortAllocated(pb::NetworkPortAllocated {
-        port_id: "d".into(),
+        port_id: u("d"),
         mac_address: "fa:16:3e:00:00:09".into(),
         device_owner: "network:dhcp".into(),
         ..Default::default()
@@ -197,7 +210,7 @@ fn subnet_plans_are_checked() {
             ),
         ))
         .then_ok();
-    assert_eq!(ok.subnets["a"].revision, 1);
+    assert_eq!(ok.subnets[&u("a")].revision, 1);
     let with_a = vec![
         created(),
         subnet(
@@ -269,17 +282,17 @@ fn subnet_plans_are_checked() {
 fn ipam_hands_out_the_lowest_free_address_and_refuses_taken_or_foreign_ones() {
     let s = given::<Network>(small()).when(alloc("p1", None)).then_ok();
     assert_eq!(
-        s.ports["p1"].fixed_ips,
-        [("s4".to_string(), "10.0.0.2".to_string())]
+        s.fixed_ips_of(&u("p1")),
+        [(u("s4"), "10.0.0.2".to_string())]
     );
-    assert_eq!(s.subnets["s4"].allocations.len(), 1);
+    assert_eq!(s.subnets[&u("s4")].allocations.len(), 1);
     let mut h = small();
     h.push(allocated("p1", "fa:16:3e:00:00:01", &[("s4", "10.0.0.2")]));
     h.push(allocated("p2", "fa:16:3e:00:00:02", &[("s4", "10.0.0.4")]));
     let s = given::<Network>(h.clone())
         .when(alloc("p3", None))
         .then_ok();
-    assert_eq!(s.ports["p3"].fixed_ips[0].1, "10.0.0.3");
+    assert_eq!(s.fixed_ips_of(&u("p3"))[0].1, "10.0.0.3");
     // Two entries of one request never take the same address.
     let s = given::<Network>(h.clone())
         .when(alloc(
@@ -287,10 +300,10 @@ fn ipam_hands_out_the_lowest_free_address_and_refuses_taken_or_foreign_ones() {
             Some(vec![(Some("s4"), None), (Some("s4"), None)]),
         ))
         .then_ok();
-    let ips: Vec<&str> = s.ports["p3"]
-        .fixed_ips
-        .iter()
-        .map(|(_, a)| a.as_str())
+    let ips: Vec<String> = s
+        .fixed_ips_of(&u("p3"))
+        .into_iter()
+        .map(|(_, a)| a)
         .collect();
     assert_eq!(ips, ["10.0.0.3", "10.0.0.5"]);
     let refuse = |cmd: NetworkCommand, ty: &str| {
@@ -367,9 +380,9 @@ fn an_exhausted_subnet_refuses_with_ip_address_generation_failure() {
             .collect();
         state = events.iter().fold(state, |s, e| s.apply(e));
     }
-    let taken: Vec<&String> = state.subnets["s4"].allocations.keys().collect();
+    let taken: Vec<&u128> = state.subnets[&u("s4")].allocations.keys().collect();
     assert_eq!(taken.len(), 13, "the whole pool .2-.14");
-    assert_eq!(state.subnets["s4"].pool_usage(), (13, 13));
+    assert_eq!(state.subnets[&u("s4")].pool_usage(), (13, 13));
     let e = state.decide(&alloc("last", None)).unwrap_err();
     assert_eq!(err_type(&e), "IpAddressGenerationFailure");
     assert!(matches!(e, DomainError::Conflict(_)));
@@ -379,11 +392,11 @@ fn an_exhausted_subnet_refuses_with_ip_address_generation_failure() {
     assert_eq!(err_type(&e), "IpAddressGenerationFailure");
     // Releasing one makes room again, at that address.
     let released = state.apply(&E::NetworkPortReleased(pb::NetworkPortReleased {
-        port_id: "p05".into(),
+        port_id: u("p05"),
     }));
     let events = released.decide(&alloc("last", None)).unwrap();
     let s = events.iter().fold(released, |s, e| s.apply(e));
-    assert_eq!(s.ports["last"].fixed_ips[0].1, "10.0.0.7");
+    assert_eq!(s.fixed_ips_of(&u("last"))[0].1, "10.0.0.7");
 }
 
 #[test]
@@ -391,7 +404,7 @@ fn macs_are_unique_on_the_network() {
     let mut h = small();
     h.push(allocated("p1", "fa:16:3e:00:00:01", &[("s4", "10.0.0.2")]));
     let given_mac = |mac: &str| NetworkCommand::AllocatePort {
-        port_id: "p2".into(),
+        port_id: u("p2"),
         mac: Some(mac.into()),
         mac_candidates: vec![],
         fixed_ips: None,
@@ -409,17 +422,17 @@ fn macs_are_unique_on_the_network() {
     // Generated: the first free candidate.
     let s = given::<Network>(h.clone())
         .when(NetworkCommand::AllocatePort {
-            port_id: "p2".into(),
+            port_id: u("p2"),
             mac: None,
             mac_candidates: vec!["fa:16:3e:00:00:01".into(), "fa:16:3e:00:00:07".into()],
             fixed_ips: None,
             device_owner: String::new(),
         })
         .then_ok();
-    assert_eq!(s.ports["p2"].mac_address, "fa:16:3e:00:00:07");
+    assert_eq!(place(&s, "p2").mac_address(), "fa:16:3e:00:00:07");
     given::<Network>(h.clone())
         .when(NetworkCommand::AllocatePort {
-            port_id: "p2".into(),
+            port_id: u("p2"),
             mac: None,
             mac_candidates: vec!["fa:16:3e:00:00:01".into()],
             fixed_ips: None,
@@ -428,11 +441,9 @@ fn macs_are_unique_on_the_network() {
         .then_err_where(|e| err_type(e) == "MacAddressGenerationFailure");
     // Released MACs are free again.
     let s = given::<Network>(h)
-        .when(NetworkCommand::ReleasePort {
-            port_id: "p1".into(),
-        })
+        .when(NetworkCommand::ReleasePort { port_id: u("p1") })
         .then_ok();
-    assert!(s.macs.is_empty() && s.subnets["s4"].allocations.is_empty());
+    assert!(s.macs.is_empty() && s.subnets[&u("s4")].allocations.is_empty());
 }
 
 #[test]
@@ -446,7 +457,7 @@ fn slaac_subnets_give_the_mac_derived_address() {
             &[("10.0.0.2", "10.0.0.254")],
         ),
         E::SubnetAdded(pb::SubnetAdded {
-            subnet_id: "s6".into(),
+            subnet_id: u("s6"),
             ip_version: 6,
             cidr: "2001:db8::/64".into(),
             gateway_ip: "2001:db8::1".into(),
@@ -461,20 +472,19 @@ fn slaac_subnets_give_the_mac_derived_address() {
     ];
     let s = given::<Network>(h)
         .when(NetworkCommand::AllocatePort {
-            port_id: "p".into(),
+            port_id: u("p"),
             mac: Some("fa:16:3e:01:02:03".into()),
             mac_candidates: vec![],
             fixed_ips: None,
             device_owner: String::new(),
         })
         .then_ok();
-    assert_eq!(
-        s.ports["p"].fixed_ips,
-        [
-            ("s4".to_string(), "10.0.0.2".to_string()),
-            ("s6".to_string(), "2001:db8::f816:3eff:fe01:203".to_string())
-        ]
-    );
+    let mut want = vec![
+        (u("s4"), "10.0.0.2".to_string()),
+        (u("s6"), "2001:db8::f816:3eff:fe01:203".to_string()),
+    ];
+    want.sort();
+    assert_eq!(s.fixed_ips_of(&u("p")), want);
 }
 
 #[test]
@@ -483,10 +493,10 @@ fn reallocation_keeps_what_is_named_again_and_frees_the_rest() {
     h.push(allocated("p1", "fa:16:3e:00:00:01", &[("s4", "10.0.0.2")]));
     let s = given::<Network>(h.clone())
         .when(NetworkCommand::ReallocatePort {
-            port_id: "p1".into(),
+            port_id: u("p1"),
             fixed_ips: vec![
                 IpRequest {
-                    subnet_id: Some("s4".into()),
+                    subnet_id: Some(u("s4")),
                     ip_address: None,
                 },
                 IpRequest {
@@ -497,30 +507,30 @@ fn reallocation_keeps_what_is_named_again_and_frees_the_rest() {
         })
         .then_ok();
     assert_eq!(
-        s.ports["p1"].fixed_ips,
+        s.fixed_ips_of(&u("p1")),
         [
-            ("s4".to_string(), "10.0.0.2".to_string()),
-            ("s4".to_string(), "10.0.0.9".to_string())
+            (u("s4"), "10.0.0.2".to_string()),
+            (u("s4"), "10.0.0.9".to_string())
         ]
     );
     let s = given::<Network>(h.clone())
         .when(NetworkCommand::ReallocatePort {
-            port_id: "p1".into(),
+            port_id: u("p1"),
             fixed_ips: vec![IpRequest {
                 subnet_id: None,
                 ip_address: Some("10.0.0.3".into()),
             }],
         })
         .then_ok();
-    let held: Vec<&String> = s.subnets["s4"].allocations.keys().collect();
+    let held: Vec<&u128> = s.subnets[&u("s4")].allocations.keys().collect();
     assert_eq!(held.len(), 1);
-    assert_eq!(s.ports["p1"].fixed_ips[0].1, "10.0.0.3");
+    assert_eq!(s.fixed_ips_of(&u("p1"))[0].1, "10.0.0.3");
     // Naming what it holds changes nothing.
     given::<Network>(h)
         .when(NetworkCommand::ReallocatePort {
-            port_id: "p1".into(),
+            port_id: u("p1"),
             fixed_ips: vec![IpRequest {
-                subnet_id: Some("s4".into()),
+                subnet_id: Some(u("s4")),
                 ip_address: Some("10.0.0.2".into()),
             }],
         })
@@ -532,18 +542,14 @@ fn subnets_in_use_are_kept_and_updates_are_checked() {
     let mut h = small();
     h.push(allocated("p1", "fa:16:3e:00:00:01", &[("s4", "10.0.0.2")]));
     given::<Network>(h.clone())
-        .when(NetworkCommand::RemoveSubnet {
-            subnet_id: "s4".into(),
-        })
+        .when(NetworkCommand::RemoveSubnet { subnet_id: u("s4") })
         .then_err_where(|e| err_type(e) == "SubnetInUse");
     let s = given::<Network>(small())
-        .when(NetworkCommand::RemoveSubnet {
-            subnet_id: "s4".into(),
-        })
+        .when(NetworkCommand::RemoveSubnet { subnet_id: u("s4") })
         .then_ok();
     assert!(s.subnets.is_empty());
     let update = |changes: SubnetChanges| NetworkCommand::UpdateSubnet {
-        subnet_id: "s4".into(),
+        subnet_id: u("s4"),
         changes,
         if_revision: None,
     };
@@ -556,7 +562,7 @@ fn subnets_in_use_are_kept_and_updates_are_checked() {
         .then_err_where(|e| err_type(e) == "GatewayConflictWithAllocationPools");
     let mut shrunk = h.clone();
     shrunk.push(E::SubnetUpdated(pb::SubnetUpdated {
-        subnet_id: "s4".into(),
+        subnet_id: u("s4"),
         set_allocation_pools: true,
         allocation_pools: vec![pb::AllocationPool {
             start: "10.0.0.10".into(),
@@ -578,14 +584,14 @@ fn subnets_in_use_are_kept_and_updates_are_checked() {
             ..Default::default()
         }))
         .then_ok();
-    let sub = &s.subnets["s4"];
+    let sub = &s.subnets[&u("s4")];
     assert_eq!(
         (sub.name.as_str(), sub.gateway_ip.as_str(), sub.revision),
         ("renamed", "", 2)
     );
     given::<Network>(h)
         .when(NetworkCommand::UpdateSubnet {
-            subnet_id: "s4".into(),
+            subnet_id: u("s4"),
             changes: SubnetChanges {
                 name: Some("x".into()),
                 ..Default::default()
@@ -657,6 +663,29 @@ fn quota_reservations_stop_at_the_limit() {
         })
         .then_ok();
     assert_eq!(s.used("port"), 0);
+    // Holders named <resource>:<uuid> are kept compactly, others as text; both count and release.
+    let compact = format!("port:{}", u("q"));
+    let s = given::<NetworkUsage>([])
+        .when(reserve(&compact, 2))
+        .then_ok();
+    let s = s.apply(&E::NetworkUsageReserved(pb::NetworkUsageReserved {
+        holder: "port:odd".into(),
+        resource: "port".into(),
+    }));
+    assert_eq!(s.used("port"), 2);
+    let mut names: Vec<String> = s.holders.keys().collect();
+    names.sort();
+    assert_eq!(names, [compact.clone(), "port:odd".to_string()]);
+    given::<NetworkUsage>([])
+        .when(reserve(&compact, 2))
+        .then_ok();
+    let e = s.decide(&reserve("port:third", 2)).unwrap_err();
+    assert!(matches!(e, DomainError::OverQuota(_)));
+    let s = s.apply(&E::NetworkUsageReleased(pb::NetworkUsageReleased {
+        holder: compact.clone(),
+    }));
+    assert_eq!(s.used("port"), 1);
+    assert!(!s.holders.contains_key(&compact));
     let limits: BTreeMap<String, i64> = [("port".to_string(), 5)].into_iter().collect();
     let q = given::<NetworkQuota>([])
         .when(NetworkQuotaCommand::Set(limits))

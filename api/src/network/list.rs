@@ -290,12 +290,9 @@ pub fn page(
             )));
         }
     }
-    let id_of = |r: &Map<String, Value>| {
-        r.get("id")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
+    fn id_of(r: &Map<String, Value>) -> &str {
+        r.get("id").and_then(Value::as_str).unwrap_or("")
+    }
     rows.sort_by(|a, b| {
         for (k, desc) in &q.sort {
             let null = Value::Null;
@@ -305,14 +302,26 @@ pub fn page(
                 return o;
             }
         }
-        id_of(a).cmp(&id_of(b))
+        id_of(a).cmp(id_of(b))
     });
+    let (page, more) = window(q, rows, id_of)?;
+    let ids: Vec<String> = page.iter().map(|m| id_of(m).to_string()).collect();
+    let items = page.into_iter().map(Value::Object).collect();
+    Ok(body(q, collection, items, &ids, more, base))
+}
+
+/// The rows of the page `q` asks for out of `rows` (already in listing order), and whether more follow.
+fn window<T>(
+    q: &ListQuery,
+    mut rows: Vec<T>,
+    id_of: impl Fn(&T) -> &str,
+) -> Result<(Vec<T>, bool), NeutronError> {
     if q.page_reverse {
         rows.reverse();
     }
     let mut start = 0;
     if let Some(m) = &q.marker {
-        let pos = rows.iter().position(|r| id_of(r) == *m).ok_or_else(|| {
+        let pos = rows.iter().position(|r| id_of(r) == m).ok_or_else(|| {
             NeutronError::not_found("NotFound", format!("The marker {m} could not be found."))
         })?;
         start = pos + 1;
@@ -320,10 +329,22 @@ pub fn page(
     let limit = q.limit.unwrap_or(MAX_LIMIT).min(MAX_LIMIT);
     let end = (start + limit).min(rows.len());
     let more = end < rows.len();
-    let mut page: Vec<Map<String, Value>> = rows.drain(start.min(end)..end).collect();
+    let mut page: Vec<T> = rows.drain(start.min(end)..end).collect();
     if q.page_reverse {
         page.reverse();
     }
+    Ok((page, more))
+}
+
+/// The response body: the page's items (trimmed to `fields`) and the links around it.
+fn body(
+    q: &ListQuery,
+    collection: &str,
+    items: Vec<Value>,
+    ids: &[String],
+    more: bool,
+    base: &str,
+) -> Value {
     let mut links = Vec::new();
     if q.limit.is_some() {
         let query = |marker: &str, reverse: bool| {
@@ -340,7 +361,6 @@ pub fn page(
             format!("{base}?{}", parts.join("&"))
         };
         // "next" continues in the direction of the listing, "previous" goes back from the page's first row.
-        let (first, last) = (page.first().map(id_of), page.last().map(id_of));
         let forward_more = if q.page_reverse {
             q.marker.is_some()
         } else {
@@ -351,23 +371,49 @@ pub fn page(
         } else {
             q.marker.is_some()
         };
-        if let (true, Some(last)) = (forward_more, &last) {
+        if let (true, Some(last)) = (forward_more, ids.last()) {
             links.push(json!({ "rel": "next", "href": query(last, false) }));
         }
-        if let (true, Some(first)) = (backward_more, &first) {
+        if let (true, Some(first)) = (backward_more, ids.first()) {
             links.push(json!({ "rel": "previous", "href": query(first, true) }));
         }
     }
-    let items: Vec<Value> = page
+    let items: Vec<Value> = items
         .into_iter()
-        .map(|m| select_fields(Value::Object(m), &q.fields))
+        .map(|v| select_fields(v, &q.fields))
         .collect();
     let mut body = Map::new();
     body.insert(collection.to_string(), Value::Array(items));
     if !links.is_empty() {
         body.insert(format!("{collection}_links"), Value::Array(links));
     }
-    Ok(Value::Object(body))
+    Value::Object(body)
+}
+
+/// Like [`respond`], for typed rows: when the request neither filters nor sorts (a plain page in id
+/// order, what clients paging a large collection send), only the page's rows are rendered.
+pub fn respond_rows<T>(
+    req: &HttpRequest,
+    q: &ListQuery,
+    collection: &str,
+    mut rows: Vec<T>,
+    id_of: impl Fn(&T) -> &str,
+    render: impl Fn(&T) -> Value,
+) -> Result<HttpResponse, NeutronError> {
+    let plain = q.filters.is_empty()
+        && q.sort.is_empty()
+        && q.tags.is_empty()
+        && q.tags_any.is_empty()
+        && q.not_tags.is_empty()
+        && q.not_tags_any.is_empty();
+    if !plain {
+        return respond(req, q, collection, rows.iter().map(render).collect());
+    }
+    rows.sort_by(|a, b| id_of(a).cmp(id_of(b)));
+    let (page, more) = window(q, rows, &id_of)?;
+    let ids: Vec<String> = page.iter().map(|r| id_of(r).to_string()).collect();
+    let items = page.iter().map(render).collect();
+    Ok(HttpResponse::Ok().json(body(q, collection, items, &ids, more, &link_base(req))))
 }
 
 #[cfg(test)]

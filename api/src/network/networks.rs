@@ -7,7 +7,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 use strata_actors::compute::{Next, Sequence};
-use strata_actors::network::{is_auto_delete, NetworkChanges, NetworkCommand, NetworkSpec};
+use strata_actors::network::{NetworkChanges, NetworkCommand, NetworkSpec, OwnerKind};
 use strata_actors::Repository;
 use strata_events::Metadata;
 use strata_projections::network::{NetworkRow, BOOTSTRAP_CORRELATION};
@@ -48,6 +48,32 @@ pub(super) fn find(
         .network(id)
         .filter(|r| visible(caller, r))
         .cloned()
+        .ok_or_else(|| NeutronError::network_not_found(id))
+}
+
+/// What a port create needs of its network, without copying the network's allocations.
+pub(super) struct NetworkFacts {
+    pub project_id: String,
+    pub shared: bool,
+    pub port_security_enabled: bool,
+}
+
+/// [`NetworkFacts`] of network `id` as `caller` may see it (404 otherwise).
+pub(super) fn facts(
+    networks: &Networks,
+    caller: &Caller,
+    id: &str,
+) -> Result<NetworkFacts, NeutronError> {
+    networks
+        .view
+        .read()
+        .network(id)
+        .filter(|r| visible(caller, r))
+        .map(|r| NetworkFacts {
+            project_id: r.state.project_id.clone(),
+            shared: r.state.shared,
+            port_security_enabled: r.state.port_security_enabled,
+        })
         .ok_or_else(|| NeutronError::network_not_found(id))
 }
 
@@ -455,8 +481,8 @@ pub(super) async fn delete_network(
         .state
         .ports
         .iter()
-        .filter(|(_, p)| is_auto_delete(&p.device_owner))
-        .map(|(pid, _)| pid.clone())
+        .filter(|(_, p)| p.owner == OwnerKind::AutoDelete)
+        .map(|(pid, _)| pid.to_string())
         .collect();
     for pid in auto {
         super::ports::delete_port_unchecked(networks, &caller.meta, &pid).await?;

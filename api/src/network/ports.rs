@@ -281,9 +281,9 @@ pub async fn create_port(
     caller: &Caller,
     req: NewPort,
 ) -> Result<PortRow, NeutronError> {
-    let net = networks::find(networks, caller, &req.network_id)?;
-    let owns_network = caller.owns(&net.state.project_id);
-    if !req.skip_policy && !owns_network && !net.state.shared {
+    let net = networks::facts(networks, caller, &req.network_id)?;
+    let owns_network = caller.owns(&net.project_id);
+    if !req.skip_policy && !owns_network && !net.shared {
         // Another project's external network: only its owner (or a router / floating IP) places ports.
         return Err(NeutronError::policy("create_port"));
     }
@@ -304,7 +304,7 @@ pub async fn create_port(
     let pairs = check_pairs(&req.allowed_address_pairs)?;
     let port_security = req
         .port_security_enabled
-        .unwrap_or(net.state.port_security_enabled);
+        .unwrap_or(net.port_security_enabled);
     if !port_security && req.security_groups.as_ref().is_some_and(|g| !g.is_empty()) {
         return Err(NeutronError::bad_request(
             "Port security must be enabled and port must have an IP address in order to use security groups.",
@@ -528,12 +528,19 @@ pub async fn update_port(
         let out = networks
             .run(&networks.networks, &p.network_id, cmd, &caller.meta)
             .await?;
-        let ips = out
-            .state
-            .ports
-            .get(id)
-            .map(|place| place.fixed_ips.clone())
-            .unwrap_or_default();
+        let ips: Vec<(String, String)> = out
+            .events
+            .iter()
+            .find_map(|e| match e {
+                NetworkEvent::NetworkPortReallocated(r) => Some(
+                    r.fixed_ips
+                        .iter()
+                        .map(|f| (f.subnet_id.clone(), f.ip_address.clone()))
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .unwrap_or_else(|| p.fixed_ips.clone());
         networks
             .run(
                 &networks.ports,
@@ -633,8 +640,9 @@ pub async fn sweep_leftovers(networks: &Networks) -> Result<usize, NeutronError>
                 n.state
                     .ports
                     .keys()
+                    .map(|p| p.to_string())
                     .filter(|p| view.port(p).is_none())
-                    .map(|p| (n.id.clone(), p.clone()))
+                    .map(|p| (n.id.clone(), p))
                     .collect::<Vec<_>>()
             })
             .collect();
@@ -859,25 +867,30 @@ async fn list_ports(
     caller: Caller,
 ) -> Result<HttpResponse, NeutronError> {
     let q = ListQuery::parse(&req)?;
-    let rows: Vec<Value> = {
-        let view = networks.view.read();
-        // Narrow early by the filters clients use most (Nova lists ports by device_id).
-        let device = q.filter("device_id");
-        let network = q.filter("network_id");
-        view.ports
-            .values()
-            .filter(|r| device.is_none_or(|d| r.state.device_id == d))
-            .filter(|r| network.is_none_or(|n| r.state.network_id == n))
-            .filter(|r| {
-                caller.owns(&r.state.project_id)
-                    || view
-                        .network(&r.state.network_id)
-                        .is_some_and(|n| caller.owns(&n.state.project_id))
-            })
-            .map(|r| port_json(r, caller.is_admin))
-            .collect()
-    };
-    list::respond(&req, &q, "ports", rows)
+    let view = networks.view.read();
+    // Narrow early by the filters clients use most (Nova lists ports by device_id).
+    let device = q.filter("device_id");
+    let network = q.filter("network_id");
+    let rows: Vec<&PortRow> = view
+        .ports
+        .values()
+        .filter(|r| device.is_none_or(|d| r.state.device_id == d))
+        .filter(|r| network.is_none_or(|n| r.state.network_id == n))
+        .filter(|r| {
+            caller.owns(&r.state.project_id)
+                || view
+                    .network(&r.state.network_id)
+                    .is_some_and(|n| caller.owns(&n.state.project_id))
+        })
+        .collect();
+    list::respond_rows(
+        &req,
+        &q,
+        "ports",
+        rows,
+        |r| r.id.as_str(),
+        |r| port_json(r, caller.is_admin),
+    )
 }
 
 async fn show(
