@@ -211,14 +211,8 @@ fn listing(
             }
         })
         .collect();
-    let mut body = json!({ "backups": items });
-    if let Some(l) = page.links(req, &q, rows.len(), rows.last().map(|r| r.id.as_str())) {
-        body["backups_links"] = l;
-    }
-    if page.with_count {
-        body["count"] = json!(total);
-    }
-    Ok(HttpResponse::Ok().json(body))
+    let last = rows.last().map(|r| r.id.as_str());
+    Ok(page.respond(req, &q, "backups", items, last, total))
 }
 
 async fn list(

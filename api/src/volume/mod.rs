@@ -723,6 +723,28 @@ impl Page {
             "href": format!("{base}{}?{}", req.path(), query.join("&")),
         }]))
     }
+
+    /// A list's answer: `{"<collection>": items}`, with `<collection>_links` when there is a next page and
+    /// `count` when asked (3.45).
+    fn respond(
+        &self,
+        req: &HttpRequest,
+        q: &[(String, String)],
+        collection: &str,
+        items: Vec<Value>,
+        last_id: Option<&str>,
+        total: usize,
+    ) -> HttpResponse {
+        let returned = items.len();
+        let mut body = json!({ collection: items });
+        if let Some(l) = self.links(req, q, returned, last_id) {
+            body[format!("{collection}_links")] = l;
+        }
+        if self.with_count {
+            body["count"] = json!(total);
+        }
+        HttpResponse::Ok().json(body)
+    }
 }
 
 /// `op:value` time filters (3.60): true when `value` (Cinder's timestamp text) passes every comparison.

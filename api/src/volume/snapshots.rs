@@ -160,14 +160,8 @@ fn listing(
     };
     let (rows, total) = page.apply(rows, SNAPSHOT_SORT_KEYS, |r| r.id.as_str(), sort_key)?;
     let items: Vec<Value> = rows.iter().map(|r| snapshot_json(mv, r, detail)).collect();
-    let mut body = json!({ "snapshots": items });
-    if let Some(l) = page.links(req, &q, rows.len(), rows.last().map(|r| r.id.as_str())) {
-        body["snapshots_links"] = l;
-    }
-    if page.with_count {
-        body["count"] = json!(total);
-    }
-    Ok(HttpResponse::Ok().json(body))
+    let last = rows.last().map(|r| r.id.as_str());
+    Ok(page.respond(req, &q, "snapshots", items, last, total))
 }
 
 async fn list(

@@ -324,14 +324,8 @@ fn listing(
             }
         })
         .collect();
-    let mut body = json!({ "volumes": items });
-    if let Some(l) = page.links(req, &q, rows.len(), rows.last().map(|r| r.id.as_str())) {
-        body["volumes_links"] = l;
-    }
-    if page.with_count {
-        body["count"] = json!(total);
-    }
-    Ok(HttpResponse::Ok().json(body))
+    let last = rows.last().map(|r| r.id.as_str());
+    Ok(page.respond(req, &q, "volumes", items, last, total))
 }
 
 async fn list(
