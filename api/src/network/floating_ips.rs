@@ -25,13 +25,13 @@ use super::quotas::{release_quota, reserve_quota};
 use super::routers::check_addresses;
 use super::{
     body_object, check_keys, create_port, if_match_revision, new_id, opt_string, tags_value,
-    Caller, Networks, NeutronError, NewPort, TagResource,
+    Caller, Networks, NeutronError, NewPort,
 };
 
 pub const OWNER_FLOATINGIP: &str = "network:floatingip";
 
 pub fn install(networks: &Networks) {
-    networks.register_tags(Arc::new(FloatingIpTags));
+    networks.register_tags(Arc::new(floating_ip_tags()));
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -48,40 +48,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-struct FloatingIpTags;
-
-#[async_trait::async_trait(?Send)]
-impl TagResource for FloatingIpTags {
-    fn collection(&self) -> &str {
-        "floatingips"
-    }
-
-    async fn tags(
-        &self,
-        networks: &Networks,
-        caller: &Caller,
-        id: &str,
-    ) -> Result<Vec<String>, NeutronError> {
-        Ok(find(networks, caller, id)?.state.tags)
-    }
-
-    async fn set_tags(
-        &self,
-        networks: &Networks,
-        caller: &Caller,
-        id: &str,
-        tags: Vec<String>,
-    ) -> Result<(), NeutronError> {
-        find(networks, caller, id)?;
-        networks
-            .run(
-                &networks.floating_ips,
-                id,
-                FloatingIpCommand::SetTags(tags),
-                &caller.meta,
-            )
-            .await?;
-        Ok(())
+/// Tags of floatingips (their own streams).
+pub(super) fn floating_ip_tags() -> super::tags::StreamTags<strata_actors::network::FloatingIp> {
+    super::tags::StreamTags {
+        collection: "floatingips",
+        find: |networks, caller, id| Ok(find(networks, caller, id)?.state.tags),
+        repo: |networks| &networks.floating_ips,
+        command: FloatingIpCommand::SetTags,
     }
 }
 

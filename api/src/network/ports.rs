@@ -971,40 +971,12 @@ async fn delete(
 }
 
 /// Tags of ports (their own streams).
-pub(super) struct PortTags;
-
-#[async_trait::async_trait(?Send)]
-impl super::TagResource for PortTags {
-    fn collection(&self) -> &str {
-        "ports"
-    }
-
-    async fn tags(
-        &self,
-        networks: &Networks,
-        caller: &Caller,
-        id: &str,
-    ) -> Result<Vec<String>, NeutronError> {
-        Ok(find(networks, caller, id)?.state.tags)
-    }
-
-    async fn set_tags(
-        &self,
-        networks: &Networks,
-        caller: &Caller,
-        id: &str,
-        tags: Vec<String>,
-    ) -> Result<(), NeutronError> {
-        find(networks, caller, id)?;
-        networks
-            .run(
-                &networks.ports,
-                id,
-                PortCommand::SetTags(tags),
-                &caller.meta,
-            )
-            .await?;
-        Ok(())
+pub(super) fn port_tags() -> super::tags::StreamTags<strata_actors::network::Port> {
+    super::tags::StreamTags {
+        collection: "ports",
+        find: |networks, caller, id| Ok(find(networks, caller, id)?.state.tags),
+        repo: |networks| &networks.ports,
+        command: PortCommand::SetTags,
     }
 }
 

@@ -28,14 +28,13 @@ use super::quotas::{release_quota, reserve_quota};
 use super::{
     body_object, check_keys, create_port, if_match_revision, new_id, opt_bool, opt_string,
     opt_strings, tags_value, update_port, Caller, Networks, NeutronError, NewPort, PortUpdate,
-    TagResource,
 };
 
 pub const OWNER_GATEWAY: &str = "network:router_gateway";
 pub const OWNER_INTERFACE: &str = "network:router_interface";
 
 pub fn install(networks: &Networks) {
-    networks.register_tags(Arc::new(RouterTags));
+    networks.register_tags(Arc::new(router_tags()));
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -60,40 +59,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-struct RouterTags;
-
-#[async_trait::async_trait(?Send)]
-impl TagResource for RouterTags {
-    fn collection(&self) -> &str {
-        "routers"
-    }
-
-    async fn tags(
-        &self,
-        networks: &Networks,
-        caller: &Caller,
-        id: &str,
-    ) -> Result<Vec<String>, NeutronError> {
-        Ok(find(networks, caller, id)?.state.tags)
-    }
-
-    async fn set_tags(
-        &self,
-        networks: &Networks,
-        caller: &Caller,
-        id: &str,
-        tags: Vec<String>,
-    ) -> Result<(), NeutronError> {
-        find(networks, caller, id)?;
-        networks
-            .run(
-                &networks.routers,
-                id,
-                RouterCommand::SetTags(tags),
-                &caller.meta,
-            )
-            .await?;
-        Ok(())
+/// Tags of routers (their own streams).
+pub(super) fn router_tags() -> super::tags::StreamTags<strata_actors::network::Router> {
+    super::tags::StreamTags {
+        collection: "routers",
+        find: |networks, caller, id| Ok(find(networks, caller, id)?.state.tags),
+        repo: |networks| &networks.routers,
+        command: RouterCommand::SetTags,
     }
 }
 

@@ -24,14 +24,14 @@ use super::networks::owner_of;
 use super::quotas::{release_quota, reserve_quota};
 use super::{
     body_object, check_keys, if_match_revision, new_id, opt_bool, opt_string, tags_value, Caller,
-    Networks, NeutronError, PortSecurityGroups, TagResource,
+    Networks, NeutronError, PortSecurityGroups,
 };
 
 /// Plug security groups into the core: ports get the project's default group, port requests naming groups
 /// are checked, and `/v2.0/security-groups/{id}/tags` works.
 pub fn install(networks: &Networks) {
     networks.set_security_groups(Arc::new(PortGroups));
-    networks.register_tags(Arc::new(GroupTags));
+    networks.register_tags(Arc::new(group_tags()));
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -160,40 +160,13 @@ impl PortSecurityGroups for PortGroups {
     }
 }
 
-struct GroupTags;
-
-#[async_trait::async_trait(?Send)]
-impl TagResource for GroupTags {
-    fn collection(&self) -> &str {
-        "security-groups"
-    }
-
-    async fn tags(
-        &self,
-        networks: &Networks,
-        caller: &Caller,
-        id: &str,
-    ) -> Result<Vec<String>, NeutronError> {
-        Ok(find_group(networks, caller, id)?.state.tags)
-    }
-
-    async fn set_tags(
-        &self,
-        networks: &Networks,
-        caller: &Caller,
-        id: &str,
-        tags: Vec<String>,
-    ) -> Result<(), NeutronError> {
-        find_group(networks, caller, id)?;
-        networks
-            .run(
-                &networks.secgroups,
-                id,
-                SecurityGroupCommand::SetTags(tags),
-                &caller.meta,
-            )
-            .await?;
-        Ok(())
+/// Tags of security-groups (their own streams).
+pub(super) fn group_tags() -> super::tags::StreamTags<strata_actors::network::SecurityGroup> {
+    super::tags::StreamTags {
+        collection: "security-groups",
+        find: |networks, caller, id| Ok(find_group(networks, caller, id)?.state.tags),
+        repo: |networks| &networks.secgroups,
+        command: SecurityGroupCommand::SetTags,
     }
 }
 

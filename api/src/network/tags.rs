@@ -7,6 +7,7 @@ use std::sync::Arc;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 use strata_actors::network::NetworkCommand;
+use strata_actors::{Aggregate, Repository};
 
 use super::{check_tag, Caller, Networks, NeutronError};
 
@@ -30,6 +31,50 @@ pub trait TagResource: Send + Sync {
         id: &str,
         tags: Vec<String>,
     ) -> Result<(), NeutronError>;
+}
+
+/// A resource whose tags live on its own stream (ports, routers, floating IPs, security groups): how to
+/// find its tags for a caller (404 when it may not see it) and which command replaces them.
+pub(super) struct StreamTags<A: Aggregate> {
+    pub collection: &'static str,
+    pub find: fn(&Networks, &Caller, &str) -> Result<Vec<String>, NeutronError>,
+    pub repo: fn(&Networks) -> &Repository<A>,
+    pub command: fn(Vec<String>) -> A::Command,
+}
+
+#[async_trait::async_trait(?Send)]
+impl<A: Aggregate> TagResource for StreamTags<A> {
+    fn collection(&self) -> &str {
+        self.collection
+    }
+
+    async fn tags(
+        &self,
+        networks: &Networks,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Vec<String>, NeutronError> {
+        (self.find)(networks, caller, id)
+    }
+
+    async fn set_tags(
+        &self,
+        networks: &Networks,
+        caller: &Caller,
+        id: &str,
+        tags: Vec<String>,
+    ) -> Result<(), NeutronError> {
+        (self.find)(networks, caller, id)?;
+        networks
+            .run(
+                (self.repo)(networks),
+                id,
+                (self.command)(tags),
+                &caller.meta,
+            )
+            .await?;
+        Ok(())
+    }
 }
 
 struct NetworkTags;
@@ -72,7 +117,7 @@ impl TagResource for NetworkTags {
 pub(super) fn register_core(n: &Networks) {
     n.register_tags(Arc::new(NetworkTags));
     n.register_tags(Arc::new(super::subnets::SubnetTags));
-    n.register_tags(Arc::new(super::ports::PortTags));
+    n.register_tags(Arc::new(super::ports::port_tags()));
 }
 
 fn resource(networks: &Networks, collection: &str) -> Result<Arc<dyn TagResource>, NeutronError> {
