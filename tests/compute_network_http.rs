@@ -4,18 +4,10 @@
 
 mod common;
 
+use common::neutron::*;
 use common::nova::*;
 use common::*;
 use serde_json::{json, Value};
-
-fn neutron(server: &Server) -> String {
-    format!(
-        "{}/v2.0",
-        server
-            .endpoint("network")
-            .expect("READY line names the network endpoint")
-    )
-}
 
 fn ports_of(neutron: &str, token: &str, device: &str) -> Vec<Value> {
     get(&format!("{neutron}/ports?device_id={device}"), Some(token))

@@ -7,30 +7,10 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use common::neutron::*;
 use common::nova::new_member;
 use common::*;
 use serde_json::{json, Value};
-
-fn neutron(server: &Server) -> String {
-    format!(
-        "{}/v2.0",
-        server
-            .endpoint("network")
-            .expect("READY line names the network endpoint")
-    )
-}
-
-/// Neutron's fault body: `{"NeutronError": {"type", "message", "detail"}}`; returns the message.
-fn fault(r: &Resp, status: u16, kind: &str) -> String {
-    assert_eq!(r.status, status, "{}", r.describe());
-    let v = r.json();
-    assert_eq!(v["NeutronError"]["type"], kind, "{}", r.describe());
-    assert!(v["NeutronError"]["detail"].is_string(), "{v}");
-    v["NeutronError"]["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no message in {v}"))
-        .to_string()
-}
 
 /// Events of networking streams recorded so far (the log read beside the running server).
 fn network_events(server: &Server) -> Vec<Value> {

@@ -7,51 +7,10 @@
 
 mod common;
 
+use common::neutron::*;
 use common::nova::new_member;
 use common::*;
 use serde_json::{json, Value};
-
-fn neutron(server: &Server) -> String {
-    format!(
-        "{}/v2.0",
-        server
-            .endpoint("network")
-            .expect("READY line names the network endpoint")
-    )
-}
-
-/// Neutron's fault body `{"NeutronError": {"type", "message", "detail"}}`; returns the message.
-fn fault(r: &Resp, status: u16, kind: &str) -> String {
-    assert_eq!(r.status, status, "{}", r.describe());
-    let v = r.json();
-    assert_eq!(v["NeutronError"]["type"], kind, "fault type: {v}");
-    v["NeutronError"]["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no message in {v}"))
-        .to_string()
-}
-
-fn head(server: &Server) -> u64 {
-    server
-        .log_verify()
-        .unwrap_or_else(|e| panic!("log verify: {e}"))
-        .head_position
-}
-
-/// Run requests that must all be refused and check that the log did not move meanwhile.
-fn appends_nothing(server: &Server, what: &str, f: impl FnOnce()) {
-    let before = head(server);
-    f();
-    assert_eq!(
-        head(server),
-        before,
-        "{what}: a refused request appended events"
-    );
-}
-
-fn put_json(url: &str, token: &str, body: &Value) -> Resp {
-    request("PUT", url, Some(token), Some(body))
-}
 
 fn create_rule(url: &str, token: &str, rule: Value) -> Resp {
     post(

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
+pub mod neutron;
 pub mod nova;
 
 /// How long `strata serve` may take to print its READY line.
