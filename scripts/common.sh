@@ -4,7 +4,7 @@
 # ensure_venv             creates .venv with the pinned OpenStack CLI, only when missing or differently pinned.
 
 STRATA_SYSTEM_PACKAGES=(librocksdb-dev libclang-dev protobuf-compiler python3-venv qemu-utils)
-STRATA_PY_PINS=(python-openstackclient==10.5.0 openstacksdk==4.22.0)
+STRATA_PY_PINS=(python-openstackclient==10.5.0 openstacksdk==4.22.0 python-swiftclient==4.11.0)
 
 log() { printf '==> %s\n' "$*" >&2; }
 

@@ -16,14 +16,18 @@ use strata_api::identity::bootstrap::{bootstrap, CatalogEntry};
 use strata_api::identity::Identity;
 use strata_api::image::{ImageQuota, Images};
 use strata_api::network::{bootstrap_public_network, Networks, PublicNetwork};
+use strata_api::object::ObjectStorage;
 use strata_api::volume::Volumes;
 use strata_api::{Ports, Services};
 use strata_compute::{Engine, EngineConfig, FakeHostSpec};
 use strata_events::{EventLog, RocksLog, RocksOptions};
+use strata_object::blob::BlobStore;
+use strata_object::ObjectService;
 use strata_projections::compute::ComputeView;
 use strata_projections::identity::IdentityView;
 use strata_projections::image::ImageView;
 use strata_projections::network::NetworkView;
+use strata_projections::object::ObjectView;
 use strata_projections::volume::VolumeView;
 use strata_projections::Live;
 use strata_volume::{BackendSpec, Engine as VolumeEngine, EngineConfig as VolumeEngineConfig};
@@ -250,12 +254,29 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         Arc::new(strata_actors::network::driver::FakeNetworkDriver::new()),
     )
     .context("starting the network datapath agent")?;
+    // Swift: object records are events, bytes are blobs; blobs a crash left unreferenced go before anyone asks.
+    let object_view = Live::<ObjectView>::start(log.clone(), Default::default()).await?;
+    let blobs = BlobStore::open(&config.data_dir).context("opening the object blob store")?;
+    let object_service = Arc::new(ObjectService::new(runtime.clone(), object_view, blobs));
+    let swept = object_service
+        .sweep()
+        .context("sweeping unfinished object uploads")?;
+    if swept.temps + swept.orphans > 0 {
+        tracing::info!(
+            temps = swept.temps,
+            orphans = swept.orphans,
+            "removed object data no object refers to"
+        );
+    }
+    object_service.start_expirer(Duration::from_secs(1));
+    let objects = actix_web::web::Data::new(ObjectStorage::new(object_service.clone()));
     let ports = Ports {
         identity: config.identity_port,
         image: config.image_port,
         compute: config.compute_port,
         volume: config.volume_port,
         network: config.network_port,
+        object: config.object_port,
     };
     let services = Services::start(
         identity.clone(),
@@ -263,6 +284,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         compute,
         volumes,
         networks.clone(),
+        objects,
         config.bind,
         ports,
         config.workers,
@@ -274,6 +296,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let volume_url = format!("http://{}/v3", public_host(services.addrs.volume));
     // Neutron's catalog URL has no version: clients append /v2.0.
     let network_url = format!("http://{}", public_host(services.addrs.network));
+    // Keystone fills in the project id of each token's scope.
+    let object_url = format!(
+        "http://{}/v1/AUTH_%(project_id)s",
+        public_host(services.addrs.object)
+    );
     tracing::info!(identity = %identity_url, image = %image_url, "APIs listening");
 
     let (password, generated) = admin_password(&config)?;
@@ -314,6 +341,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             description: "Strata networking (Neutron v2.0)".into(),
             url: network_url.clone(),
         },
+        CatalogEntry {
+            service_type: "object-store".into(),
+            name: "swift".into(),
+            description: "Strata object storage (Swift v1)".into(),
+            url: object_url.clone(),
+        },
     ];
     let report = bootstrap(&identity, &password, &catalog)
         .await
@@ -343,7 +376,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         &config.region,
     )?;
 
-    println!("Strata is running. Identity (Keystone v3): {identity_url}  Images (Glance v2): {image_url}  Compute (Nova v2.1): {compute_url}  Block storage (Cinder v3): {volume_url}  Networking (Neutron v2.0): {network_url}");
+    println!("Strata is running. Identity (Keystone v3): {identity_url}  Images (Glance v2): {image_url}  Compute (Nova v2.1): {compute_url}  Block storage (Cinder v3): {volume_url}  Networking (Neutron v2.0): {network_url}  Object storage (Swift v1): {object_url}");
     println!(
         "  clouds.yaml: {}  (cloud 'strata')",
         config.clouds_yaml.display()
@@ -358,7 +391,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             config.data_dir.join("admin-password").display()
         );
     }
-    println!("STRATA READY identity={identity_url} image={image_url} compute={compute_url} volume={volume_url} network={network_url}");
+    println!("STRATA READY identity={identity_url} image={image_url} compute={compute_url} volume={volume_url} network={network_url} object={object_url}");
     futures::future::try_join_all(services.servers)
         .await
         .context("HTTP server")?;

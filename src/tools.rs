@@ -11,6 +11,7 @@ use strata_projections::compute::ComputeView;
 use strata_projections::identity::IdentityView;
 use strata_projections::image::ImageView;
 use strata_projections::network::NetworkView;
+use strata_projections::object::ObjectView;
 use strata_projections::volume::VolumeView;
 use strata_projections::{runner, Projection};
 
@@ -115,6 +116,7 @@ pub fn replay(data_dir: &Path, verify: bool) -> anyhow::Result<ExitCode> {
             verify_one::<ComputeView>(&log, writable).await?,
             verify_one::<VolumeView>(&log, writable).await?,
             verify_one::<NetworkView>(&log, writable).await?,
+            verify_one::<ObjectView>(&log, writable).await?,
         ];
         let mut ok = true;
         println!(

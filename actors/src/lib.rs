@@ -10,6 +10,7 @@ pub mod compute;
 pub mod identity;
 pub mod image;
 pub mod network;
+pub mod object;
 pub mod runtime;
 pub mod volume;
 

@@ -11,6 +11,7 @@ pub mod compute;
 pub mod identity;
 pub mod image;
 pub mod network;
+pub mod object;
 pub mod server;
 pub mod volume;
 

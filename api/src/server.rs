@@ -9,6 +9,7 @@ use crate::compute::{self, Compute};
 use crate::identity::{self, Identity};
 use crate::image::{self, Images};
 use crate::network::{self, Networks};
+use crate::object::{self, ObjectStorage};
 use crate::volume::{self, Volumes};
 
 /// Ports to bind (0 picks a free one).
@@ -19,6 +20,7 @@ pub struct Ports {
     pub compute: u16,
     pub volume: u16,
     pub network: u16,
+    pub object: u16,
 }
 
 /// Where each service is listening.
@@ -29,6 +31,7 @@ pub struct ServiceAddrs {
     pub compute: SocketAddr,
     pub volume: SocketAddr,
     pub network: SocketAddr,
+    pub object: SocketAddr,
 }
 
 /// The running HTTP services.
@@ -49,6 +52,7 @@ impl Services {
         compute: web::Data<Compute>,
         volumes: web::Data<Volumes>,
         networks: web::Data<Networks>,
+        objects: web::Data<ObjectStorage>,
         bind: IpAddr,
         ports: Ports,
         workers: usize,
@@ -125,6 +129,25 @@ impl Services {
             .copied()
             .ok_or_else(|| std::io::Error::other("network API bound to no address"))?;
 
+        let id_data = identity.clone();
+        // Object bodies are streamed, never buffered: the JSON limit does not apply to them.
+        let swift = HttpServer::new(move || {
+            App::new()
+                .app_data(id_data.clone())
+                .app_data(objects.clone())
+                .app_data(web::PayloadConfig::new(MAX_BODY))
+                .wrap_fn(object::trans_id_middleware)
+                .wrap_fn(request_id_middleware)
+                .configure(object::configure)
+        })
+        .workers(workers.max(1))
+        .bind((bind, ports.object))?;
+        let object_addr = swift
+            .addrs()
+            .first()
+            .copied()
+            .ok_or_else(|| std::io::Error::other("object storage API bound to no address"))?;
+
         let glance = HttpServer::new(move || {
             App::new()
                 .app_data(identity.clone())
@@ -148,6 +171,7 @@ impl Services {
                 compute: compute_addr,
                 volume: volume_addr,
                 network: network_addr,
+                object: object_addr,
             },
             servers: vec![
                 keystone.run(),
@@ -155,6 +179,7 @@ impl Services {
                 nova.run(),
                 cinder.run(),
                 neutron.run(),
+                swift.run(),
             ],
         })
     }

@@ -60,6 +60,10 @@ pub fn event_json(
             event_type,
             crate::NetworkEvent::decode(event_type, payload),
         )),
+        "object" => Some(to_json(
+            event_type,
+            crate::ObjectEvent::decode(event_type, payload),
+        )),
         _ => None,
     }
 }

@@ -34,6 +34,11 @@ pub mod network {
     include!(concat!(env!("OUT_DIR"), "/strata.network.v1.rs"));
 }
 
+/// Object storage (Swift) events.
+pub mod object {
+    include!(concat!(env!("OUT_DIR"), "/strata.object.v1.rs"));
+}
+
 pub use prost::Message;
 
 pub mod codec;
@@ -135,3 +140,13 @@ pub mod network_events {
     });
 }
 pub use network_events::NetworkEvent;
+
+/// Every object storage event as one enum (variant = protobuf message, type name `object.<Message>.v1`).
+pub mod object_events {
+    use crate::object;
+    crate::domain_events!(ObjectEvent, "object", object, {
+        AccountHeadersChanged, ContainerCreated, ContainerHeadersChanged, ContainerDeleted,
+        ObjectStored, ObjectHeadersReplaced, ObjectDeleted,
+    });
+}
+pub use object_events::ObjectEvent;

@@ -52,8 +52,10 @@ fn ts(us: i64) -> String {
     auth::micros_to_time(us).to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// The service catalog as Keystone puts it in tokens and `/v3/auth/catalog`.
-pub fn catalog(view: &IdentityView) -> Vec<Value> {
+/// The service catalog as Keystone puts it in tokens and `/v3/auth/catalog`: endpoint URL templates get
+/// the scope's project id in place of `%(project_id)s` / `%(tenant_id)s`; endpoints whose template needs a
+/// project are left out of catalogs without one.
+pub fn catalog(view: &IdentityView, project_id: Option<&str>) -> Vec<Value> {
     view.services
         .values()
         .filter(|s| s.enabled)
@@ -62,11 +64,23 @@ pub fn catalog(view: &IdentityView) -> Vec<Value> {
                 .endpoints
                 .values()
                 .filter(|e| e.enabled && e.service_id == s.id)
-                .map(|e| json!({ "id": e.id, "interface": e.interface, "region": e.region_id, "region_id": e.region_id, "url": e.url }))
+                .filter_map(|e| {
+                    let url = fill_url_template(&e.url, project_id)?;
+                    Some(json!({ "id": e.id, "interface": e.interface, "region": e.region_id, "region_id": e.region_id, "url": url }))
+                })
                 .collect();
             json!({ "id": s.id, "type": s.service_type, "name": s.name, "endpoints": endpoints })
         })
         .collect()
+}
+
+/// An endpoint URL with the project id substituted; `None` when it needs one and there is none.
+fn fill_url_template(url: &str, project_id: Option<&str>) -> Option<String> {
+    if !url.contains("%(project_id)s") && !url.contains("%(tenant_id)s") {
+        return Some(url.to_string());
+    }
+    let p = project_id?;
+    Some(url.replace("%(project_id)s", p).replace("%(tenant_id)s", p))
 }
 
 fn token_body(view: &IdentityView, ctx: &AuthContext, with_catalog: bool) -> Value {
@@ -107,7 +121,7 @@ fn token_body(view: &IdentityView, ctx: &AuthContext, with_catalog: bool) -> Val
             .collect();
         t.insert("roles".into(), json!(roles));
         if with_catalog {
-            t.insert("catalog".into(), json!(catalog(view)));
+            t.insert("catalog".into(), json!(catalog(view, ctx.project_id())));
         }
     }
     json!({ "token": Value::Object(t) })
@@ -416,7 +430,7 @@ async fn auth_catalog(
     }
     let view = identity.view.read();
     Ok(HttpResponse::Ok()
-        .json(json!({ "catalog": catalog(&view), "links": super::util::collection_links(&req) })))
+        .json(json!({ "catalog": catalog(&view, caller.0.project_id()), "links": super::util::collection_links(&req) })))
 }
 
 async fn auth_system(_caller: Authed, req: HttpRequest) -> HttpResponse {
