@@ -405,6 +405,8 @@ struct Urls {
     compute: String,
     volume: String,
     network: String,
+    /// The Swift endpoint template (`.../v1/AUTH_%(project_id)s`).
+    object: String,
 }
 
 /// Start `strata serve` on a temp dir with free ports and `extra` flags; returns the child and its URLs.
@@ -421,6 +423,8 @@ fn spawn_server_with(dir: &Path, extra: &[String]) -> anyhow::Result<(std::proce
             "--volume-port",
             "0",
             "--network-port",
+            "0",
+            "--object-port",
             "0",
             "--admin-password",
             "bench-password",
@@ -451,6 +455,7 @@ fn spawn_server_with(dir: &Path, extra: &[String]) -> anyhow::Result<(std::proce
                 compute: url("compute="),
                 volume: url("volume="),
                 network: url("network="),
+                object: url("object="),
             };
             return Ok((child, urls));
         }

@@ -311,6 +311,8 @@ impl Server {
                 "0",
                 "--network-port",
                 "0",
+                "--object-port",
+                "0",
             ])
             .args(&self.extra_args)
             .env("RUST_BACKTRACE", "1")
@@ -408,6 +410,13 @@ impl Server {
     /// Any endpoint named on the READY line.
     pub fn endpoint(&self, name: &str) -> Option<&str> {
         self.endpoints.get(name).map(String::as_str)
+    }
+
+    /// The Swift account URL of a project (`http://127.0.0.1:PORT/v1/AUTH_<project>`).
+    pub fn swift_account_url(&self, project_id: &str) -> String {
+        self.endpoint("object")
+            .expect("server has no object endpoint")
+            .replace("%(project_id)s", project_id)
     }
 
     pub fn clouds_yaml(&self) -> &Path {

@@ -110,8 +110,9 @@ pub fn change_from(
         } else if let Some(key) = name.strip_prefix(&remove_meta) {
             change.remove(format!("{meta}{key}"));
         } else if let Some(sys) = name.strip_prefix("x-remove-") {
-            if system.contains(&sys) {
-                change.remove(sys.to_string());
+            let sys = format!("x-{sys}");
+            if system.contains(&sys.as_str()) {
+                change.remove(sys);
             }
         }
     }

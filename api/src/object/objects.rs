@@ -234,8 +234,18 @@ async fn get(ctx: &Ctx<'_>, container: &str, name: &str) -> Result<HttpResponse,
                 return Ok(builder.body(SizedStream::new(total, empty())));
             }
             let mut parts: Vec<BodyStream> = Vec::new();
-            for (start, end) in &rs {
-                let head = range::multipart_head(&boundary, &content_type, *start, *end, plan.size);
+            for (i, (start, end)) in rs.iter().enumerate() {
+                let mut head = String::new();
+                if i > 0 {
+                    head.push_str(range::PART_SEPARATOR);
+                }
+                head.push_str(&range::multipart_head(
+                    &boundary,
+                    &content_type,
+                    *start,
+                    *end,
+                    plan.size,
+                ));
                 parts.push(Box::pin(stream::once(async move { Ok(Bytes::from(head)) })));
                 parts.push(read_window(
                     ctx.store.service.clone(),
