@@ -61,13 +61,6 @@ pub struct ObjectView {
     pub undecodable: u64,
 }
 
-/// Split `<account>/<container>/<object>` (account ids and container names hold no '/').
-pub fn split_object_id(id: &str) -> Option<(&str, &str, &str)> {
-    let (account, rest) = id.split_once('/')?;
-    let (container, name) = rest.split_once('/')?;
-    Some((account, container, name))
-}
-
 impl ObjectView {
     pub fn account(&self, account: &str) -> Option<&AccountRow> {
         self.accounts.get(account)
@@ -114,10 +107,12 @@ impl ObjectView {
         }
     }
 
-    fn handle_object(&mut self, id: &str, ev: &E, position: u64) {
-        let Some((account, container, name)) = split_object_id(id) else {
-            return;
-        };
+    fn handle_object(
+        &mut self,
+        (account, container, name): (&str, &str, &str),
+        ev: &E,
+        position: u64,
+    ) {
         let row = self.container_mut(account, container);
         let old = row.objects.remove(name);
         let mut state = StoredObject {
@@ -164,22 +159,40 @@ impl Projection for ObjectView {
         else {
             return;
         };
-        let s = event.stream_id.as_str();
-        if let Some(id) = s.strip_prefix("swift-object-") {
-            self.handle_object(id, &ev, event.position);
-        } else if let Some(id) = s.strip_prefix("swift-container-") {
-            let Some((account, container)) = id.split_once('/') else {
-                return;
-            };
-            let row = self.container_mut(account, container);
-            row.state = std::mem::take(&mut row.state).apply(&ev);
-            row.last_position = event.position;
-            if !row.state.exists && row.objects.is_empty() {
-                self.drop_container(account, container);
+        match &ev {
+            E::ObjectStored(e) => {
+                self.handle_object((&e.account, &e.container, &e.name), &ev, event.position)
             }
-        } else if let Some(account) = s.strip_prefix("swift-account-") {
-            let row = self.accounts.entry(account.to_string()).or_default();
-            row.state = std::mem::take(&mut row.state).apply(&ev);
+            E::ObjectHeadersReplaced(e) => {
+                self.handle_object((&e.account, &e.container, &e.name), &ev, event.position)
+            }
+            E::ObjectDeleted(e) => {
+                self.handle_object((&e.account, &e.container, &e.name), &ev, event.position)
+            }
+            E::ContainerCreated(e) => {
+                self.handle_container(&e.account, &e.name, &ev, event.position)
+            }
+            E::ContainerHeadersChanged(e) => {
+                self.handle_container(&e.account, &e.name, &ev, event.position)
+            }
+            E::ContainerDeleted(e) => {
+                self.handle_container(&e.account, &e.name, &ev, event.position)
+            }
+            E::AccountHeadersChanged(e) => {
+                let row = self.accounts.entry(e.account.clone()).or_default();
+                row.state = std::mem::take(&mut row.state).apply(&ev);
+            }
+        }
+    }
+}
+
+impl ObjectView {
+    fn handle_container(&mut self, account: &str, container: &str, ev: &E, position: u64) {
+        let row = self.container_mut(account, container);
+        row.state = std::mem::take(&mut row.state).apply(ev);
+        row.last_position = position;
+        if !row.state.exists && row.objects.is_empty() {
+            self.drop_container(account, container);
         }
     }
 }
@@ -228,7 +241,7 @@ mod tests {
                     timestamp: "1.00000".into(),
                 })
                 .unwrap();
-            self.record(&format!("swift-container-p/{name}"), ev);
+            self.record(&format!("swift-container-p.{name}"), ev);
         }
 
         fn put_object(&mut self, container: &str, name: &str, size: u64, delete_at: Option<u64>) {
@@ -250,7 +263,7 @@ mod tests {
                     if_none_match: false,
                 })
                 .unwrap();
-            self.record(&format!("swift-object-p/{container}/{name}"), ev);
+            self.record(&format!("swift-object-p.{container}.{name}"), ev);
         }
     }
 
@@ -271,8 +284,10 @@ mod tests {
         assert_eq!(log.view.blobs().len(), 2);
 
         let del = StoredObject {
+            account: "p".into(),
+            container: "c".into(),
+            name: "a/2".into(),
             current: Some(ObjectRecord::default()),
-            ..Default::default()
         }
         .decide(&ObjectCommand::Delete {
             timestamp: "2.00000".into(),
@@ -280,7 +295,7 @@ mod tests {
             expect_blob: None,
         })
         .unwrap();
-        log.record("swift-object-p/c/a/2", del);
+        log.record("swift-object-p.c.a/2", del);
         let c = log.view.container("p", "c").unwrap();
         assert_eq!((c.object_count(), c.bytes_used), (1, 7));
         assert!(log.view.expiring.is_empty());
@@ -293,17 +308,21 @@ mod tests {
             position: 0,
         };
         log.put_container("gone");
-        let del = vec![E::ContainerDeleted(
-            strata_proto::object::ContainerDeleted {
-                timestamp: "2.00000".into(),
-            },
-        )];
-        log.record("swift-container-p/gone", del.clone());
+        let del = |name: &str| {
+            vec![E::ContainerDeleted(
+                strata_proto::object::ContainerDeleted {
+                    timestamp: "2.00000".into(),
+                    account: "p".into(),
+                    name: name.into(),
+                },
+            )]
+        };
+        log.record("swift-container-p.gone", del("gone"));
         assert!(log.view.account("p").unwrap().containers.is_empty());
 
         log.put_container("raced");
         log.put_object("raced", "x", 1, None);
-        log.record("swift-container-p/raced", del);
+        log.record("swift-container-p.raced", del("raced"));
         assert!(log.view.container("p", "raced").is_none());
         assert_eq!(log.view.account("p").unwrap().totals(), (0, 0, 0));
         assert_eq!(

@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 
 pub mod neutron;
 pub mod nova;
+pub mod swift;
 
 /// How long `strata serve` may take to print its READY line.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);

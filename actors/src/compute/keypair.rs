@@ -14,7 +14,7 @@ pub const KEY_TYPES: &[&str] = &["ssh", "x509"];
 
 /// Append `s` to `out`, `%XX`-escaping (uppercase hex, per UTF-8 byte) every byte outside
 /// `[A-Za-z0-9_.@-]`, and also `.` when `escape_dot`.
-fn escape_into(out: &mut String, s: &str, escape_dot: bool) {
+pub(crate) fn escape_into(out: &mut String, s: &str, escape_dot: bool) {
     for b in s.bytes() {
         let keep = b.is_ascii_alphanumeric()
             || matches!(b, b'_' | b'@' | b'-')

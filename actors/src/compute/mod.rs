@@ -25,6 +25,7 @@ pub use group::{
     GROUP_POLICIES,
 };
 pub use host::{Claim, ComputeHost, HostCommand, Inventory};
+pub(crate) use keypair::escape_into;
 pub use keypair::{keypair_id, Keypair, KeypairCommand, KEY_TYPES};
 pub use server::{Action, BlockDevice, FlavorSpec, Server, ServerCommand, ServerPort};
 

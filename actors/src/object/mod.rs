@@ -1,8 +1,9 @@
 //! Object storage (Swift): accounts, containers and objects, each a pure aggregate. Object bytes live in blob
 //! files (`strata-object`'s blob store); these aggregates record what is stored under each name.
 //!
-//! Streams: `swift-account-<project>`, `swift-container-<project>/<container>`,
-//! `swift-object-<project>/<container>/<object>`. Headers are kept with Swift's lower-case names.
+//! Streams: `swift-account-<project>`, `swift-container-<container_id>`, `swift-object-<object_id>` (names
+//! escaped, or digested when long). Every event names its account, container and object, so readers never
+//! parse stream ids. Headers are kept with Swift's lower-case names.
 //!
 //! Consistency: an object's stream decides `If-None-Match: *` (one append with the expected version, so two
 //! racing creates cannot both win); a container's stream decides its own life. Whether a container is empty
@@ -20,14 +21,43 @@ use crate::aggregate::{Aggregate, DomainError};
 pub const CONTAINER_NAME_MAX: usize = 256;
 pub const OBJECT_NAME_MAX: usize = 1024;
 
-/// The aggregate id of a container (`<project>/<container>`).
-pub fn container_id(account: &str, container: &str) -> String {
-    format!("{account}/{container}")
+/// Longest aggregate id made of names; longer ones are replaced by a digest.
+const ID_MAX: usize = 400;
+
+fn digest_id(account: &str, container: &str, name: Option<&str>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(container.as_bytes());
+    if let Some(n) = name {
+        h.update([0u8]);
+        h.update(n.as_bytes());
+    }
+    format!("{account}.~{}", hex::encode(h.finalize()))
 }
 
-/// The aggregate id of an object name (`<project>/<container>/<object>`).
+/// The aggregate id of a container (stream `swift-container-<id>`): `<project>.<container>`, the name
+/// `%XX`-escaped outside `[A-Za-z0-9_@-]` (so stream ids hold no spaces, dots or slashes from names), or a
+/// digest when that would be too long.
+pub fn container_id(account: &str, container: &str) -> String {
+    let mut out = format!("{account}.");
+    crate::compute::escape_into(&mut out, container, true);
+    if out.len() > ID_MAX {
+        return digest_id(account, container, None);
+    }
+    out
+}
+
+/// The aggregate id of an object name (stream `swift-object-<id>`): `<project>.<container>.<object>`,
+/// escaped like [`container_id`] (dots kept in the object name), or a digest when too long.
 pub fn object_id(account: &str, container: &str, name: &str) -> String {
-    format!("{account}/{container}/{name}")
+    let mut out = format!("{account}.");
+    crate::compute::escape_into(&mut out, container, true);
+    out.push('.');
+    crate::compute::escape_into(&mut out, name, false);
+    if out.len() > ID_MAX {
+        return digest_id(account, container, Some(name));
+    }
+    out
 }
 
 /// Merge a header change into a map: `set` wins, `removed` goes.
@@ -189,6 +219,8 @@ impl Aggregate for Container {
                 }
                 Ok(vec![E::ContainerDeleted(pb::ContainerDeleted {
                     timestamp: timestamp.clone(),
+                    account: self.account.clone(),
+                    name: self.name.clone(),
                 })])
             }
         }
@@ -235,7 +267,12 @@ impl Container {
             return Ok(vec![]);
         }
         Ok(vec![E::ContainerHeadersChanged(
-            pb::ContainerHeadersChanged { set, removed },
+            pb::ContainerHeadersChanged {
+                set,
+                removed,
+                account: self.account.clone(),
+                name: self.name.clone(),
+            },
         )])
     }
 }
@@ -357,6 +394,9 @@ impl Aggregate for StoredObject {
                     headers: headers.clone(),
                     content_type,
                     timestamp: timestamp.clone(),
+                    account: self.account.clone(),
+                    container: self.container.clone(),
+                    name: self.name.clone(),
                 })])
             }
             ObjectCommand::Delete {
@@ -376,6 +416,9 @@ impl Aggregate for StoredObject {
                     timestamp: timestamp.clone(),
                     reason: reason.clone(),
                     blob: current.blob.clone(),
+                    account: self.account.clone(),
+                    container: self.container.clone(),
+                    name: self.name.clone(),
                 })])
             }
         }
@@ -466,6 +509,21 @@ mod tests {
             name: "o".into(),
             record: record(blob),
             if_none_match,
+        }
+    }
+
+    #[test]
+    fn stream_ids_hold_no_unsafe_bytes_and_stay_short() {
+        assert_eq!(container_id("p", "my photos.2024"), "p.my%20photos%2E2024");
+        assert_eq!(object_id("p", "c.d", "a b/c.txt"), "p.c%2Ed.a%20b%2Fc.txt");
+        let long = object_id("p", "c", &"n".repeat(1024));
+        assert!(long.starts_with("p.~") && long.len() < 100, "{long}");
+        assert_ne!(long, object_id("p", "c", &"n".repeat(1023)));
+        for id in [container_id("p", "*> \0"), object_id("p", "x", "* >")] {
+            assert!(
+                !id.bytes().any(|b| b == b' ' || b == b'*' || b == b'>'),
+                "{id}"
+            );
         }
     }
 
