@@ -236,3 +236,43 @@ pub fn blob_files(data_dir: &Path) -> (usize, usize) {
     }
     (temps, blobs)
 }
+
+/// `swift ARGS` (python-swiftclient from the test venv) as the server's admin, run in `cwd`.
+pub fn swift_cli(server: &Server, cwd: &Path, args: &[&str]) -> CmdOutput {
+    let mut cmd = std::process::Command::new(venv_dir().join("bin").join("swift"));
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("OS_")
+            || k.starts_with("ST_")
+            || k.to_ascii_lowercase().ends_with("_proxy")
+        {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.current_dir(cwd)
+        .env("OS_AUTH_URL", server.identity_url())
+        .env("OS_USERNAME", "admin")
+        .env("OS_PASSWORD", server.admin_password())
+        .env("OS_PROJECT_NAME", "admin")
+        .env("OS_USER_DOMAIN_NAME", "Default")
+        .env("OS_PROJECT_DOMAIN_NAME", "Default")
+        .env("OS_IDENTITY_API_VERSION", "3")
+        .env("OS_AUTH_VERSION", "3")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("PYTHONWARNINGS", "ignore")
+        .args(args);
+    run_with_timeout(cmd, Duration::from_secs(120))
+}
+
+/// Like [`swift_cli`], panicking with the output (and the server's log tail) unless it succeeded.
+pub fn swift_ok(server: &Server, cwd: &Path, args: &[&str]) -> String {
+    let out = swift_cli(server, cwd, args);
+    assert!(
+        out.success,
+        "`swift {}` failed:\n{}\n--- server stderr (tail) ---\n{}",
+        args.join(" "),
+        out.all_text(),
+        server.log_tail(30)
+    );
+    out.stdout
+}
