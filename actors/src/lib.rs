@@ -11,6 +11,7 @@ pub mod identity;
 pub mod image;
 pub mod network;
 pub mod object;
+pub mod registry;
 pub mod runtime;
 pub mod volume;
 

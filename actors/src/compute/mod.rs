@@ -29,6 +29,19 @@ pub(crate) use keypair::escape_into;
 pub use keypair::{keypair_id, Keypair, KeypairCommand, KEY_TYPES};
 pub use server::{Action, BlockDevice, FlavorSpec, Server, ServerCommand, ServerPort};
 
+/// Nova's aggregate types, for generic readers (`crate::registry`).
+pub const AGGREGATES: &[crate::registry::StateFolder] = &[
+    crate::registry::folder::<Server>(),
+    crate::registry::folder::<Flavor>(),
+    crate::registry::folder::<Keypair>(),
+    crate::registry::folder::<ComputeHost>(),
+    crate::registry::folder::<ServerGroup>(),
+    crate::registry::folder::<HostAggregate>(),
+    crate::registry::folder::<Sequence>(),
+    crate::registry::folder::<quota::ComputeUsage>(),
+    crate::registry::folder::<quota::ComputeQuota>(),
+];
+
 use crate::aggregate::DomainError;
 
 /// Longest flavor id, flavor name, extra-spec key and value, and keypair name (Nova's limits).

@@ -35,6 +35,20 @@ pub use role::{Role, RoleCommand};
 pub use service::{Service, ServiceCommand};
 pub use user::{User, UserCommand};
 
+/// Identity's aggregate types, for generic readers (`crate::registry`).
+pub const AGGREGATES: &[crate::registry::StateFolder] = &[
+    crate::registry::folder::<Domain>(),
+    crate::registry::folder::<Project>(),
+    crate::registry::folder::<User>(),
+    crate::registry::folder::<Role>(),
+    crate::registry::folder::<Assignment>(),
+    crate::registry::folder::<Service>(),
+    crate::registry::folder::<Endpoint>(),
+    crate::registry::folder::<Region>(),
+    crate::registry::folder::<Revocation>(),
+    crate::registry::folder::<NameClaim>(),
+];
+
 use crate::aggregate::DomainError;
 
 /// Longest domain, project and user name (Keystone's schema limit for these).

@@ -13,6 +13,12 @@ pub mod store;
 pub use aggregate::{Image, ImageCommand, ImageStatus};
 pub use quota::{usage_id, ImageUsage, ImageUsageCommand};
 
+/// Glance's aggregate types, for generic readers (`crate::registry`).
+pub const AGGREGATES: &[crate::registry::StateFolder] = &[
+    crate::registry::folder::<Image>(),
+    crate::registry::folder::<ImageUsage>(),
+];
+
 use std::collections::BTreeMap;
 
 use crate::aggregate::DomainError;

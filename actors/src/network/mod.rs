@@ -32,5 +32,16 @@ pub use security_group::{
     SecurityGroupCommand, DEFAULT_GROUP_NAME, PROTOCOLS,
 };
 
+/// Neutron's aggregate types, for generic readers (`crate::registry`).
+pub const AGGREGATES: &[crate::registry::StateFolder] = &[
+    crate::registry::folder::<Network>(),
+    crate::registry::folder::<Port>(),
+    crate::registry::folder::<Router>(),
+    crate::registry::folder::<FloatingIp>(),
+    crate::registry::folder::<SecurityGroup>(),
+    crate::registry::folder::<NetworkUsage>(),
+    crate::registry::folder::<NetworkQuota>(),
+];
+
 #[cfg(test)]
 mod tests;

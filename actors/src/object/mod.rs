@@ -21,6 +21,13 @@ use crate::aggregate::{Aggregate, DomainError};
 pub const CONTAINER_NAME_MAX: usize = 256;
 pub const OBJECT_NAME_MAX: usize = 1024;
 
+/// Swift's aggregate types, for generic readers (`crate::registry`).
+pub const AGGREGATES: &[crate::registry::StateFolder] = &[
+    crate::registry::folder::<SwiftAccount>(),
+    crate::registry::folder::<Container>(),
+    crate::registry::folder::<StoredObject>(),
+];
+
 /// Longest aggregate id made of names; longer ones are replaced by a digest.
 const ID_MAX: usize = 400;
 

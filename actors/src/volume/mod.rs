@@ -19,6 +19,17 @@ pub use quota::{
 pub use snapshot::{Snapshot, SnapshotCommand};
 pub use vtype::{VolumeType, VolumeTypeCommand};
 
+/// Cinder's aggregate types, for generic readers (`crate::registry`).
+pub const AGGREGATES: &[crate::registry::StateFolder] = &[
+    crate::registry::folder::<Volume>(),
+    crate::registry::folder::<Snapshot>(),
+    crate::registry::folder::<Backup>(),
+    crate::registry::folder::<VolumeType>(),
+    crate::registry::folder::<Backend>(),
+    crate::registry::folder::<VolumeUsage>(),
+    crate::registry::folder::<VolumeQuota>(),
+];
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
