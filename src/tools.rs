@@ -11,6 +11,7 @@ use strata_projections::compute::ComputeView;
 use strata_projections::identity::IdentityView;
 use strata_projections::image::ImageView;
 use strata_projections::network::NetworkView;
+use strata_projections::audit::AuditIndex;
 use strata_projections::object::ObjectView;
 use strata_projections::volume::VolumeView;
 use strata_projections::{runner, Projection};
@@ -117,6 +118,7 @@ pub fn replay(data_dir: &Path, verify: bool) -> anyhow::Result<ExitCode> {
             verify_one::<VolumeView>(&log, writable).await?,
             verify_one::<NetworkView>(&log, writable).await?,
             verify_one::<ObjectView>(&log, writable).await?,
+            verify_one::<AuditIndex>(&log, writable).await?,
         ];
         let mut ok = true;
         println!(

@@ -6,6 +6,7 @@
 //! function of the log prefix it has seen, so a rebuild from zero equals the live model (`strata replay
 //! --verify` checks exactly that). Read models use ordered maps so their encoding, and digest, is canonical.
 
+pub mod audit;
 pub mod compute;
 pub mod identity;
 pub mod image;
