@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use serde_json::json;
-use strata_events::{verify_chain, EventLog, Head, LogError, RocksLog, RocksOptions, GENESIS_HASH};
+use strata_events::{verify_log, EventLog, Head, LogError, RocksLog, RocksOptions, GENESIS_HASH};
+use strata_projections::audit::AuditIndex;
 use strata_projections::compute::ComputeView;
 use strata_projections::identity::IdentityView;
 use strata_projections::image::ImageView;
 use strata_projections::network::NetworkView;
-use strata_projections::audit::AuditIndex;
 use strata_projections::object::ObjectView;
 use strata_projections::volume::VolumeView;
 use strata_projections::{runner, Projection};
@@ -168,30 +168,22 @@ pub fn log(cmd: LogCommand) -> anyhow::Result<ExitCode> {
             };
             let (log, _) = open_log(&data_dir)?;
             block_on(async move {
-                let mut head = start;
-                let mut events = 0u64;
-                loop {
-                    let batch = log.read_all(head.position + 1, 8192).await?;
-                    if batch.is_empty() {
-                        break;
+                match verify_log(log.as_ref(), start).await {
+                    Ok((head, events)) => {
+                        println!(
+                            "{}",
+                            json!({ "ok": true, "head_position": head.position, "head_hash": hex::encode(head.hash), "events": events })
+                        );
+                        Ok(ExitCode::SUCCESS)
                     }
-                    events += batch.len() as u64;
-                    match verify_chain(head, &batch) {
-                        Ok(h) => head = h,
-                        Err(e) => {
-                            println!(
-                                "{}",
-                                json!({ "ok": false, "broken_at": e.position, "reason": e.reason })
-                            );
-                            return Ok(ExitCode::FAILURE);
-                        }
+                    Err(e) => {
+                        println!(
+                            "{}",
+                            json!({ "ok": false, "broken_at": e.position, "reason": e.reason })
+                        );
+                        Ok(ExitCode::FAILURE)
                     }
                 }
-                println!(
-                    "{}",
-                    json!({ "ok": true, "head_position": head.position, "head_hash": hex::encode(head.hash), "events": events })
-                );
-                Ok(ExitCode::SUCCESS)
             })?
         }
         LogCommand::Dump {

@@ -70,3 +70,24 @@ pub fn verify_chain<'a>(
     }
     Ok(head)
 }
+
+/// Check the whole log's chain from `start` (position 0 and [`GENESIS_HASH`] for all of it) to its head.
+/// A stored event that cannot even be read counts as a broken link at the position being read.
+pub async fn verify_log(log: &dyn crate::EventLog, start: Head) -> Result<(Head, u64), ChainError> {
+    let mut head = start;
+    let mut checked = 0u64;
+    loop {
+        let batch = log
+            .read_all(head.position + 1, 8192)
+            .await
+            .map_err(|e| ChainError {
+                position: head.position + 1,
+                reason: format!("cannot read the stored event: {e}"),
+            })?;
+        if batch.is_empty() {
+            return Ok((head, checked));
+        }
+        checked += batch.len() as u64;
+        head = verify_chain(head, &batch)?;
+    }
+}

@@ -17,7 +17,7 @@ mod rocks;
 mod seal;
 mod types;
 
-pub use chain::{verify_chain, ChainError, GENESIS_HASH};
+pub use chain::{verify_chain, verify_log, ChainError, GENESIS_HASH};
 pub use error::LogError;
 pub use log::{subscribe_all, EventLog, EventStream};
 pub use memory::MemoryLog;

@@ -20,12 +20,19 @@ pub struct StreamRow {
     pub first: u64,
     pub last: u64,
     pub events: u64,
+    /// The position of each of its events (index = stream version - 1).
+    pub positions: Vec<u64>,
     /// Its lives: (position of the first event, position of the deleting event). A stream written again
     /// after a delete starts a new life.
     pub lives: Vec<(u64, Option<u64>)>,
 }
 
 impl StreamRow {
+    /// The stream's version just after `position` (how many of its events came at or before it).
+    pub fn version_at(&self, position: u64) -> u64 {
+        self.positions.partition_point(|p| *p <= position) as u64
+    }
+
     /// Whether the resource existed just after `position`.
     pub fn alive_at(&self, position: u64) -> bool {
         self.lives
@@ -134,6 +141,7 @@ impl Projection for AuditIndex {
         }
         row.last = position;
         row.events += 1;
+        row.positions.push(position);
         match row.lives.last_mut() {
             Some((_, None)) => {}
             _ => row.lives.push((position, None)),
@@ -208,6 +216,10 @@ mod tests {
         assert_eq!(row.project, "p1");
         assert_eq!((row.first, row.last, row.events), (1, 4, 3));
         assert!(row.alive_at(2) && !row.alive_at(4));
+        assert_eq!(
+            (row.version_at(0), row.version_at(3), row.version_at(9)),
+            (0, 2, 3)
+        );
         assert_eq!(
             ix.by_project["p1"],
             vec![1, 2, 4],
