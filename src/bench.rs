@@ -426,6 +426,8 @@ fn spawn_server_with(dir: &Path, extra: &[String]) -> anyhow::Result<(std::proce
             "0",
             "--object-port",
             "0",
+            "--audit-port",
+            "0",
             "--admin-password",
             "bench-password",
             "--workers",

@@ -42,6 +42,9 @@ pub struct ServeArgs {
     /// Swift port; 0 picks a free one [default: 8080]
     #[arg(long)]
     pub object_port: Option<u16>,
+    /// Audit API and event streams port; 0 picks a free one [default: 8999]
+    #[arg(long)]
+    pub audit_port: Option<u16>,
     /// CIDR of the subnet of the external network `public` made on first start [default: 172.24.4.0/24]
     #[arg(long)]
     pub public_network_cidr: Option<String>,
@@ -106,6 +109,7 @@ struct FileConfig {
     volume_port: Option<u16>,
     network_port: Option<u16>,
     object_port: Option<u16>,
+    audit_port: Option<u16>,
     public_network_cidr: Option<String>,
     no_public_network: Option<bool>,
     volume_backends: Option<Vec<String>>,
@@ -137,6 +141,7 @@ pub struct ServeConfig {
     pub volume_port: u16,
     pub network_port: u16,
     pub object_port: u16,
+    pub audit_port: u16,
     /// The subnet of the external network `public` made on first start; None = make none.
     pub public_network_cidr: Option<String>,
     /// (name, driver, size GB, format)
@@ -259,6 +264,7 @@ impl ServeArgs {
             volume_port: self.volume_port.or(file.volume_port).unwrap_or(8776),
             network_port: self.network_port.or(file.network_port).unwrap_or(9696),
             object_port: self.object_port.or(file.object_port).unwrap_or(8080),
+            audit_port: self.audit_port.or(file.audit_port).unwrap_or(8999),
             public_network_cidr: if self.no_public_network
                 || file.no_public_network.unwrap_or(false)
             {

@@ -10,6 +10,7 @@ use anyhow::Context;
 use std::time::Duration;
 use strata_actors::image::store::FileStore;
 use strata_actors::{Runtime, RuntimeConfig};
+use strata_api::audit::Audit;
 use strata_api::auth::{write_private, TokenService};
 use strata_api::compute::Compute;
 use strata_api::identity::bootstrap::{bootstrap, CatalogEntry};
@@ -23,6 +24,7 @@ use strata_compute::{Engine, EngineConfig, FakeHostSpec};
 use strata_events::{EventLog, RocksLog, RocksOptions};
 use strata_object::blob::BlobStore;
 use strata_object::ObjectService;
+use strata_projections::audit::AuditIndex;
 use strata_projections::compute::ComputeView;
 use strata_projections::identity::IdentityView;
 use strata_projections::image::ImageView;
@@ -270,6 +272,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     object_service.start_expirer(Duration::from_secs(1));
     let objects = actix_web::web::Data::new(ObjectStorage::new(object_service.clone()));
+    // The audit API and event streams read the log through the audit index.
+    let audit_index = Live::<AuditIndex>::start(log.clone(), Default::default()).await?;
+    let audit = actix_web::web::Data::new(Audit::new(log.clone(), audit_index));
     let ports = Ports {
         identity: config.identity_port,
         image: config.image_port,
@@ -277,6 +282,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         volume: config.volume_port,
         network: config.network_port,
         object: config.object_port,
+        audit: config.audit_port,
     };
     let services = Services::start(
         identity.clone(),
@@ -285,6 +291,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         volumes,
         networks.clone(),
         objects,
+        audit,
         config.bind,
         ports,
         config.workers,
@@ -301,6 +308,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         "http://{}/v1/AUTH_%(project_id)s",
         public_host(services.addrs.object)
     );
+    let audit_url = format!("http://{}/audit/v1", public_host(services.addrs.audit));
     tracing::info!(identity = %identity_url, image = %image_url, "APIs listening");
 
     let (password, generated) = admin_password(&config)?;
@@ -347,6 +355,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             description: "Strata object storage (Swift v1)".into(),
             url: object_url.clone(),
         },
+        CatalogEntry {
+            service_type: "audit".into(),
+            name: "strata-audit".into(),
+            description: "Strata audit API and event streams (/audit/v1, /events/v1)".into(),
+            url: audit_url.clone(),
+        },
     ];
     let report = bootstrap(&identity, &password, &catalog)
         .await
@@ -376,7 +390,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         &config.region,
     )?;
 
-    println!("Strata is running. Identity (Keystone v3): {identity_url}  Images (Glance v2): {image_url}  Compute (Nova v2.1): {compute_url}  Block storage (Cinder v3): {volume_url}  Networking (Neutron v2.0): {network_url}  Object storage (Swift v1): {object_url}");
+    println!("Strata is running. Identity (Keystone v3): {identity_url}  Images (Glance v2): {image_url}  Compute (Nova v2.1): {compute_url}  Block storage (Cinder v3): {volume_url}  Networking (Neutron v2.0): {network_url}  Object storage (Swift v1): {object_url}  Audit: {audit_url}");
     println!(
         "  clouds.yaml: {}  (cloud 'strata')",
         config.clouds_yaml.display()
@@ -391,7 +405,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             config.data_dir.join("admin-password").display()
         );
     }
-    println!("STRATA READY identity={identity_url} image={image_url} compute={compute_url} volume={volume_url} network={network_url} object={object_url}");
+    println!("STRATA READY identity={identity_url} image={image_url} compute={compute_url} volume={volume_url} network={network_url} object={object_url} audit={audit_url}");
     futures::future::try_join_all(services.servers)
         .await
         .context("HTTP server")?;

@@ -5,6 +5,7 @@
 //! an aggregate -> wait for the projection to reach the write's position -> answer from the projection`; a
 //! read answers from a projection. A rejected request appends nothing.
 
+pub mod audit;
 pub mod auth;
 pub mod common;
 pub mod compute;

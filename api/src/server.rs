@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use actix_web::{middleware, web, App, HttpServer};
 
+use crate::audit::{self, Audit};
 use crate::common::request_id_middleware;
 use crate::compute::{self, Compute};
 use crate::identity::{self, Identity};
@@ -21,6 +22,7 @@ pub struct Ports {
     pub volume: u16,
     pub network: u16,
     pub object: u16,
+    pub audit: u16,
 }
 
 /// Where each service is listening.
@@ -32,6 +34,7 @@ pub struct ServiceAddrs {
     pub volume: SocketAddr,
     pub network: SocketAddr,
     pub object: SocketAddr,
+    pub audit: SocketAddr,
 }
 
 /// The running HTTP services.
@@ -53,6 +56,7 @@ impl Services {
         volumes: web::Data<Volumes>,
         networks: web::Data<Networks>,
         objects: web::Data<ObjectStorage>,
+        audit_data: web::Data<Audit>,
         bind: IpAddr,
         ports: Ports,
         workers: usize,
@@ -148,6 +152,23 @@ impl Services {
             .copied()
             .ok_or_else(|| std::io::Error::other("object storage API bound to no address"))?;
 
+        let id_data = identity.clone();
+        let audit_server = HttpServer::new(move || {
+            App::new()
+                .app_data(id_data.clone())
+                .app_data(audit_data.clone())
+                .app_data(web::PayloadConfig::new(MAX_BODY))
+                .wrap_fn(request_id_middleware)
+                .configure(audit::configure)
+        })
+        .workers(workers.max(1))
+        .bind((bind, ports.audit))?;
+        let audit_addr = audit_server
+            .addrs()
+            .first()
+            .copied()
+            .ok_or_else(|| std::io::Error::other("audit API bound to no address"))?;
+
         let glance = HttpServer::new(move || {
             App::new()
                 .app_data(identity.clone())
@@ -172,6 +193,7 @@ impl Services {
                 volume: volume_addr,
                 network: network_addr,
                 object: object_addr,
+                audit: audit_addr,
             },
             servers: vec![
                 keystone.run(),
@@ -180,6 +202,7 @@ impl Services {
                 cinder.run(),
                 neutron.run(),
                 swift.run(),
+                audit_server.run(),
             ],
         })
     }

@@ -290,6 +290,15 @@ impl<P: Projection> Live<P> {
         })
     }
 
+    /// A model that does not follow the log (offline tools over a read-only log or a copied data dir).
+    pub fn fixed(model: P, position: Position) -> Self {
+        let (_tx, rx) = watch::channel(position);
+        Live {
+            model: Arc::new(RwLock::new(model)),
+            position: rx,
+        }
+    }
+
     /// Read access to the model. Hold it briefly: the runner waits for it to apply new events.
     pub fn read(&self) -> RwLockReadGuard<'_, P> {
         self.model.read()

@@ -314,6 +314,8 @@ impl Server {
                 "0",
                 "--object-port",
                 "0",
+                "--audit-port",
+                "0",
             ])
             .args(&self.extra_args)
             .env("RUST_BACKTRACE", "1")

@@ -1,5 +1,5 @@
 //! First-start and every-start set-up of identity, all by events: the `default` domain, the `admin`,
-//! `member` and `reader` roles with their implication chain, the `admin` project and user, the region, and
+//! `member` and `reader` roles with their implication chain, the `auditor` role, the `admin` project and user, the region, and
 //! the catalog entries of the services this process actually serves at the addresses it is bound to.
 //! Every step checks the view first, so a restart appends only what changed.
 
@@ -56,7 +56,8 @@ pub async fn bootstrap(
 
     // Roles and Keystone's default chain: admin implies member implies reader.
     let mut role_ids = Vec::new();
-    for name in ["admin", "member", "reader"] {
+    // `auditor` (read-only access to every project's history through the audit API) implies nothing.
+    for name in ["admin", "member", "reader", "auditor"] {
         let existing = identity
             .view
             .read()
@@ -79,6 +80,7 @@ pub async fn bootstrap(
         };
         role_ids.push(id);
     }
+    role_ids.truncate(3);
     for pair in role_ids.windows(2) {
         let (prior, implied) = (&pair[0], &pair[1]);
         let present = identity

@@ -1,0 +1,127 @@
+//! Events and states as the audit API and the event streams show them: one JSON shape for an event
+//! everywhere (position, time, principal, request id, type, category, resource, payload with its schema
+//! names), field-level changes between two states, and the time and position parameters.
+
+use serde_json::{json, Value};
+use strata_events::RecordedEvent;
+use strata_projections::audit::{category, AuditIndex};
+
+use super::AuditError;
+
+/// RFC 3339 with microseconds, UTC.
+pub fn time_text(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// An event as JSON: the protobuf payload rendered with its schema's field names.
+pub fn event_json(e: &RecordedEvent, index: Option<&AuditIndex>) -> Value {
+    let payload = match strata_proto::codec::event_json(&e.event_type, &e.payload) {
+        Some(Ok(v)) => v,
+        Some(Err(err)) => json!({ "undecodable": err.to_string() }),
+        None => json!({ "unknown_type": true, "bytes": e.payload.len() }),
+    };
+    let kind = strata_actors::registry::kind_of(&e.stream_id);
+    let id = e
+        .stream_id
+        .strip_prefix(kind)
+        .and_then(|r| r.strip_prefix('-'))
+        .unwrap_or(&e.stream_id);
+    let mut v = json!({
+        "position": e.position,
+        "id": e.id.to_string(),
+        "time": time_text(e.recorded_at),
+        "type": e.event_type,
+        "category": category(&e.event_type),
+        "stream": e.stream_id,
+        "stream_version": e.stream_version,
+        "resource": { "type": kind, "id": id },
+        "request_id": e.correlation_id,
+        "causation_id": e.causation_id,
+        "principal": {
+            "user_id": e.principal.user_id,
+            "user_name": e.principal.user_name,
+            "project_id": e.principal.project_id,
+            "domain_id": e.principal.domain_id,
+            "roles": e.principal.roles,
+        },
+        "payload": payload,
+        "hash": hex::encode(e.hash),
+    });
+    if let Some(ix) = index {
+        v["project"] = json!(ix.project_of(e.position));
+    }
+    v
+}
+
+/// The fields that differ between two states, by dotted path (objects are walked; other values compared
+/// whole): `[{"field", "before", "after"}]`.
+pub fn changes(before: &Value, after: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    diff("", before, after, &mut out);
+    out
+}
+
+fn diff(path: &str, before: &Value, after: &Value, out: &mut Vec<Value>) {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            let keys: std::collections::BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+            for k in keys {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                let bv = b.get(k).unwrap_or(&Value::Null);
+                let av = a.get(k).unwrap_or(&Value::Null);
+                diff(&p, bv, av, out);
+            }
+        }
+        (b, a) if b != a => out.push(json!({ "field": path, "before": b, "after": a })),
+        _ => {}
+    }
+}
+
+/// An RFC 3339 time as µs since the epoch (400 otherwise).
+pub fn parse_time(name: &str, text: &str) -> Result<i64, AuditError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_micros())
+        .map_err(|_| {
+            AuditError::bad_request(format!(
+                "{name} must be an RFC 3339 time such as 2026-11-26T10:00:00Z, not {text:?}"
+            ))
+        })
+}
+
+/// A non-negative log position (400 otherwise).
+pub fn parse_position(name: &str, text: &str) -> Result<u64, AuditError> {
+    text.trim().parse::<u64>().map_err(|_| {
+        AuditError::bad_request(format!(
+            "{name} must be a log position (a whole number >= 0), not {text:?}"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_walk_objects_and_compare_the_rest() {
+        let before = json!({"a": 1, "b": {"c": "x", "d": [1]}, "gone": true});
+        let after = json!({"a": 1, "b": {"c": "y", "d": [1, 2]}, "new": 5});
+        let c = changes(&before, &after);
+        let fields: Vec<&str> = c.iter().map(|v| v["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, ["b.c", "b.d", "gone", "new"]);
+        assert_eq!(c[0]["before"], "x");
+        assert_eq!(c[0]["after"], "y");
+        assert!(changes(&before, &before).is_empty());
+    }
+
+    #[test]
+    fn times_and_positions_are_checked() {
+        assert_eq!(parse_time("at", "1970-01-01T00:00:01Z").unwrap(), 1_000_000);
+        assert!(parse_time("at", "yesterday").is_err());
+        assert_eq!(parse_position("from", "7").unwrap(), 7);
+        assert!(parse_position("from", "-1").is_err());
+    }
+}
