@@ -512,7 +512,7 @@ fn account_headers(ctx: &Ctx<'_>, builder: &mut actix_web::HttpResponseBuilder) 
 
 async fn account(ctx: &Ctx<'_>, body: web::Payload) -> Result<HttpResponse, SwiftError> {
     let method = ctx.req.method().clone();
-    if method == Method::POST && ctx.has_param("bulk-delete") {
+    if (method == Method::POST || method == Method::DELETE) && ctx.has_param("bulk-delete") {
         if !ctx.access.is_owner() {
             return Err(ctx.access.denied());
         }
