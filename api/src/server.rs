@@ -161,6 +161,8 @@ impl Services {
                 .wrap_fn(request_id_middleware)
                 .configure(audit::configure)
         })
+        // Event streams shut down the socket of a client that stopped reading.
+        .on_connect(audit::streams::on_connect)
         .workers(workers.max(1))
         .bind((bind, ports.audit))?;
         let audit_addr = audit_server

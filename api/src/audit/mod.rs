@@ -6,8 +6,10 @@
 //! admins and the read-only `auditor` role; event streams are also open to tenants, limited to their
 //! project's events.
 
+pub mod consumers;
 pub mod render;
 pub mod resources;
+pub mod streams;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +34,12 @@ pub struct Audit {
     pub heartbeat: Duration,
     /// Whether point-in-time snapshots may be written beside the log (false on a read-only log).
     pub write_snapshots: bool,
+    /// How many rendered events one event stream may hold for a client before it waits.
+    pub stream_buffer: usize,
+    /// How long an event stream waits for a client that stopped reading before it drops the connection.
+    pub slow_consumer_timeout: Duration,
+    /// The durable consumers' positions (one record beside the log).
+    pub consumers: consumers::Store,
 }
 
 impl Audit {
@@ -41,6 +49,9 @@ impl Audit {
             index,
             heartbeat: Duration::from_secs(15),
             write_snapshots: true,
+            stream_buffer: 256,
+            slow_consumer_timeout: Duration::from_secs(5),
+            consumers: consumers::Store::default(),
         }
     }
 }
@@ -123,6 +134,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/audit/v1", web::get().to(version))
         .route("/audit/v1/", web::get().to(version));
     resources::configure(cfg);
+    streams::configure(cfg);
+    consumers::configure(cfg);
 }
 
 async fn versions(req: HttpRequest) -> HttpResponse {
