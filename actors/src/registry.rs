@@ -17,6 +17,11 @@ pub enum FoldError {
     State(#[from] serde_json::Error),
 }
 
+/// A state (the aggregate's JSON encoding, as in snapshots; `None`: the initial state) and events to fold.
+pub type FoldFn = fn(Option<&[u8]>, &[RecordedEvent]) -> Result<Vec<u8>, FoldError>;
+/// The same, answering the state after each event.
+pub type StepsFn = fn(Option<&[u8]>, &[RecordedEvent]) -> Result<Vec<Vec<u8>>, FoldError>;
+
 /// Folds the events of one aggregate type.
 #[derive(Clone, Copy)]
 pub struct StateFolder {
@@ -24,9 +29,9 @@ pub struct StateFolder {
     pub kind: &'static str,
     /// Events of this aggregate's stream onto a state (`None`: the initial state); the state after them.
     /// States are the aggregate's JSON encoding (as in snapshots), so they round-trip exactly.
-    pub fold: fn(Option<&[u8]>, &[RecordedEvent]) -> Result<Vec<u8>, FoldError>,
+    pub fold: FoldFn,
     /// The same, returning the state after each event.
-    pub steps: fn(Option<&[u8]>, &[RecordedEvent]) -> Result<Vec<Vec<u8>>, FoldError>,
+    pub steps: StepsFn,
 }
 
 impl std::fmt::Debug for StateFolder {

@@ -177,7 +177,7 @@ pub async fn state_at_version(
     for chunk in events.chunks(SNAPSHOT_EVERY as usize) {
         let next = (folder.fold)(state.as_deref(), chunk).map_err(AuditError::internal)?;
         at += chunk.len() as u64;
-        if use_snapshots && audit.write_snapshots && at % SNAPSHOT_EVERY == 0 {
+        if use_snapshots && audit.write_snapshots && at.is_multiple_of(SNAPSHOT_EVERY) {
             let snap = Snapshot {
                 version: at,
                 schema: 1,
