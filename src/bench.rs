@@ -2,6 +2,7 @@
 
 mod compute;
 mod network;
+mod stream;
 mod volume;
 
 use std::io::BufRead;
@@ -118,6 +119,29 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         lists: usize,
     },
+    /// Event streams: catch-up and live delivery to 1 and many consumers, point-in-time state timings.
+    Stream(StreamArgs),
+}
+
+/// Event streams over a prefilled log: catch-up and live delivery to 1 and many consumers (events/s,
+/// lag p50/p99), and point-in-time state of a resource with many events, with and without snapshots.
+#[derive(clap::Args)]
+pub struct StreamArgs {
+    /// Events written into the log before the server starts.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Consumers of the many-consumer rows.
+    #[arg(long, default_value_t = 100)]
+    pub consumers: usize,
+    /// Events each of the many consumers reads in the catch-up row.
+    #[arg(long, default_value_t = 20_000)]
+    pub tail: u64,
+    /// Events appended through the API in each live row.
+    #[arg(long, default_value_t = 2_000)]
+    pub live_events: u64,
+    /// Events of the resource whose point-in-time state is timed.
+    #[arg(long, default_value_t = 10_000)]
+    pub state_events: u64,
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -198,6 +222,13 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             concurrency: concurrency.max(1),
             ports,
             lists,
+        })?,
+        BenchCommand::Stream(a) => stream::run(stream::Options {
+            events: a.events,
+            consumers: a.consumers.max(1),
+            tail: a.tail,
+            live_events: a.live_events,
+            state_events: a.state_events,
         })?,
     }
     Ok(ExitCode::SUCCESS)
@@ -407,6 +438,8 @@ struct Urls {
     network: String,
     /// The Swift endpoint template (`.../v1/AUTH_%(project_id)s`).
     object: String,
+    /// The audit API (`.../audit/v1`); event streams are beside it.
+    audit: String,
 }
 
 /// Start `strata serve` on a temp dir with free ports and `extra` flags; returns the child and its URLs.
@@ -458,6 +491,7 @@ fn spawn_server_with(dir: &Path, extra: &[String]) -> anyhow::Result<(std::proce
                 volume: url("volume="),
                 network: url("network="),
                 object: url("object="),
+                audit: url("audit="),
             };
             return Ok((child, urls));
         }
