@@ -2,6 +2,7 @@
 
 mod compute;
 mod network;
+mod object;
 mod stream;
 mod volume;
 
@@ -121,6 +122,29 @@ pub enum BenchCommand {
     },
     /// Event streams: catch-up and live delivery to 1 and many consumers, point-in-time state timings.
     Stream(StreamArgs),
+    /// Swift through HTTP against a fresh `strata serve`: PUT and GET of 4 KiB and 4 MiB objects beside plain
+    /// file writes (fsync + rename) and reads of the same bytes, then a container filled with `--objects`
+    /// objects and its listing walked in pages, plus pages with prefix and delimiter.
+    Object {
+        /// Clients (and, for the plain files, threads).
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Seconds of each PUT, GET, file write and file read row.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Operations per PUT, GET, file write and file read row instead of `--duration`; 0 skips those rows.
+        #[arg(long)]
+        count: Option<usize>,
+        /// Objects in the listed container; 0 skips the listing measurements.
+        #[arg(long, default_value_t = 100_000)]
+        objects: usize,
+        /// Entries per listing page (`limit`).
+        #[arg(long, default_value_t = 1000)]
+        page: usize,
+        /// Scratch directory (default: a temp dir); it should be on the disk the data dir will use.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Event streams over a prefilled log: catch-up and live delivery to 1 and many consumers (events/s,
@@ -229,6 +253,21 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             tail: a.tail,
             live_events: a.live_events,
             state_events: a.state_events,
+        })?,
+        BenchCommand::Object {
+            concurrency,
+            duration,
+            count,
+            objects,
+            page,
+            dir,
+        } => object::run(object::Options {
+            concurrency: concurrency.max(1),
+            duration: Duration::try_from_secs_f64(duration).context("--duration")?,
+            count,
+            objects,
+            page: page.max(1),
+            dir,
         })?,
     }
     Ok(ExitCode::SUCCESS)
