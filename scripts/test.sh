@@ -10,6 +10,11 @@ ensure_system_packages
 ensure_venv .venv
 export STRATA_VENV="$PWD/.venv"
 
+# Examples are not test targets: build them so they keep compiling (tests/audit_stream_http.rs runs the
+# instance_hours example's logic through `#[path]`).
+log "cargo build --workspace --locked --examples"
+cargo build --workspace --locked --examples
+
 log "cargo test --workspace --locked --lib --bins --tests $*"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
