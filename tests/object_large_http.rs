@@ -45,6 +45,15 @@ fn dynamic_and_static_large_objects_and_bulk_delete() {
         whole[995..1005],
         "a range across a segment boundary"
     );
+    let head = a.head("c/dlo").expect(200);
+    assert_eq!(
+        head.header("content-length"),
+        Some(whole.len().to_string().as_str())
+    );
+    let manifest_only = a.get("c/dlo?multipart-manifest=get").expect(200);
+    assert!(manifest_only.body.is_empty());
+    assert_eq!(manifest_only.header("x-object-manifest"), Some("segs/big/"));
+    assert_eq!(manifest_only.header("etag"), Some(md5_hex(b"").as_str()));
 
     // SLO: a manifest naming the segments; bad manifests store nothing.
     let manifest = json!([
@@ -58,6 +67,9 @@ fn dynamic_and_static_large_objects_and_bulk_delete() {
         json!([{"path": "/segs/big/000", "size_bytes": 1}]).to_string(),
         "not json".to_string(),
         json!({"path": "/segs/big/000"}).to_string(),
+        json!([{"path": "/segs/big/000", "range": "5000-6000"}]).to_string(),
+        json!([{"path": "/c/slo"}]).to_string(),
+        json!([{"path": "/segs/big/000", "color": "red"}]).to_string(),
     ];
     for body in &bad {
         let r = a.call(
@@ -108,6 +120,71 @@ fn dynamic_and_static_large_objects_and_bulk_delete() {
         .expect(200)
         .json();
     assert_eq!(raw[2]["path"], "/segs/big/002");
+    assert_eq!(raw[2]["size_bytes"], 1020);
+
+    // The client's ETag of the whole manifest (MD5 of the segment ETags) is checked: 422 when it differs.
+    let r = a.call(
+        "PUT",
+        "c/checked?multipart-manifest=put",
+        &[("ETag", "\"0123456789abcdef0123456789abcdef\"")],
+        Some(manifest.to_string().as_bytes()),
+    );
+    assert_eq!(r.status, 422, "{}", r.describe());
+    assert_eq!(a.head("c/checked").status, 404);
+    let quoted = format!("\"{slo_etag}\"");
+    a.call(
+        "PUT",
+        "c/checked?multipart-manifest=put",
+        &[("ETag", quoted.as_str())],
+        Some(manifest.to_string().as_bytes()),
+    )
+    .expect(201);
+
+    // Ranged segments (normalized, the whole-object size kept) and an SLO nested in an SLO.
+    let ranged = json!([
+        {"path": "/segs/big/000", "range": "10-19"},
+        {"path": "/segs/big/001", "range": "-5"},
+        {"path": "c/slo"},
+    ]);
+    let r = a.call(
+        "PUT",
+        "c/nested?multipart-manifest=put",
+        &[],
+        Some(ranged.to_string().as_bytes()),
+    );
+    assert_eq!(r.status, 201, "{}", r.describe());
+    let nested_etag =
+        md5_hex(format!("{}:10-19;{}:1005-1009;{slo_etag}", etags[0], etags[1]).as_bytes());
+    assert_eq!(
+        r.header("etag"),
+        Some(format!("\"{nested_etag}\"")).as_deref()
+    );
+    let expected: Vec<u8> = [&parts[0][10..20], &parts[1][1005..], &whole[..]].concat();
+    let got = a.get("c/nested").expect(200);
+    assert_eq!(got.body, expected);
+    let r = a
+        .call("GET", "c/nested", &[("Range", "bytes=12-2022")], None)
+        .expect(206);
+    assert_eq!(r.body, expected[12..2023]);
+    let raw = a
+        .get("c/nested?multipart-manifest=get&format=raw")
+        .expect(200)
+        .json();
+    assert_eq!(raw[1]["range"], "1005-1009");
+    assert_eq!(raw[1]["size_bytes"], 1010);
+    assert_eq!(raw[2]["size_bytes"], whole.len());
+    // heartbeat=on: 202 at once, the outcome in the body.
+    let r = a
+        .call(
+            "PUT",
+            "c/beat?multipart-manifest=put&heartbeat=on",
+            &[("Accept", "application/json")],
+            Some(manifest.to_string().as_bytes()),
+        )
+        .expect(202);
+    let v: serde_json::Value = serde_json::from_str(r.text().trim()).unwrap();
+    assert_eq!(v["Response Status"], "201 Created", "{v}");
+    assert_eq!(a.get("c/beat").body, whole);
 
     // Copies of large objects are plain objects with the assembled bytes.
     a.call("COPY", "c/slo", &[("Destination", "c/copy")], None)
@@ -135,6 +212,23 @@ fn dynamic_and_static_large_objects_and_bulk_delete() {
     assert_eq!(r.json()["Number Deleted"], 4, "{}", r.text());
     assert_eq!(a.head("c/slo").status, 404);
     assert!(a.names("segs").is_empty());
+    // The manifests built on those segments now answer 409 rather than wrong bytes.
+    assert_eq!(a.get("c/nested").status, 409);
+    assert_eq!(a.get("c/beat").status, 409);
+    for m in ["c/nested", "c/beat", "c/checked"] {
+        a.delete(m).expect(204);
+    }
+    // Not an SLO: nothing is deleted.
+    let r = a
+        .call("DELETE", "c/dlo?multipart-manifest=delete", &[], None)
+        .expect(200);
+    assert!(
+        r.text().contains("Response Status: 400 Bad Request")
+            && r.text().contains("/c/dlo, Not an SLO manifest"),
+        "{}",
+        r.text()
+    );
+    a.head("c/dlo").expect(200);
 
     // Bulk delete: objects, a missing one, a container that is not empty, and one that then is.
     for n in ["x", "y", "z"] {
@@ -171,6 +265,50 @@ fn dynamic_and_static_large_objects_and_bulk_delete() {
         401
     );
     assert_eq!(a.get("c/z").body, b"z");
+
+    // Objects go before containers whatever the order of the lines; XML when asked for.
+    a.put("e", b"").expect(201);
+    a.put("e/o%20p", b"1").expect(201);
+    let r = a
+        .call(
+            "DELETE",
+            "?bulk-delete",
+            &[
+                ("Accept", "application/xml"),
+                ("Content-Type", "text/plain"),
+            ],
+            Some(b"/e\n/e/o%20p\n"),
+        )
+        .expect(200);
+    assert!(
+        r.text().contains("<number_deleted>2</number_deleted>")
+            && r.text()
+                .contains("<response_status>200 OK</response_status>"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(a.head("e").status, 404);
+    // Too many paths: nothing is deleted, the 413 is in the body.
+    let many = "/c/z\n".repeat(10_001);
+    let r = a
+        .call(
+            "POST",
+            "?bulk-delete",
+            &[("Accept", "application/json")],
+            Some(many.as_bytes()),
+        )
+        .expect(200);
+    assert_eq!(r.json()["Response Status"], "413 Request Entity Too Large");
+    assert_eq!(a.get("c/z").body, b"z");
+    let r = a
+        .call(
+            "POST",
+            "?bulk-delete",
+            &[("Content-Type", "application/json")],
+            Some(b"/c/z\n"),
+        )
+        .expect(200);
+    assert!(r.text().contains("406 Not Acceptable"), "{}", r.text());
 
     let replay = server.replay_verify();
     assert!(replay.success, "{}", replay.all_text());

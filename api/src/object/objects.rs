@@ -146,7 +146,9 @@ async fn get(ctx: &Ctx<'_>, container: &str, name: &str) -> Result<HttpResponse,
         return large::get_manifest(ctx, &record).await;
     }
     let plan = large::plan(ctx, container, name, &record).await?;
-    let large_object = record.static_large_object || record.dlo_manifest().is_some();
+    // `?multipart-manifest=get` of a DLO reads the manifest object itself (an SLO's was answered above).
+    let large_object = (record.static_large_object || record.dlo_manifest().is_some())
+        && ctx.param("multipart-manifest") != Some("get");
     let etag_header = if large_object {
         format!("\"{}\"", plan.etag)
     } else {
