@@ -61,6 +61,13 @@ pub struct ServeArgs {
     /// Image bytes one project may store [default: 1 TiB]
     #[arg(long)]
     pub image_quota_bytes: Option<u64>,
+    /// Glance store uploads go to when they name none: `file` or `swift` [default: file]
+    #[arg(long)]
+    pub image_default_store: Option<String>,
+    /// Where volume backups are kept: `directory` (under the data dir) or `swift` (objects in the
+    /// backup's project account) [default: directory]
+    #[arg(long)]
+    pub backup_target: Option<String>,
     /// Region name in the catalog [default: RegionOne]
     #[arg(long)]
     pub region: Option<String>,
@@ -115,6 +122,8 @@ struct FileConfig {
     volume_backends: Option<Vec<String>>,
     image_quota_count: Option<u64>,
     image_quota_bytes: Option<u64>,
+    image_default_store: Option<String>,
+    backup_target: Option<String>,
     region: Option<String>,
     token_ttl: Option<u64>,
     workers: Option<usize>,
@@ -148,6 +157,10 @@ pub struct ServeConfig {
     pub volume_backends: Vec<(String, String, u64, String)>,
     pub image_quota_count: u64,
     pub image_quota_bytes: u64,
+    /// `file` or `swift`.
+    pub image_default_store: String,
+    /// `directory` or `swift`.
+    pub backup_target: String,
     pub region: String,
     pub token_ttl: u64,
     pub workers: usize,
@@ -298,6 +311,26 @@ impl ServeArgs {
                 .image_quota_bytes
                 .or(file.image_quota_bytes)
                 .unwrap_or(1 << 40),
+            image_default_store: {
+                let store = self
+                    .image_default_store
+                    .or(file.image_default_store)
+                    .unwrap_or_else(|| "file".into());
+                if !matches!(store.as_str(), "file" | "swift") {
+                    anyhow::bail!("--image-default-store {store:?}: expected file or swift");
+                }
+                store
+            },
+            backup_target: {
+                let target = self
+                    .backup_target
+                    .or(file.backup_target)
+                    .unwrap_or_else(|| "directory".into());
+                if !matches!(target.as_str(), "directory" | "swift") {
+                    anyhow::bail!("--backup-target {target:?}: expected directory or swift");
+                }
+                target
+            },
             region: self
                 .region
                 .or(file.region)

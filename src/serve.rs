@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use std::time::Duration;
-use strata_actors::image::store::FileStore;
+use strata_actors::image::store::{FileStore, ImageStore, ImageStores};
 use strata_actors::{Runtime, RuntimeConfig};
 use strata_api::audit::Audit;
 use strata_api::auth::{write_private, TokenService};
 use strata_api::compute::Compute;
-use strata_api::identity::bootstrap::{bootstrap, CatalogEntry};
+use strata_api::identity::bootstrap::{bootstrap, CatalogEntry, DEFAULT_DOMAIN, SERVICE_PROJECT};
 use strata_api::identity::Identity;
 use strata_api::image::{ImageQuota, Images};
 use strata_api::network::{bootstrap_public_network, Networks, PublicNetwork};
@@ -22,7 +22,9 @@ use strata_api::volume::Volumes;
 use strata_api::{Ports, Services};
 use strata_compute::{Engine, EngineConfig, FakeHostSpec};
 use strata_events::{EventLog, RocksLog, RocksOptions};
+use strata_object::backup_objects::SwiftBackups;
 use strata_object::blob::BlobStore;
+use strata_object::image_store::SwiftImageStore;
 use strata_object::ObjectService;
 use strata_projections::audit::AuditIndex;
 use strata_projections::compute::ComputeView;
@@ -32,6 +34,7 @@ use strata_projections::network::NetworkView;
 use strata_projections::object::ObjectView;
 use strata_projections::volume::VolumeView;
 use strata_projections::Live;
+use strata_volume::backup_target::BackupObjectStore;
 use strata_volume::{BackendSpec, Engine as VolumeEngine, EngineConfig as VolumeEngineConfig};
 
 use crate::config::{ServeArgs, ServeConfig};
@@ -160,6 +163,34 @@ fn engine_config(config: &ServeConfig) -> EngineConfig {
     c
 }
 
+/// Glance's stores: `file` (under the data dir) and `swift` (objects in the `service` project's account),
+/// the default as configured.
+fn image_stores(
+    config: &ServeConfig,
+    identity: &actix_web::web::Data<Identity>,
+    objects: &Arc<ObjectService>,
+) -> anyhow::Result<ImageStores> {
+    let file = FileStore::new(config.data_dir.clone()).context("opening the image store")?;
+    let identity = identity.clone();
+    let service_account = Arc::new(move || {
+        identity
+            .view
+            .read()
+            .project_by_name(DEFAULT_DOMAIN, SERVICE_PROJECT)
+            .map(|p| p.id.clone())
+    });
+    let swift = SwiftImageStore::new(objects.clone(), service_account);
+    let mut stores = ImageStores::new(Arc::new(file), "Files under the Strata data directory")
+        .with(
+            Arc::new(swift),
+            "Objects in Strata's object storage (the service project's account)",
+        );
+    stores
+        .set_default(&config.image_default_store)
+        .map_err(anyhow::Error::msg)?;
+    Ok(stores)
+}
+
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
@@ -182,8 +213,22 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tokens,
         config.region.clone(),
     ));
+    // Swift: object records are events, bytes are blobs; blobs a crash left unreferenced go before anyone asks.
+    let object_view = Live::<ObjectView>::start(log.clone(), Default::default()).await?;
+    let blobs = BlobStore::open(&config.data_dir).context("opening the object blob store")?;
+    let object_service = Arc::new(ObjectService::new(runtime.clone(), object_view, blobs));
+    let swept = object_service
+        .sweep()
+        .context("sweeping unfinished object uploads")?;
+    if swept.temps + swept.orphans > 0 {
+        tracing::info!(
+            temps = swept.temps,
+            orphans = swept.orphans,
+            "removed object data no object refers to"
+        );
+    }
+    object_service.start_expirer(Duration::from_secs(1));
     let image_view = Live::<ImageView>::start(log.clone(), Default::default()).await?;
-    let store = FileStore::new(config.data_dir.clone()).context("opening the image store")?;
     let quota = ImageQuota {
         images: config.image_quota_count,
         bytes: config.image_quota_bytes,
@@ -191,7 +236,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let images = actix_web::web::Data::new(Images::new(
         runtime.clone(),
         image_view,
-        Arc::new(store),
+        Arc::new(image_stores(&config, &identity, &object_service)?),
         quota,
     ));
     let compute_view = Live::<ComputeView>::start(log.clone(), Default::default()).await?;
@@ -199,7 +244,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         runtime.clone(),
         compute_view.clone(),
         images.view.clone(),
-        images.store.clone(),
+        images.store.clone() as Arc<dyn ImageStore>,
         engine_config(&config),
     )
     .await
@@ -236,8 +281,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         runtime.clone(),
         volume_view,
         images.view.clone(),
-        images.store.clone(),
-        volume_config(&config),
+        images.store.clone() as Arc<dyn ImageStore>,
+        VolumeEngineConfig {
+            backup_objects: (config.backup_target == "swift")
+                .then(|| BackupObjectStore(Arc::new(SwiftBackups::new(object_service.clone())))),
+            ..volume_config(&config)
+        },
     )
     .await
     .context("starting the volume service")?;
@@ -256,21 +305,6 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         Arc::new(strata_actors::network::driver::FakeNetworkDriver::new()),
     )
     .context("starting the network datapath agent")?;
-    // Swift: object records are events, bytes are blobs; blobs a crash left unreferenced go before anyone asks.
-    let object_view = Live::<ObjectView>::start(log.clone(), Default::default()).await?;
-    let blobs = BlobStore::open(&config.data_dir).context("opening the object blob store")?;
-    let object_service = Arc::new(ObjectService::new(runtime.clone(), object_view, blobs));
-    let swept = object_service
-        .sweep()
-        .context("sweeping unfinished object uploads")?;
-    if swept.temps + swept.orphans > 0 {
-        tracing::info!(
-            temps = swept.temps,
-            orphans = swept.orphans,
-            "removed object data no object refers to"
-        );
-    }
-    object_service.start_expirer(Duration::from_secs(1));
     let objects = actix_web::web::Data::new(ObjectStorage::new(object_service.clone()));
     // The audit API and event streams read the log through the audit index.
     let audit_index = Live::<AuditIndex>::start(log.clone(), Default::default()).await?;

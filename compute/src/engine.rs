@@ -506,7 +506,7 @@ impl Engine {
         }
     }
 
-    /// Claims the server holds on hosts other than `keep`.
+    /// Every claim the server holds, as (host, claim id).
     fn claims_of(&self, server_id: &str) -> Vec<(String, String)> {
         let v = self.view.read();
         v.hosts
@@ -1169,6 +1169,14 @@ impl Engine {
             requested_host: m.dest_host.clone(),
             ignore_hosts: vec![m.source_host.clone()],
         };
+        // A move starts from a settled server, whose only valid claim is on its host. Claims elsewhere are
+        // left from the previous move (a confirm whose clean-up had not run yet when this move was asked
+        // for); if they stayed, a move back onto that host would hold two claims there.
+        for (host, claim) in self.claims_of(id) {
+            if host != s.host {
+                self.release_claim(&host, &claim).await;
+            }
+        }
         let claim_id = m.dest_claim(id);
         match self.place(&spec, &claim_id, &spec.flavor).await {
             Ok(host) => {

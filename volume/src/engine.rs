@@ -19,12 +19,14 @@
 //! released -> `SnapshotDeleted`. Releases come before the event that shows the outcome.
 //!
 //! Backups (cinder-backup; streams `volume-backup-<uuid>`, data in `<state_dir>/backups/<backup id>/` in the
-//! chunked format of [`crate::driver::backup`]): `creating` -> the volume's driver writes the backup (an
+//! chunked format of [`crate::driver::backup`], or with the swift target as objects `<backup id>/<file>` of
+//! the project's account, see [`crate::backup_target`]): `creating` -> the volume's driver writes the backup (an
 //! incremental one against its parent's manifest; a backup of a snapshot reads a temporary volume made from
-//! the snapshot) -> the volume's `backing-up` ends -> `BackupMadeAvailable`; on failure the directory and the
+//! the snapshot), the swift target uploads it -> the volume's `backing-up` ends -> `BackupMadeAvailable`
+//! (naming the target); on failure the data and the
 //! quota go first, then the volume's task ends, then `BackupFailed`. `restoring` -> the target volume's flow
 //! (above) does the work; a backup left `restoring` for a volume that no longer waits for it goes back to
-//! `available`. `deleting` -> refused while incremental children exist, the directory removed, the quota
+//! `available`. `deleting` -> refused while incremental children exist, the directory (or the objects) removed, the quota
 //! released -> `BackupDeleted`.
 //!
 //! The API records the volume's side of a backup or restore first and the backup's side second, so the
@@ -51,6 +53,7 @@ use strata_projections::volume::{BackendRow, VolumeView};
 use strata_projections::Live;
 use tokio::io::AsyncWriteExt;
 
+use crate::backup_target::{BackupObjectStore, DEFAULT_CONTAINER, DIRECTORY_TARGET, SWIFT_TARGET};
 use crate::driver::{FakeDriver, FileDriver, VolumeDriver, VolumeFormat, MANIFEST_FILE};
 
 /// The host part of every backend's `host@backend#pool` name.
@@ -80,6 +83,9 @@ pub struct EngineConfig {
     pub max_over_subscription_ratio: f64,
     pub heartbeat_interval: Duration,
     pub service_down_time: Duration,
+    /// Where new backups are kept: `None` = directories under `<state_dir>/backups/`, `Some` = objects in
+    /// the backup's project account (see [`crate::backup_target`]).
+    pub backup_objects: Option<BackupObjectStore>,
 }
 
 impl EngineConfig {
@@ -96,6 +102,7 @@ impl EngineConfig {
             max_over_subscription_ratio: 20.0,
             heartbeat_interval: Duration::from_secs(10),
             service_down_time: Duration::from_secs(60),
+            backup_objects: None,
         }
     }
 }
@@ -1113,23 +1120,93 @@ impl Engine {
         }
     }
 
-    /// The manifest of backup `id` and the directories of its whole chain (itself first), from the view.
-    fn backup_chain(&self, id: &str) -> Result<(PathBuf, Vec<PathBuf>), String> {
-        let view = self.view.read();
-        let chain = view.backup_chain(id);
-        match chain.last() {
-            Some(full) if full.state.parent_id.is_empty() => {}
-            Some(_) => {
-                return Err(format!(
-                    "Backup {id} cannot be restored: a backup it builds on is gone."
-                ))
-            }
-            None => return Err(format!("Backup {id} could not be found.")),
+    /// Where backup `id`'s files can be read: its directory, or (kept in swift) a temporary directory under
+    /// `<state_dir>/backups/.tmp-fetch-<task>/` they are downloaded into, only the manifest when
+    /// `manifest_only`. [`Self::drop_fetched`] removes those.
+    async fn backup_files(
+        &self,
+        id: &str,
+        task: &str,
+        manifest_only: bool,
+    ) -> Result<PathBuf, String> {
+        let b = self
+            .view
+            .read()
+            .backups
+            .get(id)
+            .map(|r| r.state.clone())
+            .ok_or_else(|| format!("Backup {id} could not be found."))?;
+        if b.target != SWIFT_TARGET {
+            return Ok(self.backup_dir(id));
         }
-        Ok((
-            self.backup_dir(id).join(MANIFEST_FILE),
-            chain.iter().map(|b| self.backup_dir(&b.id)).collect(),
-        ))
+        let objects = self.config.backup_objects.as_ref().ok_or_else(|| {
+            format!("Backup {id} is kept in object storage, which this service was not given.")
+        })?;
+        let dir = self.fetch_dir(task).join(id);
+        if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(format!("cannot clear {}: {e}", dir.display()));
+            }
+        }
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+        let only = [MANIFEST_FILE];
+        objects
+            .0
+            .download_dir(
+                &b.project_id,
+                &b.container,
+                id,
+                &dir,
+                manifest_only.then_some(&only[..]),
+            )
+            .await
+            .map_err(|e| format!("Reading backup {id} from object storage failed: {e}"))?;
+        Ok(dir)
+    }
+
+    fn fetch_dir(&self, task: &str) -> PathBuf {
+        self.config
+            .state_dir
+            .join(BACKUP_DIR)
+            .join(format!(".tmp-fetch-{task}"))
+    }
+
+    /// Remove what [`Self::backup_files`] downloaded for `task`.
+    async fn drop_fetched(&self, task: &str) {
+        let dir = self.fetch_dir(task);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %dir.display(), error = %e, "cannot remove downloaded backup files")
+            }
+        }
+    }
+
+    /// The manifest of backup `id` and the directories of its whole chain (itself first), wherever each
+    /// backup of the chain is kept.
+    async fn backup_chain(&self, id: &str, task: &str) -> Result<(PathBuf, Vec<PathBuf>), String> {
+        let chain: Vec<String> = {
+            let view = self.view.read();
+            let chain = view.backup_chain(id);
+            match chain.last() {
+                Some(full) if full.state.parent_id.is_empty() => {}
+                Some(_) => {
+                    return Err(format!(
+                        "Backup {id} cannot be restored: a backup it builds on is gone."
+                    ))
+                }
+                None => return Err(format!("Backup {id} could not be found.")),
+            }
+            chain.iter().map(|b| b.id.clone()).collect()
+        };
+        let mut dirs = Vec::with_capacity(chain.len());
+        for b in &chain {
+            dirs.push(self.backup_files(b, task, false).await?);
+        }
+        Ok((dirs[0].join(MANIFEST_FILE), dirs))
     }
 
     /// Restore into a volume: an existing one (`restoring-backup`) or a new one (`creating` from a backup),
@@ -1154,8 +1231,9 @@ impl Engine {
         let Some(driver) = self.driver(&v.host) else {
             return;
         };
+        let task = format!("restore-{id}");
         let result: Result<String, String> = async {
-            let (manifest, dirs) = self.backup_chain(&backup_id)?;
+            let (manifest, dirs) = self.backup_chain(&backup_id, &task).await?;
             let location = if new {
                 // A run cut short by a restart may have left a partial volume behind: start afresh.
                 driver.delete_volume(id).await.map_err(|e| e.to_string())?;
@@ -1173,6 +1251,7 @@ impl Engine {
             Ok(location)
         }
         .await;
+        self.drop_fetched(&task).await;
         match result {
             Ok(location) if new => {
                 self.step(
@@ -1288,6 +1367,7 @@ impl Engine {
 
     async fn create_backup(&self, id: &str, b: &Backup) {
         let dir = self.backup_dir(id);
+        let task = format!("backup-{id}");
         let result = async {
             let (host, parent_ok) = {
                 let view = self.view.read();
@@ -1313,8 +1393,12 @@ impl Engine {
             // A run cut short by a restart may have left a complete directory: write it again.
             self.remove_backup_dir(id).await?;
             let info = if b.snapshot_id.is_empty() {
-                let parent = (!b.parent_id.is_empty())
-                    .then(|| self.backup_dir(&b.parent_id).join(MANIFEST_FILE));
+                let parent = if b.parent_id.is_empty() {
+                    None
+                } else {
+                    let dir = self.backup_files(&b.parent_id, &task, true).await?;
+                    Some(dir.join(MANIFEST_FILE))
+                };
                 driver
                     .backup_volume(&b.volume_id, &dir, parent.as_deref())
                     .await
@@ -1333,11 +1417,35 @@ impl Engine {
                 }
                 info.map_err(|e| e.to_string())?
             };
-            Ok::<_, String>(info)
+            // With the swift target the directory the driver wrote becomes objects, then goes.
+            let (target, container) = match &self.config.backup_objects {
+                None => (DIRECTORY_TARGET, String::new()),
+                Some(objects) => {
+                    let container = if b.container.is_empty() {
+                        DEFAULT_CONTAINER.to_string()
+                    } else {
+                        b.container.clone()
+                    };
+                    if let Err(e) = objects
+                        .0
+                        .upload_dir(&b.project_id, &container, id, &dir)
+                        .await
+                    {
+                        if let Err(de) = objects.0.delete_prefix(&b.project_id, &container, id).await {
+                            tracing::warn!(backup = %id, error = %de, "cannot remove a failed backup's objects");
+                        }
+                        return Err(format!("Writing the backup to object storage failed: {e}"));
+                    }
+                    self.remove_backup_dir(id).await?;
+                    (SWIFT_TARGET, container)
+                }
+            };
+            Ok::<_, String>((info, target, container))
         }
         .await;
+        self.drop_fetched(&task).await;
         match result {
-            Ok(info) => {
+            Ok((info, target, container)) => {
                 self.end_backing_up(id, b).await;
                 self.backup_step(
                     id,
@@ -1345,6 +1453,8 @@ impl Engine {
                     BackupCommand::MadeAvailable {
                         object_count: info.chunks_stored,
                         stored_bytes: info.bytes_stored,
+                        target: target.to_string(),
+                        container,
                     },
                 )
                 .await;
@@ -1367,6 +1477,18 @@ impl Engine {
         let children = self.view.read().backup_children(id).count();
         let result = if children > 0 {
             Err("Incremental backups exist for this backup.".to_string())
+        } else if b.target == SWIFT_TARGET {
+            match &self.config.backup_objects {
+                Some(objects) => objects
+                    .0
+                    .delete_prefix(&b.project_id, &b.container, id)
+                    .await
+                    .map_err(|e| format!("Deleting the backup's objects failed: {e}")),
+                None => Err(
+                    "The backup is kept in object storage, which this service was not given."
+                        .to_string(),
+                ),
+            }
         } else {
             self.remove_backup_dir(id).await
         };

@@ -5,7 +5,9 @@
 //! - [`driver`]: the backend driver interface, with the `file` driver (one raw or qcow2 file per volume; raw
 //!   files handled natively, qcow2 ones and conversions with `qemu-img`), the `fake` driver (metadata only,
 //!   for scale tests) and the chunked backup format both share.
+//! - [`backup_target`]: where finished backups are kept (a directory, or objects in Swift).
 
+pub mod backup_target;
 pub mod driver;
 pub mod engine;
 

@@ -180,9 +180,9 @@ pub trait ImageStore: Send + Sync + 'static {
     async fn exists(&self, image_id: &str) -> bool;
 }
 
-/// Image ids become file names: accept only non-empty `[A-Za-z0-9_-]` strings of at most 255 bytes (Glance
-/// ids are UUIDs). This rules out path separators, `..` and hidden (`.tmp-`) names.
-fn valid_id(image_id: &str) -> bool {
+/// Image ids become file (and object) names: accept only non-empty `[A-Za-z0-9_-]` strings of at most 255
+/// bytes (Glance ids are UUIDs). This rules out path separators, `..` and hidden (`.tmp-`) names.
+pub fn valid_image_id(image_id: &str) -> bool {
     !image_id.is_empty()
         && image_id.len() <= 255
         && image_id
@@ -249,7 +249,7 @@ impl ImageStore for FileStore {
     }
 
     async fn begin(&self, image_id: &str) -> Result<Box<dyn ImageWriter>, StoreError> {
-        if !valid_id(image_id) {
+        if !valid_image_id(image_id) {
             return Err(StoreError::Io(format!("invalid image id {image_id:?}")));
         }
         let tmp_path = self
@@ -265,12 +265,7 @@ impl ImageStore for FileStore {
             tmp_path,
             final_path: self.path_of(image_id),
             dir: self.dir.clone(),
-            size: 0,
-            max_size: None,
-            md5: HashThread::start::<Md5>(),
-            sha512: HashThread::start::<Sha512>(),
-            header: Vec::with_capacity(QCOW2_HEADER_NEEDED),
-            poisoned: false,
+            digests: ImageDigester::new(),
             finished: false,
         }))
     }
@@ -280,7 +275,7 @@ impl ImageStore for FileStore {
         image_id: &str,
         range: Option<(u64, Option<u64>)>,
     ) -> Result<ImageReader, StoreError> {
-        if !valid_id(image_id) {
+        if !valid_image_id(image_id) {
             return Err(StoreError::NotFound);
         }
         let mut file = match tokio::fs::File::open(self.path_of(image_id)).await {
@@ -293,19 +288,7 @@ impl ImageStore for FileStore {
             return Err(StoreError::NotFound);
         }
         let size = meta.len();
-        let (start, remaining, resolved) = match range {
-            None => (0, size, None),
-            Some((start, end)) => {
-                if start >= size {
-                    return Err(StoreError::InvalidRange);
-                }
-                let end = end.map_or(size - 1, |e| e.min(size - 1));
-                if end < start {
-                    return Err(StoreError::InvalidRange);
-                }
-                (start, end - start + 1, Some((start, end)))
-            }
-        };
+        let (start, remaining, resolved) = resolve_range(size, range)?;
         if start > 0 {
             file.seek(std::io::SeekFrom::Start(start)).await?;
         }
@@ -317,7 +300,7 @@ impl ImageStore for FileStore {
     }
 
     async fn delete(&self, image_id: &str) -> Result<(), StoreError> {
-        if !valid_id(image_id) {
+        if !valid_image_id(image_id) {
             return Ok(());
         }
         match tokio::fs::remove_file(self.path_of(image_id)).await {
@@ -328,11 +311,153 @@ impl ImageStore for FileStore {
     }
 
     async fn exists(&self, image_id: &str) -> bool {
-        valid_id(image_id)
+        valid_image_id(image_id)
             && tokio::fs::metadata(self.path_of(image_id))
                 .await
                 .map(|m| m.is_file())
                 .unwrap_or(false)
+    }
+}
+
+/// Glance's multi-store: the enabled stores, one of them the default. Uploads name a store (or take the
+/// default); reads and deletes need no name, since an image's bytes are in exactly one store and each store
+/// answers `NotFound` for images it does not hold. As an [`ImageStore`] itself it writes to the default
+/// store and reads from whichever store holds the image, so the compute image cache and the volume service
+/// read images wherever they were uploaded.
+pub struct ImageStores {
+    /// (store, description), in the order `/v2/info/stores` lists them.
+    stores: Vec<(std::sync::Arc<dyn ImageStore>, String)>,
+    default: usize,
+}
+
+impl fmt::Debug for ImageStores {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImageStores")
+            .field("stores", &self.names().collect::<Vec<_>>())
+            .field("default", &self.default_store().name())
+            .finish()
+    }
+}
+
+impl ImageStores {
+    /// A multi-store with one store, the default.
+    pub fn new(store: std::sync::Arc<dyn ImageStore>, description: &str) -> Self {
+        ImageStores {
+            stores: vec![(store, description.to_string())],
+            default: 0,
+        }
+    }
+
+    /// Enable another store (its name must be new).
+    pub fn with(mut self, store: std::sync::Arc<dyn ImageStore>, description: &str) -> Self {
+        debug_assert!(self.get(store.name()).is_none(), "store names are unique");
+        self.stores.push((store, description.to_string()));
+        self
+    }
+
+    /// Make the store named `name` the default; `Err` names the enabled stores when there is none.
+    pub fn set_default(&mut self, name: &str) -> Result<(), String> {
+        match self.stores.iter().position(|(s, _)| s.name() == name) {
+            Some(i) => {
+                self.default = i;
+                Ok(())
+            }
+            None => Err(format!(
+                "unknown image store {name:?}; enabled: {}",
+                self.names().collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&std::sync::Arc<dyn ImageStore>> {
+        self.stores
+            .iter()
+            .find(|(s, _)| s.name() == name)
+            .map(|(s, _)| s)
+    }
+
+    pub fn default_store(&self) -> &std::sync::Arc<dyn ImageStore> {
+        &self.stores[self.default].0
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.stores.iter().map(|(s, _)| s.name())
+    }
+
+    /// (name, description, is default) of every enabled store.
+    pub fn list(&self) -> impl Iterator<Item = (&'static str, &str, bool)> + '_ {
+        self.stores
+            .iter()
+            .enumerate()
+            .map(|(i, (s, d))| (s.name(), d.as_str(), i == self.default))
+    }
+
+    /// The store holding committed bytes for `image_id`.
+    pub async fn holding(&self, image_id: &str) -> Option<&std::sync::Arc<dyn ImageStore>> {
+        for (store, _) in &self.stores {
+            if store.exists(image_id).await {
+                return Some(store);
+            }
+        }
+        None
+    }
+}
+
+#[async_trait::async_trait]
+impl ImageStore for ImageStores {
+    fn name(&self) -> &'static str {
+        self.default_store().name()
+    }
+
+    async fn begin(&self, image_id: &str) -> Result<Box<dyn ImageWriter>, StoreError> {
+        self.default_store().begin(image_id).await
+    }
+
+    async fn open(
+        &self,
+        image_id: &str,
+        range: Option<(u64, Option<u64>)>,
+    ) -> Result<ImageReader, StoreError> {
+        for (store, _) in &self.stores {
+            match store.open(image_id, range).await {
+                Err(StoreError::NotFound) => continue,
+                other => return other,
+            }
+        }
+        Err(StoreError::NotFound)
+    }
+
+    async fn delete(&self, image_id: &str) -> Result<(), StoreError> {
+        for (store, _) in &self.stores {
+            store.delete(image_id).await?;
+        }
+        Ok(())
+    }
+
+    async fn exists(&self, image_id: &str) -> bool {
+        self.holding(image_id).await.is_some()
+    }
+}
+
+/// What [`ImageStore::open`] reads of an image of `size` bytes for `range`: (first byte, byte count, the
+/// resolved inclusive range or `None` for the whole image). An `end` past the image is clamped;
+/// `InvalidRange` when `start >= size` or `end < start`. Every store resolves ranges this way.
+pub fn resolve_range(
+    size: u64,
+    range: Option<(u64, Option<u64>)>,
+) -> Result<(u64, u64, Option<(u64, u64)>), StoreError> {
+    match range {
+        None => Ok((0, size, None)),
+        Some((start, end)) => {
+            if start >= size {
+                return Err(StoreError::InvalidRange);
+            }
+            let end = end.map_or(size - 1, |e| e.min(size - 1));
+            if end < start {
+                return Err(StoreError::InvalidRange);
+            }
+            Ok((start, end - start + 1, Some((start, end))))
+        }
     }
 }
 
@@ -408,12 +533,11 @@ impl HashThread {
     }
 }
 
-struct FileWriter {
-    /// `None` once the file handle was closed (commit/abort).
-    file: Option<BufWriter<tokio::fs::File>>,
-    tmp_path: PathBuf,
-    final_path: PathBuf,
-    dir: PathBuf,
+/// What every store computes of an upload while it streams: the size (against an optional limit), the MD5
+/// and SHA-512 hex digests (each on its own thread) and the qcow2 virtual size from the header. A store's
+/// writer calls [`admit`](ImageDigester::admit) before it keeps a chunk, [`record`](ImageDigester::record)
+/// once it has, and [`finish`](ImageDigester::finish) at commit, which checks the caller's [`Expect`].
+pub struct ImageDigester {
     size: u64,
     max_size: Option<u64>,
     md5: HashThread,
@@ -421,20 +545,151 @@ struct FileWriter {
     /// The first bytes of the data, up to the part of the qcow2 header we need.
     header: Vec<u8>,
     poisoned: bool,
+}
+
+/// The digests of a finished upload; [`Digests::stored_at`] makes them the [`StoredImage`] of a location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digests {
+    pub size: u64,
+    /// MD5 hex digest (lowercase).
+    pub checksum: String,
+    /// SHA-512 hex digest (lowercase).
+    pub os_hash_value: String,
+    pub virtual_size: Option<u64>,
+}
+
+impl Digests {
+    pub fn stored_at(self, location: String) -> StoredImage {
+        StoredImage {
+            size: self.size,
+            checksum: self.checksum,
+            os_hash_algo: OS_HASH_ALGO.to_string(),
+            os_hash_value: self.os_hash_value,
+            virtual_size: self.virtual_size,
+            location,
+        }
+    }
+}
+
+impl Default for ImageDigester {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ImageDigester {
+    pub fn new() -> Self {
+        ImageDigester {
+            size: 0,
+            max_size: None,
+            md5: HashThread::start::<Md5>(),
+            sha512: HashThread::start::<Sha512>(),
+            header: Vec::with_capacity(QCOW2_HEADER_NEEDED),
+            poisoned: false,
+        }
+    }
+
+    pub fn set_max_size(&mut self, max: Option<u64>) {
+        self.max_size = max;
+    }
+
+    /// Bytes recorded so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// Mark the upload failed (a store's write failed): later chunks and `finish` are refused.
+    pub fn poison(&mut self) {
+        self.poisoned = true;
+    }
+
+    /// May a chunk of `len` bytes be kept? Fails (and poisons) past the limit, or after an earlier failure.
+    pub fn admit(&mut self, len: usize) -> Result<(), StoreError> {
+        if self.poisoned {
+            return Err(StoreError::Io("image writer failed earlier".into()));
+        }
+        if let Some(max) = self.max_size {
+            if self.size + len as u64 > max {
+                self.poisoned = true;
+                return Err(StoreError::TooLarge { max });
+            }
+        }
+        Ok(())
+    }
+
+    /// Count and hash a chunk the store has kept.
+    pub async fn record(&mut self, chunk: &[u8]) {
+        if self.header.len() < QCOW2_HEADER_NEEDED {
+            let take = (QCOW2_HEADER_NEEDED - self.header.len()).min(chunk.len());
+            self.header.extend_from_slice(&chunk[..take]);
+        }
+        let shared = Bytes::copy_from_slice(chunk);
+        self.md5.feed(shared.clone()).await;
+        self.sha512.feed(shared).await;
+        self.size += chunk.len() as u64;
+    }
+
+    /// The qcow2 virtual size, when the data seen so far starts with a qcow2 header.
+    pub fn virtual_size(&self) -> Option<u64> {
+        if self.header.len() < QCOW2_HEADER_NEEDED || self.header[..4] != QCOW2_MAGIC {
+            return None;
+        }
+        let field: [u8; 8] = self.header[24..32].try_into().ok()?;
+        Some(u64::from_be_bytes(field))
+    }
+
+    /// Close the digests and check `expect` (limit, then size, then checksum).
+    pub async fn finish(&mut self, expect: &Expect) -> Result<Digests, StoreError> {
+        if self.poisoned {
+            return Err(StoreError::Io("image writer failed earlier".into()));
+        }
+        let size = self.size;
+        let checksum = self.md5.finish().await?;
+        let os_hash_value = self.sha512.finish().await?;
+        if let Some(max) = expect.max_size.filter(|&max| size > max) {
+            return Err(StoreError::TooLarge { max });
+        }
+        if let Some(expected) = expect.size.filter(|&s| s != size) {
+            return Err(StoreError::SizeMismatch {
+                expected,
+                actual: size,
+            });
+        }
+        if let Some(expected) = expect
+            .checksum
+            .as_ref()
+            .filter(|c| !c.eq_ignore_ascii_case(&checksum))
+        {
+            return Err(StoreError::ChecksumMismatch {
+                expected: expected.clone(),
+                actual: checksum,
+            });
+        }
+        Ok(Digests {
+            size,
+            checksum,
+            os_hash_value,
+            virtual_size: self.virtual_size(),
+        })
+    }
+}
+
+struct FileWriter {
+    /// `None` once the file handle was closed (commit/abort).
+    file: Option<BufWriter<tokio::fs::File>>,
+    tmp_path: PathBuf,
+    final_path: PathBuf,
+    dir: PathBuf,
+    digests: ImageDigester,
     /// Set once the temporary file was renamed or removed, so `Drop` has nothing to do.
     finished: bool,
 }
 
 impl FileWriter {
-    fn virtual_size(&self) -> Option<u64> {
-        if self.header.len() < QCOW2_HEADER_NEEDED || self.header[..4] != QCOW2_MAGIC {
-            return None;
-        }
-        Some(u64::from_be_bytes(
-            self.header[24..32].try_into().expect("8 bytes"),
-        ))
-    }
-
     /// Close and remove the temporary file.
     async fn discard(&mut self) {
         self.file = None;
@@ -471,86 +726,41 @@ impl FileWriter {
 #[async_trait::async_trait]
 impl ImageWriter for FileWriter {
     fn set_max_size(&mut self, max: Option<u64>) {
-        self.max_size = max;
+        self.digests.set_max_size(max);
     }
 
     fn bytes_written(&self) -> u64 {
-        self.size
+        self.digests.size()
     }
 
     async fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
-        if self.poisoned {
-            return Err(StoreError::Io("image writer failed earlier".into()));
-        }
-        let new_size = self.size + chunk.len() as u64;
-        if let Some(max) = self.max_size {
-            if new_size > max {
-                self.poisoned = true;
-                return Err(StoreError::TooLarge { max });
-            }
-        }
+        self.digests.admit(chunk.len())?;
         let Some(file) = self.file.as_mut() else {
             return Err(StoreError::Io("image writer already closed".into()));
         };
         if let Err(e) = file.write_all(chunk).await {
-            self.poisoned = true;
+            self.digests.poison();
             return Err(e.into());
         }
-        if self.header.len() < QCOW2_HEADER_NEEDED {
-            let take = (QCOW2_HEADER_NEEDED - self.header.len()).min(chunk.len());
-            self.header.extend_from_slice(&chunk[..take]);
-        }
-        let shared = Bytes::copy_from_slice(chunk);
-        self.md5.feed(shared.clone()).await;
-        self.sha512.feed(shared).await;
-        self.size = new_size;
+        self.digests.record(chunk).await;
         Ok(())
     }
 
     async fn commit(mut self: Box<Self>, expect: Expect) -> Result<StoredImage, StoreError> {
-        if self.poisoned {
-            self.discard().await;
-            return Err(StoreError::Io("image writer failed earlier".into()));
-        }
-        let size = self.size;
-        let checksum = self.md5.finish().await?;
-        let os_hash_value = self.sha512.finish().await?;
-        let check = if let Some(max) = expect.max_size.filter(|&max| size > max) {
-            Err(StoreError::TooLarge { max })
-        } else if let Some(expected) = expect.size.filter(|&s| s != size) {
-            Err(StoreError::SizeMismatch {
-                expected,
-                actual: size,
-            })
-        } else if let Some(expected) = expect
-            .checksum
-            .filter(|c| !c.eq_ignore_ascii_case(&checksum))
-        {
-            Err(StoreError::ChecksumMismatch {
-                expected,
-                actual: checksum.clone(),
-            })
-        } else {
-            Ok(())
+        let digests = match self.digests.finish(&expect).await {
+            Ok(d) => d,
+            Err(e) => {
+                self.discard().await;
+                return Err(e);
+            }
         };
-        if let Err(e) = check {
-            self.discard().await;
-            return Err(e);
-        }
         if let Err(e) = self.make_durable().await {
             if !self.finished {
                 self.discard().await;
             }
             return Err(e);
         }
-        Ok(StoredImage {
-            size,
-            checksum,
-            os_hash_algo: OS_HASH_ALGO.to_string(),
-            os_hash_value,
-            virtual_size: self.virtual_size(),
-            location: format!("file://{}", self.final_path.display()),
-        })
+        Ok(digests.stored_at(format!("file://{}", self.final_path.display())))
     }
 
     async fn abort(mut self: Box<Self>) {

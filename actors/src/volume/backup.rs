@@ -46,6 +46,10 @@ pub struct Backup {
     /// Chunks and bytes stored by this backup itself (an incremental one stores only what changed).
     pub object_count: u64,
     pub stored_bytes: u64,
+    /// Where the data is kept once available: "directory" ("" for backups made before targets were
+    /// recorded) or "swift" (objects `<id>/...` in `container` of the project's account).
+    #[serde(default)]
+    pub target: String,
     /// While `restoring`: the volume being written.
     pub restore_volume_id: String,
     pub request_id: String,
@@ -64,10 +68,12 @@ impl Backup {
 #[derive(Debug, Clone, PartialEq)]
 pub enum BackupCommand {
     Create(Box<pb::BackupCreated>),
-    /// The data is stored.
+    /// The data is stored, in `target` ("directory" or "swift"; `container` for swift).
     MadeAvailable {
         object_count: u64,
         stored_bytes: u64,
+        target: String,
+        container: String,
     },
     /// Creating or deleting failed: the backup is `error`.
     Fail {
@@ -161,6 +167,8 @@ impl Aggregate for Backup {
             C::MadeAvailable {
                 object_count,
                 stored_bytes,
+                target,
+                container,
             } => {
                 if self.status != bs::CREATING {
                     return Err(conflict("the backup is not being created"));
@@ -168,6 +176,8 @@ impl Aggregate for Backup {
                 vec![E::BackupMadeAvailable(pb::BackupMadeAvailable {
                     object_count: *object_count,
                     stored_bytes: *stored_bytes,
+                    target: target.clone(),
+                    container: container.clone(),
                 })]
             }
             C::Fail { message } => {
@@ -282,6 +292,10 @@ impl Aggregate for Backup {
                 self.status = bs::AVAILABLE.into();
                 self.object_count = a.object_count;
                 self.stored_bytes = a.stored_bytes;
+                self.target = a.target.clone();
+                if !a.container.is_empty() {
+                    self.container = a.container.clone();
+                }
                 self.fail_reason.clear();
             }
             E::BackupFailed(f) => {
@@ -337,6 +351,7 @@ mod tests {
             E::BackupMadeAvailable(pb::BackupMadeAvailable {
                 object_count: 3,
                 stored_bytes: 3 << 20,
+                ..Default::default()
             }),
         ]
     }
@@ -347,11 +362,17 @@ mod tests {
             .when(BackupCommand::MadeAvailable {
                 object_count: 2,
                 stored_bytes: 5,
+                target: "swift".into(),
+                container: "volumebackups".into(),
             })
             .then_ok();
         assert_eq!(
             (s.status.as_str(), s.object_count, s.stored_bytes),
             ("available", 2, 5)
+        );
+        assert_eq!(
+            (s.target.as_str(), s.container.as_str()),
+            ("swift", "volumebackups")
         );
         assert!(!s.is_incremental());
         let s = given::<Backup>([created("b0")]).state();
@@ -387,6 +408,8 @@ mod tests {
             .when(BackupCommand::MadeAvailable {
                 object_count: 0,
                 stored_bytes: 0,
+                target: "directory".into(),
+                container: String::new(),
             })
             .then_conflict();
         given::<Backup>(available())

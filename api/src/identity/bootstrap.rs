@@ -1,6 +1,7 @@
 //! First-start and every-start set-up of identity, all by events: the `default` domain, the `admin`,
-//! `member` and `reader` roles with their implication chain, the `auditor` role, the `admin` project and user, the region, and
-//! the catalog entries of the services this process actually serves at the addresses it is bound to.
+//! `member` and `reader` roles with their implication chain, the `auditor` role, the `admin` project and user,
+//! the `service` project (the services' own account), the region, and the catalog entries of the services
+//! this process actually serves at the addresses it is bound to.
 //! Every step checks the view first, so a restart appends only what changed.
 
 use strata_actors::identity::{
@@ -21,6 +22,8 @@ pub struct CatalogEntry {
 }
 
 pub const DEFAULT_DOMAIN: &str = "default";
+/// The project bootstrap makes for the services themselves (devstack's `service`).
+pub const SERVICE_PROJECT: &str = "service";
 const INTERFACES: [&str; 3] = ["public", "internal", "admin"];
 
 /// What bootstrap did, for the start-up log.
@@ -28,6 +31,39 @@ const INTERFACES: [&str; 3] = ["public", "internal", "admin"];
 pub struct BootstrapReport {
     pub created_admin: bool,
     pub reset_admin_password: bool,
+}
+
+/// The id of project `name` in the default domain, created when missing.
+async fn ensure_project(
+    identity: &Identity,
+    name: &str,
+    description: &str,
+    meta: &Metadata,
+) -> Result<String, KeystoneError> {
+    let existing = identity
+        .view
+        .read()
+        .project_by_name(DEFAULT_DOMAIN, name)
+        .map(|p| p.id.clone());
+    if let Some(id) = existing {
+        return Ok(id);
+    }
+    let id = new_id();
+    identity
+        .claim_name("project", DEFAULT_DOMAIN, name, &id, meta)
+        .await?;
+    let cmd = ProjectCommand::Create {
+        project_id: id.clone(),
+        domain_id: DEFAULT_DOMAIN.into(),
+        name: name.into(),
+        description: description.into(),
+        enabled: true,
+        parent_id: String::new(),
+        tags: Vec::new(),
+        extra_json: String::new(),
+    };
+    identity.run(&identity.projects, &id, cmd, meta).await?;
+    Ok(id)
 }
 
 pub async fn bootstrap(
@@ -98,32 +134,21 @@ pub async fn bootstrap(
     }
     let admin_role = role_ids[0].clone();
 
-    let existing = identity
-        .view
-        .read()
-        .project_by_name(DEFAULT_DOMAIN, "admin")
-        .map(|p| p.id.clone());
-    let project_id = match existing {
-        Some(id) => id,
-        None => {
-            let id = new_id();
-            identity
-                .claim_name("project", DEFAULT_DOMAIN, "admin", &id, &meta)
-                .await?;
-            let cmd = ProjectCommand::Create {
-                project_id: id.clone(),
-                domain_id: DEFAULT_DOMAIN.into(),
-                name: "admin".into(),
-                description: "Bootstrap project for initializing the cloud.".into(),
-                enabled: true,
-                parent_id: String::new(),
-                tags: Vec::new(),
-                extra_json: String::new(),
-            };
-            identity.run(&identity.projects, &id, cmd, &meta).await?;
-            id
-        }
-    };
+    let project_id = ensure_project(
+        identity,
+        "admin",
+        "Bootstrap project for initializing the cloud.",
+        &meta,
+    )
+    .await?;
+    // The services' own project: Glance's swift store keeps images in its object-storage account.
+    ensure_project(
+        identity,
+        SERVICE_PROJECT,
+        "Project for the services' own resources (the swift image store's account).",
+        &meta,
+    )
+    .await?;
 
     let existing = identity
         .view

@@ -9,6 +9,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use std::sync::Arc;
+
 use strata_actors::image::store::{Expect, ImageStore, StoreError, StoredImage};
 use strata_actors::image::ImageCommand;
 use strata_events::Metadata;
@@ -22,7 +24,77 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(download)),
     )
     .route("/v2/images/{id}/stage", web::put().to(stage))
-    .route("/v2/images/{id}/import", web::post().to(import));
+    .route("/v2/images/{id}/import", web::post().to(import))
+    .route(
+        "/v2/stores/{store}/{id}",
+        web::delete().to(delete_from_store),
+    );
+}
+
+/// The header naming the store an upload or import goes to (Glance multi-store).
+const STORE_HEADER: &str = "x-image-meta-store";
+
+/// The enabled store called `name`, or Glance's 400.
+fn named_store(images: &Images, name: &str) -> Result<Arc<dyn ImageStore>, GlanceError> {
+    images
+        .store
+        .get(name)
+        .cloned()
+        .ok_or_else(|| GlanceError::bad_request(format!("Unknown scheme '{name}' found in URI")))
+}
+
+/// The store an upload goes to: the one `X-Image-Meta-Store` names, else the default.
+fn upload_store(images: &Images, req: &HttpRequest) -> Result<Arc<dyn ImageStore>, GlanceError> {
+    match req.headers().get(STORE_HEADER) {
+        None => Ok(images.store.default_store().clone()),
+        Some(v) => {
+            let name = v.to_str().map_err(|_| {
+                GlanceError::bad_request("The X-Image-Meta-Store header is not text")
+            })?;
+            named_store(images, name.trim())
+        }
+    }
+}
+
+/// The store an import goes to: `stores` (one store: Strata keeps an image's bytes in one place),
+/// `all_stores` (allowed when only one store is enabled), else `X-Image-Meta-Store`, else the default.
+fn import_store(
+    images: &Images,
+    req: &HttpRequest,
+    body: &serde_json::Value,
+) -> Result<Arc<dyn ImageStore>, GlanceError> {
+    let one_place = || {
+        GlanceError::bad_request(
+            "Strata keeps an image's data in one store: name a single store in 'stores'",
+        )
+    };
+    if body["all_stores"].as_bool() == Some(true) {
+        if !body["stores"].is_null() {
+            return Err(GlanceError::bad_request(
+                "all_stores and stores are mutually exclusive",
+            ));
+        }
+        if images.store.names().count() > 1 {
+            return Err(one_place());
+        }
+        return Ok(images.store.default_store().clone());
+    }
+    match &body["stores"] {
+        serde_json::Value::Null => upload_store(images, req),
+        serde_json::Value::Array(names) => match names.as_slice() {
+            [] => upload_store(images, req),
+            [one] => {
+                let name = one
+                    .as_str()
+                    .ok_or_else(|| GlanceError::bad_request("'stores' must list store ids"))?;
+                named_store(images, name)
+            }
+            _ => Err(one_place()),
+        },
+        _ => Err(GlanceError::bad_request(
+            "'stores' must be a list of store ids",
+        )),
+    }
 }
 
 fn store_error(e: StoreError) -> GlanceError {
@@ -98,6 +170,7 @@ async fn quota_left(images: &Images, owner: &str) -> u64 {
 /// Record stored bytes as the image's data; if the image changed meanwhile (deleted, say), drop the bytes.
 async fn record_stored(
     images: &Images,
+    store: &dyn ImageStore,
     owner: &str,
     id: &str,
     stored: StoredImage,
@@ -105,7 +178,7 @@ async fn record_stored(
 ) -> Result<(), GlanceError> {
     // The quota reservation is the atomic check: concurrent uploads cannot both fit in the last bytes.
     if let Err(e) = images.take_bytes(owner, id, stored.size, meta).await {
-        let _ = images.store.delete(id).await;
+        let _ = store.delete(id).await;
         return Err(e);
     }
     let cmd = ImageCommand::StoreData {
@@ -114,11 +187,11 @@ async fn record_stored(
         os_hash_algo: stored.os_hash_algo,
         os_hash_value: stored.os_hash_value,
         virtual_size: stored.virtual_size,
-        store: images.store.name().to_string(),
+        store: store.name().to_string(),
         location: stored.location,
     };
     if let Err(e) = images.run(id, cmd, meta).await {
-        let _ = images.store.delete(id).await;
+        let _ = store.delete(id).await;
         return Err(e);
     }
     Ok(())
@@ -149,6 +222,7 @@ async fn upload(
             row.status
         )));
     }
+    let store = upload_store(&images, &req)?;
     let meta = caller.metadata(&req);
     images.run(&id, ImageCommand::StartUpload, &meta).await?;
     let expect = Expect {
@@ -156,7 +230,7 @@ async fn upload(
         ..Default::default()
     };
     let stored = store_stream(
-        images.store.as_ref(),
+        store.as_ref(),
         &id,
         body_stream(payload),
         quota_left(&images, &row.owner).await,
@@ -164,7 +238,7 @@ async fn upload(
     )
     .await;
     match stored {
-        Ok(s) => record_stored(&images, &row.owner, &id, s, &meta).await?,
+        Ok(s) => record_stored(&images, store.as_ref(), &row.owner, &id, s, &meta).await?,
         Err(e) => {
             abort(&images, &id, &e.message, &meta).await;
             return Err(e);
@@ -334,6 +408,7 @@ async fn import(
         }
         _ => None,
     };
+    let store = import_store(&images, &req, &v)?;
     let meta = caller.metadata(&req);
     images
         .run(
@@ -353,24 +428,15 @@ async fn import(
             None => match images.store.open(&key, None).await {
                 Ok(reader) => {
                     let chunks = reader.stream.map(|c| c.map_err(store_error));
-                    store_stream(images.store.as_ref(), &id, chunks, max, expect).await
+                    store_stream(store.as_ref(), &id, chunks, max, expect).await
                 }
                 Err(e) => Err(store_error(e)),
             },
-            Some(uri) => {
-                store_stream(
-                    images.store.as_ref(),
-                    &id,
-                    download_stream(uri),
-                    max,
-                    expect,
-                )
-                .await
-            }
+            Some(uri) => store_stream(store.as_ref(), &id, download_stream(uri), max, expect).await,
         };
         let stored = match (stored, expect_sha512) {
             (Ok(s), Some(h)) if s.os_hash_value != h => {
-                let _ = images.store.delete(&id).await;
+                let _ = store.delete(&id).await;
                 Err(GlanceError::bad_request(format!(
                     "os_hash_value mismatch: expected {h}, computed {}",
                     s.os_hash_value
@@ -379,7 +445,7 @@ async fn import(
             (other, _) => other,
         };
         let outcome = match stored {
-            Ok(s) => record_stored(&images, &owner, &id, s, &meta).await,
+            Ok(s) => record_stored(&images, store.as_ref(), &owner, &id, s, &meta).await,
             Err(e) => Err(e),
         };
         if let Err(e) = outcome {
@@ -389,6 +455,31 @@ async fn import(
         let _ = images.store.delete(&key).await;
     });
     Ok(HttpResponse::Accepted().finish())
+}
+
+/// `DELETE /v2/stores/{store}/{id}`: remove an image's data from one of its stores. Strata keeps an image's
+/// data in one store, so this is always the last copy: Glance's 409 (delete the image instead). 404 when the
+/// store is unknown or does not hold the image.
+async fn delete_from_store(
+    images: web::Data<Images>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, GlanceError> {
+    let (store_name, id) = path.into_inner();
+    let row = images.owned(&caller, &id)?;
+    if images.store.get(&store_name).is_none() {
+        return Err(GlanceError::not_found(format!(
+            "The selected store {store_name} is not available on this node."
+        )));
+    }
+    if row.store != store_name {
+        return Err(GlanceError::not_found(format!(
+            "Image {id} is not present in store {store_name}."
+        )));
+    }
+    Err(GlanceError::conflict(
+        "Cannot delete image data from the only store containing it. Consider deleting the image instead.",
+    ))
 }
 
 /// `bytes=START-END`, `bytes=START-` or `bytes=-LAST` (a single range) of an image of `size` bytes, as
@@ -521,8 +612,9 @@ impl strata_compute::SnapshotSink for SnapshotStore {
             .await
             .map_err(|e| e.message.clone())?;
         let left = quota_left(images, &owner).await;
+        let store = images.store.default_store().clone();
         match store_stream(
-            images.store.as_ref(),
+            store.as_ref(),
             image_id,
             file_chunks(file),
             left,
@@ -530,7 +622,7 @@ impl strata_compute::SnapshotSink for SnapshotStore {
         )
         .await
         {
-            Ok(stored) => record_stored(images, &owner, image_id, stored, meta)
+            Ok(stored) => record_stored(images, store.as_ref(), &owner, image_id, stored, meta)
                 .await
                 .map_err(|e| e.message),
             Err(e) => {

@@ -138,8 +138,18 @@ async fn info_import() -> HttpResponse {
     }))
 }
 
-async fn info_stores() -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "stores": [{ "id": "file", "description": "Files under the Strata data directory", "default": true }]
-    }))
+/// The enabled stores (Glance multi-store); `default` only on the default one, as Glance lists it.
+async fn info_stores(images: web::Data<super::Images>) -> HttpResponse {
+    let stores: Vec<serde_json::Value> = images
+        .store
+        .list()
+        .map(|(id, description, default)| {
+            let mut s = json!({ "id": id, "description": description });
+            if default {
+                s["default"] = json!(true);
+            }
+            s
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({ "stores": stores }))
 }

@@ -715,7 +715,9 @@ async fn delete(
     images.free(&row.owner, &id, &meta).await;
     // The event is the truth; the bytes go after it. A failure here leaves an orphan file, never a
     // visible image without data.
-    if let Err(e) = images.store.delete(&id).await {
+    if let Err(e) =
+        strata_actors::image::store::ImageStore::delete(images.store.as_ref(), &id).await
+    {
         tracing::warn!(image = %id, error = %e, "deleting image bytes failed");
     }
     Ok(HttpResponse::NoContent().finish())

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use actix_web::{web, FromRequest, HttpRequest};
 use futures::future::LocalBoxFuture;
-use strata_actors::image::store::ImageStore;
+use strata_actors::image::store::ImageStores;
 use strata_actors::image::{usage_id, Image, ImageCommand, ImageUsage, ImageUsageCommand};
 use strata_actors::{Outcome, Repository, Runtime};
 use strata_events::Metadata;
@@ -46,7 +46,8 @@ pub struct Images {
     pub repo: Repository<Image>,
     /// Per-project image quota reservations (slots and bytes).
     pub usage: Repository<ImageUsage>,
-    pub store: Arc<dyn ImageStore>,
+    /// The enabled stores (Glance multi-store); as one `ImageStore` it reads from whichever holds an image.
+    pub store: Arc<ImageStores>,
     pub quota: ImageQuota,
 }
 
@@ -56,7 +57,7 @@ impl Images {
     pub fn new(
         runtime: Arc<Runtime>,
         view: Live<ImageView>,
-        store: Arc<dyn ImageStore>,
+        store: Arc<ImageStores>,
         quota: ImageQuota,
     ) -> Self {
         Images {
