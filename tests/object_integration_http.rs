@@ -2,7 +2,8 @@
 //! selection per image by `X-Image-Meta-Store` and by import `stores`, `/v2/info/stores`, the bytes as an
 //! ordinary object of the `service` project's account, a Swift-stored image booting a server) and Cinder's
 //! swift backup target (`--backup-target swift`: full and incremental backups as objects of the project's
-//! account, restored byte-identical, deleted with their objects). One `openstack` CLI scenario per part.
+//! account, restored byte-identical, deleted with their objects). One `openstack` CLI scenario per part
+//! (with `--image-default-store swift`, and with `--backup-target swift`).
 
 mod common;
 
@@ -217,10 +218,47 @@ fn images_in_the_swift_store_are_objects_and_boot_servers() {
 }
 
 #[test]
-fn an_image_imported_into_the_swift_store_with_the_cli() {
+fn images_into_the_swift_store_with_the_cli() {
     let Some(_cli) = require_cli() else { return };
-    let server = Server::start();
+    let server = Server::start_with_args(&["--image-default-store", "swift"]);
     let token = server.admin_token();
+    let stores = get(&format!("{}/v2/info/stores", glance(&server)), Some(&token))
+        .expect(200)
+        .json();
+    assert_eq!(stores["stores"][1]["id"], "swift", "{stores}");
+    assert_eq!(stores["stores"][1]["default"], true, "{stores}");
+    // A plain `image create --file` goes to the default store, now swift.
+    let file = server.dir().join("disk.raw");
+    let bytes = random_bytes(30_000);
+    std::fs::write(&file, &bytes).unwrap();
+    let created = ok(
+        &server,
+        "image create --file",
+        openstack_json(
+            &server,
+            &[
+                "image",
+                "create",
+                "--disk-format",
+                "raw",
+                "--container-format",
+                "bare",
+                "--file",
+                file.to_str().unwrap(),
+                "plain",
+            ],
+        ),
+    );
+    let plain = created["id"].as_str().unwrap().to_string();
+    let v = wait_image(&server, &token, &plain, "active");
+    assert_eq!(v["stores"], "swift", "{v}");
+    assert!(
+        service_account(&server, &token)
+            .get(&format!("glance/{plain}"))
+            .body
+            == bytes
+    );
+    // An import naming a store.
     let data = random_bytes(20_000);
     let id = new_image(&server, &token, "cli-import");
     put_data(&server, &token, &format!("{id}/stage"), None, &data).expect(204);
