@@ -336,6 +336,38 @@ fn wait_backup(url: &str, token: &str, id: &str, status: &str) -> Value {
     }
 }
 
+/// A 1 GiB volume on the default backend, once available; returns its id.
+fn new_volume(url: &str, token: &str, name: &str) -> String {
+    let id = cinder_call(
+        "POST",
+        &format!("{url}/volumes"),
+        token,
+        Some(&json!({"volume": {"size": 1, "name": name}})),
+    )
+    .expect(202)
+    .json()["volume"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_volume(url, token, &id, "available");
+    id
+}
+
+/// Start a backup; returns its id.
+fn new_backup(url: &str, token: &str, body: Value) -> String {
+    cinder_call(
+        "POST",
+        &format!("{url}/backups"),
+        token,
+        Some(&json!({ "backup": body })),
+    )
+    .expect(202)
+    .json()["backup"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 fn volume_file(server: &Server, id: &str) -> PathBuf {
     server
         .data_dir()
@@ -366,18 +398,7 @@ fn backups_in_the_swift_target_are_objects_and_restore() {
     let url = cinder(&server);
     let account = Account::admin(&server);
 
-    let vol = cinder_call(
-        "POST",
-        &format!("{url}/volumes"),
-        &token,
-        Some(&json!({"volume": {"size": 1, "name": "src"}})),
-    )
-    .expect(202)
-    .json()["volume"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    wait_volume(&url, &token, &vol, "available");
+    let vol = new_volume(&url, &token, "src");
     let file = volume_file(&server, &vol);
     let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
     let (a0, a1) = (random_bytes(64 << 10), random_bytes(5000));
@@ -386,17 +407,7 @@ fn backups_in_the_swift_target_are_objects_and_restore() {
     f.sync_all().unwrap();
 
     // A full backup: the manifest and two chunks become objects of the project's account.
-    let full = cinder_call(
-        "POST",
-        &format!("{url}/backups"),
-        &token,
-        Some(&json!({"backup": {"volume_id": vol, "name": "full"}})),
-    )
-    .expect(202)
-    .json()["backup"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let full = new_backup(&url, &token, json!({"volume_id": vol, "name": "full"}));
     let b = wait_backup(&url, &token, &full, "available");
     assert_eq!(b["container"], "volumebackups", "{b}");
     assert_eq!(b["object_count"], 2, "{b}");
@@ -415,17 +426,11 @@ fn backups_in_the_swift_target_are_objects_and_restore() {
     let b1 = random_bytes(3000);
     f.write_all_at(&b1, 3 * MIB + 7).unwrap();
     f.sync_all().unwrap();
-    let incr = cinder_call(
-        "POST",
-        &format!("{url}/backups"),
+    let incr = new_backup(
+        &url,
         &token,
-        Some(&json!({"backup": {"volume_id": vol, "name": "incr", "incremental": true, "container": "nightly"}})),
-    )
-    .expect(202)
-    .json()["backup"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        json!({"volume_id": vol, "name": "incr", "incremental": true, "container": "nightly"}),
+    );
     let b = wait_backup(&url, &token, &incr, "available");
     assert_eq!(
         (b["container"].as_str(), b["object_count"].as_u64()),
@@ -480,18 +485,7 @@ fn a_backup_made_with_the_cli_lands_in_swift() {
     let server = Server::start_with_args(&["--backup-target", "swift"]);
     let token = server.admin_token();
     let url = cinder(&server);
-    let vol = cinder_call(
-        "POST",
-        &format!("{url}/volumes"),
-        &token,
-        Some(&json!({"volume": {"size": 1, "name": "cli-src"}})),
-    )
-    .expect(202)
-    .json()["volume"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    wait_volume(&url, &token, &vol, "available");
+    let vol = new_volume(&url, &token, "cli-src");
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(volume_file(&server, &vol))
