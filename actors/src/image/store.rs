@@ -439,13 +439,16 @@ impl ImageStore for ImageStores {
     }
 }
 
-/// What [`ImageStore::open`] reads of an image of `size` bytes for `range`: (first byte, byte count, the
-/// resolved inclusive range or `None` for the whole image). An `end` past the image is clamped;
-/// `InvalidRange` when `start >= size` or `end < start`. Every store resolves ranges this way.
+/// What [`ImageStore::open`] reads: (first byte, byte count, the resolved inclusive range or `None` for the
+/// whole image).
+pub type ResolvedRange = (u64, u64, Option<(u64, u64)>);
+
+/// What [`ImageStore::open`] reads of an image of `size` bytes for `range`. An `end` past the image is
+/// clamped; `InvalidRange` when `start >= size` or `end < start`. Every store resolves ranges this way.
 pub fn resolve_range(
     size: u64,
     range: Option<(u64, Option<u64>)>,
-) -> Result<(u64, u64, Option<(u64, u64)>), StoreError> {
+) -> Result<ResolvedRange, StoreError> {
     match range {
         None => Ok((0, size, None)),
         Some((start, end)) => {
