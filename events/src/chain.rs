@@ -77,13 +77,25 @@ pub async fn verify_log(log: &dyn crate::EventLog, start: Head) -> Result<(Head,
     let mut head = start;
     let mut checked = 0u64;
     loop {
-        let batch = log
-            .read_all(head.position + 1, 8192)
-            .await
-            .map_err(|e| ChainError {
-                position: head.position + 1,
-                reason: format!("cannot read the stored event: {e}"),
-            })?;
+        let batch = match log.read_all(head.position + 1, 8192).await {
+            Ok(batch) => batch,
+            // Some event of the batch cannot be read: go one by one, checking the chain up to it, so the
+            // report names that event's position (and a broken link before it comes first).
+            Err(_) => loop {
+                let one = log
+                    .read_all(head.position + 1, 1)
+                    .await
+                    .map_err(|e| ChainError {
+                        position: head.position + 1,
+                        reason: format!("cannot read the stored event: {e}"),
+                    })?;
+                if one.is_empty() {
+                    return Ok((head, checked));
+                }
+                checked += 1;
+                head = verify_chain(head, &one)?;
+            },
+        };
         if batch.is_empty() {
             return Ok((head, checked));
         }

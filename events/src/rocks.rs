@@ -155,6 +155,34 @@ impl RocksLog {
         &self.path
     }
 
+    /// TEST ONLY: replace the stored bytes of the event at `position` with `envelope_bytes`, bypassing the
+    /// writer, the versions and the hash chain (a raw put into the `events` column family). It exists so
+    /// the integrity tests can corrupt a copy of a data dir and check that the chain check names the
+    /// position. Refused on a read-only log and where no event is stored. Never use it on a real log.
+    #[doc(hidden)]
+    pub fn overwrite_event_for_tests(
+        &self,
+        position: Position,
+        envelope_bytes: &[u8],
+    ) -> Result<(), LogError> {
+        if self.writer.is_none() {
+            return Err(LogError::ReadOnly);
+        }
+        let cf = self.cf(CF_EVENTS)?;
+        let key = position.to_be_bytes();
+        if self.db.get_cf(cf, key)?.is_none() {
+            return Err(LogError::Storage(format!(
+                "no event is stored at position {position}"
+            )));
+        }
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(cf, key, envelope_bytes);
+        self.db.write_opt(batch, &opts)?;
+        Ok(())
+    }
+
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, LogError> {
         self.db
             .cf_handle(name)
