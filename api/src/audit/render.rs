@@ -16,7 +16,10 @@ pub fn time_text(t: chrono::DateTime<chrono::Utc>) -> String {
 /// An event as JSON: the protobuf payload rendered with its schema's field names.
 pub fn event_json(e: &RecordedEvent, index: Option<&AuditIndex>) -> Value {
     let payload = match strata_proto::codec::event_json(&e.event_type, &e.payload) {
-        Some(Ok(v)) => v,
+        Some(Ok(mut v)) => {
+            redact(&mut v);
+            v
+        }
         Some(Err(err)) => json!({ "undecodable": err.to_string() }),
         None => json!({ "unknown_type": true, "bytes": e.payload.len() }),
     };
@@ -53,11 +56,46 @@ pub fn event_json(e: &RecordedEvent, index: Option<&AuditIndex>) -> Value {
     v
 }
 
+/// Fields that hold secrets: they never leave through the audit API or the streams, even hashed.
+const SECRET_FIELDS: &[&str] = &["password_hash"];
+
+/// Replace every secret field's value (at any depth) with `"<redacted>"` (null stays null).
+pub fn redact(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if SECRET_FIELDS.contains(&k.as_str()) {
+                    if !x.is_null() {
+                        *x = json!("<redacted>");
+                    }
+                } else {
+                    redact(x);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
 /// The fields that differ between two states, by dotted path (objects are walked; other values compared
-/// whole): `[{"field", "before", "after"}]`.
+/// whole): `[{"field", "before", "after"}]`. A secret that changed is listed with both values redacted.
 pub fn changes(before: &Value, after: &Value) -> Vec<Value> {
     let mut out = Vec::new();
     diff("", before, after, &mut out);
+    for c in &mut out {
+        let secret = c["field"]
+            .as_str()
+            .and_then(|f| f.rsplit('.').next())
+            .is_some_and(|f| SECRET_FIELDS.contains(&f));
+        for side in ["before", "after"] {
+            if secret && !c[side].is_null() {
+                c[side] = json!("<redacted>");
+            } else {
+                redact(&mut c[side]);
+            }
+        }
+    }
     out
 }
 
@@ -115,6 +153,32 @@ mod tests {
         assert_eq!(c[0]["before"], "x");
         assert_eq!(c[0]["after"], "y");
         assert!(changes(&before, &before).is_empty());
+    }
+
+    #[test]
+    fn secrets_are_redacted_even_in_changes() {
+        let mut v = json!({"name": "u", "password_hash": "$argon2id$x", "nested": [{"password_hash": null}]});
+        redact(&mut v);
+        assert_eq!(
+            v,
+            json!({"name": "u", "password_hash": "<redacted>", "nested": [{"password_hash": null}]})
+        );
+        let c = changes(
+            &json!({"password_hash": "$argon2id$a", "u": {"password_hash": null}}),
+            &json!({"password_hash": "$argon2id$b", "u": {"password_hash": "$argon2id$c"}}),
+        );
+        assert_eq!(
+            c,
+            [
+                json!({"field": "password_hash", "before": "<redacted>", "after": "<redacted>"}),
+                json!({"field": "u.password_hash", "before": null, "after": "<redacted>"}),
+            ]
+        );
+        let c = changes(
+            &json!({}),
+            &json!({"user": {"password_hash": "$argon2id$d"}}),
+        );
+        assert_eq!(c[0]["after"], json!({"password_hash": "<redacted>"}));
     }
 
     #[test]

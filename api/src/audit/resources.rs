@@ -9,7 +9,7 @@ use strata_actors::registry;
 use strata_events::{verify_log, Head, Snapshot, GENESIS_HASH};
 use strata_projections::audit::{category, StreamRow};
 
-use super::render::{changes, event_json, parse_position, parse_time, time_text};
+use super::render::{changes, event_json, parse_position, parse_time, redact, time_text};
 use super::{auditor, Audit, AuditError};
 
 /// Point-in-time snapshots are kept every this many events of a stream.
@@ -252,7 +252,11 @@ pub async fn state_of(
         "time": time,
         "version": version,
         "exists": row.alive_at(position),
-        "state": state.map(|s| registry::render(&s)),
+        "state": state.map(|s| {
+            let mut v = registry::render(&s);
+            redact(&mut v);
+            v
+        }),
     }))
 }
 
@@ -443,6 +447,30 @@ pub async fn integrity_of(
         }
     };
     let from = start.position;
+    // A checkpoint must name an event that is still stored with that hash (else a log cut back to it, or
+    // changed at it, would pass: the chain after it is only checked against the hash given).
+    if from > 0 {
+        let broken = |reason: String| json!({ "ok": false, "from_position": from, "broken_at": from, "reason": reason });
+        let stored = match audit.log.read_all(from, 1).await {
+            Ok(batch) => batch.into_iter().next().filter(|e| e.position == from),
+            Err(e) => return Ok(broken(format!("cannot read the stored event: {e}"))),
+        };
+        let Some(e) = stored else {
+            return Ok(broken(format!(
+                "the checkpoint names position {from}, but no event is stored there"
+            )));
+        };
+        let content = strata_events::chain::envelope_hash(&e.to_envelope());
+        if e.hash != start.hash || content != start.hash {
+            return Ok(broken(format!(
+                "the checkpoint's hash {} is not the hash of the event stored at position {from} (stored {}, \
+                 its content hashes to {})",
+                hex::encode(start.hash),
+                hex::encode(e.hash),
+                hex::encode(content)
+            )));
+        }
+    }
     Ok(match verify_log(audit.log.as_ref(), start).await {
         Ok((head, checked)) => json!({
             "ok": true,
