@@ -78,6 +78,32 @@ pub fn redact(v: &mut Value) {
     }
 }
 
+/// The payload of `event_type` with its secret fields replaced by `"<redacted>"`, for the protobuf streams
+/// (`None`: the type holds no secret, send the stored bytes). The envelope's `hash` still covers the stored
+/// payload, so such an event no longer hashes to it; the integrity check reads the log itself.
+pub fn redacted_payload(event_type: &str, payload: &[u8]) -> Option<Vec<u8>> {
+    use strata_proto::identity::{UserCreated, UserPasswordChanged};
+    use strata_proto::Message;
+    fn hide(field: &mut String) {
+        if !field.is_empty() {
+            *field = "<redacted>".to_string();
+        }
+    }
+    match event_type {
+        "identity.UserCreated.v1" => {
+            let mut m = UserCreated::decode(payload).ok()?;
+            hide(&mut m.password_hash);
+            Some(m.encode_to_vec())
+        }
+        "identity.UserPasswordChanged.v1" => {
+            let mut m = UserPasswordChanged::decode(payload).ok()?;
+            hide(&mut m.password_hash);
+            Some(m.encode_to_vec())
+        }
+        _ => None,
+    }
+}
+
 /// The fields that differ between two states, by dotted path (objects are walked; other values compared
 /// whole): `[{"field", "before", "after"}]`. A secret that changed is listed with both values redacted.
 pub fn changes(before: &Value, after: &Value) -> Vec<Value> {
@@ -179,6 +205,41 @@ mod tests {
             &json!({"user": {"password_hash": "$argon2id$d"}}),
         );
         assert_eq!(c[0]["after"], json!({"password_hash": "<redacted>"}));
+    }
+
+    #[test]
+    fn protobuf_payloads_lose_their_secrets() {
+        use strata_proto::identity::{UserCreated, UserPasswordChanged};
+        use strata_proto::Message;
+        let created = UserCreated {
+            user_id: "u".into(),
+            name: "alice".into(),
+            password_hash: "$argon2id$v=19$secret".into(),
+            ..Default::default()
+        };
+        let out = redacted_payload("identity.UserCreated.v1", &created.encode_to_vec()).unwrap();
+        let back = UserCreated::decode(&out[..]).unwrap();
+        assert_eq!(back.password_hash, "<redacted>");
+        assert_eq!((back.user_id.as_str(), back.name.as_str()), ("u", "alice"));
+        let changed = UserPasswordChanged {
+            password_hash: "$argon2id$x".into(),
+        };
+        let out =
+            redacted_payload("identity.UserPasswordChanged.v1", &changed.encode_to_vec()).unwrap();
+        assert_eq!(
+            UserPasswordChanged::decode(&out[..]).unwrap().password_hash,
+            "<redacted>"
+        );
+        // No password: nothing to hide; other types are sent as stored.
+        let none = UserCreated::default().encode_to_vec();
+        let out = redacted_payload("identity.UserCreated.v1", &none).unwrap();
+        assert_eq!(UserCreated::decode(&out[..]).unwrap().password_hash, "");
+        assert!(redacted_payload("identity.ProjectCreated.v1", b"").is_none());
+        // Every event type with a secret field in its JSON is handled here (a new one must be added).
+        for t in ["identity.UserCreated.v1", "identity.UserPasswordChanged.v1"] {
+            let v = strata_proto::codec::event_json(t, &[]).unwrap().unwrap();
+            assert!(v.get("password_hash").is_some(), "{t}: {v}");
+        }
     }
 
     #[test]

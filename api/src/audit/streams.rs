@@ -33,7 +33,7 @@ use strata_projections::audit::{category, message_name};
 use strata_proto::Message;
 use tokio::sync::mpsc;
 
-use super::render::{event_json, parse_position, time_text};
+use super::render::{event_json, parse_position, redact, redacted_payload, time_text};
 use super::{caller, Audit, AuditError, AUDIT_ROLES};
 use crate::auth::AuthContext;
 
@@ -265,7 +265,13 @@ impl Format {
     /// One event, rendered.
     fn event(self, e: &RecordedEvent, project: Option<&str>) -> Bytes {
         match self {
-            Format::Protobuf => Bytes::from(e.to_envelope().encode_length_delimited_to_vec()),
+            Format::Protobuf => {
+                let mut env = e.to_envelope();
+                if let Some(p) = redacted_payload(&e.event_type, &e.payload) {
+                    env.payload = p;
+                }
+                Bytes::from(env.encode_length_delimited_to_vec())
+            }
             Format::Sse | Format::Ndjson => {
                 let text = event_text(e, project.unwrap_or(""));
                 if self == Format::Sse {
@@ -330,7 +336,10 @@ pub fn event_text(e: &RecordedEvent, project: &str) -> String {
         event_type: &'a str,
     }
     let payload = match strata_proto::codec::event_json(&e.event_type, &e.payload) {
-        Some(Ok(v)) => v,
+        Some(Ok(mut v)) => {
+            redact(&mut v);
+            v
+        }
         Some(Err(err)) => json!({ "undecodable": err.to_string() }),
         None => json!({ "unknown_type": true, "bytes": e.payload.len() }),
     };
@@ -805,6 +814,27 @@ mod tests {
         e.event_type = "nothing.At.v1".into();
         e.stream_id = "odd".into();
         same(&e);
+        // Secrets are redacted the same way.
+        e.event_type = "identity.UserCreated.v1".into();
+        e.stream_id = "user-u1".into();
+        e.payload = strata_proto::identity::UserCreated {
+            user_id: "u1".into(),
+            password_hash: "$argon2id$secret".into(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        same(&e);
+        let text = event_text(&e, "p9");
+        assert!(
+            !text.contains("argon2") && text.contains("<redacted>"),
+            "{text}"
+        );
+        let frame = Format::Protobuf.event(&e, None);
+        let mut buf = &frame[..];
+        let env = strata_proto::envelope::EventEnvelope::decode_length_delimited(&mut buf).unwrap();
+        let payload = strata_proto::identity::UserCreated::decode(&env.payload[..]).unwrap();
+        assert_eq!(payload.password_hash, "<redacted>");
+        assert_eq!(env.hash, e.hash.to_vec(), "the stored hash is kept");
     }
 
     #[actix_web::test]
