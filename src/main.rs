@@ -1,7 +1,11 @@
-//! `strata`: the one binary. `serve` runs the cloud; `replay`, `log` and `bench` are the operator's tools.
+//! `strata`: the one binary. `serve` runs the cloud; `replay`, `log`, `audit` and `bench` are the operator's
+//! tools.
 
+mod audit;
 mod bench;
 mod config;
+mod debug;
+mod docs;
 mod serve;
 mod tools;
 
@@ -43,6 +47,21 @@ enum Command {
         #[command(subcommand)]
         command: bench::BenchCommand,
     },
+    /// Resource timelines, point-in-time state, event queries and the hash-chain check, through the running
+    /// audit API (clouds.yaml) or offline on a data dir (`--data-dir`).
+    Audit(Box<audit::AuditArgs>),
+    /// Generate documentation from the sources (docs/EVENTS.md from proto/).
+    #[command(hide = true)]
+    Docs {
+        #[command(subcommand)]
+        command: docs::DocsCommand,
+    },
+    /// Test-only tools that damage a copy of a data dir on purpose.
+    #[command(hide = true)]
+    Debug {
+        #[command(subcommand)]
+        command: debug::DebugCommand,
+    },
 }
 
 fn init_tracing() {
@@ -63,6 +82,9 @@ fn main() -> ExitCode {
         Command::Replay { verify, data_dir } => tools::replay(&data_dir, verify),
         Command::Log { command } => tools::log(command),
         Command::Bench { command } => bench::run(command),
+        Command::Audit(args) => audit::run(*args),
+        Command::Docs { command } => docs::run(command),
+        Command::Debug { command } => debug::run(command),
     };
     match result {
         Ok(code) => code,
