@@ -839,11 +839,12 @@ impl Engine {
         };
         for b in &s.block_devices {
             loop {
-                let still_booting = self
-                    .view
-                    .read()
-                    .server(id)
-                    .is_some_and(|r| r.state.task_state == task::SPAWNING);
+                // The server's own state, not the view: the view may not show `spawning` yet when this
+                // step runs right after it was recorded.
+                let still_booting = match self.servers.load(id).await {
+                    Ok((now, _)) => now.task_state == task::SPAWNING,
+                    Err(e) => return Err(format!("reading the server: {e}")),
+                };
                 if !still_booting {
                     return Err("the server is no longer being built".into());
                 }
