@@ -40,7 +40,12 @@ pub struct Audit {
     pub slow_consumer_timeout: Duration,
     /// The durable consumers' positions (one record beside the log).
     pub consumers: consumers::Store,
+    /// Recent events' JSON, rendered once for every stream.
+    pub rendered: streams::RenderCache,
 }
+
+/// How many recent positions' JSON the streams share (about 10 MB when full of typical events).
+pub const RENDER_CACHE: usize = 16 * 1024;
 
 impl Audit {
     pub fn new(log: Arc<dyn EventLog>, index: Live<AuditIndex>) -> Self {
@@ -52,6 +57,7 @@ impl Audit {
             stream_buffer: 256,
             slow_consumer_timeout: Duration::from_secs(5),
             consumers: consumers::Store::default(),
+            rendered: streams::RenderCache::new(RENDER_CACHE),
         }
     }
 }

@@ -16,6 +16,12 @@
 //! A client that stops reading fills the channel; when it stays full for `slow_consumer_timeout` the
 //! connection is shut down (the client resumes with `Last-Event-ID`), so the server never buffers more
 //! than `stream_buffer` events for anyone.
+//!
+//! Each event's JSON is rendered once for all connections: the [`RenderCache`] keeps the text of the most
+//! recent positions any stream rendered (with the event's project), so connections reading the same part
+//! of the log (many consumers following the head, or catching up together) copy it instead of rendering it
+//! again. Events that are ready one after another are sent to the client as one chunk (up to
+//! [`CHUNK_EVENTS`]), so the per-event cost of the channel and of the HTTP body is paid once per chunk.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +31,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use strata_events::{subscribe_all, RecordedEvent};
@@ -262,7 +268,7 @@ impl Format {
         self != Format::Protobuf
     }
 
-    /// One event, rendered.
+    /// One event, rendered (for the JSON formats: `project` is the index's project of the event).
     fn event(self, e: &RecordedEvent, project: Option<&str>) -> Bytes {
         match self {
             Format::Protobuf => {
@@ -321,8 +327,8 @@ pub fn event_text(e: &RecordedEvent, project: &str) -> String {
     struct Shape<'a> {
         category: &'a str,
         causation_id: &'a str,
-        hash: String,
-        id: String,
+        hash: &'a str,
+        id: &'a str,
         payload: serde_json::Value,
         position: u64,
         principal: Principal<'a>,
@@ -349,11 +355,13 @@ pub fn event_text(e: &RecordedEvent, project: &str) -> String {
         .strip_prefix(kind)
         .and_then(|r| r.strip_prefix('-'))
         .unwrap_or(&e.stream_id);
+    let hash = hex32(&e.hash);
+    let mut id_buf = uuid::Uuid::encode_buffer();
     let shape = Shape {
         category: category(&e.event_type),
         causation_id: &e.causation_id,
-        hash: hex::encode(e.hash),
-        id: e.id.to_string(),
+        hash: std::str::from_utf8(&hash).unwrap_or_default(),
+        id: e.id.hyphenated().encode_lower(&mut id_buf),
         payload,
         position: e.position,
         principal: Principal {
@@ -380,9 +388,83 @@ pub fn event_text(e: &RecordedEvent, project: &str) -> String {
     })
 }
 
+/// 32 bytes as 64 lowercase hex digits, without allocating.
+fn hex32(bytes: &[u8; 32]) -> [u8; 64] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 64];
+    for (i, b) in bytes.iter().enumerate() {
+        out[2 * i] = DIGITS[usize::from(b >> 4)];
+        out[2 * i + 1] = DIGITS[usize::from(b & 0x0f)];
+    }
+    out
+}
+
+/// The rendered JSON of recent events, shared by every stream: a ring of slots indexed by position, each
+/// holding the position it was filled for, the event's project (from the `AuditIndex`) and its JSON text.
+/// A slot is filled by whichever stream renders the event first; a later position evicts it.
+pub struct RenderCache {
+    slots: Vec<parking_lot::Mutex<Option<Rendered>>>,
+}
+
+/// One event's JSON (as `event_text`) and project.
+#[derive(Clone)]
+pub struct Rendered {
+    position: u64,
+    pub project: Arc<str>,
+    pub json: Bytes,
+}
+
+impl RenderCache {
+    /// A cache of `capacity` positions (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        RenderCache {
+            slots: (0..capacity.max(1))
+                .map(|_| parking_lot::Mutex::new(None))
+                .collect(),
+        }
+    }
+
+    fn slot(&self, position: u64) -> &parking_lot::Mutex<Option<Rendered>> {
+        &self.slots[(position % self.slots.len() as u64) as usize]
+    }
+
+    pub fn get(&self, position: u64) -> Option<Rendered> {
+        self.slot(position)
+            .lock()
+            .as_ref()
+            .filter(|r| r.position == position)
+            .cloned()
+    }
+
+    /// The event's rendering, made now and kept when no other stream made it first.
+    fn render(&self, e: &RecordedEvent, project: &str) -> Rendered {
+        if let Some(r) = self.get(e.position) {
+            return r;
+        }
+        let r = Rendered {
+            position: e.position,
+            project: Arc::from(project),
+            json: Bytes::from(event_text(e, project)),
+        };
+        let mut slot = self.slot(e.position).lock();
+        // Keep the newest position a slot has seen (a stream far behind must not evict the head's events).
+        if slot.as_ref().is_none_or(|old| old.position < e.position) {
+            *slot = Some(r.clone());
+        }
+        r
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // The stream
 // ---------------------------------------------------------------------------------------------------------
+
+/// At most this many events go to the client in one chunk (fewer when `stream_buffer` is smaller).
+pub const CHUNK_EVENTS: usize = 64;
+/// A chunk stops growing past this many bytes.
+const CHUNK_BYTES: usize = 64 * 1024;
+/// At most this many events are examined (filtered) before a chunk is sent or the task yields.
+const SCAN_PER_CHUNK: usize = 4096;
 
 /// Why a stream's body ended abruptly.
 #[derive(Debug, thiserror::Error)]
@@ -431,7 +513,9 @@ pub fn open(
     feed: Feed,
     socket: Option<ConnSocket>,
 ) -> impl Stream<Item = Result<Bytes, StreamError>> {
-    let (tx, rx) = mpsc::channel::<Bytes>(audit.stream_buffer.max(1));
+    // The channel holds chunks of up to `chunk_events(..)` events: `stream_buffer` events in all.
+    let per_chunk = chunk_events(&audit);
+    let (tx, rx) = mpsc::channel::<Bytes>((audit.stream_buffer / per_chunk).max(1));
     let dropped = Arc::new(AtomicBool::new(false));
     let timeout = audit.slow_consumer_timeout;
     actix_web::rt::spawn(produce(audit, feed, tx, dropped.clone(), socket));
@@ -454,6 +538,19 @@ pub fn open(
     })
 }
 
+/// How many events one chunk may carry.
+fn chunk_events(audit: &Audit) -> usize {
+    CHUNK_EVENTS.min(audit.stream_buffer).max(1)
+}
+
+/// What the next step of a stream found.
+enum Next {
+    /// A chunk to send (events, or a heartbeat).
+    Chunk(Bytes),
+    /// Events were examined, none passed the filter (or the stream is over).
+    Nothing,
+}
+
 async fn produce(
     audit: web::Data<Audit>,
     feed: Feed,
@@ -465,32 +562,64 @@ async fn produce(
     let mut scanned = feed.after;
     let heartbeat = audit.heartbeat.max(Duration::from_millis(10));
     let mut idle_until = tokio::time::Instant::now() + heartbeat;
+    let per_chunk = chunk_events(&audit);
     let mut sent = 0u64;
-    loop {
-        let frame = tokio::select! {
+    let mut ended = false;
+    while !ended {
+        let next = tokio::select! {
             biased;
             _ = tx.closed() => break,
-            next = events.next() => match next {
-                None => break,
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, position = scanned, "event stream ended: the log failed");
-                    break;
-                }
-                Some(Ok(e)) => {
-                    scanned = e.position;
-                    match render(&audit, &feed, &e).await {
-                        Ok(Some(frame)) => frame,
-                        Ok(None) => continue,
-                        Err(why) => {
-                            tracing::warn!(position = e.position, "event stream ended: {why}");
-                            break;
+            next = events.next() => {
+                let mut chunk = Vec::new();
+                let mut frames = 0usize;
+                let mut examined = 0usize;
+                let mut item = next;
+                // This event, then every one already at hand (no wait), up to a chunk.
+                loop {
+                    match item {
+                        None => ended = true,
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, position = scanned, "event stream ended: the log failed");
+                            ended = true;
+                        }
+                        Some(Ok(e)) => {
+                            scanned = e.position;
+                            examined += 1;
+                            match render(&audit, &feed, &e, &mut chunk).await {
+                                Ok(true) => frames += 1,
+                                Ok(false) => {}
+                                Err(why) => {
+                                    tracing::warn!(position = e.position, "event stream ended: {why}");
+                                    ended = true;
+                                }
+                            }
                         }
                     }
+                    if ended
+                        || frames >= per_chunk
+                        || chunk.len() >= CHUNK_BYTES
+                        || examined >= SCAN_PER_CHUNK
+                    {
+                        break;
+                    }
+                    match events.next().now_or_never() {
+                        Some(i) => item = i,
+                        None => break,
+                    }
                 }
+                if chunk.is_empty() { Next::Nothing } else { Next::Chunk(Bytes::from(chunk)) }
             },
-            _ = tokio::time::sleep_until(idle_until) => feed.format.heartbeat(scanned),
+            _ = tokio::time::sleep_until(idle_until) => Next::Chunk(feed.format.heartbeat(scanned)),
         };
-        match tokio::time::timeout(audit.slow_consumer_timeout, tx.send(frame)).await {
+        let chunk = match next {
+            Next::Chunk(c) => c,
+            Next::Nothing => {
+                // Examined events count as activity for the task's fairness, not for heartbeats.
+                tokio::task::yield_now().await;
+                continue;
+            }
+        };
+        match tokio::time::timeout(audit.slow_consumer_timeout, tx.send(chunk)).await {
             Ok(Ok(())) => sent += 1,
             Ok(Err(_)) => break,
             Err(_) => {
@@ -517,29 +646,62 @@ async fn produce(
     tracing::debug!(sent, position = scanned, "event stream closed");
 }
 
-/// The event's frame when it passes the feed's filter.
+/// Append the event's frame to `out` when it passes the feed's filter; whether it did.
 async fn render(
     audit: &Audit,
     feed: &Feed,
     e: &RecordedEvent,
-) -> Result<Option<Bytes>, &'static str> {
+    out: &mut Vec<u8>,
+) -> Result<bool, &'static str> {
     if !feed.filter.type_matches(&e.event_type) {
-        return Ok(None);
+        return Ok(false);
     }
-    let project = if feed.project.is_some() || feed.format.needs_json() {
-        if !audit.index.wait_for(e.position, INDEX_WAIT).await {
-            return Err("the audit index did not reach the event in time");
+    if !feed.format.needs_json() && feed.project.is_none() {
+        out.extend_from_slice(&feed.format.event(e, None));
+        return Ok(true);
+    }
+    // Rendered by another stream already: its project comes with it.
+    let shared = match audit.rendered.get(e.position) {
+        Some(r) => r,
+        None => {
+            if audit.index.position() < e.position
+                && !audit.index.wait_for(e.position, INDEX_WAIT).await
+            {
+                return Err("the audit index did not reach the event in time");
+            }
+            let project = audit.index.read().project_of(e.position).to_string();
+            if feed.project.as_ref().is_some_and(|want| *want != project) {
+                return Ok(false);
+            }
+            if !feed.format.needs_json() {
+                out.extend_from_slice(&feed.format.event(e, Some(&project)));
+                return Ok(true);
+            }
+            audit.rendered.render(e, &project)
         }
-        let ix = audit.index.read();
-        let p = ix.project_of(e.position);
-        if feed.project.as_deref().is_some_and(|want| want != p) {
-            return Ok(None);
-        }
-        Some(p.to_string())
-    } else {
-        None
     };
-    Ok(Some(feed.format.event(e, project.as_deref())))
+    if feed
+        .project
+        .as_deref()
+        .is_some_and(|want| want != &*shared.project)
+    {
+        return Ok(false);
+    }
+    match feed.format {
+        Format::Ndjson => {
+            out.extend_from_slice(&shared.json);
+            out.push(b'\n');
+        }
+        Format::Sse => {
+            use std::io::Write;
+            // Writing into a Vec cannot fail.
+            let _ = write!(out, "id: {}\nevent: {}\ndata: ", e.position, e.event_type);
+            out.extend_from_slice(&shared.json);
+            out.extend_from_slice(b"\n\n");
+        }
+        Format::Protobuf => out.extend_from_slice(&feed.format.event(e, Some(&shared.project))),
+    }
+    Ok(true)
 }
 
 /// The streaming response for `feed` (headers for SSE proxies included).
@@ -759,22 +921,79 @@ mod tests {
         }
     }
 
+    /// Chunks of the body until `pieces` of them (SSE frames: "\n\n"; lines: "\n") are complete.
+    async fn read_until<S>(body: &mut std::pin::Pin<Box<S>>, sep: &str, pieces: usize) -> String
+    where
+        S: Stream<Item = Result<Bytes, StreamError>>,
+    {
+        let mut text = String::new();
+        while text.matches(sep).count() < pieces {
+            let frame = body.next().await.unwrap().unwrap();
+            text.push_str(std::str::from_utf8(&frame).unwrap());
+        }
+        text
+    }
+
     #[actix_web::test]
     async fn catch_up_then_live_then_heartbeats() {
         let (log, audit) = audit_with(3).await;
         let mut body = Box::pin(open(audit, feed(1, Format::Sse), None));
-        let mut text = String::new();
-        for _ in 0..2 {
-            let frame = body.next().await.unwrap().unwrap();
-            text.push_str(std::str::from_utf8(&frame).unwrap());
-        }
+        let text = read_until(&mut body, "\n\n", 2).await;
         assert!(text.starts_with("id: 2\nevent: compute.FlavorDeleted.v1\ndata: {"));
         assert!(text.contains("\n\nid: 3\n"), "{text}");
+        assert_eq!(text.matches("\n\n").count(), 2, "{text}");
         append(&log, 1).await;
         let frame = body.next().await.unwrap().unwrap();
         assert!(frame.starts_with(b"id: 4\n"));
         let frame = body.next().await.unwrap().unwrap();
         assert_eq!(&frame[..], b": heartbeat 4\n\n");
+    }
+
+    #[actix_web::test]
+    async fn ready_events_go_in_chunks_and_are_rendered_once() {
+        let (log, audit) = audit_with(10).await;
+        // All ten are at hand: one chunk of `stream_buffer` (4) events, then the rest.
+        let mut body = Box::pin(open(audit.clone(), feed(0, Format::Ndjson), None));
+        let first = body.next().await.unwrap().unwrap();
+        assert_eq!(first.iter().filter(|b| **b == b'\n').count(), 4);
+        let text = read_until(&mut body, "\n", 6).await;
+        let positions: Vec<u64> = std::str::from_utf8(&first)
+            .unwrap()
+            .lines()
+            .chain(text.lines())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["position"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(positions, (1..=10).collect::<Vec<_>>());
+        // The JSON is shared: a second stream (SSE) carries the very bytes the first rendered.
+        let shared = audit.rendered.get(7).expect("position 7 rendered");
+        assert_eq!(&shared.json[..], first_line(&text, 7).as_bytes());
+        let mut sse = Box::pin(open(audit.clone(), feed(6, Format::Sse), None));
+        let text = read_until(&mut sse, "\n\n", 1).await;
+        assert!(text.starts_with(&format!(
+            "id: 7\nevent: compute.FlavorDeleted.v1\ndata: {}\n\n",
+            std::str::from_utf8(&shared.json).unwrap()
+        )));
+        // Filtered by project: the shared rendering carries the event's project.
+        let mut other = feed(0, Format::Ndjson);
+        other.project = Some("someone-else".into());
+        let mut body = Box::pin(open(audit.clone(), other, None));
+        append(&log, 1).await;
+        let frame = body.next().await.unwrap().unwrap();
+        assert!(frame.starts_with(b"{\"heartbeat\""), "{frame:?}");
+        assert!(frame.ends_with(b"\n"));
+        let hb: serde_json::Value = serde_json::from_slice(&frame).unwrap();
+        assert_eq!(hb["heartbeat"]["position"], 11);
+    }
+
+    fn first_line(text: &str, position: u64) -> String {
+        text.lines()
+            .find(|l| l.contains(&format!("\"position\":{position},")))
+            .unwrap_or_else(|| panic!("no position {position} in {text}"))
+            .to_string()
     }
 
     #[test]
@@ -841,8 +1060,8 @@ mod tests {
     async fn ndjson_and_protobuf_frames() {
         let (_log, audit) = audit_with(2).await;
         let mut body = Box::pin(open(audit.clone(), feed(0, Format::Ndjson), None));
-        let frame = body.next().await.unwrap().unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&frame).unwrap();
+        let text = read_until(&mut body, "\n", 2).await;
+        let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
         assert_eq!(v["position"], 1);
         assert_eq!(v["category"], "compute");
         assert_eq!(v["project"], "");
