@@ -558,7 +558,9 @@ impl EventLog for RocksLog {
         let cf = self.cf(CF_EVENTS)?;
         let mut it = self.db.raw_iterator_cf(cf);
         it.seek(from.max(1).to_be_bytes());
-        let mut out = Vec::with_capacity(max.min(4096));
+        // Not `max`: a follower at the head asks for thousands and gets one or two, and a large reservation
+        // is an mmap and page faults on every call.
+        let mut out = Vec::with_capacity(max.min(16));
         while out.len() < max {
             let (Some(k), Some(v)) = (it.key(), it.value()) else {
                 break;
