@@ -62,19 +62,6 @@ fn parse(stdout: &str) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", truncate(stdout, 2000)))
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 fn path(p: &Path) -> &str {
     p.to_str().expect("UTF-8 temp paths")
 }

@@ -1243,3 +1243,17 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
     let mut rng = Rng::from_time();
     (0..n).map(|_| (rng.next_u64() >> 24) as u8).collect()
 }
+
+/// Copy a directory tree (a data dir, say) file by file.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
