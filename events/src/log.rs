@@ -82,7 +82,8 @@ pub fn subscribe_all<L: EventLog + ?Sized>(log: std::sync::Arc<L>, from: Positio
                 watcher.borrow_and_update();
                 match log.read_all(next, BATCH).await {
                     Err(e) => return Some((Err(e), (log, next, buf, rx, true))),
-                    Ok(events) if !events.is_empty() => buf.extend(events),
+                    // `buf` is empty here: take the batch as it is (no copy).
+                    Ok(events) if !events.is_empty() => buf = events.into(),
                     Ok(_) => {
                         if watcher.changed().await.is_err() {
                             return Some((Err(LogError::Closed), (log, next, buf, rx, true)));

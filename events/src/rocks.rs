@@ -556,11 +556,13 @@ impl EventLog for RocksLog {
 
     async fn read_all(&self, from: Position, max: usize) -> Result<Vec<RecordedEvent>, LogError> {
         let cf = self.cf(CF_EVENTS)?;
+        let from = from.max(1);
         let mut it = self.db.raw_iterator_cf(cf);
-        it.seek(from.max(1).to_be_bytes());
-        // Not `max`: a follower at the head asks for thousands and gets one or two, and a large reservation
-        // is an mmap and page faults on every call.
-        let mut out = Vec::with_capacity(max.min(16));
+        it.seek(from.to_be_bytes());
+        // Room for what the head says is there, not `max`: a follower at the head asks for thousands and gets
+        // one or two, and a large reservation is an mmap and page faults on every call.
+        let available = (self.head.lock().position + 1).saturating_sub(from);
+        let mut out = Vec::with_capacity(max.min(available as usize).clamp(1, 8192));
         while out.len() < max {
             let (Some(k), Some(v)) = (it.key(), it.value()) else {
                 break;

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::web::Bytes;
+use actix_web::web::{Bytes, BytesMut};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures::{FutureExt, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -563,6 +563,9 @@ async fn produce(
     let heartbeat = audit.heartbeat.max(Duration::from_millis(10));
     let mut idle_until = tokio::time::Instant::now() + heartbeat;
     let per_chunk = chunk_events(&audit);
+    // Chunks are split off one buffer of CHUNK_BYTES (a new one when it is used up), so a chunk costs no
+    // allocation of its own.
+    let mut buf = BytesMut::with_capacity(CHUNK_BYTES);
     let mut sent = 0u64;
     let mut ended = false;
     while !ended {
@@ -570,7 +573,6 @@ async fn produce(
             biased;
             _ = tx.closed() => break,
             next = events.next() => {
-                let mut chunk = Vec::new();
                 let mut frames = 0usize;
                 let mut examined = 0usize;
                 let mut item = next;
@@ -585,7 +587,7 @@ async fn produce(
                         Some(Ok(e)) => {
                             scanned = e.position;
                             examined += 1;
-                            match render(&audit, &feed, &e, &mut chunk).await {
+                            match render(&audit, &feed, &e, &mut buf).await {
                                 Ok(true) => frames += 1,
                                 Ok(false) => {}
                                 Err(why) => {
@@ -597,7 +599,7 @@ async fn produce(
                     }
                     if ended
                         || frames >= per_chunk
-                        || chunk.len() >= CHUNK_BYTES
+                        || buf.len() >= CHUNK_BYTES
                         || examined >= SCAN_PER_CHUNK
                     {
                         break;
@@ -607,7 +609,7 @@ async fn produce(
                         None => break,
                     }
                 }
-                if chunk.is_empty() { Next::Nothing } else { Next::Chunk(Bytes::from(chunk)) }
+                if buf.is_empty() { Next::Nothing } else { Next::Chunk(buf.split().freeze()) }
             },
             _ = tokio::time::sleep_until(idle_until) => Next::Chunk(feed.format.heartbeat(scanned)),
         };
@@ -651,7 +653,7 @@ async fn render(
     audit: &Audit,
     feed: &Feed,
     e: &RecordedEvent,
-    out: &mut Vec<u8>,
+    out: &mut BytesMut,
 ) -> Result<bool, &'static str> {
     if !feed.filter.type_matches(&e.event_type) {
         return Ok(false);
@@ -690,11 +692,11 @@ async fn render(
     match feed.format {
         Format::Ndjson => {
             out.extend_from_slice(&shared.json);
-            out.push(b'\n');
+            out.extend_from_slice(b"\n");
         }
         Format::Sse => {
-            use std::io::Write;
-            // Writing into a Vec cannot fail.
+            use std::fmt::Write;
+            // Writing into a BytesMut cannot fail.
             let _ = write!(out, "id: {}\nevent: {}\ndata: ", e.position, e.event_type);
             out.extend_from_slice(&shared.json);
             out.extend_from_slice(b"\n\n");
