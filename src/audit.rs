@@ -162,11 +162,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             let (mut first, events, next) = backend.pages(&call, q, "events", limit)?;
             first["events"] = Value::Array(events);
             first["next"] = next;
-            if json_out {
-                print_json(&first);
-            } else {
-                print_timeline(&first);
-            }
+            show(json_out, &first, print_timeline);
         }
         AuditCommand::State {
             kind,
@@ -178,11 +174,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             put(&mut q, "at", at);
             put(&mut q, "position", position);
             let v = backend.call(&Call::State(&kind, &id), &q)?;
-            if json_out {
-                print_json(&v);
-            } else {
-                print_state(&v);
-            }
+            show(json_out, &v, print_state);
         }
         AuditCommand::Events {
             project,
@@ -206,11 +198,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             put(&mut q, "after", after);
             let (_, events, next) = backend.pages(&Call::Events, q, "events", limit)?;
             let v = json!({ "events": events, "next": next });
-            if json_out {
-                print_json(&v);
-            } else {
-                print_events(&v);
-            }
+            show(json_out, &v, print_events);
         }
         AuditCommand::Resources {
             project,
@@ -225,11 +213,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             put(&mut q, "position", position);
             let (first, list, _) = backend.pages(&Call::Resources, q, "resources", None)?;
             let v = json!({ "position": first["position"], "resources": list, "next": null });
-            if json_out {
-                print_json(&v);
-            } else {
-                print_resources(&v);
-            }
+            show(json_out, &v, print_resources);
         }
         AuditCommand::Verify {
             from_position,
@@ -711,6 +695,15 @@ fn audit_endpoint(catalog: &Value, cloud: &Value) -> Option<String> {
 // ---------------------------------------------------------------------------------------------------------
 // Output
 // ---------------------------------------------------------------------------------------------------------
+
+/// `v` as JSON (`--json`) or through `table`.
+fn show(json_out: bool, v: &Value, table: fn(&Value)) {
+    if json_out {
+        print_json(v);
+    } else {
+        table(v);
+    }
+}
 
 fn print_json(v: &Value) {
     println!(

@@ -13,22 +13,33 @@ pub fn time_text(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-/// An event as JSON: the protobuf payload rendered with its schema's field names.
-pub fn event_json(e: &RecordedEvent, index: Option<&AuditIndex>) -> Value {
-    let payload = match strata_proto::codec::event_json(&e.event_type, &e.payload) {
+/// An event's payload rendered with its schema's field names, secrets redacted.
+pub fn payload_json(e: &RecordedEvent) -> Value {
+    match strata_proto::codec::event_json(&e.event_type, &e.payload) {
         Some(Ok(mut v)) => {
             redact(&mut v);
             v
         }
         Some(Err(err)) => json!({ "undecodable": err.to_string() }),
         None => json!({ "unknown_type": true, "bytes": e.payload.len() }),
-    };
+    }
+}
+
+/// The resource an event belongs to: (kind, id), from its stream id.
+pub fn resource_of(e: &RecordedEvent) -> (&str, &str) {
     let kind = strata_actors::registry::kind_of(&e.stream_id);
     let id = e
         .stream_id
         .strip_prefix(kind)
         .and_then(|r| r.strip_prefix('-'))
         .unwrap_or(&e.stream_id);
+    (kind, id)
+}
+
+/// An event as JSON: the protobuf payload rendered with its schema's field names.
+pub fn event_json(e: &RecordedEvent, index: Option<&AuditIndex>) -> Value {
+    let payload = payload_json(e);
+    let (kind, id) = resource_of(e);
     let mut v = json!({
         "position": e.position,
         "id": e.id.to_string(),

@@ -39,7 +39,7 @@ use strata_projections::audit::{category, message_name};
 use strata_proto::Message;
 use tokio::sync::mpsc;
 
-use super::render::{event_json, parse_position, redact, redacted_payload, time_text};
+use super::render::{event_json, parse_position, redacted_payload, time_text};
 use super::{caller, Audit, AuditError, AUDIT_ROLES};
 use crate::auth::AuthContext;
 
@@ -341,20 +341,8 @@ pub fn event_text(e: &RecordedEvent, project: &str) -> String {
         #[serde(rename = "type")]
         event_type: &'a str,
     }
-    let payload = match strata_proto::codec::event_json(&e.event_type, &e.payload) {
-        Some(Ok(mut v)) => {
-            redact(&mut v);
-            v
-        }
-        Some(Err(err)) => json!({ "undecodable": err.to_string() }),
-        None => json!({ "unknown_type": true, "bytes": e.payload.len() }),
-    };
-    let kind = strata_actors::registry::kind_of(&e.stream_id);
-    let id = e
-        .stream_id
-        .strip_prefix(kind)
-        .and_then(|r| r.strip_prefix('-'))
-        .unwrap_or(&e.stream_id);
+    let payload = super::render::payload_json(e);
+    let (kind, id) = super::render::resource_of(e);
     let hash = hex32(&e.hash);
     let mut id_buf = uuid::Uuid::encode_buffer();
     let shape = Shape {
