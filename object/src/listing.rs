@@ -104,7 +104,12 @@ pub fn list<'a, T>(
                 } else {
                     lower = Bound::Excluded(after_all_with_prefix(&subdir));
                 }
-                out.push(Entry::Subdir(subdir));
+                // The pseudo-folder a page starts after (the marker, or the end marker of a reverse walk)
+                // was the last entry of the previous page: as in Swift, it is not listed again, or a client
+                // paging with the last name as its marker would loop for ever.
+                if subdir != *low {
+                    out.push(Entry::Subdir(subdir));
+                }
             }
             None => {
                 if params.reverse {
@@ -228,6 +233,60 @@ mod tests {
             ..params()
         };
         assert_eq!(names(&list(&m, &p, |_| true)), ["b/c/3", "b/2", "b/1"]);
+    }
+
+    /// Pages of one entry, each asked with the previous page's last name as its marker (as swiftclient and
+    /// openstacksdk page): every entry once, and the walk ends even when the last entry is a pseudo-folder.
+    fn walk_pages(m: &BTreeMap<String, u32>, base: &ListParams) -> Vec<String> {
+        let mut marker = String::new();
+        let mut seen = Vec::new();
+        for _ in 0..100 {
+            let p = ListParams {
+                marker: marker.clone(),
+                limit: 1,
+                ..base.clone()
+            };
+            let page = names(&list(m, &p, |_| true));
+            let Some(last) = page.last() else {
+                return seen;
+            };
+            marker = last.trim_end_matches("(dir)").to_string();
+            seen.extend(page);
+        }
+        panic!("the listing pages for ever: {seen:?}");
+    }
+
+    #[test]
+    fn a_pseudo_folder_given_as_the_marker_is_not_listed_again() {
+        let m = items(&["a", "b/1", "c", "d2/x", "d2/y"]);
+        let slash = ListParams {
+            delimiter: Some('/'),
+            ..params()
+        };
+        assert_eq!(walk_pages(&m, &slash), ["a", "b/(dir)", "c", "d2/(dir)"]);
+        let reverse = ListParams {
+            reverse: true,
+            ..slash.clone()
+        };
+        assert_eq!(walk_pages(&m, &reverse), ["d2/(dir)", "c", "b/(dir)", "a"]);
+        // Within a prefix, and with an end marker that is a folder (reverse walks start after it).
+        let m = items(&["p/a", "p/q/1", "p/r/1", "z"]);
+        let prefixed = ListParams {
+            prefix: "p/".into(),
+            ..slash.clone()
+        };
+        assert_eq!(walk_pages(&m, &prefixed), ["p/a", "p/q/(dir)", "p/r/(dir)"]);
+        let p = ListParams {
+            marker: "p/q/".into(),
+            ..prefixed.clone()
+        };
+        assert_eq!(names(&list(&m, &p, |_| true)), ["p/r/(dir)"]);
+        let p = ListParams {
+            reverse: true,
+            end_marker: "p/q/".into(),
+            ..prefixed
+        };
+        assert_eq!(names(&list(&m, &p, |_| true)), ["p/r/(dir)"]);
     }
 
     #[test]
