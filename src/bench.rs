@@ -3,6 +3,7 @@
 mod compute;
 mod network;
 mod object;
+mod soak;
 mod stream;
 mod volume;
 
@@ -119,6 +120,33 @@ pub enum BenchCommand {
         /// Times each list is requested.
         #[arg(long, default_value_t = 5)]
         lists: usize,
+    },
+    /// Nova under a mixed load against a fresh `strata serve` on fake hosts: clients booting and deleting
+    /// servers while other clients list resources, all at one microversion. Reports every request, the
+    /// slowest one and every request left unanswered; fails (exit 1) when a request went unanswered, an
+    /// answer was a 5xx, or a server never finished its delete.
+    Soak {
+        /// Seconds of load.
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        /// Clients, each booting a server, waiting for ACTIVE, deleting it and waiting until it is gone.
+        #[arg(long, default_value_t = 32)]
+        boot_clients: usize,
+        /// Clients listing servers (detail and plain), hypervisors, services, flavors and limits in turn.
+        #[arg(long, default_value_t = 8)]
+        list_clients: usize,
+        /// The compute microversion every request sends.
+        #[arg(long, default_value = "2.79")]
+        microversion: String,
+        /// Fake compute hosts of the server under test.
+        #[arg(long, default_value_t = 4)]
+        fake_hosts: usize,
+        /// Seconds after which a request counts as unanswered.
+        #[arg(long, default_value_t = 60.0)]
+        request_timeout: f64,
+        /// Milliseconds between two polls of a server's status.
+        #[arg(long, default_value_t = 20)]
+        poll_ms: u64,
     },
     /// Event streams: catch-up and live delivery to 1 and many consumers, point-in-time state timings.
     Stream(StreamArgs),
@@ -247,6 +275,29 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             ports,
             lists,
         })?,
+        BenchCommand::Soak {
+            seconds,
+            boot_clients,
+            list_clients,
+            microversion,
+            fake_hosts,
+            request_timeout,
+            poll_ms,
+        } => {
+            let passed = soak::run(soak::Options {
+                seconds,
+                boot_clients,
+                list_clients,
+                microversion,
+                fake_hosts: fake_hosts.max(1),
+                request_timeout: Duration::try_from_secs_f64(request_timeout)
+                    .context("--request-timeout")?,
+                poll: Duration::from_millis(poll_ms),
+            })?;
+            if !passed {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         BenchCommand::Stream(a) => stream::run(stream::Options {
             events: a.events,
             consumers: a.consumers.max(1),
