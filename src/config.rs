@@ -101,6 +101,10 @@ pub struct ServeArgs {
     /// The scheduler picks randomly among this many best hosts [default: 1]
     #[arg(long)]
     pub host_subset_size: Option<usize>,
+    /// Tests only: once the cloud is up, every N-th read of the whole log fails (shows that everything
+    /// following the log resumes).
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub debug_log_read_faults: u64,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -173,6 +177,8 @@ pub struct ServeConfig {
     pub service_down_time: u64,
     pub power_sync_interval: u64,
     pub host_subset_size: usize,
+    /// Tests only: 0, or every N-th `read_all` fails once the cloud is up.
+    pub debug_log_read_faults: u64,
 }
 
 /// Parse `name:driver:size_gb[:format]`.
@@ -364,6 +370,7 @@ impl ServeArgs {
                 .unwrap_or(10)
                 .max(1),
             host_subset_size: self.host_subset_size.or(file.host_subset_size).unwrap_or(1),
+            debug_log_read_faults: self.debug_log_read_faults,
         })
     }
 }

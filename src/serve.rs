@@ -21,6 +21,7 @@ use strata_api::object::ObjectStorage;
 use strata_api::volume::Volumes;
 use strata_api::{Ports, Services};
 use strata_compute::{Engine, EngineConfig, FakeHostSpec};
+use strata_events::fault::FaultyLog;
 use strata_events::{EventLog, RocksLog, RocksOptions};
 use strata_object::backup_objects::SwiftBackups;
 use strata_object::blob::BlobStore;
@@ -175,7 +176,7 @@ fn image_stores(
     let service_account = Arc::new(move || {
         identity
             .view
-            .read()
+            .snapshot()
             .project_by_name(DEFAULT_DOMAIN, SERVICE_PROJECT)
             .map(|p| p.id.clone())
     });
@@ -194,10 +195,17 @@ fn image_stores(
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let log: Arc<dyn EventLog> = Arc::new(
+    let rocks: Arc<dyn EventLog> = Arc::new(
         RocksLog::open(log_dir(&config.data_dir), RocksOptions::default())
             .with_context(|| format!("opening the event log in {}", config.data_dir.display()))?,
     );
+    // Tests make reads of the log fail once the cloud is up (`--debug-log-read-faults`).
+    let faulty =
+        (config.debug_log_read_faults > 0).then(|| Arc::new(FaultyLog::new(rocks.clone())));
+    let log: Arc<dyn EventLog> = match &faulty {
+        Some(f) => f.clone(),
+        None => rocks,
+    };
     let head = log.head().await?;
     tracing::info!(position = head.position, hash = %hex::encode(head.hash), "event log opened");
     let runtime = Runtime::start(log.clone(), RuntimeConfig::default());
@@ -405,7 +413,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if let Some(cidr) = &config.public_network_cidr {
         let admin_project = identity
             .view
-            .read()
+            .snapshot()
             .project_by_name("default", "admin")
             .map(|p| p.id.clone())
             .context("the admin project after bootstrap")?;
@@ -438,6 +446,13 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             "  admin password (generated, shown once; kept in {}): {password}",
             config.data_dir.join("admin-password").display()
         );
+    }
+    if let Some(f) = &faulty {
+        tracing::warn!(
+            every = config.debug_log_read_faults,
+            "injecting read faults into the event log (--debug-log-read-faults)"
+        );
+        f.fail_reads_every(config.debug_log_read_faults);
     }
     println!("STRATA READY identity={identity_url} image={image_url} compute={compute_url} volume={volume_url} network={network_url} object={object_url} audit={audit_url}");
     futures::future::try_join_all(services.servers)

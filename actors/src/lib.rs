@@ -11,9 +11,11 @@ pub mod identity;
 pub mod image;
 pub mod network;
 pub mod object;
+pub mod reconciler;
 pub mod registry;
 pub mod runtime;
 pub mod volume;
 
 pub use aggregate::{replay, Aggregate, CodecError, DomainError, DomainEvent};
+pub use reconciler::{Reconcile, Reconciler};
 pub use runtime::{CommandError, Outcome, Repository, Runtime, RuntimeConfig};

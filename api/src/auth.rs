@@ -469,6 +469,6 @@ pub fn authenticate(req: &actix_web::HttpRequest) -> Result<AuthContext, AuthErr
     let identity = req
         .app_data::<actix_web::web::Data<crate::identity::Identity>>()
         .ok_or(AuthError::Invalid("no identity state"))?;
-    let view = identity.view.read();
+    let view = identity.view.snapshot();
     validate(&identity.tokens, &view, token)
 }

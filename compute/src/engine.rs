@@ -12,13 +12,12 @@
 //! fault and its quota released; a failed spawn releases its claim; a failed move releases the destination's
 //! claim; nothing stays in BUILD past the build timeout.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::Utc;
-use futures::StreamExt;
 use parking_lot::Mutex;
 use strata_actors::compute::quota::{Amounts, ComputeUsage, Limits, UsageCommand};
 use strata_actors::compute::server::{power, task, vm};
@@ -28,8 +27,8 @@ use strata_actors::compute::{
 };
 use strata_actors::image::store::ImageStore;
 use strata_actors::volume::{Volume, VolumeCommand, VolumeTask};
-use strata_actors::{CommandError, DomainError, Repository, Runtime};
-use strata_events::{subscribe_all, Metadata, Position, Principal};
+use strata_actors::{CommandError, DomainError, Reconcile, Reconciler, Repository, Runtime};
+use strata_events::{Metadata, Position, Principal, RecordedEvent};
 use strata_projections::compute::ComputeView;
 use strata_projections::image::ImageView;
 use strata_projections::volume::VolumeView;
@@ -136,8 +135,8 @@ pub struct Engine {
     groups: Repository<ServerGroup>,
     agents: BTreeMap<String, Arc<Agent>>,
     config: EngineConfig,
-    /// Servers whose reconciler runs, with "run again" flags.
-    inflight: Mutex<HashMap<String, bool>>,
+    /// What follows the log for the engine (set once at start).
+    reconciler: OnceLock<Arc<Reconciler<Engine>>>,
     snapshots: OnceLock<Arc<dyn SnapshotSink>>,
     /// Cinder's volumes (attachments of servers, boot volumes), once the block storage service runs.
     volume_view: OnceLock<Live<VolumeView>>,
@@ -243,7 +242,7 @@ impl Engine {
             groups: Repository::new(runtime.clone()),
             agents,
             config,
-            inflight: Mutex::new(HashMap::new()),
+            reconciler: OnceLock::new(),
             snapshots: OnceLock::new(),
             volume_view: OnceLock::new(),
             volumes: Repository::new(runtime.clone()),
@@ -294,7 +293,7 @@ impl Engine {
         }
         let start = self.view.position();
         let pending: Vec<String> = {
-            let v = self.view.read();
+            let v = self.view.snapshot();
             v.servers
                 .values()
                 .filter(|s| !s.is_deleted() && !s.state.task_state.is_empty())
@@ -304,66 +303,14 @@ impl Engine {
         if !pending.is_empty() {
             tracing::info!(count = pending.len(), "resuming server flows in progress");
         }
+        let rt = self.rt.clone();
+        let reconciler = Reconciler::start("conductor", log, start + 1, self.clone(), rt);
         for id in pending {
-            self.kick(id, start);
+            reconciler.wake(format!("server-{id}"), start);
         }
-        let me = self.clone();
-        self.rt.spawn(async move { me.follow(log, start).await });
+        let _ = self.reconciler.set(reconciler);
         let me = self.clone();
         self.rt.spawn(async move { me.periodic().await });
-    }
-
-    async fn follow(self: Arc<Self>, log: Arc<dyn strata_events::EventLog>, from: Position) {
-        let mut events = subscribe_all(log, from);
-        while let Some(e) = events.next().await {
-            let e = match e {
-                Ok(e) => e,
-                Err(err) => {
-                    tracing::error!(error = %err, "the conductor lost the log; stopping");
-                    return;
-                }
-            };
-            if let Some(id) = e.stream_id.strip_prefix("server-") {
-                if !e.stream_id.starts_with("server-group-") {
-                    self.kick(id.to_string(), e.position);
-                }
-            } else if e.stream_id.starts_with("host-aggregate-")
-                && e.event_type == "compute.AggregateImagesCacheRequested.v1"
-            {
-                let me = self.clone();
-                let stream = e.stream_id.clone();
-                let position = e.position;
-                self.rt
-                    .spawn(async move { me.precache(&stream, position).await });
-            }
-        }
-    }
-
-    /// Wake the reconciler of server `id` once the view has `position`.
-    fn kick(self: &Arc<Self>, id: String, position: Position) {
-        {
-            let mut inflight = self.inflight.lock();
-            if let Some(again) = inflight.get_mut(&id) {
-                *again = true;
-                return;
-            }
-            inflight.insert(id.clone(), false);
-        }
-        let me = self.clone();
-        self.rt.spawn(async move {
-            me.view.wait_for(position, VIEW_WAIT).await;
-            loop {
-                me.reconcile(&id).await;
-                let mut inflight = me.inflight.lock();
-                match inflight.get_mut(&id) {
-                    Some(again) if *again => *again = false,
-                    _ => {
-                        inflight.remove(&id);
-                        break;
-                    }
-                }
-            }
-        });
     }
 
     async fn step(&self, id: &str, s: &Server, cmd: ServerCommand) -> bool {
@@ -397,7 +344,7 @@ impl Engine {
         .await;
     }
 
-    async fn reconcile(&self, id: &str) {
+    async fn reconcile_server(&self, id: &str) {
         let s = match self.servers.load(id).await {
             Ok((s, _)) => s,
             Err(e) => {
@@ -438,7 +385,7 @@ impl Engine {
     }
 
     fn image_properties(&self, image_id: &str) -> BTreeMap<String, String> {
-        let v = self.images.read();
+        let v = self.images.snapshot();
         v.image(image_id)
             .map(|row| {
                 row.properties
@@ -463,7 +410,7 @@ impl Engine {
         flavor: &FlavorSpec,
     ) -> Result<String, String> {
         let hosts = {
-            let v = self.view.read();
+            let v = self.view.snapshot();
             select_hosts(&v, spec, &self.config.scheduler, Utc::now())
         };
         let hosts = hosts.map_err(|e| e.details)?;
@@ -508,7 +455,7 @@ impl Engine {
 
     /// Every claim the server holds, as (host, claim id).
     fn claims_of(&self, server_id: &str) -> Vec<(String, String)> {
-        let v = self.view.read();
+        let v = self.view.snapshot();
         v.hosts
             .values()
             .flat_map(|h| {
@@ -571,7 +518,7 @@ impl Engine {
         match self.place(&spec, id, &spec.flavor).await {
             Ok(host) => {
                 let az = {
-                    let v = self.view.read();
+                    let v = self.view.snapshot();
                     v.host_az(&host, &self.config.scheduler.default_availability_zone)
                 };
                 let ok = self
@@ -656,7 +603,7 @@ impl Engine {
             return Ok(());
         }
         let checksum = {
-            let v = self.images.read();
+            let v = self.images.snapshot();
             match v.image(image_id) {
                 Some(row) if row.status == "active" => row.checksum.clone(),
                 Some(row) => {
@@ -782,7 +729,7 @@ impl Engine {
         let Some(view) = self.volume_view.get() else {
             return vec![];
         };
-        let v = view.read();
+        let v = view.snapshot();
         v.volumes
             .values()
             .flat_map(|row| {
@@ -848,7 +795,10 @@ impl Engine {
                 if !still_booting {
                     return Err("the server is no longer being built".into());
                 }
-                let volume = view.read().volume(&b.volume_id).map(|r| r.state.clone());
+                let volume = view
+                    .snapshot()
+                    .volume(&b.volume_id)
+                    .map(|r| r.state.clone());
                 match volume {
                     Some(v) if v.attachments.values().any(|a| a.server_id == id) => break,
                     Some(v)
@@ -1356,7 +1306,7 @@ impl Engine {
     /// The fake hypervisor keeps nothing across restarts: give it back the servers the log places on it.
     async fn restore(&self, agent: &Agent) {
         let on_host: Vec<(String, Server)> = {
-            let v = self.view.read();
+            let v = self.view.snapshot();
             v.servers_on(&agent.name)
                 .filter(|s| s.state.launched)
                 .map(|s| (s.id.clone(), s.state.clone()))
@@ -1379,7 +1329,7 @@ impl Engine {
     /// Power-state sync: a VM whose hypervisor state differs from the record is recorded as it is.
     async fn sync_power(&self, agent: &Agent) {
         let servers: Vec<(String, Server)> = {
-            let v = self.view.read();
+            let v = self.view.snapshot();
             v.servers_on(&agent.name)
                 .filter(|s| {
                     s.state.task_state.is_empty()
@@ -1413,7 +1363,7 @@ impl Engine {
             chrono::Duration::from_std(self.config.build_timeout).unwrap_or(chrono::Duration::MAX);
         let now = Utc::now();
         let expired: Vec<(String, Server)> = {
-            let v = self.view.read();
+            let v = self.view.snapshot();
             v.servers
                 .values()
                 .filter(|s| s.state.vm_state == vm::BUILDING && now - s.created > limit)
@@ -1452,7 +1402,7 @@ impl Engine {
     /// (a crash between a server's deletion and the release of what it held leaves such leftovers).
     async fn audit(&self) {
         let (claims, usage): (Pairs, Pairs) = {
-            let v = self.view.read();
+            let v = self.view.snapshot();
             let gone = |id: &str| v.servers.get(id).is_none_or(|s| s.is_deleted());
             let claims = v
                 .hosts
@@ -1541,8 +1491,7 @@ impl Engine {
     }
 
     /// Pre-cache images on the hosts of an aggregate (Nova 2.81).
-    async fn precache(&self, stream: &str, position: Position) {
-        self.view.wait_for(position, VIEW_WAIT).await;
+    async fn precache(&self, stream: &str) {
         let Some(id) = stream
             .strip_prefix("host-aggregate-")
             .and_then(|i| i.parse::<i64>().ok())
@@ -1550,7 +1499,7 @@ impl Engine {
             return;
         };
         let (hosts, images) = {
-            let v = self.view.read();
+            let v = self.view.snapshot();
             match v.aggregates.get(&id) {
                 Some(a) => (
                     a.state.hosts.iter().cloned().collect::<Vec<_>>(),
@@ -1591,6 +1540,31 @@ impl Engine {
     pub fn shutdown(&self) {
         if let Some(rt) = self._rt_owner.lock().take() {
             rt.shutdown_background();
+        }
+    }
+}
+
+/// The conductor and the agents follow the log through the shared reconciler: a server's events wake that
+/// server (`server-<id>`), a request to pre-cache images wakes its aggregate (`host-aggregate-<n>`).
+#[async_trait::async_trait]
+impl Reconcile for Engine {
+    fn wakes(&self, e: &RecordedEvent) -> Option<String> {
+        let server =
+            e.stream_id.starts_with("server-") && !e.stream_id.starts_with("server-group-");
+        let precache = e.stream_id.starts_with("host-aggregate-")
+            && e.event_type == "compute.AggregateImagesCacheRequested.v1";
+        (server || precache).then(|| e.stream_id.clone())
+    }
+
+    async fn caught_up(&self, position: Position) {
+        self.view.wait_for(position, VIEW_WAIT).await;
+    }
+
+    async fn reconcile(&self, key: &str) {
+        if let Some(id) = key.strip_prefix("server-") {
+            self.reconcile_server(id).await;
+        } else if key.starts_with("host-aggregate-") {
+            self.precache(key).await;
         }
     }
 }

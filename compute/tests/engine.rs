@@ -145,7 +145,7 @@ impl Cloud {
         let start = Instant::now();
         loop {
             {
-                let v = self.view.read();
+                let v = self.view.snapshot();
                 for h in v.hosts.values() {
                     let cap = h.state.inventory.vcpus_capacity();
                     assert!(
@@ -226,7 +226,7 @@ async fn servers_beyond_capacity_get_no_valid_host_and_deletes_give_everything_b
         .await;
 
     let (active, failed): (Vec<String>, Vec<String>) = {
-        let v = cloud.view.read();
+        let v = cloud.view.snapshot();
         ids.iter()
             .cloned()
             .partition(|id| status(&v, id) == "ACTIVE")
@@ -238,7 +238,7 @@ async fn servers_beyond_capacity_get_no_valid_host_and_deletes_give_everything_b
     );
     assert_eq!(failed.len(), n - capacity);
     {
-        let v = cloud.view.read();
+        let v = cloud.view.snapshot();
         for id in &failed {
             let s = &v.servers[id].state;
             let fault = s.fault.as_ref().expect("an ERROR server has a fault");
@@ -299,7 +299,7 @@ async fn servers_beyond_capacity_get_no_valid_host_and_deletes_give_everything_b
         })
         .await;
     {
-        let v = cloud.view.read();
+        let v = cloud.view.snapshot();
         for h in HOSTS {
             assert!(
                 v.hosts[h].state.claims.is_empty(),
@@ -337,7 +337,7 @@ async fn failed_spawns_and_unknown_zones_end_in_error_without_holding_anything()
         })
         .await;
     {
-        let v = cloud.view.read();
+        let v = cloud.view.snapshot();
         assert_eq!(status(&v, fine), "ACTIVE");
         let f = v.servers[broken].state.fault.clone().unwrap();
         assert!(
@@ -393,7 +393,7 @@ async fn deletes_racing_boots_leave_nothing_behind() {
         })
         .await;
     {
-        let v = cloud.view.read();
+        let v = cloud.view.snapshot();
         for h in HOSTS {
             assert!(
                 v.hosts[h].state.claims.is_empty(),

@@ -11,6 +11,8 @@
 pub mod chain;
 pub mod contract;
 mod error;
+pub mod fault;
+mod follow;
 mod log;
 mod memory;
 mod rocks;
@@ -19,6 +21,7 @@ mod types;
 
 pub use chain::{verify_chain, verify_log, ChainError, GENESIS_HASH};
 pub use error::LogError;
+pub use follow::{follow, follower_status, followers, FollowerStatus};
 pub use log::{subscribe_all, EventLog, EventStream};
 pub use memory::MemoryLog;
 pub use rocks::{RocksLog, RocksOptions};

@@ -25,7 +25,7 @@ impl SwiftBackups {
     /// The names (after `<prefix>/`) of the objects under `prefix`.
     fn names_under(&self, account: &str, container: &str, prefix: &str) -> Vec<String> {
         let start = format!("{prefix}/");
-        let view = self.objects.view.read();
+        let view = self.objects.view.snapshot();
         let Some(row) = view.container(account, container) else {
             return Vec::new();
         };
@@ -72,7 +72,7 @@ impl BackupObjects for SwiftBackups {
         if self
             .objects
             .view
-            .read()
+            .snapshot()
             .container(account, container)
             .is_none()
         {
@@ -151,7 +151,7 @@ impl BackupObjects for SwiftBackups {
             let record = self
                 .objects
                 .view
-                .read()
+                .snapshot()
                 .object(account, container, &object)
                 .cloned()
                 .ok_or_else(|| format!("object {container}/{object} is missing"))?;

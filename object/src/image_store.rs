@@ -85,7 +85,7 @@ impl SwiftImageStore {
         let record = self
             .objects
             .view
-            .read()
+            .snapshot()
             .object(&account, GLANCE_CONTAINER, image_id)
             .cloned()?;
         Some((account, record))
@@ -106,7 +106,7 @@ impl ImageStore for SwiftImageStore {
         let exists = self
             .objects
             .view
-            .read()
+            .snapshot()
             .container(&account, GLANCE_CONTAINER)
             .is_some();
         if !exists {
@@ -383,7 +383,7 @@ mod tests {
         );
         let record = objects
             .view
-            .read()
+            .snapshot()
             .object(ACCOUNT, GLANCE_CONTAINER, ID)
             .cloned()
             .unwrap();
@@ -450,7 +450,7 @@ mod tests {
         w.abort().await;
         assert!(objects
             .view
-            .read()
+            .snapshot()
             .object(ACCOUNT, GLANCE_CONTAINER, ID)
             .is_none());
         assert_eq!(blob_count(dir.path()), 0, "no blob left by refused uploads");

@@ -2,8 +2,9 @@
 //! `reverse`, `limit`, `path`. A page costs the entries it walks, not the size of the container: the walk
 //! starts at the marker (or the prefix) and a pseudo-folder is skipped in one jump.
 
-use std::collections::BTreeMap;
 use std::ops::Bound;
+
+use strata_projections::persistent::OrdMap;
 
 /// Listing parameters as Swift takes them from the query string.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,8 +39,8 @@ pub enum Entry<'a, T> {
 }
 
 /// The page of `items` the parameters select; `keep` hides items (e.g. deleted containers).
-pub fn list<'a, T>(
-    items: &'a BTreeMap<String, T>,
+pub fn list<'a, T: Clone>(
+    items: &'a OrdMap<String, T>,
     params: &ListParams,
     keep: impl Fn(&T) -> bool,
 ) -> Vec<Entry<'a, T>> {
@@ -74,7 +75,7 @@ pub fn list<'a, T>(
         if bounds_empty(&lower, &upper) {
             break;
         }
-        let mut range = items.range::<String, _>((lower.clone(), upper.clone()));
+        let mut range = items.range::<_, String>((lower.clone(), upper.clone()));
         let next = if params.reverse {
             range.next_back()
         } else {
@@ -146,8 +147,9 @@ fn bounds_empty(lower: &Bound<String>, upper: &Bound<String>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
-    fn items(names: &[&str]) -> BTreeMap<String, u32> {
+    fn items(names: &[&str]) -> OrdMap<String, u32> {
         names.iter().map(|n| (n.to_string(), 1)).collect()
     }
 
@@ -237,7 +239,7 @@ mod tests {
 
     /// Pages of one entry, each asked with the previous page's last name as its marker (as swiftclient and
     /// openstacksdk page): every entry once, and the walk ends even when the last entry is a pseudo-folder.
-    fn walk_pages(m: &BTreeMap<String, u32>, base: &ListParams) -> Vec<String> {
+    fn walk_pages(m: &OrdMap<String, u32>, base: &ListParams) -> Vec<String> {
         let mut marker = String::new();
         let mut seen = Vec::new();
         for _ in 0..100 {
@@ -291,7 +293,7 @@ mod tests {
 
     #[test]
     fn hidden_items_are_skipped_and_pages_chain() {
-        let m: BTreeMap<String, u32> = (0..2500).map(|i| (format!("o{i:05}"), i)).collect();
+        let m: OrdMap<String, u32> = (0..2500).map(|i| (format!("o{i:05}"), i)).collect();
         let mut marker = String::new();
         let mut seen = 0;
         loop {

@@ -159,7 +159,7 @@ impl ObjectService {
     /// Remove unfinished uploads and blobs no object refers to (a crash between a write's steps). Run at
     /// start, before the API listens.
     pub fn sweep(&self) -> std::io::Result<crate::blob::SweepReport> {
-        let keep = self.view.read().blobs();
+        let keep = self.view.snapshot().blobs();
         self.blobs.sweep(&keep)
     }
 
@@ -237,7 +237,7 @@ impl ObjectService {
         removed: Vec<String>,
         meta: Metadata,
     ) -> Result<(), ObjectError> {
-        if self.view.read().container(account, name).is_none() {
+        if self.view.snapshot().container(account, name).is_none() {
             return Err(ObjectError::NotFound(format!("container {name} not found")));
         }
         let out = self
@@ -259,7 +259,7 @@ impl ObjectService {
         meta: Metadata,
     ) -> Result<(), ObjectError> {
         {
-            let view = self.view.read();
+            let view = self.view.snapshot();
             let Some(c) = view.container(account, name) else {
                 return Err(ObjectError::NotFound(format!("container {name} not found")));
             };
@@ -291,7 +291,7 @@ impl ObjectService {
         name: &str,
         extra: u64,
     ) -> Result<(), ObjectError> {
-        let view = self.view.read();
+        let view = self.view.snapshot();
         let Some(acct) = view.account(account) else {
             return Err(ObjectError::NotFound(format!(
                 "container {container} not found"
@@ -345,7 +345,7 @@ impl ObjectService {
         if put.if_none_match
             && self
                 .view
-                .read()
+                .snapshot()
                 .object(&put.account, &put.container, &put.name)
                 .is_some()
         {
@@ -543,7 +543,7 @@ impl ObjectService {
     }
 
     fn versioning(&self, account: &str, container: &str) -> Option<Versioning> {
-        let view = self.view.read();
+        let view = self.view.snapshot();
         let c = view.container(account, container)?;
         if let Some(l) = c.state.headers.get("x-versions-location") {
             return Some(Versioning::Stack(l.clone()));
@@ -570,7 +570,7 @@ impl ObjectService {
             Versioning::Stack(l) | Versioning::History(l) => l.clone(),
         };
         let current = {
-            let view = self.view.read();
+            let view = self.view.snapshot();
             if view.container(account, &archive).is_none() {
                 return Err(ObjectError::Invalid(format!(
                     "the versions container {archive} does not exist"
@@ -616,12 +616,12 @@ impl ObjectService {
     ) -> Result<(), ObjectError> {
         let prefix = archive_prefix(name);
         let newest = {
-            let view = self.view.read();
+            let view = self.view.snapshot();
             let Some(c) = view.container(account, archive) else {
                 return Ok(());
             };
             c.objects
-                .range::<String, _>(prefix.clone()..)
+                .range::<_, String>(prefix.clone()..)
                 .take_while(|(k, _)| k.starts_with(&prefix))
                 .last()
                 .map(|(k, v)| (k.clone(), v.clone()))
@@ -678,7 +678,7 @@ impl ObjectService {
     /// Delete objects whose X-Delete-At has passed (the object expirer); returns how many went.
     pub async fn expire(&self, now: u64) -> usize {
         let due: Vec<(String, String, String, String)> = {
-            let view = self.view.read();
+            let view = self.view.snapshot();
             view.expiring
                 .iter()
                 .take_while(|(at, ..)| *at <= now)

@@ -4,11 +4,10 @@
 //! read from its first event (the payload's `project_id`/`owner`/`account`/`tenant_id`, else the caller's
 //! project), and a resource ends with an event of its own stream whose name ends in `Deleted`.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use strata_events::RecordedEvent;
 
+use crate::persistent::{partition_point, OrdMap, Vector};
 use crate::Projection;
 
 /// One resource (stream) as the audit API finds it.
@@ -21,7 +20,7 @@ pub struct StreamRow {
     pub last: u64,
     pub events: u64,
     /// The position of each of its events (index = stream version - 1).
-    pub positions: Vec<u64>,
+    pub positions: Vector<u64>,
     /// Its lives: (position of the first event, position of the deleting event). A stream written again
     /// after a delete starts a new life.
     pub lives: Vec<(u64, Option<u64>)>,
@@ -30,7 +29,7 @@ pub struct StreamRow {
 impl StreamRow {
     /// The stream's version just after `position` (how many of its events came at or before it).
     pub fn version_at(&self, position: u64) -> u64 {
-        self.positions.partition_point(|p| *p <= position) as u64
+        partition_point(&self.positions, |p| *p <= position) as u64
     }
 
     /// Whether the resource existed just after `position`.
@@ -41,21 +40,21 @@ impl StreamRow {
     }
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AuditIndex {
-    pub streams: BTreeMap<String, StreamRow>,
+    pub streams: OrdMap<String, StreamRow>,
     /// Positions by the project they concern (the resource's project, else the caller's).
-    pub by_project: BTreeMap<String, Vec<u64>>,
+    pub by_project: OrdMap<String, Vector<u64>>,
     /// Positions by the user who caused them.
-    pub by_user: BTreeMap<String, Vec<u64>>,
+    pub by_user: OrdMap<String, Vector<u64>>,
     /// Positions by request id (the events' correlation id).
-    pub by_request: BTreeMap<String, Vec<u64>>,
+    pub by_request: OrdMap<String, Vector<u64>>,
     /// Positions by event type (`compute.ServerCreated.v1`).
-    pub by_type: BTreeMap<String, Vec<u64>>,
+    pub by_type: OrdMap<String, Vector<u64>>,
     /// When each position was recorded (µs since the epoch); index = position - 1.
-    pub times: Vec<i64>,
+    pub times: Vector<i64>,
     /// The project of each position ("" for none); index = position - 1.
-    pub projects: Vec<String>,
+    pub projects: Vector<String>,
 }
 
 /// The project named in an event's payload, if any.
@@ -92,7 +91,7 @@ impl AuditIndex {
 
     /// The last position recorded at or before `micros` (0 when none).
     pub fn position_at(&self, micros: i64) -> u64 {
-        self.times.partition_point(|t| *t <= micros) as u64
+        partition_point(&self.times, |t| *t <= micros) as u64
     }
 
     /// The project a position concerns ("" for none).
@@ -109,9 +108,9 @@ impl AuditIndex {
     }
 }
 
-fn push(map: &mut BTreeMap<String, Vec<u64>>, key: &str, position: u64) {
+fn push(map: &mut OrdMap<String, Vector<u64>>, key: &str, position: u64) {
     if !key.is_empty() {
-        map.entry(key.to_string()).or_default().push(position);
+        map.entry(key.to_string()).or_default().push_back(position);
     }
 }
 
@@ -123,8 +122,9 @@ impl Projection for AuditIndex {
         let position = event.position;
         // Positions are dense from 1; a gap would be a bug in the log, so keep the vectors aligned anyway.
         while (self.times.len() as u64) + 1 < position {
-            self.times.push(self.times.last().copied().unwrap_or(0));
-            self.projects.push(String::new());
+            self.times
+                .push_back(self.times.last().copied().unwrap_or(0));
+            self.projects.push_back(String::new());
         }
         let kind = strata_actors::registry::kind_of(&event.stream_id).to_string();
         let row = self
@@ -141,7 +141,7 @@ impl Projection for AuditIndex {
         }
         row.last = position;
         row.events += 1;
-        row.positions.push(position);
+        row.positions.push_back(position);
         match row.lives.last_mut() {
             Some((_, None)) => {}
             _ => row.lives.push((position, None)),
@@ -160,8 +160,8 @@ impl Projection for AuditIndex {
         push(&mut self.by_user, &event.principal.user_id, position);
         push(&mut self.by_request, &event.correlation_id, position);
         push(&mut self.by_type, &event.event_type, position);
-        self.times.push(event.recorded_at.timestamp_micros());
-        self.projects.push(project);
+        self.times.push_back(event.recorded_at.timestamp_micros());
+        self.projects.push_back(project);
     }
 }
 
@@ -221,13 +221,16 @@ mod tests {
             (0, 2, 3)
         );
         assert_eq!(
-            ix.by_project["p1"],
+            ix.by_project["p1"].iter().copied().collect::<Vec<_>>(),
             vec![1, 2, 4],
             "the system's step concerns the server's project"
         );
-        assert_eq!(ix.by_user["u1"], vec![1, 4]);
-        assert_eq!(ix.by_request["req-3"], vec![3]);
-        assert_eq!(ix.by_type["compute.ServerDeleted.v1"], vec![4]);
+        assert_eq!(ix.by_user["u1"], Vector::from(vec![1, 4]));
+        assert_eq!(ix.by_request["req-3"], Vector::from(vec![3]));
+        assert_eq!(
+            ix.by_type["compute.ServerDeleted.v1"],
+            Vector::from(vec![4])
+        );
         assert_eq!(ix.position_at(1_700_000_002 * 1_000_000), 2);
         assert_eq!(ix.position_at(0), 0);
         assert_eq!(ix.time_of(3), Some(1_700_000_003 * 1_000_000));

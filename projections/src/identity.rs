@@ -1,12 +1,13 @@
 //! `IdentityView`: every Keystone resource as the API reads it, plus what token validation needs
 //! (password hashes, when a user's tokens stop being valid, revoked audit ids).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use strata_events::RecordedEvent;
 use strata_proto::IdentityEvent as E;
 
+use crate::persistent::{retain_set, OrdMap, OrdSet};
 use crate::Projection;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -94,18 +95,18 @@ pub struct AssignmentRow {
     pub role_id: String,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IdentityView {
-    pub domains: BTreeMap<String, DomainRow>,
-    pub projects: BTreeMap<String, ProjectRow>,
-    pub users: BTreeMap<String, UserRow>,
-    pub roles: BTreeMap<String, RoleRow>,
-    pub assignments: BTreeSet<AssignmentRow>,
-    pub services: BTreeMap<String, ServiceRow>,
-    pub endpoints: BTreeMap<String, EndpointRow>,
-    pub regions: BTreeMap<String, RegionRow>,
+    pub domains: OrdMap<String, DomainRow>,
+    pub projects: OrdMap<String, ProjectRow>,
+    pub users: OrdMap<String, UserRow>,
+    pub roles: OrdMap<String, RoleRow>,
+    pub assignments: OrdSet<AssignmentRow>,
+    pub services: OrdMap<String, ServiceRow>,
+    pub endpoints: OrdMap<String, EndpointRow>,
+    pub regions: OrdMap<String, RegionRow>,
     /// Revoked token audit ids and when the token would have expired (µs).
-    pub revoked: BTreeMap<String, i64>,
+    pub revoked: OrdMap<String, i64>,
     /// Events this projection could not decode (kept so a rebuild shows the same count).
     pub undecodable: u64,
 }
@@ -179,8 +180,9 @@ impl Projection for IdentityView {
             }
             E::ProjectDeleted(_) => {
                 self.projects.remove(&id);
-                self.assignments
-                    .retain(|a| a.scope != Scope::Project(id.clone()));
+                retain_set(&mut self.assignments, |a| {
+                    a.scope != Scope::Project(id.clone())
+                });
             }
             E::UserCreated(u) => {
                 self.users.insert(
@@ -217,7 +219,7 @@ impl Projection for IdentityView {
             }
             E::UserDeleted(_) => {
                 self.users.remove(&id);
-                self.assignments.retain(|a| a.user_id != id);
+                retain_set(&mut self.assignments, |a| a.user_id != id);
             }
             E::RoleCreated(r) => {
                 self.roles.insert(
@@ -239,10 +241,18 @@ impl Projection for IdentityView {
             }
             E::RoleDeleted(_) => {
                 self.roles.remove(&id);
-                for r in self.roles.values_mut() {
-                    r.implies.remove(&id);
+                let implying: Vec<String> = self
+                    .roles
+                    .values()
+                    .filter(|r| r.implies.contains(&id))
+                    .map(|r| r.id.clone())
+                    .collect();
+                for r in implying {
+                    if let Some(r) = self.roles.get_mut(&r) {
+                        r.implies.remove(&id);
+                    }
                 }
-                self.assignments.retain(|a| a.role_id != id);
+                retain_set(&mut self.assignments, |a| a.role_id != id);
             }
             E::RoleImplicationAdded(i) => {
                 if let Some(r) = self.roles.get_mut(&id) {
@@ -579,13 +589,16 @@ mod tests {
         .await;
         assert!(live.wait_for(11, std::time::Duration::from_secs(5)).await);
         let rebuilt: IdentityView = crate::rebuild(&log, 11).await.unwrap();
-        assert_eq!(live.read().digest().unwrap(), rebuilt.digest().unwrap());
+        assert_eq!(live.snapshot().digest().unwrap(), rebuilt.digest().unwrap());
         // A restart resumes from the stored checkpoint and reaches the same state.
         let again = crate::Live::<IdentityView>::start(log.clone(), Default::default())
             .await
             .unwrap();
         assert_eq!(again.position(), 11);
-        assert_eq!(again.read().digest().unwrap(), rebuilt.digest().unwrap());
+        assert_eq!(
+            again.snapshot().digest().unwrap(),
+            rebuilt.digest().unwrap()
+        );
     }
 
     #[tokio::test]

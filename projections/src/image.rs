@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use strata_events::RecordedEvent;
 use strata_proto::ImageEvent as E;
 
+use crate::persistent::OrdMap;
 use crate::Projection;
 
 /// One project's membership of a shared image.
@@ -82,10 +83,10 @@ impl ImageRow {
     }
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ImageView {
     /// Live (not deleted) images by id.
-    pub images: BTreeMap<String, ImageRow>,
+    pub images: OrdMap<String, ImageRow>,
     /// Events this projection could not decode (kept so a rebuild shows the same count).
     pub undecodable: u64,
 }
@@ -584,15 +585,18 @@ mod tests {
         )
         .await;
         assert!(live.wait_for(head, std::time::Duration::from_secs(5)).await);
-        assert_eq!(live.read().images["i-3"].min_disk, 5);
+        assert_eq!(live.snapshot().images["i-3"].min_disk, 5);
         let rebuilt: ImageView = crate::rebuild(&log, head).await.unwrap();
-        assert_eq!(live.read().digest().unwrap(), rebuilt.digest().unwrap());
+        assert_eq!(live.snapshot().digest().unwrap(), rebuilt.digest().unwrap());
         // A restart resumes from the stored checkpoint and reaches the same state.
         let again = crate::Live::<ImageView>::start(log.clone(), Default::default())
             .await
             .unwrap();
         assert_eq!(again.position(), head);
-        assert_eq!(again.read().digest().unwrap(), rebuilt.digest().unwrap());
+        assert_eq!(
+            again.snapshot().digest().unwrap(),
+            rebuilt.digest().unwrap()
+        );
     }
 
     #[tokio::test]

@@ -4,7 +4,8 @@
 //!
 //! Architecture invariant: projections never append events and never call aggregates; a read model is a pure
 //! function of the log prefix it has seen, so a rebuild from zero equals the live model (`strata replay
-//! --verify` checks exactly that). Read models use ordered maps so their encoding, and digest, is canonical.
+//! --verify` checks exactly that). Read models use ordered maps so their encoding, and digest, is canonical, and persistent ones
+//! ([`persistent`]) so that every published state is an immutable [`Snapshot`] readers hold without a lock.
 
 pub mod audit;
 pub mod compute;
@@ -12,7 +13,8 @@ pub mod identity;
 pub mod image;
 pub mod network;
 pub mod object;
+pub mod persistent;
 pub mod runner;
 pub mod volume;
 
-pub use runner::{rebuild, Live, Projection, ProjectionError, RunnerConfig};
+pub use runner::{rebuild, Live, Projection, ProjectionError, RunnerConfig, Snapshot};

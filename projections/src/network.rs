@@ -13,6 +13,7 @@ use strata_actors::Aggregate;
 use strata_events::RecordedEvent;
 use strata_proto::NetworkEvent as E;
 
+use crate::persistent::OrdMap;
 use crate::Projection;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -66,28 +67,28 @@ pub struct FloatingIpRow {
     pub updated_at: String,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NetworkView {
     /// Live networks by id (deleted ones are dropped, with their subnets).
-    pub networks: BTreeMap<String, NetworkRow>,
+    pub networks: OrdMap<String, NetworkRow>,
     /// Live subnets by id.
-    pub subnets: BTreeMap<String, SubnetRef>,
+    pub subnets: OrdMap<String, SubnetRef>,
     /// Live ports by id.
-    pub ports: BTreeMap<String, PortRow>,
-    pub usage: BTreeMap<String, NetworkUsage>,
-    pub quotas: BTreeMap<String, NetworkQuota>,
+    pub ports: OrdMap<String, PortRow>,
+    pub usage: OrdMap<String, NetworkUsage>,
+    pub quotas: OrdMap<String, NetworkQuota>,
     /// Live security groups by id (deleted ones are dropped).
     #[serde(default)]
-    pub security_groups: BTreeMap<String, SecurityGroupRow>,
+    pub security_groups: OrdMap<String, SecurityGroupRow>,
     /// Rule id -> its security group's id.
     #[serde(default)]
-    pub rule_groups: BTreeMap<String, String>,
+    pub rule_groups: OrdMap<String, String>,
     /// Live routers by id.
     #[serde(default)]
-    pub routers: BTreeMap<String, RouterRow>,
+    pub routers: OrdMap<String, RouterRow>,
     /// Live floating IPs by id.
     #[serde(default)]
-    pub floating_ips: BTreeMap<String, FloatingIpRow>,
+    pub floating_ips: OrdMap<String, FloatingIpRow>,
     /// The network `strata serve` made at first start (kept after it is deleted, so it is made once).
     #[serde(default)]
     pub bootstrap_network: Option<String>,

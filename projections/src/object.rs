@@ -3,7 +3,7 @@
 //! container as events arrive, so an account HEAD or a container HEAD reads numbers, and a listing page is a
 //! range over an ordered map (cost: the page, not the container).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use strata_actors::object::{Container, ObjectRecord, StoredObject, SwiftAccount};
@@ -11,13 +11,14 @@ use strata_actors::Aggregate;
 use strata_events::RecordedEvent;
 use strata_proto::ObjectEvent as E;
 
+use crate::persistent::{OrdMap, OrdSet};
 use crate::Projection;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContainerRow {
     pub state: Container,
     /// Live objects by name (ordered: listings are ranges).
-    pub objects: BTreeMap<String, ObjectRecord>,
+    pub objects: OrdMap<String, ObjectRecord>,
     pub bytes_used: u64,
     /// The log position of the last event that changed the container or one of its objects.
     pub last_position: u64,
@@ -34,7 +35,7 @@ pub struct AccountRow {
     pub state: SwiftAccount,
     /// Containers by name. A deleted container's row goes, unless objects a race left behind keep it (then
     /// `state.exists` is false and listings do not show it).
-    pub containers: BTreeMap<String, ContainerRow>,
+    pub containers: OrdMap<String, ContainerRow>,
 }
 
 impl AccountRow {
@@ -53,11 +54,11 @@ impl AccountRow {
     }
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ObjectView {
-    pub accounts: BTreeMap<String, AccountRow>,
+    pub accounts: OrdMap<String, AccountRow>,
     /// Objects with an expiry: (X-Delete-At, account, container, object).
-    pub expiring: BTreeSet<(u64, String, String, String)>,
+    pub expiring: OrdSet<(u64, String, String, String)>,
     pub undecodable: u64,
 }
 
@@ -200,6 +201,7 @@ impl ObjectView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
     use strata_actors::object::{ContainerCommand, ObjectCommand};
     use strata_proto::codec::DomainEvent;
 

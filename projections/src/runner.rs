@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use futures::StreamExt;
-use parking_lot::{RwLock, RwLockReadGuard};
 use serde::{de::DeserializeOwned, Serialize};
 use sha2::{Digest, Sha256};
-use strata_events::{subscribe_all, Checkpoint, EventLog, LogError, Position, RecordedEvent};
+use strata_events::{Checkpoint, EventLog, LogError, Position, RecordedEvent};
 use thiserror::Error;
 use tokio::sync::watch;
 
@@ -20,7 +20,12 @@ pub enum ProjectionError {
 }
 
 /// A read model fed by the log. `handle` must be deterministic and must skip event types it does not know.
-pub trait Projection: Default + Serialize + DeserializeOwned + Send + Sync + 'static {
+///
+/// Readers get immutable snapshots (see [`Live::snapshot`]), so `Clone` must be cheap: a view keeps its large
+/// collections in persistent structures (`imbl::OrdMap`, `OrdSet`, `Vector`), whose clones share their nodes.
+pub trait Projection:
+    Clone + Default + Serialize + DeserializeOwned + Send + Sync + 'static
+{
     const NAME: &'static str;
     /// Bump when `handle` or the state's shape changes: the projection is then rebuilt from position 0.
     const VERSION: u32;
@@ -99,16 +104,22 @@ impl Default for RunnerConfig {
     }
 }
 
-/// A running projection: its model, and the log position it has reached.
+/// One consistent state of a read model: immutable, and holding no lock. A request or an agent step takes
+/// one snapshot and passes it down to everything it calls, so it reads a single state of the view, and
+/// nothing it does (another read, an `.await`, a wait for a later position) can block the projection or be
+/// blocked by it.
+pub type Snapshot<P> = Arc<P>;
+
+/// A running projection: its latest published snapshot, and the log position it has reached.
 pub struct Live<P: Projection> {
-    model: Arc<RwLock<P>>,
+    current: Arc<ArcSwap<P>>,
     position: watch::Receiver<Position>,
 }
 
 impl<P: Projection> Clone for Live<P> {
     fn clone(&self) -> Self {
         Live {
-            model: self.model.clone(),
+            current: self.current.clone(),
             position: self.position.clone(),
         }
     }
@@ -206,10 +217,10 @@ pub async fn rebuild<P: Projection>(
 
 async fn save<P: Projection>(
     log: &dyn EventLog,
-    model: &RwLock<P>,
+    model: &P,
     position: Position,
 ) -> Result<(), ProjectionError> {
-    let state = model.read().encode_state()?;
+    let state = model.encode_state()?;
     log.save_checkpoint(
         P::NAME,
         Checkpoint {
@@ -224,17 +235,22 @@ async fn save<P: Projection>(
 
 impl<P: Projection> Live<P> {
     /// Catch up to the head, then follow the log in a background task on the current tokio runtime.
+    ///
+    /// The task owns the model: it applies each batch of events to its own copy, then publishes a clone
+    /// (cheap: the view's collections are persistent) as the new snapshot, and only then announces the
+    /// position. Readers never wait for it and it never waits for readers.
     pub async fn start(
         log: Arc<dyn EventLog>,
         config: RunnerConfig,
     ) -> Result<Self, ProjectionError> {
-        let (model, position) = catch_up::<P>(&log).await?;
-        let model = Arc::new(RwLock::new(model));
+        let (mut model, position) = catch_up::<P>(&log).await?;
         save(log.as_ref(), &model, position).await?;
+        let current = Arc::new(ArcSwap::from_pointee(model.clone()));
         let (tx, rx) = watch::channel(position);
-        let task_model = model.clone();
+        let published = current.clone();
         tokio::spawn(async move {
-            let mut events = subscribe_all(log.clone(), position + 1).ready_chunks(READ_BATCH);
+            let mut events =
+                strata_events::follow(log.clone(), position + 1, P::NAME).ready_chunks(READ_BATCH);
             let mut unsaved = 0u64;
             let mut last_save = Instant::now();
             let mut reached = position;
@@ -244,7 +260,7 @@ impl<P: Projection> Live<P> {
                     match tokio::time::timeout(wait, events.next()).await {
                         Ok(n) => n,
                         Err(_) => {
-                            if let Err(e) = save(log.as_ref(), &task_model, reached).await {
+                            if let Err(e) = save(log.as_ref(), &model, reached).await {
                                 tracing::warn!(projection = P::NAME, error = %e, "checkpoint failed");
                             }
                             unsaved = 0;
@@ -256,27 +272,17 @@ impl<P: Projection> Live<P> {
                     events.next().await
                 };
                 let Some(batch) = next else { break };
-                {
-                    let mut m = task_model.write();
-                    for item in batch {
-                        match item {
-                            Ok(e) => {
-                                m.handle(&e);
-                                reached = e.position;
-                                unsaved += 1;
-                            }
-                            Err(e) => {
-                                tracing::error!(projection = P::NAME, error = %e, "log subscription failed");
-                                return;
-                            }
-                        }
-                    }
+                for e in &batch {
+                    model.handle(e);
+                    reached = e.position;
+                    unsaved += 1;
                 }
+                published.store(Arc::new(model.clone()));
                 tx.send_replace(reached);
                 if unsaved >= config.checkpoint_every_events
                     || last_save.elapsed() >= config.checkpoint_every
                 {
-                    if let Err(e) = save(log.as_ref(), &task_model, reached).await {
+                    if let Err(e) = save(log.as_ref(), &model, reached).await {
                         tracing::warn!(projection = P::NAME, error = %e, "checkpoint failed");
                     }
                     unsaved = 0;
@@ -285,7 +291,7 @@ impl<P: Projection> Live<P> {
             }
         });
         Ok(Live {
-            model,
+            current,
             position: rx,
         })
     }
@@ -294,14 +300,15 @@ impl<P: Projection> Live<P> {
     pub fn fixed(model: P, position: Position) -> Self {
         let (_tx, rx) = watch::channel(position);
         Live {
-            model: Arc::new(RwLock::new(model)),
+            current: Arc::new(ArcSwap::from_pointee(model)),
             position: rx,
         }
     }
 
-    /// Read access to the model. Hold it briefly: the runner waits for it to apply new events.
-    pub fn read(&self) -> RwLockReadGuard<'_, P> {
-        self.model.read()
+    /// The latest published state of the model (see [`Snapshot`]): take it once per request or step and
+    /// pass it down rather than asking again, so everything reads the same state.
+    pub fn snapshot(&self) -> Snapshot<P> {
+        self.current.load_full()
     }
 
     pub fn position(&self) -> Position {

@@ -13,6 +13,7 @@ use strata_actors::Aggregate;
 use strata_events::RecordedEvent;
 use strata_proto::VolumeEvent as E;
 
+use crate::persistent::OrdMap;
 use crate::Projection;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -62,19 +63,19 @@ pub struct BackendRow {
     pub last_seen: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct VolumeView {
     /// Live volumes by id (deleted ones are dropped).
-    pub volumes: BTreeMap<String, VolumeRow>,
-    pub snapshots: BTreeMap<String, SnapshotRow>,
+    pub volumes: OrdMap<String, VolumeRow>,
+    pub snapshots: OrdMap<String, SnapshotRow>,
     /// Live backups by id (deleted ones are dropped).
-    pub backups: BTreeMap<String, BackupRow>,
+    pub backups: OrdMap<String, BackupRow>,
     /// Live volume types by id.
-    pub types: BTreeMap<String, VolumeTypeRow>,
+    pub types: OrdMap<String, VolumeTypeRow>,
     /// Backends by name (`host@backend`).
-    pub backends: BTreeMap<String, BackendRow>,
-    pub usage: BTreeMap<String, VolumeUsage>,
-    pub quotas: BTreeMap<String, VolumeQuota>,
+    pub backends: OrdMap<String, BackendRow>,
+    pub usage: OrdMap<String, VolumeUsage>,
+    pub quotas: OrdMap<String, VolumeQuota>,
     pub undecodable: u64,
 }
 

@@ -33,7 +33,7 @@
 //! second event always finds the first in the view. A crash between the two leaves a volume waiting for a
 //! backup that never came; the service finds those at start (before the APIs listen) and ends their wait.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -46,8 +46,8 @@ use strata_actors::volume::{
     backup_status as bs, status as st, Backend, BackendCommand, Backup, BackupCommand, Snapshot,
     SnapshotCommand, Volume, VolumeCommand, VolumeUsage, VolumeUsageCommand,
 };
-use strata_actors::{CommandError, DomainError, Repository, Runtime};
-use strata_events::{subscribe_all, Metadata, Position, Principal};
+use strata_actors::{CommandError, DomainError, Reconcile, Reconciler, Repository, Runtime};
+use strata_events::{Metadata, Position, Principal, RecordedEvent};
 use strata_projections::image::ImageView;
 use strata_projections::volume::{BackendRow, VolumeView};
 use strata_projections::Live;
@@ -125,7 +125,8 @@ pub struct Engine {
     usage: Repository<VolumeUsage>,
     drivers: BTreeMap<String, Arc<dyn VolumeDriver>>,
     config: EngineConfig,
-    inflight: Mutex<HashMap<String, bool>>,
+    /// What follows the log for the volume service (set once at start).
+    reconciler: OnceLock<Arc<Reconciler<Engine>>>,
     /// Volumes found at start waiting for a backup or restore the API never recorded (it stopped between
     /// its two writes): their reconciler ends the wait.
     orphans: Mutex<HashSet<String>>,
@@ -238,7 +239,7 @@ impl Engine {
             usage: Repository::new(runtime.clone()),
             drivers,
             config,
-            inflight: Mutex::new(HashMap::new()),
+            reconciler: OnceLock::new(),
             orphans: Mutex::new(HashSet::new()),
             image_sink: OnceLock::new(),
             rt: rt.handle().clone(),
@@ -272,7 +273,7 @@ impl Engine {
         self.sweep_backup_dir().await;
         let start = self.view.position();
         let pending: Vec<String> = {
-            let v = self.view.read();
+            let v = self.view.snapshot();
             let restoring_to = |backup_id: &str, volume_id: &str| {
                 v.backups.get(backup_id).is_some_and(|b| {
                     b.state.status == bs::RESTORING && b.state.restore_volume_id == volume_id
@@ -327,73 +328,26 @@ impl Engine {
             );
             p
         };
+        let reconciler = Reconciler::start(
+            "volume-service",
+            log,
+            start + 1,
+            self.clone(),
+            self.rt.clone(),
+        );
         for stream in pending {
-            self.kick(stream, start);
+            reconciler.wake(stream, start);
         }
-        let me = self.clone();
-        self.rt.spawn(async move { me.follow(log, start).await });
+        let _ = self.reconciler.set(reconciler);
         let me = self.clone();
         self.rt.spawn(async move { me.periodic().await });
     }
 
-    async fn follow(self: Arc<Self>, log: Arc<dyn strata_events::EventLog>, from: Position) {
-        let mut events = subscribe_all(log, from);
-        while let Some(e) = events.next().await {
-            let e = match e {
-                Ok(e) => e,
-                Err(err) => {
-                    tracing::error!(error = %err, "the volume service lost the log; stopping");
-                    return;
-                }
-            };
-            let s = e.stream_id.as_str();
-            let ours = s.starts_with("volume-snapshot-")
-                || s.starts_with("volume-backup-")
-                || (s.starts_with("volume-")
-                    && ![
-                        "volume-type-",
-                        "volume-backend-",
-                        "volume-usage-",
-                        "volume-quota-",
-                    ]
-                    .iter()
-                    .any(|p| s.starts_with(p)));
-            if ours {
-                self.kick(e.stream_id.clone(), e.position);
-            }
+    /// Run the reconciler of `stream` (a volume, snapshot or backup) once the view has `position`.
+    fn kick(&self, stream: String, position: Position) {
+        if let Some(r) = self.reconciler.get() {
+            r.wake(stream, position);
         }
-    }
-
-    fn kick(self: &Arc<Self>, stream: String, position: Position) {
-        {
-            let mut inflight = self.inflight.lock();
-            if let Some(again) = inflight.get_mut(&stream) {
-                *again = true;
-                return;
-            }
-            inflight.insert(stream.clone(), false);
-        }
-        let me = self.clone();
-        self.rt.spawn(async move {
-            me.view.wait_for(position, VIEW_WAIT).await;
-            loop {
-                if let Some(id) = stream.strip_prefix("volume-snapshot-") {
-                    me.reconcile_snapshot(id).await;
-                } else if let Some(id) = stream.strip_prefix("volume-backup-") {
-                    me.reconcile_backup(id).await;
-                } else if let Some(id) = stream.strip_prefix("volume-") {
-                    me.reconcile_volume(id).await;
-                }
-                let mut inflight = me.inflight.lock();
-                match inflight.get_mut(&stream) {
-                    Some(again) if *again => *again = false,
-                    _ => {
-                        inflight.remove(&stream);
-                        break;
-                    }
-                }
-            }
-        });
     }
 
     async fn step(&self, id: &str, v: &Volume, cmd: VolumeCommand) -> bool {
@@ -470,7 +424,7 @@ impl Engine {
 
     /// The backends that can take `size_gb` for this volume, best (most claimable capacity) first.
     fn candidates(&self, v: &Volume, size_gb: u64) -> Result<Vec<String>, String> {
-        let view = self.view.read();
+        let view = self.view.snapshot();
         let specs = view
             .types
             .get(&v.volume_type_id)
@@ -640,7 +594,7 @@ impl Engine {
         image_id: &str,
     ) -> Result<(PathBuf, String, BTreeMap<String, String>), String> {
         let (checksum, disk_format, props) = {
-            let v = self.images.read();
+            let v = self.images.snapshot();
             let row = v
                 .image(image_id)
                 .ok_or_else(|| format!("Image {image_id} could not be found."))?;
@@ -720,7 +674,7 @@ impl Engine {
             if !v.source_snapshot_id.is_empty() {
                 let source_volume = self
                     .view
-                    .read()
+                    .snapshot()
                     .snapshots
                     .get(&v.source_snapshot_id)
                     .map(|s| s.state.volume_id.clone())
@@ -830,7 +784,7 @@ impl Engine {
                 .cloned()
                 .ok_or("no image service to upload to")?;
             let format = {
-                let view = self.images.read();
+                let view = self.images.snapshot();
                 view.image(&image_id)
                     .map(|i| i.disk_format.clone())
                     .filter(|f| f == "qcow2")
@@ -903,7 +857,7 @@ impl Engine {
             // their data goes with the volume (their own flows then find nothing left and record the end).
             let snapshots: Vec<String> = self
                 .view
-                .read()
+                .snapshot()
                 .snapshots_of(id)
                 .map(|s| s.id.clone())
                 .collect();
@@ -922,7 +876,7 @@ impl Engine {
         }
         // Every claim of this volume on its backend (the volume's and its extensions').
         let claims: Vec<String> = {
-            let view = self.view.read();
+            let view = self.view.snapshot();
             view.backends
                 .get(backend_of(&v.host))
                 .map(|b| {
@@ -957,7 +911,7 @@ impl Engine {
         }
         let host = self
             .view
-            .read()
+            .snapshot()
             .volumes
             .get(&s.volume_id)
             .map(|v| v.state.host.clone())
@@ -1099,7 +1053,7 @@ impl Engine {
     /// began, or was deleted) go back to `available`.
     async fn finish_restores_into(&self, volume_id: &str) {
         let restoring: Vec<(String, Backup)> = {
-            let view = self.view.read();
+            let view = self.view.snapshot();
             view.backups
                 .values()
                 .filter(|b| {
@@ -1131,7 +1085,7 @@ impl Engine {
     ) -> Result<PathBuf, String> {
         let b = self
             .view
-            .read()
+            .snapshot()
             .backups
             .get(id)
             .map(|r| r.state.clone())
@@ -1189,7 +1143,7 @@ impl Engine {
     /// backup of the chain is kept.
     async fn backup_chain(&self, id: &str, task: &str) -> Result<(PathBuf, Vec<PathBuf>), String> {
         let chain: Vec<String> = {
-            let view = self.view.read();
+            let view = self.view.snapshot();
             let chain = view.backup_chain(id);
             match chain.last() {
                 Some(full) if full.state.parent_id.is_empty() => {}
@@ -1295,7 +1249,7 @@ impl Engine {
         .await;
     }
 
-    async fn reconcile_backup(self: &Arc<Self>, id: &str) {
+    async fn reconcile_backup(&self, id: &str) {
         let b = match self.backups.load(id).await {
             Ok((b, _)) => b,
             Err(e) => {
@@ -1310,7 +1264,7 @@ impl Engine {
             bs::CREATING => self.create_backup(id, &b).await,
             bs::RESTORING => {
                 let waiting = {
-                    let view = self.view.read();
+                    let view = self.view.snapshot();
                     view.volume(&b.restore_volume_id).is_some_and(|r| {
                         let v = &r.state;
                         (v.status == st::RESTORING && v.task_target == id)
@@ -1345,7 +1299,7 @@ impl Engine {
             return;
         }
         let volume = {
-            let view = self.view.read();
+            let view = self.view.snapshot();
             let other = view.backups_of(&b.volume_id).any(|o| {
                 o.id != id && o.state.status == bs::CREATING && o.state.snapshot_id.is_empty()
             });
@@ -1370,7 +1324,7 @@ impl Engine {
         let task = format!("backup-{id}");
         let result = async {
             let (host, parent_ok) = {
-                let view = self.view.read();
+                let view = self.view.snapshot();
                 let host = view
                     .volume(&b.volume_id)
                     .map(|r| r.state.host.clone())
@@ -1474,7 +1428,7 @@ impl Engine {
     }
 
     async fn delete_backup(&self, id: &str, b: &Backup) {
-        let children = self.view.read().backup_children(id).count();
+        let children = self.view.snapshot().backup_children(id).count();
         let result = if children > 0 {
             Err("Incremental backups exist for this backup.".to_string())
         } else if b.target == SWIFT_TARGET {
@@ -1586,6 +1540,41 @@ fn md5_update(state: &mut md5::Md5, data: &[u8]) {
 fn md5_hex(state: md5::Md5) -> String {
     use md5::Digest;
     hex::encode(state.finalize())
+}
+
+/// The volume service follows the log through the shared reconciler: each event of a volume, snapshot or
+/// backup stream wakes that stream.
+#[async_trait::async_trait]
+impl Reconcile for Engine {
+    fn wakes(&self, e: &RecordedEvent) -> Option<String> {
+        let s = e.stream_id.as_str();
+        let ours = s.starts_with("volume-snapshot-")
+            || s.starts_with("volume-backup-")
+            || (s.starts_with("volume-")
+                && ![
+                    "volume-type-",
+                    "volume-backend-",
+                    "volume-usage-",
+                    "volume-quota-",
+                ]
+                .iter()
+                .any(|p| s.starts_with(p)));
+        ours.then(|| e.stream_id.clone())
+    }
+
+    async fn caught_up(&self, position: Position) {
+        self.view.wait_for(position, VIEW_WAIT).await;
+    }
+
+    async fn reconcile(&self, stream: &str) {
+        if let Some(id) = stream.strip_prefix("volume-snapshot-") {
+            self.reconcile_snapshot(id).await;
+        } else if let Some(id) = stream.strip_prefix("volume-backup-") {
+            self.reconcile_backup(id).await;
+        } else if let Some(id) = stream.strip_prefix("volume-") {
+            self.reconcile_volume(id).await;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! project's events.
 
 pub mod consumers;
+mod health;
 pub mod render;
 pub mod resources;
 pub mod streams;
@@ -140,6 +141,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/audit/v1", web::get().to(version))
         .route("/audit/v1/", web::get().to(version));
     resources::configure(cfg);
+    health::configure(cfg);
     streams::configure(cfg);
     consumers::configure(cfg);
 }

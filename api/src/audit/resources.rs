@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use strata_actors::registry;
 use strata_events::{verify_log, Head, Snapshot, GENESIS_HASH};
 use strata_projections::audit::{category, StreamRow};
+use strata_projections::persistent::Vector;
 
 use super::render::{changes, event_json, parse_position, parse_time, redact, time_text};
 use super::{auditor, Audit, AuditError};
@@ -59,7 +60,7 @@ fn check_params(q: &BTreeMap<String, String>, known: &[&str]) -> Result<(), Audi
 fn stream_row(audit: &Audit, stream: &str) -> Result<StreamRow, AuditError> {
     audit
         .index
-        .read()
+        .snapshot()
         .streams
         .get(stream)
         .cloned()
@@ -119,7 +120,7 @@ pub async fn timeline_of(
             break;
         }
         let mut v = {
-            let ix = audit.index.read();
+            let ix = audit.index.snapshot();
             event_json(e, Some(&ix))
         };
         if let Some((initial, states)) = &states {
@@ -214,7 +215,7 @@ pub async fn state_of(
     let stream = format!("{kind}-{id}");
     let row = stream_row(audit, &stream)?;
     let (head, position) = {
-        let ix = audit.index.read();
+        let ix = audit.index.snapshot();
         let head = ix.head();
         let position = match (q.get("at"), q.get("position")) {
             (Some(_), Some(_)) => {
@@ -241,7 +242,7 @@ pub async fn state_of(
         state_at_version(audit, &stream, version, use_snapshots).await?
     };
     let time = {
-        let ix = audit.index.read();
+        let ix = audit.index.snapshot();
         ix.time_of(position)
             .and_then(chrono::DateTime::from_timestamp_micros)
             .map(time_text)
@@ -273,7 +274,7 @@ async fn resources(
 pub fn resources_of(audit: &Audit, q: &BTreeMap<String, String>) -> Result<Value, AuditError> {
     check_params(q, &["project", "type", "at", "position", "limit", "marker"])?;
     let limit = limit_of(q, MAX_LIMIT)?;
-    let ix = audit.index.read();
+    let ix = audit.index.snapshot();
     let position = match (q.get("at"), q.get("position")) {
         (Some(_), Some(_)) => {
             return Err(AuditError::bad_request(
@@ -287,7 +288,7 @@ pub fn resources_of(audit: &Audit, q: &BTreeMap<String, String>) -> Result<Value
     let marker = q.get("marker").cloned().unwrap_or_default();
     let mut out = Vec::new();
     let mut next = None;
-    for (stream, row) in ix.streams.range::<String, _>((
+    for (stream, row) in ix.streams.range::<_, String>((
         std::ops::Bound::Excluded(marker.clone()),
         std::ops::Bound::Unbounded,
     )) {
@@ -350,13 +351,13 @@ pub async fn events_of(audit: &Audit, q: &BTreeMap<String, String>) -> Result<Va
     };
     let since = q.get("since").map(|t| parse_time("since", t)).transpose()?;
     let until = q.get("until").map(|t| parse_time("until", t)).transpose()?;
+    let ix = audit.index.snapshot();
     let positions: Vec<u64> = {
-        let ix = audit.index.read();
         // Position bounds from the time window (times never decrease along the log).
         let low = since.map_or(0, |s| ix.position_at(s - 1)).max(after);
         let high = until.map_or(ix.head(), |u| ix.position_at(u));
-        let mut lists: Vec<&Vec<u64>> = Vec::new();
-        let empty = Vec::new();
+        let mut lists: Vec<&Vector<u64>> = Vec::new();
+        let empty = Vector::new();
         for (param, map) in [
             ("project", &ix.by_project),
             ("user", &ix.by_user),
@@ -400,7 +401,6 @@ pub async fn events_of(audit: &Audit, q: &BTreeMap<String, String>) -> Result<Va
             .await
             .map_err(AuditError::internal)?;
         if let Some(e) = batch.first() {
-            let ix = audit.index.read();
             out.push(event_json(e, Some(&ix)));
         }
     }

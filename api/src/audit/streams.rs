@@ -659,7 +659,7 @@ async fn render(
             {
                 return Err("the audit index did not reach the event in time");
             }
-            let project = audit.index.read().project_of(e.position).to_string();
+            let project = audit.index.snapshot().project_of(e.position).to_string();
             if feed.project.as_ref().is_some_and(|want| *want != project) {
                 return Ok(false);
             }

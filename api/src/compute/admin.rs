@@ -286,7 +286,7 @@ impl Clock {
         }
     }
 
-    /// Like `Compute::host_up`, for a row read under a view guard that is already held.
+    /// Like `Compute::service_up`, with one clock for a whole listing.
     fn up(&self, h: &HostRow) -> bool {
         strata_compute::scheduler::service_up(h, self.now, self.down_time)
     }
@@ -460,7 +460,7 @@ fn hypervisors(
         ));
     }
     let clock = Clock::of(compute);
-    let view = compute.view.read();
+    let view = compute.view.snapshot();
     let mut rows = compute_hosts(&view);
     if let Some(p) = &pattern {
         rows = matching(rows, p)?;
@@ -551,7 +551,7 @@ async fn hypervisor_show(
     }
     let id = path.into_inner();
     let clock = Clock::of(&compute);
-    let view = compute.view.read();
+    let view = compute.view.snapshot();
     let row = find_hypervisor(&view, mv, &id)?;
     let v = hypervisor_json(&view, &clock, mv, row, true, with_servers);
     Ok(HttpResponse::Ok().json(json!({ "hypervisor": v })))
@@ -565,7 +565,7 @@ async fn hypervisor_uptime(
 ) -> Result<HttpResponse, NovaError> {
     admin(&caller, "os_compute_api:os-hypervisors:uptime")?;
     let id = path.into_inner();
-    find_hypervisor(&compute.view.read(), mv, &id)?;
+    find_hypervisor(&compute.view.snapshot(), mv, &id)?;
     Err(NovaError::new(
         StatusCode::NOT_IMPLEMENTED,
         "Virt driver does not implement host uptime.",
@@ -577,7 +577,7 @@ async fn hypervisor_statistics(
     caller: Caller,
 ) -> Result<HttpResponse, NovaError> {
     admin(&caller, "os_compute_api:os-hypervisors:statistics")?;
-    let view = compute.view.read();
+    let view = compute.view.snapshot();
     // Nova sums the hypervisors of enabled services only.
     let mut t = BTreeMap::<&str, i64>::new();
     for (_, h) in compute_hosts(&view) {
@@ -649,7 +649,7 @@ fn legacy_search(
         },
     )?;
     let clock = Clock::of(compute);
-    let view = compute.view.read();
+    let view = compute.view.snapshot();
     let list: Vec<Value> = matching(compute_hosts(&view), pattern)?
         .into_iter()
         .map(|row| hypervisor_json(&view, &clock, mv, row, false, with_servers))
@@ -727,7 +727,7 @@ fn services(compute: &Compute) -> Vec<ServiceRow> {
             updated_at: now.clone(),
         })
         .collect();
-    let view = compute.view.read();
+    let view = compute.view.snapshot();
     for (pos, h) in compute_hosts(&view) {
         rows.push(ServiceRow {
             binary: COMPUTE_BINARY,
@@ -993,7 +993,7 @@ async fn service_delete(
             s.binary, s.host
         )));
     }
-    if compute.view.read().servers_on(&s.host).next().is_some() {
+    if compute.view.snapshot().servers_on(&s.host).next().is_some() {
         return Err(NovaError::conflict(
             "Unable to delete compute service that is hosting instances. Migrate or delete the instances first.",
         ));
@@ -1088,7 +1088,7 @@ fn aggregate_not_found(id: i64) -> NovaError {
 fn aggregate_row(compute: &Compute, id: i64) -> Result<AggregateRow, NovaError> {
     compute
         .view
-        .read()
+        .snapshot()
         .aggregates
         .get(&id)
         .filter(|a| a.state.exists && !a.state.deleted)
@@ -1169,7 +1169,7 @@ fn check_zone_change(
             "It is not a valid zone name.",
         ));
     }
-    let view = compute.view.read();
+    let view = compute.view.snapshot();
     let conflicts = conflicting_zones(&view, a.id, &a.state.hosts, zone);
     if !conflicts.is_empty() {
         return Err(fail(format!(
@@ -1197,7 +1197,7 @@ async fn aggregate_list(
     admin(&caller, "os_compute_api:os-aggregates:index")?;
     let list: Vec<Value> = compute
         .view
-        .read()
+        .snapshot()
         .aggregates
         .values()
         .filter(|a| a.state.exists && !a.state.deleted)
@@ -1477,7 +1477,7 @@ async fn aggregate_action(
         AggregateAction::AddHost(host) => {
             let zone = &a.state.availability_zone;
             {
-                let view = compute.view.read();
+                let view = compute.view.snapshot();
                 if !view.hosts.get(&host).is_some_and(|h| h.state.exists) {
                     return Err(NovaError::not_found(format!(
                         "Compute host {host} could not be found."
@@ -1596,7 +1596,7 @@ async fn aggregate_images(
     let id = aggregate_id(&path.into_inner())?;
     aggregate_row(&compute, id)?;
     {
-        let images = compute.images.read();
+        let images = compute.images.snapshot();
         if let Some(missing) = ids.iter().find(|i| images.image(i).is_none()) {
             return Err(NovaError::bad_request(format!(
                 "Image {missing} could not be found."

@@ -78,7 +78,7 @@ fn flavor_json(req: &HttpRequest, mv: Microversion, f: &FlavorRow, detail: bool)
 }
 
 fn visible(compute: &Compute, caller: &Caller, id: &str) -> Result<FlavorRow, NovaError> {
-    let view = compute.view.read();
+    let view = compute.view.snapshot();
     if view.flavor_visible(id, &caller.project_id, caller.is_admin) {
         if let Some(f) = view.flavors.get(id) {
             return Ok(f.clone());
@@ -117,7 +117,7 @@ fn listing(
         .unwrap_or(1000);
     let sort_key = get("sort_key").unwrap_or_else(|| "flavorid".into());
     let desc = get("sort_dir").is_some_and(|d| d == "desc");
-    let view = compute.view.read();
+    let view = compute.view.snapshot();
     let mut rows: Vec<&FlavorRow> = view
         .flavors
         .values()
@@ -305,7 +305,7 @@ async fn create(
         description,
     };
     // Checked before the name is claimed: a claim by an existing flavor's id must not be released below.
-    if compute.view.read().flavors.contains_key(&id) {
+    if compute.view.snapshot().flavors.contains_key(&id) {
         return Err(NovaError::conflict(format!(
             "Flavor with ID {id} already exists."
         )));

@@ -55,7 +55,7 @@ fn target_user(caller: &Caller, req: &HttpRequest, mv: Microversion) -> Result<S
 fn find(compute: &Compute, user: &str, name: &str) -> Result<KeypairRow, NovaError> {
     compute
         .view
-        .read()
+        .snapshot()
         .keypairs_of(user)
         .find(|k| k.name == name)
         .cloned()
@@ -69,7 +69,7 @@ async fn list(
     mv: Microversion,
 ) -> Result<HttpResponse, NovaError> {
     let user = target_user(&caller, &req, mv)?;
-    let view = compute.view.read();
+    let view = compute.view.snapshot();
     let keypairs: Vec<Value> = view
         .keypairs_of(&user)
         .map(|k| json!({ "keypair": keypair_json(k, mv, false) }))

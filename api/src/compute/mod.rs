@@ -28,9 +28,11 @@ use strata_actors::compute::{
 use strata_actors::{Aggregate, Outcome, Repository, Runtime};
 use strata_compute::Engine;
 use strata_events::Metadata;
-use strata_projections::compute::ComputeView;
+use strata_projections::compute::{ComputeView, HostRow};
 use strata_projections::image::ImageView;
-use strata_projections::Live;
+use strata_projections::network::NetworkView;
+use strata_projections::volume::VolumeView;
+use strata_projections::{Live, Snapshot};
 
 pub use error::NovaError;
 
@@ -66,6 +68,14 @@ pub struct Compute {
 }
 
 const READ_YOUR_WRITES: Duration = Duration::from_secs(10);
+
+/// The views a Nova request renders from, taken together once at the start of the rendering and passed
+/// down: a response shows one state of each view, and no part of it reads a view again.
+pub struct Views {
+    pub compute: Snapshot<ComputeView>,
+    pub network: Snapshot<NetworkView>,
+    pub volume: Snapshot<VolumeView>,
+}
 
 impl Compute {
     pub fn new(
@@ -113,19 +123,32 @@ impl Compute {
 
     /// A project's quota limits: the defaults overlaid with what was set for it.
     pub fn limits(&self, project_id: &str) -> BTreeMap<String, i64> {
-        self.view.read().limits_of(project_id, &self.default_limits)
+        self.view
+            .snapshot()
+            .limits_of(project_id, &self.default_limits)
     }
 
-    /// Whether compute host `name`'s service is up (heard from recently and not forced down).
-    pub fn host_up(&self, name: &str) -> bool {
-        let v = self.view.read();
-        v.hosts.get(name).is_some_and(|h| {
-            strata_compute::scheduler::service_up(
-                h,
-                chrono::Utc::now(),
-                self.engine.config().scheduler.service_down_time,
-            )
-        })
+    /// One snapshot of every view a response renders from.
+    pub fn views(&self) -> Views {
+        Views {
+            compute: self.view.snapshot(),
+            network: self.networks.view.snapshot(),
+            volume: self.volume_view.snapshot(),
+        }
+    }
+
+    /// Whether compute host `name`'s service is up in `view` (heard from recently and not forced down).
+    pub fn host_up(&self, view: &ComputeView, name: &str) -> bool {
+        view.hosts.get(name).is_some_and(|h| self.service_up(h))
+    }
+
+    /// Whether a host row's service is up now (heard from recently and not forced down).
+    pub fn service_up(&self, h: &HostRow) -> bool {
+        strata_compute::scheduler::service_up(
+            h,
+            chrono::Utc::now(),
+            self.engine.config().scheduler.service_down_time,
+        )
     }
 
     /// Run a command and wait until the compute view shows it.

@@ -184,7 +184,7 @@ pub fn security_group_ids(
     if names.iter().all(|n| n == "default") {
         return Ok(None);
     }
-    let view = networks.view.read();
+    let view = networks.view.snapshot();
     names
         .iter()
         .map(|n| {
@@ -254,7 +254,7 @@ async fn plug_nic(
     if let Some(port_id) = &nic.port_id {
         let port = networks
             .view
-            .read()
+            .snapshot()
             .port(port_id)
             .filter(|p| p.state.is_live() && caller.owns(&p.state.project_id))
             .cloned()
@@ -274,10 +274,11 @@ async fn plug_nic(
         });
     }
     let network_id = nic.network_id.clone().unwrap_or_default();
-    let visible =
-        networks.view.read().network(&network_id).is_some_and(|n| {
-            !n.state.deleted && (caller.owns(&n.state.project_id) || n.state.shared)
-        });
+    let visible = networks
+        .view
+        .snapshot()
+        .network(&network_id)
+        .is_some_and(|n| !n.state.deleted && (caller.owns(&n.state.project_id) || n.state.shared));
     if !visible {
         return Err(bad(format!("Network {network_id} could not be found.")));
     }
@@ -532,7 +533,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 fn server_row(compute: &Compute, caller: &Caller, id: &str) -> Result<ServerRow, NovaError> {
-    let view = compute.view.read();
+    let view = compute.view.snapshot();
     match view.server(id) {
         Some(r) if caller.is_admin || r.state.project_id == caller.project_id => Ok(r.clone()),
         _ => Err(NovaError::not_found(format!(
@@ -560,7 +561,7 @@ async fn list_interfaces(
     path: web::Path<String>,
 ) -> Result<HttpResponse, NovaError> {
     let row = server_row(&compute, &caller, &path.into_inner())?;
-    let view = compute.networks.view.read();
+    let view = compute.networks.view.snapshot();
     let list: Vec<Value> = row
         .state
         .ports
@@ -585,7 +586,7 @@ async fn show_interface(
         .ok_or_else(|| {
             NovaError::not_found(format!("Port {port_id} is not attached to instance {id}"))
         })?;
-    let view = compute.networks.view.read();
+    let view = compute.networks.view.snapshot();
     Ok(HttpResponse::Ok().json(json!({ "interfaceAttachment": interface_json(&view, sp) })))
 }
 
@@ -697,7 +698,7 @@ async fn attach_interface(
             format!("Failed to attach network adapter device to {id}: {e}"),
         ));
     }
-    let view = compute.networks.view.read();
+    let view = compute.networks.view.snapshot();
     Ok(HttpResponse::Ok().json(json!({ "interfaceAttachment": interface_json(&view, &sp) })))
 }
 
@@ -770,7 +771,7 @@ pub async fn change_security_group(
         Some(ids) => ids.into_iter().next().unwrap_or_default(),
         None => {
             // "default": the project's default group.
-            let view = compute.networks.view.read();
+            let view = compute.networks.view.snapshot();
             view.security_groups
                 .values()
                 .find(|g| {
@@ -798,7 +799,7 @@ pub async fn change_security_group(
         let current = compute
             .networks
             .view
-            .read()
+            .snapshot()
             .port(&sp.port_id)
             .map(|p| p.state.security_groups.clone())
             .unwrap_or_default();

@@ -13,10 +13,10 @@ use strata_actors::compute::quota::{Amounts, Limits, UsageCommand};
 use strata_actors::compute::server::{power, vm};
 use strata_actors::compute::{Action, FlavorSpec, ServerCommand, ServerGroupCommand};
 use strata_actors::image::ImageCommand;
-use strata_projections::compute::{FlavorRow, ServerRow};
+use strata_projections::compute::{ComputeView, FlavorRow, ServerRow};
 use strata_proto::compute as pb;
 
-use super::{Caller, Compute, Microversion, NovaError};
+use super::{Caller, Compute, Microversion, NovaError, Views};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -117,6 +117,7 @@ fn flavor_json(base: &str, mv: Microversion, f: &FlavorSpec) -> Value {
 
 fn server_json(
     compute: &Compute,
+    views: &Views,
     base: &str,
     mv: Microversion,
     caller: &Caller,
@@ -139,7 +140,7 @@ fn server_json(
         "flavor": flavor_json(base, mv, &s.flavor),
         "created": nova_time(&row.created_at),
         "updated": nova_time(&row.updated_at),
-        "addresses": super::network::addresses(&compute.networks.view.read(), &s.ports),
+        "addresses": super::network::addresses(&views.network, &s.ports),
         "accessIPv4": "",
         "accessIPv6": "",
         "links": links(base, "servers", id),
@@ -152,7 +153,7 @@ fn server_json(
         "OS-EXT-STS:task_state": if s.task_state.is_empty() { Value::Null } else { json!(s.task_state) },
         "OS-EXT-STS:vm_state": s.vm_state,
         "OS-EXT-STS:power_state": s.power_state,
-        "os-extended-volumes:volumes_attached": super::volumes::attachments_of(&compute.volume_view.read(), id)
+        "os-extended-volumes:volumes_attached": super::volumes::attachments_of(&views.volume, id)
             .into_iter()
             .map(|a| {
                 let dot = super::volumes::deletes_with(s, &a.1);
@@ -161,8 +162,7 @@ fn server_json(
             .collect::<Vec<_>>(),
     });
     if !s.ports.is_empty() {
-        v["security_groups"] =
-            super::network::security_groups(&compute.networks.view.read(), &s.ports);
+        v["security_groups"] = super::network::security_groups(&views.network, &s.ports);
     }
     if matches!(
         status,
@@ -199,7 +199,7 @@ fn server_json(
         if mv.0 >= 16 {
             v["host_status"] = json!(if s.host.is_empty() {
                 ""
-            } else if compute.host_up(&s.host) {
+            } else if compute.host_up(&views.compute, &s.host) {
                 "UP"
             } else {
                 "DOWN"
@@ -227,12 +227,13 @@ fn server_json(
 /// The single-server shape of show, update and rebuild: from 2.71 it names the server's group.
 fn server_full_json(
     compute: &Compute,
+    views: &Views,
     base: &str,
     mv: Microversion,
     caller: &Caller,
     row: &ServerRow,
 ) -> Value {
-    let mut v = server_json(compute, base, mv, caller, row);
+    let mut v = server_json(compute, views, base, mv, caller, row);
     if mv.0 >= 71 {
         let groups: Vec<&str> = if row.state.group_id.is_empty() {
             vec![]
@@ -257,15 +258,35 @@ fn nullable(s: &str) -> Value {
 
 /// The server as the caller may see it: their project's, or any for an admin. Deleted servers are gone.
 fn visible(compute: &Compute, caller: &Caller, id: &str) -> Result<ServerRow, NovaError> {
-    let view = compute.view.read();
+    visible_in(&compute.view.snapshot(), caller, id).cloned()
+}
+
+/// [`visible`] in a snapshot the caller already holds.
+fn visible_in<'a>(
+    view: &'a ComputeView,
+    caller: &Caller,
+    id: &str,
+) -> Result<&'a ServerRow, NovaError> {
     match view.server(id) {
-        Some(row) if caller.is_admin || row.state.project_id == caller.project_id => {
-            Ok(row.clone())
-        }
+        Some(row) if caller.is_admin || row.state.project_id == caller.project_id => Ok(row),
         _ => Err(NovaError::not_found(format!(
             "Instance {id} could not be found."
         ))),
     }
+}
+
+/// The single-server answer of show, update and rebuild, rendered from one snapshot of the views.
+fn server_answer(
+    compute: &Compute,
+    req: &HttpRequest,
+    mv: Microversion,
+    caller: &Caller,
+    id: &str,
+) -> Result<Value, NovaError> {
+    let views = compute.views();
+    let row = visible_in(&views.compute, caller, id)?;
+    let base = crate::common::base_url(req);
+    Ok(server_full_json(compute, &views, &base, mv, caller, row))
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, NovaError> {
@@ -353,7 +374,7 @@ fn check_metadata_quota(compute: &Compute, project: &str, count: usize) -> Resul
 /// The flavor a request names, by id or by a URL ending in the id.
 fn flavor_ref(compute: &Compute, caller: &Caller, r: &str) -> Result<FlavorRow, NovaError> {
     let id = r.rsplit('/').next().unwrap_or(r);
-    let view = compute.view.read();
+    let view = compute.view.snapshot();
     if view.flavor_visible(id, &caller.project_id, caller.is_admin) {
         if let Some(f) = view.flavor(id) {
             return Ok(f.clone());
@@ -387,7 +408,7 @@ fn image_ref(
     flavor: Option<&FlavorSpec>,
 ) -> Result<String, NovaError> {
     let id = r.rsplit('/').next().unwrap_or(r).to_string();
-    let view = compute.images.read();
+    let view = compute.images.snapshot();
     let row = view
         .image(&id)
         .filter(|i| caller.is_admin || i.readable_by(&caller.project_id))
@@ -489,7 +510,7 @@ async fn create(
     let key_name = string_field(s, "key_name")?.unwrap_or_default();
     let mut key_data = String::new();
     if !key_name.is_empty() {
-        let view = compute.view.read();
+        let view = compute.view.snapshot();
         match view.keypair(&caller.auth.user_id, &key_name) {
             Some(k) => key_data = k.public_key.clone(),
             None => return Err(NovaError::bad_request("Invalid key_name provided.")),
@@ -538,7 +559,7 @@ async fn create(
         az = zone.to_string();
     }
     if !az.is_empty() {
-        let view = compute.view.read();
+        let view = compute.view.snapshot();
         let default = &compute.engine.config().scheduler.default_availability_zone;
         let known = view.hosts.keys().any(|h| view.host_az(h, default) == az);
         if !known {
@@ -564,7 +585,7 @@ async fn create(
             requested_host = h;
         }
     }
-    if !requested_host.is_empty() && !compute.view.read().hosts.contains_key(&requested_host) {
+    if !requested_host.is_empty() && !compute.view.snapshot().hosts.contains_key(&requested_host) {
         return Err(NovaError::bad_request(format!(
             "Compute host {requested_host} could not be found."
         )));
@@ -608,7 +629,7 @@ async fn create(
     };
     let group_id = hint_list("group").into_iter().next().unwrap_or_default();
     if !group_id.is_empty() {
-        let view = compute.view.read();
+        let view = compute.view.snapshot();
         match view.group(&group_id) {
             Some(g) if caller.is_admin || g.state.project_id == caller.project_id => {}
             _ => {
@@ -621,7 +642,7 @@ async fn create(
     let same_host = hint_list("same_host");
     let different_host = hint_list("different_host");
     for sid in same_host.iter().chain(&different_host) {
-        if compute.view.read().server(sid).is_none() {
+        if compute.view.snapshot().server(sid).is_none() {
             return Err(NovaError::bad_request(format!(
                 "Invalid instance {sid} in scheduler hints"
             )));
@@ -902,8 +923,9 @@ fn listing(
     let ip = get("ip");
     let sort_key = get("sort_key").unwrap_or_else(|| "created_at".into());
     let asc = get("sort_dir").is_some_and(|d| d == "asc");
-    let view = compute.view.read();
-    let mut rows: Vec<&ServerRow> = view
+    let views = compute.views();
+    let mut rows: Vec<&ServerRow> = views
+        .compute
         .servers
         .values()
         .filter(|r| {
@@ -972,7 +994,7 @@ fn listing(
         .iter()
         .map(|r| {
             if detail {
-                server_json(compute, &base, mv, caller, r)
+                server_json(compute, &views, &base, mv, caller, r)
             } else {
                 json!({ "id": r.id, "name": r.state.name, "links": links(&base, "servers", &r.id) })
             }
@@ -1019,10 +1041,8 @@ async fn show(
     mv: Microversion,
     path: web::Path<String>,
 ) -> Result<HttpResponse, NovaError> {
-    let row = visible(&compute, &caller, &path.into_inner())?;
-    let base = crate::common::base_url(&req);
-    Ok(HttpResponse::Ok()
-        .json(json!({ "server": server_full_json(&compute, &base, mv, &caller, &row) })))
+    let server = server_answer(&compute, &req, mv, &caller, &path.into_inner())?;
+    Ok(HttpResponse::Ok().json(json!({ "server": server })))
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1095,10 +1115,8 @@ async fn update(
             )
             .await?;
     }
-    let row = visible(&compute, &caller, &id)?;
-    let base = crate::common::base_url(&req);
-    Ok(HttpResponse::Ok()
-        .json(json!({ "server": server_full_json(&compute, &base, mv, &caller, &row) })))
+    let server = server_answer(&compute, &req, mv, &caller, &id)?;
+    Ok(HttpResponse::Ok().json(json!({ "server": server })))
 }
 
 async fn begin(
@@ -1290,7 +1308,7 @@ async fn ips(
     path: web::Path<String>,
 ) -> Result<HttpResponse, NovaError> {
     let row = visible(&compute, &caller, &path.into_inner())?;
-    let addresses = super::network::addresses(&compute.networks.view.read(), &row.state.ports);
+    let addresses = super::network::addresses(&compute.networks.view.snapshot(), &row.state.ports);
     Ok(HttpResponse::Ok().json(json!({ "addresses": addresses })))
 }
 
@@ -1301,7 +1319,7 @@ async fn ips_network(
 ) -> Result<HttpResponse, NovaError> {
     let (id, network) = path.into_inner();
     let row = visible(&compute, &caller, &id)?;
-    let addresses = super::network::addresses(&compute.networks.view.read(), &row.state.ports);
+    let addresses = super::network::addresses(&compute.networks.view.snapshot(), &row.state.ports);
     match addresses.get(&network) {
         Some(list) => Ok(HttpResponse::Ok().json(json!({ network: list }))),
         None => Err(NovaError::not_found(
@@ -1549,7 +1567,7 @@ async fn action(
                 Some(other) => return Err(invalid("host", other, "is not of type 'string'")),
             };
             check_dest(&compute, &host)?;
-            if compute.host_up(&row.state.host) {
+            if compute.host_up(&compute.view.snapshot(), &row.state.host) {
                 return Err(NovaError::bad_request(format!(
                     "Compute service of {} is still in use.",
                     row.state.host
@@ -1668,7 +1686,7 @@ async fn action(
 
 /// A move's destination must be a known compute host.
 fn check_dest(compute: &Compute, host: &str) -> Result<(), NovaError> {
-    if !host.is_empty() && !compute.view.read().hosts.contains_key(host) {
+    if !host.is_empty() && !compute.view.snapshot().hosts.contains_key(host) {
         return Err(NovaError::bad_request(format!(
             "Compute host {host} could not be found."
         )));
@@ -1788,9 +1806,7 @@ async fn rebuild(
             )
             .await?;
     }
-    let row = visible(compute, caller, id)?;
-    let base = crate::common::base_url(req);
-    let mut server = server_full_json(compute, &base, mv, caller, &row);
+    let mut server = server_answer(compute, req, mv, caller, id)?;
     if let Some(p) = m.get("adminPass").and_then(Value::as_str) {
         server["adminPass"] = json!(p);
     }
@@ -1834,7 +1850,7 @@ async fn create_image(
         )));
     }
     let (disk_format, container_format) = {
-        let v = compute.images.read();
+        let v = compute.images.snapshot();
         v.image(&s.image_id)
             .map(|i| (i.disk_format.clone(), i.container_format.clone()))
             .unwrap_or_else(|| ("qcow2".into(), "bare".into()))

@@ -406,7 +406,7 @@ fn quota_set_json(mv: Microversion, id: Option<&str>, limits: &BTreeMap<String, 
 
 /// Nova checks the project exists (in Keystone) before showing or setting its quotas.
 fn check_project(identity: &Identity, id: &str) -> Result<(), NovaError> {
-    if identity.view.read().projects.contains_key(id) {
+    if identity.view.snapshot().projects.contains_key(id) {
         Ok(())
     } else {
         Err(NovaError::bad_request(format!(
@@ -473,7 +473,7 @@ async fn quota_detail(
     let user =
         user.or_else(|| (caller.project_id == project_id).then(|| caller.auth.user_id.clone()));
     let limits = compute.limits(&project_id);
-    let used = quota_usage(&compute.view.read(), &project_id, user.as_deref());
+    let used = quota_usage(&compute.view.snapshot(), &project_id, user.as_deref());
     let mut set = Map::new();
     set.insert("id".into(), json!(project_id));
     for name in quota_names(mv) {
@@ -570,7 +570,7 @@ async fn quota_update(
     if !force {
         // Like Nova, a limit below what the project already uses is refused unless forced. Keypairs are
         // counted per user and server group members per group, so neither limits a project-wide setting.
-        let used = quota_usage(&compute.view.read(), &project_id, None);
+        let used = quota_usage(&compute.view.snapshot(), &project_id, None);
         for (key, &limit) in &values {
             let in_use = used.get(key.as_str()).copied().unwrap_or(0);
             if key != "key_pairs" && limit != -1 && limit < in_use {
@@ -672,7 +672,7 @@ async fn limits(
         _ => caller.project_id.clone(),
     };
     let limits = compute.limits(&project_id);
-    let used = quota_usage(&compute.view.read(), &project_id, None);
+    let used = quota_usage(&compute.view.snapshot(), &project_id, None);
     let l = |n: &str| json!(limit_of(&limits, n));
     let u = |n: &str| json!(used.get(n).copied().unwrap_or(0));
     let mut abs = Map::new();
@@ -768,7 +768,7 @@ async fn group_list(
             .is_none_or(|v| bool_value(&json!(v)) != Some(false));
     let offset = q.count("offset")?.unwrap_or(0);
     let limit = q.page_size()?;
-    let view = compute.view.read();
+    let view = compute.view.snapshot();
     let mut rows: Vec<&GroupRow> = view
         .groups
         .values()
@@ -952,7 +952,7 @@ async fn group_create(
         .await;
         return Err(e);
     }
-    let view = compute.view.read();
+    let view = compute.view.snapshot();
     let g = view.group(&id).ok_or_else(|| {
         NovaError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -968,7 +968,7 @@ async fn group_show(
     mv: Microversion,
     path: web::Path<String>,
 ) -> Result<HttpResponse, NovaError> {
-    let view = compute.view.read();
+    let view = compute.view.snapshot();
     let g = visible_group(&view, &caller, &path.into_inner())?;
     Ok(HttpResponse::Ok().json(json!({ "server_group": group_json(&view, &g, mv) })))
 }
@@ -979,7 +979,7 @@ async fn group_delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, NovaError> {
     let id = path.into_inner();
-    let project = visible_group(&compute.view.read(), &caller, &id)?
+    let project = visible_group(&compute.view.snapshot(), &caller, &id)?
         .state
         .project_id
         .clone();
@@ -1190,7 +1190,7 @@ async fn usage_list(
     let q = Query::of(&req);
     let (start, stop) = usage_window(&q)?;
     let detailed = q.get("detailed") == Some("1");
-    let rows = server_usages(&compute.view.read(), None, start, stop);
+    let rows = server_usages(&compute.view.snapshot(), None, start, stop);
     let (rows, full) = usage_page(rows, &q, mv)?;
     let mut body = json!({ "tenant_usages": tenant_usages(&rows, start, stop, detailed) });
     if let (true, Some(last)) = (full, rows.last()) {
@@ -1214,7 +1214,7 @@ async fn usage_show(
     }
     let q = Query::of(&req);
     let (start, stop) = usage_window(&q)?;
-    let rows = server_usages(&compute.view.read(), Some(&tenant), start, stop);
+    let rows = server_usages(&compute.view.snapshot(), Some(&tenant), start, stop);
     let (rows, full) = usage_page(rows, &q, mv)?;
     // A project without usage in the window answers an empty object, as Nova does.
     let usage = tenant_usages(&rows, start, stop, true)
@@ -1340,7 +1340,7 @@ async fn migration_list(
     }
     let (since, before) = q.changes(mv, 59, 66)?;
     let eq = |key: &str, value: &str| q.get(key).is_none_or(|v| v == value);
-    let view = compute.view.read();
+    let view = compute.view.snapshot();
     let mut rows: Vec<&MigrationRow> = view
         .migrations
         .iter()
@@ -1433,7 +1433,7 @@ fn migration_server(
             "os_compute_api:servers:migrations:{action}"
         )));
     }
-    visible_server(&compute.view.read(), caller, server_id, false)
+    visible_server(&compute.view.snapshot(), caller, server_id, false)
 }
 
 /// A migration of this server by Nova's integer id.
@@ -1461,7 +1461,7 @@ async fn server_migration_list(
 ) -> Result<HttpResponse, NovaError> {
     let server_id = path.into_inner();
     migration_server(&compute, &caller, &req, mv, 23, "index", &server_id)?;
-    let view = compute.view.read();
+    let view = compute.view.snapshot();
     let list: Vec<Value> = view
         .migrations
         .iter()
@@ -1480,7 +1480,7 @@ async fn server_migration_show(
 ) -> Result<HttpResponse, NovaError> {
     let (server_id, id) = path.into_inner();
     migration_server(&compute, &caller, &req, mv, 23, "show", &server_id)?;
-    let m = server_migration(&compute.view.read(), &server_id, &id).map_err(|_| {
+    let m = server_migration(&compute.view.snapshot(), &server_id, &id).map_err(|_| {
         NovaError::not_found(format!(
             "In-progress live migration {id} is not found for server {server_id}."
         ))
@@ -1523,7 +1523,7 @@ async fn server_migration_abort(
     if s.state.task_state != task::MIGRATING {
         return Err(not_migrating(&s, "abort live migration"));
     }
-    let m = server_migration(&compute.view.read(), &server_id, &id)?;
+    let m = server_migration(&compute.view.snapshot(), &server_id, &id)?;
     let abortable: &[&str] = if mv.0 >= 65 {
         &["queued", "preparing", "running"]
     } else {
@@ -1572,7 +1572,7 @@ async fn server_migration_action(
     if s.state.task_state != task::MIGRATING {
         return Err(not_migrating(&s, "force_complete"));
     }
-    let m = server_migration(&compute.view.read(), &server_id, &id)
+    let m = server_migration(&compute.view.snapshot(), &server_id, &id)
         .map_err(|e| NovaError::bad_request(e.message))?;
     if m.kind != "live-migration" || m.status != "running" {
         return Err(NovaError::bad_request(format!(
@@ -1614,7 +1614,7 @@ async fn action_list(
 ) -> Result<HttpResponse, NovaError> {
     let server_id = path.into_inner();
     // From 2.21 the actions of a deleted server can still be read.
-    let s = visible_server(&compute.view.read(), &caller, &server_id, mv.0 >= 21)?;
+    let s = visible_server(&compute.view.snapshot(), &caller, &server_id, mv.0 >= 21)?;
     let q = Query::of(&req);
     let mut rows: Vec<&ActionRow> = s.actions.iter().rev().collect();
     let mut links = None;
@@ -1659,7 +1659,7 @@ async fn action_show(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, NovaError> {
     let (server_id, request_id) = path.into_inner();
-    let s = visible_server(&compute.view.read(), &caller, &server_id, mv.0 >= 21)?;
+    let s = visible_server(&compute.view.snapshot(), &caller, &server_id, mv.0 >= 21)?;
     let a = s
         .actions
         .iter()

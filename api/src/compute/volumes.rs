@@ -69,7 +69,7 @@ fn server_row(
     caller: &Caller,
     id: &str,
 ) -> Result<strata_projections::compute::ServerRow, NovaError> {
-    let view = compute.view.read();
+    let view = compute.view.snapshot();
     match view.server(id) {
         Some(r) if caller.is_admin || r.state.project_id == caller.project_id => Ok(r.clone()),
         _ => Err(NovaError::not_found(format!(
@@ -86,7 +86,7 @@ async fn list(
 ) -> Result<HttpResponse, NovaError> {
     let id = path.into_inner();
     let server = server_row(&compute, &caller, &id)?;
-    let list = attachments_of(&compute.volume_view.read(), &id);
+    let list = attachments_of(&compute.volume_view.snapshot(), &id);
     let body: Vec<Value> = list
         .iter()
         .map(|a| attachment_json(mv, &id, a, deletes_with(&server.state, &a.1)))
@@ -102,7 +102,7 @@ async fn show(
 ) -> Result<HttpResponse, NovaError> {
     let (id, volume_id) = path.into_inner();
     let server = server_row(&compute, &caller, &id)?;
-    let list = attachments_of(&compute.volume_view.read(), &id);
+    let list = attachments_of(&compute.volume_view.snapshot(), &id);
     let a = list
         .iter()
         .find(|a| a.1 == volume_id)
@@ -149,7 +149,7 @@ async fn attach(
         .to_string();
     let device = a.get("device").and_then(Value::as_str).map(str::to_string);
     {
-        let vv = compute.volume_view.read();
+        let vv = compute.volume_view.snapshot();
         match vv.volume(&volume_id) {
             Some(vol) if caller.is_admin || vol.state.project_id == caller.project_id => {}
             _ => {
@@ -173,7 +173,7 @@ async fn attach(
     if s.locked && !caller.is_admin {
         return Err(NovaError::conflict(format!("Instance {id} is locked")));
     }
-    let used: Vec<String> = attachments_of(&compute.volume_view.read(), &id)
+    let used: Vec<String> = attachments_of(&compute.volume_view.snapshot(), &id)
         .into_iter()
         .map(|a| a.2)
         .collect();
@@ -262,7 +262,7 @@ async fn detach_one(
     host: &str,
     volume_id: &str,
 ) -> Result<(), NovaError> {
-    let attachment = attachments_of(&compute.volume_view.read(), id)
+    let attachment = attachments_of(&compute.volume_view.snapshot(), id)
         .into_iter()
         .find(|a| a.1 == volume_id)
         .ok_or_else(|| NovaError::not_found(format!("volume_id not found: {volume_id}")))?;
@@ -418,7 +418,7 @@ pub fn boot_disks(
         };
         match source.as_str() {
             "volume" => {
-                let vv = compute.volume_view.read();
+                let vv = compute.volume_view.snapshot();
                 let vol = vv
                     .volume(&uuid)
                     .filter(|v| caller.is_admin || v.state.project_id == caller.project_id)
@@ -435,7 +435,7 @@ pub fn boot_disks(
                 dev.size_gb = vol.state.size_gb;
             }
             "snapshot" => {
-                let vv = compute.volume_view.read();
+                let vv = compute.volume_view.snapshot();
                 let snap = vv
                     .snapshots
                     .get(&uuid)
@@ -445,7 +445,7 @@ pub fn boot_disks(
                 dev.source_id = uuid;
             }
             "image" => {
-                let iv = compute.images.read();
+                let iv = compute.images.snapshot();
                 let img = iv
                     .image(&uuid)
                     .filter(|i| caller.is_admin || i.readable_by(&caller.project_id))

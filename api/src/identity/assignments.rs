@@ -81,7 +81,7 @@ async fn grant(
     caller.require_admin("identity:create_grant")?;
     let (target, user, role) = path.into_inner();
     let target = target_of(&req, target);
-    check_exists(&identity.view.read(), &user, Some(&role), &target)?;
+    check_exists(&identity.view.snapshot(), &user, Some(&role), &target)?;
     let id = assignment_id(&user, &target);
     let cmd = AssignmentCommand::Grant {
         user_id: user,
@@ -108,7 +108,7 @@ async fn check(
     caller.require_admin("identity:check_grant")?;
     let (target, user, role) = path.into_inner();
     let target = target_of(&req, target);
-    let view = identity.view.read();
+    let view = identity.view.snapshot();
     check_exists(&view, &user, Some(&role), &target)?;
     if view.direct_roles(&user, &scope_of(&target)).contains(&role) {
         Ok(HttpResponse::NoContent().finish())
@@ -130,7 +130,7 @@ async fn revoke(
     caller.require_admin("identity:revoke_grant")?;
     let (target, user, role) = path.into_inner();
     let target = target_of(&req, target);
-    check_exists(&identity.view.read(), &user, Some(&role), &target)?;
+    check_exists(&identity.view.snapshot(), &user, Some(&role), &target)?;
     let id = assignment_id(&user, &target);
     let cmd = AssignmentCommand::Revoke {
         user_id: user,
@@ -157,7 +157,7 @@ async fn list_on_target(
     caller.require_admin("identity:list_grants")?;
     let (target, user) = path.into_inner();
     let target = target_of(&req, target);
-    let view = identity.view.read();
+    let view = identity.view.snapshot();
     check_exists(&view, &user, None, &target)?;
     let roles: Vec<Value> = view
         .direct_roles(&user, &scope_of(&target))
@@ -191,7 +191,7 @@ async fn list_assignments(
     let names = query_bool(&req, "include_names") == Some(true);
     let groups_only = query(&req, "group.id").is_some();
     let base = base_url(&req);
-    let view = identity.view.read();
+    let view = identity.view.snapshot();
 
     // (user, scope, role, prior role when the role is implied)
     let mut rows: Vec<(String, Scope, String, Option<String>)> = Vec::new();

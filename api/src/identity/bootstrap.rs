@@ -42,7 +42,7 @@ async fn ensure_project(
 ) -> Result<String, KeystoneError> {
     let existing = identity
         .view
-        .read()
+        .snapshot()
         .project_by_name(DEFAULT_DOMAIN, name)
         .map(|p| p.id.clone());
     if let Some(id) = existing {
@@ -74,7 +74,12 @@ pub async fn bootstrap(
     let meta = Metadata::system(format!("bootstrap-{}", uuid::Uuid::new_v4()));
     let mut report = BootstrapReport::default();
 
-    if !identity.view.read().domains.contains_key(DEFAULT_DOMAIN) {
+    if !identity
+        .view
+        .snapshot()
+        .domains
+        .contains_key(DEFAULT_DOMAIN)
+    {
         identity
             .claim_name("domain", "", "Default", DEFAULT_DOMAIN, &meta)
             .await?;
@@ -96,7 +101,7 @@ pub async fn bootstrap(
     for name in ["admin", "member", "reader", "auditor"] {
         let existing = identity
             .view
-            .read()
+            .snapshot()
             .role_by_name(name)
             .map(|r| r.id.clone());
         let id = match existing {
@@ -121,7 +126,7 @@ pub async fn bootstrap(
         let (prior, implied) = (&pair[0], &pair[1]);
         let present = identity
             .view
-            .read()
+            .snapshot()
             .roles
             .get(prior)
             .is_some_and(|r| r.implies.contains(implied));
@@ -152,7 +157,7 @@ pub async fn bootstrap(
 
     let existing = identity
         .view
-        .read()
+        .snapshot()
         .user_by_name(DEFAULT_DOMAIN, "admin")
         .map(|u| (u.id.clone(), u.password_hash.clone()));
     let user_id = match existing {
@@ -217,7 +222,7 @@ pub async fn bootstrap(
     }
 
     let region = identity.region.clone();
-    if !identity.view.read().regions.contains_key(&region) {
+    if !identity.view.snapshot().regions.contains_key(&region) {
         let cmd = RegionCommand::Create {
             region_id: region.clone(),
             description: String::new(),
@@ -241,7 +246,7 @@ async fn sync_catalog_entry(
 ) -> Result<(), KeystoneError> {
     let existing = identity
         .view
-        .read()
+        .snapshot()
         .service_by_type(&entry.service_type)
         .map(|s| s.id.clone());
     let service_id = match existing {
@@ -262,7 +267,7 @@ async fn sync_catalog_entry(
     for interface in INTERFACES {
         let current: Vec<(String, String, bool)> = identity
             .view
-            .read()
+            .snapshot()
             .endpoints
             .values()
             .filter(|e| {

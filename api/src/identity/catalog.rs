@@ -82,7 +82,7 @@ async fn list_services(
     caller.require_admin("identity:list_services")?;
     let ty = query(&req, "type");
     let name = query(&req, "name");
-    let view = identity.view.read();
+    let view = identity.view.snapshot();
     let services: Vec<Value> = view
         .services
         .values()
@@ -192,7 +192,7 @@ async fn delete_service(
     let id = path.into_inner();
     let endpoints: Vec<String> = identity
         .view
-        .read()
+        .snapshot()
         .endpoints
         .values()
         .filter(|e| e.service_id == id)
@@ -222,7 +222,7 @@ async fn list_endpoints(
     let service_id = query(&req, "service_id");
     let interface = query(&req, "interface");
     let region = query(&req, "region_id").or_else(|| query(&req, "region"));
-    let view = identity.view.read();
+    let view = identity.view.snapshot();
     let endpoints: Vec<Value> = view
         .endpoints
         .values()
@@ -239,7 +239,7 @@ fn check_refs(
     service_id: Option<&str>,
     region_id: Option<&str>,
 ) -> Result<(), KeystoneError> {
-    let view = identity.view.read();
+    let view = identity.view.snapshot();
     if let Some(s) = service_id {
         if !view.services.contains_key(s) {
             return Err(KeystoneError::bad_request(format!(
@@ -390,7 +390,7 @@ async fn list_regions(
 ) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:list_regions")?;
     let parent = query(&req, "parent_region_id");
-    let view = identity.view.read();
+    let view = identity.view.snapshot();
     let regions: Vec<Value> = view
         .regions
         .values()
@@ -414,7 +414,12 @@ async fn create_region_with(
     let id = path_id.or(body_id).unwrap_or_else(new_id);
     let description = opt_str(&mut m, "description", 255)?.unwrap_or_default();
     let parent_region_id = opt_str(&mut m, "parent_region_id", 255)?.unwrap_or_default();
-    if !parent_region_id.is_empty() && !identity.view.read().regions.contains_key(&parent_region_id)
+    if !parent_region_id.is_empty()
+        && !identity
+            .view
+            .snapshot()
+            .regions
+            .contains_key(&parent_region_id)
     {
         return Err(KeystoneError::bad_request(format!(
             "Could not find region: {parent_region_id}."
@@ -433,7 +438,7 @@ async fn create_region_with(
             &rid.metadata(caller.0.principal()),
         )
         .await?;
-    let view = identity.view.read();
+    let view = identity.view.snapshot();
     let row = view
         .regions
         .get(&id)
@@ -501,7 +506,7 @@ async fn update_region(
     let description = opt_str(&mut m, "description", 255)?;
     let parent_region_id = opt_str(&mut m, "parent_region_id", 255)?;
     if let Some(p) = parent_region_id.as_ref().filter(|p| !p.is_empty()) {
-        if *p == id || !identity.view.read().regions.contains_key(p) {
+        if *p == id || !identity.view.snapshot().regions.contains_key(p) {
             return Err(KeystoneError::bad_request(format!(
                 "Invalid parent region: {p}."
             )));
@@ -537,7 +542,7 @@ async fn delete_region(
     caller.require_admin("identity:delete_region")?;
     let id = path.into_inner();
     {
-        let view = identity.view.read();
+        let view = identity.view.snapshot();
         if view.regions.values().any(|r| r.parent_region_id == id)
             || view.endpoints.values().any(|e| e.region_id == id)
         {

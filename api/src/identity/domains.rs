@@ -52,7 +52,7 @@ async fn list(
     caller.require_admin("identity:list_domains")?;
     let name = query(&req, "name");
     let enabled = query_bool(&req, "enabled");
-    let view = identity.view.read();
+    let view = identity.view.snapshot();
     let domains: Vec<Value> = view
         .domains
         .values()
@@ -134,7 +134,7 @@ async fn update(
     m.remove("tags");
     let current = identity
         .view
-        .read()
+        .snapshot()
         .domains
         .get(&id)
         .cloned()
@@ -184,7 +184,7 @@ async fn delete(
     caller.require_admin("identity:delete_domain")?;
     let id = path.into_inner();
     let (current, projects, users) = {
-        let view = identity.view.read();
+        let view = identity.view.snapshot();
         let current = view
             .domains
             .get(&id)

@@ -12,7 +12,6 @@ mod tokens;
 mod users;
 mod util;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +26,7 @@ use strata_actors::identity::{
 use strata_actors::{Aggregate, Outcome, Repository, Runtime};
 use strata_events::Metadata;
 use strata_projections::identity::IdentityView;
+use strata_projections::persistent::OrdMap;
 use strata_projections::Live;
 
 pub use error::KeystoneError;
@@ -172,10 +172,10 @@ impl Identity {
         status: StatusCode,
         key: &'static str,
         id: &str,
-        table: fn(&IdentityView) -> &BTreeMap<String, R>,
+        table: fn(&IdentityView) -> &OrdMap<String, R>,
         to_json: impl Fn(&R) -> Value,
     ) -> Result<HttpResponse, KeystoneError> {
-        let view = self.view.read();
+        let view = self.view.snapshot();
         let row = table(&view)
             .get(id)
             .ok_or_else(|| KeystoneError::not_found(key, id))?;
@@ -270,7 +270,7 @@ impl FromRequest for Authed {
             let (Some(token), Some(identity)) = (token, identity) else {
                 return Err(KeystoneError::unauthorized());
             };
-            let view = identity.view.read();
+            let view = identity.view.snapshot();
             Ok(Authed(crate::auth::validate(
                 &identity.tokens,
                 &view,

@@ -63,7 +63,7 @@ async fn list(
     let parent_id = query(&req, "parent_id");
     let enabled = query_bool(&req, "enabled");
     let is_domain = query_bool(&req, "is_domain");
-    let view = identity.view.read();
+    let view = identity.view.snapshot();
     let projects: Vec<Value> = view
         .projects
         .values()
@@ -107,7 +107,7 @@ async fn create(
         ));
     }
     {
-        let view = identity.view.read();
+        let view = identity.view.snapshot();
         if !view.domains.contains_key(&domain_id) {
             return Err(KeystoneError::not_found("domain", &domain_id));
         }
@@ -198,7 +198,7 @@ async fn update(
     let tags = opt_tags(&mut m)?;
     let current = identity
         .view
-        .read()
+        .snapshot()
         .projects
         .get(&id)
         .cloned()
@@ -275,7 +275,7 @@ async fn delete(
     let id = path.into_inner();
     let current = identity
         .view
-        .read()
+        .snapshot()
         .projects
         .get(&id)
         .cloned()

@@ -58,7 +58,7 @@ async fn list(
     caller.require_admin("identity:list_roles")?;
     let name = query(&req, "name");
     let domain_id = query(&req, "domain_id").unwrap_or_default();
-    let view = identity.view.read();
+    let view = identity.view.snapshot();
     let roles: Vec<Value> = view
         .roles
         .values()
@@ -81,7 +81,7 @@ async fn create(
     let name = req_name(&mut m, "name", NAME_MAX)?;
     let description = opt_str(&mut m, "description", 255)?.unwrap_or_default();
     let domain_id = opt_str(&mut m, "domain_id", 64)?.unwrap_or_default();
-    if !domain_id.is_empty() && !identity.view.read().domains.contains_key(&domain_id) {
+    if !domain_id.is_empty() && !identity.view.snapshot().domains.contains_key(&domain_id) {
         return Err(KeystoneError::not_found("domain", &domain_id));
     }
     let id = new_id();
@@ -136,7 +136,7 @@ async fn update(
     let description = opt_str(&mut m, "description", 255)?;
     let current = identity
         .view
-        .read()
+        .snapshot()
         .roles
         .get(&id)
         .cloned()
@@ -176,7 +176,7 @@ async fn delete(
     let id = path.into_inner();
     let current = identity
         .view
-        .read()
+        .snapshot()
         .roles
         .get(&id)
         .cloned()
@@ -231,10 +231,10 @@ async fn add_implied(
 ) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:create_implied_role")?;
     let (prior, implied) = path.into_inner();
-    let (p, i) = pair(&identity.view.read(), &prior, &implied)?;
+    let (p, i) = pair(&identity.view.snapshot(), &prior, &implied)?;
     if identity
         .view
-        .read()
+        .snapshot()
         .expand_implied(&[implied.clone()].into_iter().collect())
         .contains(&prior)
     {
@@ -264,7 +264,7 @@ async fn get_implied(
 ) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:get_implied_role")?;
     let (prior, implied) = path.into_inner();
-    let (p, i) = pair(&identity.view.read(), &prior, &implied)?;
+    let (p, i) = pair(&identity.view.snapshot(), &prior, &implied)?;
     if !p.implies.contains(&implied) {
         return Err(KeystoneError::not_found(
             "implied role",
@@ -281,7 +281,7 @@ async fn check_implied(
 ) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:check_implied_role")?;
     let (prior, implied) = path.into_inner();
-    let (p, _) = pair(&identity.view.read(), &prior, &implied)?;
+    let (p, _) = pair(&identity.view.snapshot(), &prior, &implied)?;
     if !p.implies.contains(&implied) {
         return Err(KeystoneError::not_found(
             "implied role",
@@ -299,7 +299,7 @@ async fn remove_implied(
 ) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:delete_implied_role")?;
     let (prior, implied) = path.into_inner();
-    pair(&identity.view.read(), &prior, &implied)?;
+    pair(&identity.view.snapshot(), &prior, &implied)?;
     let meta = rid.metadata(caller.0.principal());
     identity
         .run(
@@ -332,7 +332,7 @@ async fn list_implied(
 ) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:list_implied_roles")?;
     let prior = path.into_inner();
-    let view = identity.view.read();
+    let view = identity.view.snapshot();
     let p = view
         .roles
         .get(&prior)
@@ -349,7 +349,7 @@ async fn inferences(
     req: HttpRequest,
 ) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:list_role_inference_rules")?;
-    let view = identity.view.read();
+    let view = identity.view.snapshot();
     let rules: Vec<Value> = view
         .roles
         .values()

@@ -243,7 +243,7 @@ async fn issue(
     let now = Utc::now().timestamp_micros();
     // Decide who is authenticating and with what expiry, while holding the view briefly.
     let (user_id, password_check, max_exp) = {
-        let view = identity.view.read();
+        let view = identity.view.snapshot();
         if methods.iter().any(|m| m == "password") {
             let pw =
                 obj(&ident, "password")?.ok_or_else(|| bad("'password' is a required property"))?;
@@ -277,7 +277,7 @@ async fn issue(
             return Err(KeystoneError::unauthorized());
         }
     }
-    let view = identity.view.read();
+    let view = identity.view.snapshot();
     let scope = requested_scope(&view, &auth_obj)?;
     let exp = (now
         + identity
@@ -323,7 +323,7 @@ fn subject_context(
     req: &HttpRequest,
 ) -> Result<AuthContext, KeystoneError> {
     let subject = subject(req)?;
-    let view = identity.view.read();
+    let view = identity.view.snapshot();
     let ctx = auth::validate(&identity.tokens, &view, &subject)
         .map_err(|_| KeystoneError::not_found("token", "the token is invalid or expired"))?;
     if !caller.0.is_admin() && ctx.user_id != caller.0.user_id {
@@ -338,7 +338,7 @@ async fn check(
     req: HttpRequest,
 ) -> Result<HttpResponse, KeystoneError> {
     let ctx = subject_context(&identity, &caller, &req)?;
-    let view = identity.view.read();
+    let view = identity.view.snapshot();
     let body = token_body(&view, &ctx, query_bool(&req, "nocatalog") != Some(true));
     Ok(HttpResponse::Ok()
         .insert_header(("X-Subject-Token", ctx.token.clone()))
@@ -381,7 +381,7 @@ async fn auth_projects(
     caller: Authed,
     req: HttpRequest,
 ) -> HttpResponse {
-    let view = identity.view.read();
+    let view = identity.view.snapshot();
     let projects: Vec<Value> = view
         .projects
         .values()
@@ -402,7 +402,7 @@ async fn auth_domains(
     caller: Authed,
     req: HttpRequest,
 ) -> HttpResponse {
-    let view = identity.view.read();
+    let view = identity.view.snapshot();
     let domains: Vec<Value> = view
         .domains
         .values()
@@ -428,7 +428,7 @@ async fn auth_catalog(
             "identity:get_auth_catalog (an unscoped token has no catalog)",
         ));
     }
-    let view = identity.view.read();
+    let view = identity.view.snapshot();
     Ok(HttpResponse::Ok()
         .json(json!({ "catalog": catalog(&view, caller.0.project_id()), "links": super::util::collection_links(&req) })))
 }

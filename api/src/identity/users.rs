@@ -81,7 +81,7 @@ async fn list(
     let name = query(&req, "name");
     let domain_id = query(&req, "domain_id");
     let enabled = query_bool(&req, "enabled");
-    let view = identity.view.read();
+    let view = identity.view.snapshot();
     let users: Vec<Value> = view
         .users
         .values()
@@ -111,7 +111,7 @@ async fn create(
     let domain_id =
         opt_str(&mut m, "domain_id", 64)?.unwrap_or_else(|| caller.0.user_domain_id.clone());
     {
-        let view = identity.view.read();
+        let view = identity.view.snapshot();
         if !view.domains.contains_key(&domain_id) {
             return Err(KeystoneError::not_found("domain", &domain_id));
         }
@@ -185,7 +185,7 @@ async fn update(
     let default_project_id = opt_str(&mut m, "default_project_id", 64)?;
     let current = identity
         .view
-        .read()
+        .snapshot()
         .users
         .get(&id)
         .cloned()
@@ -198,7 +198,7 @@ async fn update(
         }
     }
     if let Some(p) = default_project_id.as_ref().filter(|p| !p.is_empty()) {
-        if !identity.view.read().projects.contains_key(p) {
+        if !identity.view.snapshot().projects.contains_key(p) {
             return Err(KeystoneError::not_found("project", p));
         }
     }
@@ -268,7 +268,7 @@ async fn delete(
     }
     let current = identity
         .view
-        .read()
+        .snapshot()
         .users
         .get(&id)
         .cloned()
@@ -313,7 +313,7 @@ async fn change_password(
     }
     let row = identity
         .view
-        .read()
+        .snapshot()
         .users
         .get(&id)
         .cloned()
@@ -351,7 +351,7 @@ async fn projects(
 ) -> Result<HttpResponse, KeystoneError> {
     let id = path.into_inner();
     self_or_admin(&caller, &id, "identity:list_user_projects")?;
-    let view = identity.view.read();
+    let view = identity.view.snapshot();
     if !view.users.contains_key(&id) {
         return Err(KeystoneError::not_found("user", &id));
     }
@@ -376,7 +376,7 @@ async fn groups(
 ) -> Result<HttpResponse, KeystoneError> {
     let id = path.into_inner();
     self_or_admin(&caller, &id, "identity:list_groups_for_user")?;
-    if !identity.view.read().users.contains_key(&id) {
+    if !identity.view.snapshot().users.contains_key(&id) {
         return Err(KeystoneError::not_found("user", &id));
     }
     // Groups are not implemented yet: every user belongs to none.

@@ -600,7 +600,7 @@ impl strata_compute::SnapshotSink for SnapshotStore {
         let images = &self.images;
         let owner = images
             .view
-            .read()
+            .snapshot()
             .image(image_id)
             .map(|row| row.owner.clone())
             .ok_or_else(|| format!("snapshot image {image_id} is gone"))?;
@@ -636,7 +636,7 @@ impl strata_compute::SnapshotSink for SnapshotStore {
         let owner = self
             .images
             .view
-            .read()
+            .snapshot()
             .image(image_id)
             .map(|row| row.owner.clone());
         if let Some(owner) = owner {

@@ -389,7 +389,7 @@ async fn list(
         .map(|(_, v)| v.clone())
         .collect();
     let member_status = get("member_status").unwrap_or_else(|| "accepted".into());
-    let view = images.view.read();
+    let view = images.view.snapshot();
     let mut rows: Vec<&ImageRow> = view
         .images
         .values()

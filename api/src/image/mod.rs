@@ -158,7 +158,7 @@ impl Images {
 
     /// The image as `caller` may see it: 404 for images of other projects that are not shared with it.
     pub fn readable(&self, caller: &Caller, id: &str) -> Result<ImageRow, GlanceError> {
-        let view = self.view.read();
+        let view = self.view.snapshot();
         if view.can_read(id, &caller.project_id, caller.is_admin) {
             if let Some(row) = view.image(id) {
                 return Ok(row.clone());

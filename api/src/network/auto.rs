@@ -41,7 +41,7 @@ pub async fn auto_network(
     meta: &Metadata,
 ) -> Result<String, NeutronError> {
     let pick = |networks: &Networks| -> Result<Option<String>, NeutronError> {
-        let view = networks.view.read();
+        let view = networks.view.snapshot();
         let usable = |external: bool, deleted: bool| !external && !deleted;
         let own: Vec<&String> = view
             .networks
@@ -75,7 +75,7 @@ pub async fn auto_network(
     }
     let _one_at_a_time = ALLOCATING.lock().await;
     let id = derived_id("auto-network", project_id);
-    let existing = networks.view.read().network(&id).cloned();
+    let existing = networks.view.snapshot().network(&id).cloned();
     if existing.is_none() {
         if let Some(other) = pick(networks)? {
             return Ok(other);
@@ -103,7 +103,7 @@ pub async fn auto_network(
     }
     let row = networks
         .view
-        .read()
+        .snapshot()
         .network(&id)
         .cloned()
         .ok_or_else(|| NeutronError::network_not_found(&id))?;

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
-use futures::{FutureExt, StreamExt};
 use parking_lot::Mutex;
 use strata_actors::network::driver::{
     AddressSetChange, FilterRule, NatRule, NetworkDriver, PortAddress, PortFilter, Remote,
@@ -28,15 +27,17 @@ use strata_actors::network::ipam::Cidr;
 use strata_actors::network::{
     protocol_number, FloatingIpCommand, RouterSubnet, STATUS_ACTIVE, STATUS_DOWN,
 };
-use strata_events::{subscribe_all, EventLog, Metadata};
+use strata_actors::{Reconcile, Reconciler};
+use strata_events::{EventLog, Metadata, Position, RecordedEvent};
 use strata_projections::network::{NetworkView, PortRow, RouterRow};
 
 use super::Networks;
 
 /// How long the agent waits for the view to reach a batch before acting on what it has.
 const VIEW_WAIT: Duration = Duration::from_secs(10);
-/// Most events folded into one batch.
-const MAX_BATCH: usize = 4096;
+/// The one reconciler key of the agent: every change marks [`Datapath::pending`] and wakes it, so changes
+/// that arrive during a run are handled together by the next.
+const KEY: &str = "datapath";
 
 /// What changed since the last reconcile.
 #[derive(Debug, Default)]
@@ -73,6 +74,8 @@ pub struct Datapath {
     networks: web::Data<Networks>,
     driver: Arc<dyn NetworkDriver>,
     applied: Mutex<Applied>,
+    /// What changed since the last run began.
+    pending: Mutex<Dirty>,
 }
 
 impl Datapath {
@@ -86,6 +89,7 @@ impl Datapath {
             networks,
             driver,
             applied: Mutex::new(Applied::default()),
+            pending: Mutex::new(Dirty::default()),
         });
         let agent = me.clone();
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -103,7 +107,7 @@ impl Datapath {
 
     async fn run(self: Arc<Self>, log: Arc<dyn EventLog>) {
         let start = self.networks.view.position();
-        self.reconcile(Dirty {
+        self.reconcile_dirty(Dirty {
             all: true,
             ..Default::default()
         })
@@ -112,63 +116,33 @@ impl Datapath {
             driver = self.driver.name(),
             "network datapath agent following the log"
         );
-        let mut events = subscribe_all(log, start + 1);
-        loop {
-            let Some(first) = events.next().await else {
-                return;
-            };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match events.next().now_or_never() {
-                    Some(Some(e)) => batch.push(e),
-                    _ => break,
-                }
-            }
-            let mut dirty = Dirty::default();
-            let mut last = 0;
-            for e in batch {
-                match e {
-                    Ok(e) => {
-                        last = e.position;
-                        self.mark(&mut dirty, &e.stream_id);
-                    }
-                    Err(err) => {
-                        tracing::error!(error = %err, "the network datapath agent lost the log; stopping");
-                        return;
-                    }
-                }
-            }
-            if dirty.routers.is_empty()
-                && dirty.floating_ips.is_empty()
-                && dirty.ports.is_empty()
-                && dirty.groups.is_empty()
-            {
-                continue;
-            }
-            if !self.networks.view.wait_for(last, VIEW_WAIT).await {
-                tracing::warn!(position = last, "network view is behind the datapath agent");
-            }
-            self.reconcile(dirty).await;
-        }
+        let rt = tokio::runtime::Handle::current();
+        let _reconciler = Reconciler::start("network-datapath", log, start + 1, self, rt);
+        // The agent's runtime runs on this thread only while it is blocked here.
+        std::future::pending::<()>().await;
     }
 
-    /// Note what an event of `stream` may have changed.
-    fn mark(&self, dirty: &mut Dirty, stream: &str) {
-        if let Some(id) = stream.strip_prefix("router-") {
-            dirty.routers.insert(id.to_string());
+    /// Note what an event of `stream` may have changed; false when it is none of the datapath's business.
+    fn mark(dirty: &mut Dirty, stream: &str) -> bool {
+        let (set, id) = if let Some(id) = stream.strip_prefix("router-") {
+            (&mut dirty.routers, id)
         } else if let Some(id) = stream.strip_prefix("floatingip-") {
-            dirty.floating_ips.insert(id.to_string());
+            (&mut dirty.floating_ips, id)
         } else if let Some(id) = stream.strip_prefix("security-group-") {
-            dirty.groups.insert(id.to_string());
+            (&mut dirty.groups, id)
         } else if let Some(id) = stream.strip_prefix("port-") {
-            dirty.ports.insert(id.to_string());
-        }
+            (&mut dirty.ports, id)
+        } else {
+            return false;
+        };
+        set.insert(id.to_string());
+        true
     }
 
-    async fn reconcile(&self, mut dirty: Dirty) {
+    async fn reconcile_dirty(&self, mut dirty: Dirty) {
         let meta = Metadata::system("network-datapath");
         let (changed_routers, fips_to_check) = {
-            let view = self.networks.view.read();
+            let view = self.networks.view.snapshot();
             let mut applied = self.applied.lock();
             if dirty.all {
                 dirty.ports.extend(view.ports.keys().cloned());
@@ -352,7 +326,7 @@ impl Datapath {
     /// Record a floating IP's status as the datapath has it; disassociate it when its port is gone.
     async fn check_floating_ip(&self, id: &str, meta: &Metadata) {
         let cmd = {
-            let view = self.networks.view.read();
+            let view = self.networks.view.snapshot();
             let Some(row) = view.floating_ip(id) else {
                 return;
             };
@@ -518,6 +492,24 @@ pub fn port_filter(view: &NetworkView, row: &PortRow) -> Option<PortFilter> {
         stateful: groups.iter().all(|g| g.state.stateful),
         rules,
     })
+}
+
+#[async_trait::async_trait]
+impl Reconcile for Datapath {
+    fn wakes(&self, event: &RecordedEvent) -> Option<String> {
+        Self::mark(&mut self.pending.lock(), &event.stream_id).then(|| KEY.to_string())
+    }
+
+    async fn caught_up(&self, position: Position) {
+        if !self.networks.view.wait_for(position, VIEW_WAIT).await {
+            tracing::warn!(position, "network view is behind the datapath agent");
+        }
+    }
+
+    async fn reconcile(&self, _key: &str) {
+        let dirty = std::mem::take(&mut *self.pending.lock());
+        self.reconcile_dirty(dirty).await;
+    }
 }
 
 #[cfg(test)]

@@ -77,7 +77,7 @@ fn bad_fip(message: impl std::fmt::Display) -> NeutronError {
 pub fn find(networks: &Networks, caller: &Caller, id: &str) -> Result<FloatingIpRow, NeutronError> {
     networks
         .view
-        .read()
+        .snapshot()
         .floating_ip(id)
         .filter(|f| caller.owns(&f.state.project_id))
         .cloned()
@@ -96,7 +96,7 @@ pub fn find_by_id_or_address(
     let address = canonical_ip(id_or_address).unwrap_or_else(|| id_or_address.to_string());
     networks
         .view
-        .read()
+        .snapshot()
         .floating_ips
         .values()
         .find(|f| f.state.floating_ip_address == address && caller.owns(&f.state.project_id))
@@ -143,7 +143,7 @@ pub fn floating_ip_json(view: &NetworkView, row: &FloatingIpRow) -> Value {
 }
 
 fn render(networks: &Networks, row: &FloatingIpRow) -> Value {
-    floating_ip_json(&networks.view.read(), row)
+    floating_ip_json(&networks.view.snapshot(), row)
 }
 
 /// Work out the association of floating IP `fip_id` (of `project_id`, on `floating_network_id`) with port
@@ -158,7 +158,7 @@ fn association_for(
     port_id: &str,
     fixed_ip_address: Option<&str>,
 ) -> Result<Association, NeutronError> {
-    let view = networks.view.read();
+    let view = networks.view.snapshot();
     let port = view
         .port(port_id)
         .filter(|p| caller.owns(&p.state.project_id))
@@ -288,7 +288,7 @@ async fn list_fips(
 ) -> Result<HttpResponse, NeutronError> {
     let q = ListQuery::parse(&req)?;
     let rows: Vec<Value> = {
-        let view = networks.view.read();
+        let view = networks.view.snapshot();
         view.floating_ips
             .values()
             .filter(|f| caller.owns(&f.state.project_id))

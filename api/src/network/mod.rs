@@ -178,7 +178,9 @@ impl Networks {
 
     /// A project's quota limits: the defaults overlaid with what was set for it.
     pub fn limits(&self, project_id: &str) -> BTreeMap<String, i64> {
-        self.view.read().limits_of(project_id, &self.default_limits)
+        self.view
+            .snapshot()
+            .limits_of(project_id, &self.default_limits)
     }
 
     /// Give back a quota reservation (best effort: a failure is logged, the audit can find it).

@@ -44,7 +44,7 @@ pub(super) fn find(
 ) -> Result<NetworkRow, NeutronError> {
     networks
         .view
-        .read()
+        .snapshot()
         .network(id)
         .filter(|r| visible(caller, r))
         .cloned()
@@ -66,7 +66,7 @@ pub(super) fn facts(
 ) -> Result<NetworkFacts, NeutronError> {
     networks
         .view
-        .read()
+        .snapshot()
         .network(id)
         .filter(|r| visible(caller, r))
         .map(|r| NetworkFacts {
@@ -365,7 +365,7 @@ pub(super) async fn create_network(
     }
     networks
         .view
-        .read()
+        .snapshot()
         .network(id)
         .cloned()
         .ok_or_else(|| NeutronError::network_not_found(id))
@@ -391,7 +391,7 @@ async fn list_networks(
 ) -> Result<HttpResponse, NeutronError> {
     let q = ListQuery::parse(&req)?;
     let rows: Vec<Value> = {
-        let view = networks.view.read();
+        let view = networks.view.snapshot();
         view.networks
             .values()
             .filter(|r| visible(&caller, r))
@@ -533,10 +533,10 @@ pub async fn bootstrap_public_network(
     public: &PublicNetwork,
 ) -> Result<String, NeutronError> {
     let meta = Metadata::system(BOOTSTRAP_CORRELATION);
-    let made = networks.view.read().bootstrap_network.clone();
+    let made = networks.view.snapshot().bootstrap_network.clone();
     let id = match made {
         Some(id) => {
-            let row = networks.view.read().network(&id).cloned();
+            let row = networks.view.snapshot().network(&id).cloned();
             match row {
                 Some(r) if r.state.subnets.is_empty() => id,
                 _ => return Ok(id),
@@ -576,7 +576,7 @@ pub async fn bootstrap_public_network(
     );
     sm.insert("cidr".into(), json!(public.cidr));
     sm.insert("enable_dhcp".into(), json!(false));
-    let row = networks.view.read().network(&id).cloned();
+    let row = networks.view.snapshot().network(&id).cloned();
     let row = row.ok_or_else(|| NeutronError::network_not_found(&id))?;
     let spec = super::subnets::parse_subnet(&row, admin_project, &sm)?;
     super::subnets::create_subnet(networks, &meta, &id, &new_id(), spec).await?;

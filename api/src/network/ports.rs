@@ -170,13 +170,13 @@ fn visible(networks: &Networks, caller: &Caller, row: &PortRow) -> bool {
     caller.owns(&row.state.project_id)
         || networks
             .view
-            .read()
+            .snapshot()
             .network(&row.state.network_id)
             .is_some_and(|n| caller.owns(&n.state.project_id))
 }
 
 fn find(networks: &Networks, caller: &Caller, id: &str) -> Result<PortRow, NeutronError> {
-    let row = networks.view.read().port(id).cloned();
+    let row = networks.view.snapshot().port(id).cloned();
     row.filter(|r| visible(networks, caller, r))
         .ok_or_else(|| NeutronError::port_not_found(id))
 }
@@ -388,7 +388,7 @@ pub async fn create_port(
     }
     networks
         .view
-        .read()
+        .snapshot()
         .port(&port_id)
         .cloned()
         .ok_or_else(|| NeutronError::port_not_found(&port_id))
@@ -558,7 +558,7 @@ pub async fn update_port(
     }
     networks
         .view
-        .read()
+        .snapshot()
         .port(id)
         .cloned()
         .ok_or_else(|| NeutronError::port_not_found(id))
@@ -632,7 +632,7 @@ pub(super) async fn delete_port_unchecked(
 pub async fn sweep_leftovers(networks: &Networks) -> Result<usize, NeutronError> {
     let meta = Metadata::system(format!("sweep-{}", uuid::Uuid::new_v4()));
     let (orphans, holders) = {
-        let view = networks.view.read();
+        let view = networks.view.snapshot();
         let orphans: Vec<(String, String)> = view
             .networks
             .values()
@@ -867,7 +867,7 @@ async fn list_ports(
     caller: Caller,
 ) -> Result<HttpResponse, NeutronError> {
     let q = ListQuery::parse(&req)?;
-    let view = networks.view.read();
+    let view = networks.view.snapshot();
     // Narrow early by the filters clients use most (Nova lists ports by device_id).
     let device = q.filter("device_id");
     let network = q.filter("network_id");

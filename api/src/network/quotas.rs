@@ -111,7 +111,7 @@ async fn details(
 ) -> Result<HttpResponse, NeutronError> {
     check_project(&caller, &project)?;
     let limits = networks.limits(&project);
-    let view = networks.view.read();
+    let view = networks.view.snapshot();
     let body: Map<String, Value> = NETWORK_QUOTA_DEFAULTS
         .iter()
         .map(|(k, _)| {
@@ -138,7 +138,7 @@ async fn defaults(
 
 async fn list(networks: web::Data<Networks>, caller: Caller) -> Result<HttpResponse, NeutronError> {
     let projects: Vec<String> = {
-        let view = networks.view.read();
+        let view = networks.view.snapshot();
         view.quotas
             .iter()
             .filter(|(p, q)| !q.limits.is_empty() && caller.owns(p))
@@ -193,7 +193,7 @@ async fn update(
         }
     }
     if check_limit {
-        let view = networks.view.read();
+        let view = networks.view.snapshot();
         for (k, v) in &limits {
             let used = view.used(&project, k);
             if *v >= 0 && *v < used {

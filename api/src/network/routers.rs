@@ -85,7 +85,7 @@ fn bad_router(message: impl std::fmt::Display) -> NeutronError {
 pub fn find(networks: &Networks, caller: &Caller, id: &str) -> Result<RouterRow, NeutronError> {
     networks
         .view
-        .read()
+        .snapshot()
         .router(id)
         .filter(|r| caller.owns(&r.state.project_id))
         .cloned()
@@ -291,7 +291,7 @@ fn check_router_flags(
 
 /// The router's view of a port's addresses: (subnet, address, cidr) for each fixed IP.
 fn port_subnets(networks: &Networks, port: &PortRow) -> Vec<RouterSubnet> {
-    let view = networks.view.read();
+    let view = networks.view.snapshot();
     port.state
         .fixed_ips
         .iter()
@@ -390,7 +390,7 @@ async fn drop_port(networks: &Networks, meta: &Metadata, port_id: &str) {
 fn floating_ips_through(networks: &Networks, router_id: &str) -> Vec<(String, String)> {
     networks
         .view
-        .read()
+        .snapshot()
         .floating_ips
         .values()
         .filter_map(|f| {
@@ -499,7 +499,7 @@ async fn list_routers(
 ) -> Result<HttpResponse, NeutronError> {
     let q = ListQuery::parse(&req)?;
     let rows: Vec<Value> = {
-        let view = networks.view.read();
+        let view = networks.view.snapshot();
         view.routers
             .values()
             .filter(|r| caller.owns(&r.state.project_id))
@@ -798,7 +798,7 @@ pub async fn add_router_interface(
         (None, None) => Err(bad_router("Either subnet_id or port_id must be specified")),
         (Some(subnet_id), None) => {
             let (network_id, gateway_ip, cidr) = {
-                let view = networks.view.read();
+                let view = networks.view.snapshot();
                 let (s, net, _) = view
                     .subnet(&subnet_id)
                     .filter(|(s, net, _)| {
@@ -862,7 +862,7 @@ pub async fn add_router_interface(
         (None, Some(port_id)) => {
             let port = networks
                 .view
-                .read()
+                .snapshot()
                 .port(&port_id)
                 .filter(|p| caller.owns(&p.state.project_id))
                 .cloned()
@@ -966,7 +966,7 @@ pub async fn remove_router_interface(
     };
     // Floating IPs reach their ports through this interface's subnets.
     let used = {
-        let view = networks.view.read();
+        let view = networks.view.snapshot();
         view.floating_ips.values().find_map(|f| {
             let a = f.state.association.as_ref().filter(|a| a.router_id == id)?;
             let port = view.port(&a.port_id)?;
@@ -1042,7 +1042,7 @@ async fn remove_interface(
 pub async fn sweep_l3_leftovers(networks: &Networks) -> Result<usize, NeutronError> {
     let meta = Metadata::system(format!("sweep-l3-{}", uuid::Uuid::new_v4()));
     let (holders, drop, kept) = {
-        let view = networks.view.read();
+        let view = networks.view.snapshot();
         let holders: Vec<(String, String)> = view
             .usage
             .iter()

@@ -88,7 +88,7 @@ pub async fn ensure_default_group(
     project_id: &str,
 ) -> Result<String, NeutronError> {
     let id = default_group_id(project_id);
-    if networks.view.read().security_group(&id).is_some() {
+    if networks.view.snapshot().security_group(&id).is_some() {
         return Ok(id);
     }
     let rule_ids: Vec<String> = (0..4)
@@ -147,7 +147,7 @@ impl PortSecurityGroups for PortGroups {
         project_id: &str,
         ids: &[String],
     ) -> Result<(), NeutronError> {
-        let view = networks.view.read();
+        let view = networks.view.snapshot();
         for id in ids {
             let ok = view
                 .security_group(id)
@@ -195,7 +195,7 @@ pub fn find_group(
 ) -> Result<SecurityGroupRow, NeutronError> {
     networks
         .view
-        .read()
+        .snapshot()
         .security_group(id)
         .filter(|g| caller.owns(&g.state.project_id))
         .cloned()
@@ -210,7 +210,7 @@ pub fn resolve_group(
     project_id: &str,
     name_or_id: &str,
 ) -> Result<String, NeutronError> {
-    let view = networks.view.read();
+    let view = networks.view.snapshot();
     if let Some(g) = view
         .security_group(name_or_id)
         .filter(|g| caller.owns(&g.state.project_id))
@@ -287,7 +287,7 @@ pub fn group_json(row: &SecurityGroupRow) -> Value {
 fn in_use(networks: &Networks, id: &str) -> bool {
     networks
         .view
-        .read()
+        .snapshot()
         .ports
         .values()
         .any(|p| p.state.security_groups.iter().any(|g| g == id))
@@ -304,7 +304,7 @@ async fn list_groups(
     let q = ListQuery::parse(&req)?;
     ensure_default_group(&networks, &caller.meta, &caller.project_id).await?;
     let rows: Vec<Value> = {
-        let view = networks.view.read();
+        let view = networks.view.snapshot();
         view.security_groups
             .values()
             .filter(|g| caller.owns(&g.state.project_id))
@@ -500,7 +500,7 @@ pub async fn delete_security_group(
     )
     .await;
     let referring: Vec<(String, String, String)> = {
-        let view = networks.view.read();
+        let view = networks.view.snapshot();
         view.security_groups
             .values()
             .flat_map(|g| {
@@ -558,7 +558,7 @@ async fn list_rules(
     let q = ListQuery::parse(&req)?;
     ensure_default_group(&networks, &caller.meta, &caller.project_id).await?;
     let rows: Vec<Value> = {
-        let view = networks.view.read();
+        let view = networks.view.snapshot();
         let groups: Vec<&SecurityGroupRow> = match q.filter("security_group_id") {
             Some(g) => view.security_group(g).into_iter().collect(),
             None => view.security_groups.values().collect(),
@@ -579,7 +579,7 @@ async fn show_rule(
     id: web::Path<String>,
 ) -> Result<HttpResponse, NeutronError> {
     let v = {
-        let view = networks.view.read();
+        let view = networks.view.snapshot();
         let (rule, group) = view
             .security_group_rule(&id)
             .filter(|(_, g)| caller.owns(&g.state.project_id))
@@ -720,7 +720,7 @@ async fn create_rule(
         return Err(e.into());
     }
     let v = {
-        let view = networks.view.read();
+        let view = networks.view.snapshot();
         let (rule, group) = view
             .security_group_rule(&rule_id)
             .ok_or_else(|| rule_not_found(&rule_id))?;
@@ -735,7 +735,7 @@ async fn delete_rule(
     id: web::Path<String>,
 ) -> Result<HttpResponse, NeutronError> {
     let (group_id, project) = {
-        let view = networks.view.read();
+        let view = networks.view.snapshot();
         let (_, group) = view
             .security_group_rule(&id)
             .filter(|(_, g)| caller.owns(&g.state.project_id))

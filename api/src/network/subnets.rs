@@ -56,7 +56,7 @@ fn visible(caller: &Caller, s: &Subnet, net: &NetworkRow) -> bool {
 }
 
 fn find(networks: &Networks, caller: &Caller, id: &str) -> Result<Value, NeutronError> {
-    let view = networks.view.read();
+    let view = networks.view.snapshot();
     view.subnet(id)
         .filter(|(s, net, _)| visible(caller, s, net))
         .map(|(s, net, r)| subnet_json(id, s, net, r))
@@ -70,7 +70,7 @@ fn owned(
     id: &str,
     action: &str,
 ) -> Result<(String, Subnet), NeutronError> {
-    let view = networks.view.read();
+    let view = networks.view.snapshot();
     let (s, net, _) = view
         .subnet(id)
         .filter(|(s, net, _)| visible(caller, s, net))
@@ -405,7 +405,7 @@ async fn list_subnets(
 ) -> Result<HttpResponse, NeutronError> {
     let q = ListQuery::parse(&req)?;
     let rows: Vec<Value> = {
-        let view = networks.view.read();
+        let view = networks.view.snapshot();
         view.subnets
             .keys()
             .filter_map(|id| view.subnet(id).map(|(s, n, r)| (id, s, n, r)))

@@ -230,7 +230,7 @@ fn dlo_plan(ctx: &Ctx<'_>, manifest: &str) -> Result<Plan, SwiftError> {
         return Err(ctx.access.denied());
     }
     let now = chrono::Utc::now().timestamp().max(0) as u64;
-    let view = ctx.service().view.read();
+    let view = ctx.service().view.snapshot();
     let c = view
         .container(&ctx.target.account, container)
         .ok_or_else(SwiftError::not_found)?;
@@ -239,7 +239,7 @@ fn dlo_plan(ctx: &Ctx<'_>, manifest: &str) -> Result<Plan, SwiftError> {
     let mut size = 0;
     let segments = c
         .objects
-        .range::<str, _>((
+        .range::<_, str>((
             std::ops::Bound::Included(prefix),
             std::ops::Bound::Unbounded,
         ))

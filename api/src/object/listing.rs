@@ -173,7 +173,7 @@ pub fn account_listing(
     let p = params(ctx, false)?;
     let format = format_of(ctx);
     let entries: Vec<Rendered> = {
-        let view = ctx.service().view.read();
+        let view = ctx.service().view.snapshot();
         match view.account(&ctx.target.account) {
             None => vec![],
             Some(a) => list(&a.containers, &p, |c| c.state.exists)
@@ -216,7 +216,7 @@ pub fn container_listing(
     let format = format_of(ctx);
     let now = chrono::Utc::now().timestamp().max(0) as u64;
     let entries: Vec<Rendered> = {
-        let view = ctx.service().view.read();
+        let view = ctx.service().view.snapshot();
         let c = view
             .container(&ctx.target.account, container)
             .ok_or_else(SwiftError::not_found)?;

@@ -273,7 +273,7 @@ impl Ctx<'_> {
     /// A container's ACL header, parsed (an unparsable stored ACL grants nothing).
     fn container_acl(&self, container: &str, which: &str) -> acl::ContainerAcl {
         let raw = {
-            let view = self.service().view.read();
+            let view = self.service().view.snapshot();
             view.container(&self.target.account, container)
                 .and_then(|c| c.state.headers.get(which).cloned())
         };
@@ -370,7 +370,7 @@ fn access_for(
 
 /// The temp URL keys of an account and a container.
 fn tempurl_keys(store: &ObjectStorage, account: &str, container: &str) -> Vec<String> {
-    let view = store.service.view.read();
+    let view = store.service.view.snapshot();
     let mut keys = Vec::new();
     if let Some(a) = view.account(account) {
         for k in [
@@ -476,7 +476,7 @@ fn info(req: &HttpRequest) -> Result<HttpResponse, SwiftError> {
 
 /// Account and container stats and metadata as response headers.
 fn account_headers(ctx: &Ctx<'_>, builder: &mut actix_web::HttpResponseBuilder) {
-    let view = ctx.service().view.read();
+    let view = ctx.service().view.snapshot();
     let (containers, objects, bytes) = view
         .account(&ctx.target.account)
         .map(|a| a.totals())
@@ -627,7 +627,7 @@ fn container_headers(
     name: &str,
     builder: &mut actix_web::HttpResponseBuilder,
 ) -> Result<(), SwiftError> {
-    let view = ctx.service().view.read();
+    let view = ctx.service().view.snapshot();
     let c = view
         .container(&ctx.target.account, name)
         .ok_or_else(SwiftError::not_found)?;
@@ -706,7 +706,7 @@ async fn container(ctx: &Ctx<'_>) -> Result<HttpResponse, SwiftError> {
             if ctx
                 .service()
                 .view
-                .read()
+                .snapshot()
                 .container(&account, &name)
                 .is_none()
             {

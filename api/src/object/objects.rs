@@ -24,7 +24,7 @@ pub async fn handle(ctx: &Ctx<'_>, body: web::Payload) -> Result<HttpResponse, S
     let exists = ctx
         .service()
         .view
-        .read()
+        .snapshot()
         .container(&ctx.target.account, &container)
         .is_some();
     let method = ctx.req.method().clone();
@@ -109,7 +109,7 @@ pub fn live_record(ctx: &Ctx<'_>, container: &str, name: &str) -> Option<ObjectR
     let now = chrono::Utc::now().timestamp().max(0) as u64;
     ctx.service()
         .view
-        .read()
+        .snapshot()
         .object(&ctx.target.account, container, name)
         .filter(|o| o.delete_at().is_none_or(|at| at > now))
         .cloned()
@@ -438,7 +438,7 @@ async fn copy(
     if ctx
         .service()
         .view
-        .read()
+        .snapshot()
         .container(&ctx.target.account, dst_container)
         .is_none()
     {

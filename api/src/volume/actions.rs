@@ -185,7 +185,7 @@ fn begin(task: VolumeTask, caller: &Caller) -> VolumeCommand {
 
 /// What the volume's quota holder holds now (to put back if the task cannot start).
 fn held(vols: &Volumes, row: &VolumeRow) -> Option<VolumeAmounts> {
-    let view = vols.view.read();
+    let view = vols.view.snapshot();
     view.usage
         .get(&row.state.project_id)
         .and_then(|u| u.holders.get(&format!("volume:{}", row.id)))
@@ -407,7 +407,7 @@ async fn revert(
         .unwrap_or("None")
         .to_string();
     let latest = {
-        let view = vols.view.read();
+        let view = vols.view.snapshot();
         view.snapshots_of(&row.id)
             .max_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)))
             .cloned()
@@ -580,7 +580,7 @@ async fn upload_image(
     }
     let row = vols.volume(caller, &row.id)?;
     let volume_type = {
-        let view = vols.view.read();
+        let view = vols.view.snapshot();
         view.types
             .get(&row.state.volume_type_id)
             .map(|t| super::types::type_json(t, caller.is_admin))
@@ -626,7 +626,7 @@ fn connector(arg: &Value) -> Result<&Map<String, Value>, CinderError> {
 pub(super) fn connection_info(vols: &Volumes, row: &VolumeRow) -> Value {
     let v = &row.state;
     let (driver, format) = {
-        let view = vols.view.read();
+        let view = vols.view.snapshot();
         view.backends
             .get(strata_volume::engine::backend_of(&v.host))
             .map(|b| {

@@ -52,7 +52,7 @@ fn quota_limits(vols: &Volumes, limits: &BTreeMap<String, i64>) -> BTreeMap<Stri
 }
 
 fn used(vols: &Volumes, project: &str, key: &str) -> i64 {
-    let view = vols.view.read();
+    let view = vols.view.snapshot();
     match key {
         "per_volume_gigabytes" | "groups" => 0,
         _ => view.usage.get(project).map(|u| u.used(key)).unwrap_or(0),
@@ -259,7 +259,7 @@ async fn services(
         scheduler["cluster"] = Value::Null;
     }
     rows.push(scheduler);
-    let backends: Vec<_> = vols.view.read().backends.values().cloned().collect();
+    let backends: Vec<_> = vols.view.snapshot().backends.values().cloned().collect();
     for b in backends {
         let up = vols.backend_up(&b);
         let mut row = json!({
@@ -339,7 +339,7 @@ async fn service_update(
         .map(|b| b.split('#').next().unwrap_or(b).to_string());
     let known = backend
         .as_ref()
-        .is_some_and(|b| vols.view.read().backends.contains_key(b));
+        .is_some_and(|b| vols.view.snapshot().backends.contains_key(b));
     if binary != VOLUME || !known {
         return Err(CinderError::not_found("Unknown service"));
     }
@@ -360,7 +360,7 @@ async fn service_update(
 }
 
 async fn zones(vols: web::Data<Volumes>, _caller: Caller) -> Result<HttpResponse, CinderError> {
-    let backends: Vec<_> = vols.view.read().backends.values().cloned().collect();
+    let backends: Vec<_> = vols.view.snapshot().backends.values().cloned().collect();
     let mut zones: BTreeMap<String, bool> = BTreeMap::new();
     for b in &backends {
         let ok = !b.state.disabled && vols.backend_up(b);
@@ -398,7 +398,7 @@ async fn pools(
                 .extra_specs,
         ),
     };
-    let backends: Vec<_> = vols.view.read().backends.values().cloned().collect();
+    let backends: Vec<_> = vols.view.snapshot().backends.values().cloned().collect();
     let mut out = Vec::new();
     for b in backends {
         let name = backend_host(&b.name);

@@ -79,7 +79,7 @@ fn visible(
     caller: &Caller,
     all_tenants: bool,
 ) -> Vec<(VolumeRow, String, Attachment)> {
-    let view = vols.view.read();
+    let view = vols.view.snapshot();
     view.volumes
         .values()
         .filter(|v| (caller.is_admin && all_tenants) || v.state.project_id == caller.project_id)
@@ -94,7 +94,7 @@ fn visible(
 
 /// Attachment `id` (its volume must be the caller's, or any for admins).
 fn find(vols: &Volumes, caller: &Caller, id: &str) -> Result<(VolumeRow, Attachment), CinderError> {
-    let view = vols.view.read();
+    let view = vols.view.snapshot();
     view.volumes
         .values()
         .filter(|v| caller.is_admin || v.state.project_id == caller.project_id)
@@ -291,7 +291,7 @@ async fn delete(
     .await?;
     // Cinder answers with the volume's remaining attachments.
     let rest: Vec<Value> = {
-        let view = vols.view.read();
+        let view = vols.view.snapshot();
         view.volume(&row.id)
             .map(|v| {
                 v.state

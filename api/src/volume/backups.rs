@@ -52,7 +52,7 @@ fn invalid_backup(reason: &str) -> CinderError {
 
 /// Backup `id` as `caller` may see it (its project's, or any for admins): 404 otherwise.
 pub(super) fn backup(vols: &Volumes, caller: &Caller, id: &str) -> Result<BackupRow, CinderError> {
-    let view = vols.view.read();
+    let view = vols.view.snapshot();
     view.backups
         .get(id)
         .filter(|b| caller.is_admin || b.state.project_id == caller.project_id)
@@ -82,7 +82,12 @@ fn detail_json(
     row: &BackupRow,
 ) -> Value {
     let b = &row.state;
-    let has_dependent_backups = vols.view.read().backup_children(&row.id).next().is_some();
+    let has_dependent_backups = vols
+        .view
+        .snapshot()
+        .backup_children(&row.id)
+        .next()
+        .is_some();
     let mut out = json!({
         "id": row.id,
         "name": nullable(&b.name),
@@ -181,7 +186,7 @@ fn listing(
     let rows: Vec<BackupRow> = if unknown {
         Vec::new()
     } else {
-        let view = vols.view.read();
+        let view = vols.view.snapshot();
         view.backups
             .values()
             .filter(|r| {
@@ -302,7 +307,7 @@ fn quota_error(e: CommandError) -> CinderError {
 /// The backup an incremental backup of `volume_id` builds on: the caller's newest available full or
 /// incremental backup of the volume itself (backups of snapshots hold another disk's chunks).
 fn parent_for(vols: &Volumes, caller: &Caller, volume_id: &str) -> Option<String> {
-    let view = vols.view.read();
+    let view = vols.view.snapshot();
     view.backups_of(volume_id)
         .filter(|b| {
             b.state.project_id == caller.project_id
@@ -570,7 +575,7 @@ async fn begin_delete(
     if !force && !matches!(row.state.status.as_str(), bs::AVAILABLE | bs::ERROR) {
         return Err(invalid_backup("Backup status must be available or error"));
     }
-    if vols.view.read().backup_children(id).next().is_some() {
+    if vols.view.snapshot().backup_children(id).next().is_some() {
         return Err(invalid_backup("Incremental backups exist for this backup."));
     }
     vols.run(

@@ -108,7 +108,9 @@ impl Volumes {
 
     /// A project's quota limits: the defaults overlaid with what was set for it.
     pub fn limits(&self, project_id: &str) -> BTreeMap<String, i64> {
-        self.view.read().limits_of(project_id, &self.default_limits)
+        self.view
+            .snapshot()
+            .limits_of(project_id, &self.default_limits)
     }
 }
 
@@ -146,7 +148,7 @@ fn resource(suffix: &str) -> actix_web::Resource {
 impl Volumes {
     /// Volume `id` as `caller` may see it (its project's, or any for admins): 404 otherwise.
     fn volume(&self, caller: &Caller, id: &str) -> Result<VolumeRow, CinderError> {
-        let view = self.view.read();
+        let view = self.view.snapshot();
         view.volume(id)
             .filter(|v| caller.is_admin || v.state.project_id == caller.project_id)
             .cloned()
@@ -159,7 +161,7 @@ impl Volumes {
         caller: &Caller,
         id: &str,
     ) -> Result<strata_projections::volume::SnapshotRow, CinderError> {
-        let view = self.view.read();
+        let view = self.view.snapshot();
         view.snapshots
             .get(id)
             .filter(|s| caller.is_admin || s.state.project_id == caller.project_id)
@@ -169,7 +171,7 @@ impl Volumes {
 
     /// Every volume type, the default one included (as if recorded, until it is).
     fn all_types(&self) -> Vec<VolumeTypeRow> {
-        let view = self.view.read();
+        let view = self.view.snapshot();
         let mut rows: Vec<VolumeTypeRow> = view.types.values().cloned().collect();
         if view.volume_type(DEFAULT_TYPE_NAME).is_none() {
             rows.push(default_type_row());
@@ -181,7 +183,7 @@ impl Volumes {
     /// its project, or any for admins.
     fn visible_type(&self, caller: &Caller, name_or_id: &str) -> Option<VolumeTypeRow> {
         let found = {
-            let view = self.view.read();
+            let view = self.view.snapshot();
             view.volume_type(name_or_id).cloned()
         };
         let found = found.or_else(|| {
@@ -200,7 +202,7 @@ impl Volumes {
 
     /// The name of volume type `id` ("" when it is unknown).
     fn type_name(&self, id: &str) -> String {
-        let view = self.view.read();
+        let view = self.view.snapshot();
         match view.types.get(id) {
             Some(t) => t.state.name.clone(),
             None if id == DEFAULT_TYPE_ID => DEFAULT_TYPE_NAME.to_string(),
@@ -215,7 +217,7 @@ impl Volumes {
         identity: &Identity,
         meta: &Metadata,
     ) -> Result<String, CinderError> {
-        if let Some(t) = self.view.read().volume_type(DEFAULT_TYPE_NAME) {
+        if let Some(t) = self.view.snapshot().volume_type(DEFAULT_TYPE_NAME) {
             return Ok(t.id.clone());
         }
         // A claim refused here is the other first use's (same owner id): the create below settles it.
@@ -239,7 +241,7 @@ impl Volumes {
 
     /// The availability zones volumes may be placed in: the backends' (or Cinder's default "nova").
     fn zones(&self) -> Vec<String> {
-        let view = self.view.read();
+        let view = self.view.snapshot();
         let mut zones: Vec<String> = view
             .backends
             .values()

@@ -135,7 +135,7 @@ fn listing(
     let metadata = get("metadata").map(metadata_filter).transpose()?;
     let az = get("availability_zone");
     let rows: Vec<SnapshotRow> = {
-        let view = vols.view.read();
+        let view = vols.view.snapshot();
         view.snapshots
             .values()
             .filter(|r| {

@@ -89,7 +89,7 @@ async fn materialize(
 }
 
 fn in_use(vols: &Volumes, id: &str) -> bool {
-    let view = vols.view.read();
+    let view = vols.view.snapshot();
     view.volumes.values().any(|v| v.state.volume_type_id == id)
 }
 
@@ -230,7 +230,13 @@ async fn create(
         None | Some(Value::Null) => BTreeMap::new(),
         Some(s) => specs_map(s)?,
     };
-    if name == DEFAULT_TYPE_NAME && vols.view.read().volume_type(DEFAULT_TYPE_NAME).is_none() {
+    if name == DEFAULT_TYPE_NAME
+        && vols
+            .view
+            .snapshot()
+            .volume_type(DEFAULT_TYPE_NAME)
+            .is_none()
+    {
         // The default type already exists (as listed): creating it again is the same conflict.
         return Err(CinderError::conflict(format!(
             "Volume Type {name} already exists."

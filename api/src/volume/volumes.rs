@@ -117,7 +117,7 @@ pub(super) fn volume_json(
     }
     if mv.at_least(48) {
         let service = {
-            let view = vols.view.read();
+            let view = vols.view.snapshot();
             view.backends
                 .get(strata_volume::engine::backend_of(&v.host))
                 .filter(|_| !v.host.is_empty())
@@ -252,7 +252,7 @@ fn filtered(
     let created_at = get("created_at").filter(|_| mv.at_least(60));
     let updated_at = get("updated_at").filter(|_| mv.at_least(60));
     let project_filter = get("project_id").filter(|_| all_tenants);
-    let view = vols.view.read();
+    let view = vols.view.snapshot();
     let mut out = Vec::new();
     for row in view.volumes.values() {
         let v = &row.state;
@@ -431,7 +431,7 @@ fn image_for_volume(
     caller: &Caller,
     r: &str,
 ) -> Result<strata_projections::image::ImageRow, CinderError> {
-    let view = vols.images.read();
+    let view = vols.images.snapshot();
     let readable = |i: &&strata_projections::image::ImageRow| {
         caller.is_admin || i.readable_by(&caller.project_id)
     };
@@ -633,7 +633,7 @@ pub async fn create_volume(
         }
     }
     let snapshot_volume = snapshot.as_ref().and_then(|s| {
-        let view = vols.view.read();
+        let view = vols.view.snapshot();
         view.volume(&s.state.volume_id).cloned()
     });
     let image = image_ref
@@ -778,7 +778,7 @@ pub async fn create_volume(
     };
     let type_name = vols.type_name(&type_id);
     let multiattach = {
-        let view = vols.view.read();
+        let view = vols.view.snapshot();
         view.types.get(&type_id).is_some_and(|t| {
             t.state.extra_specs.get("multiattach").is_some_and(|v| {
                 v.trim_start_matches("<is>")
@@ -991,7 +991,7 @@ async fn delete(
 /// Start deleting a volume (its snapshots first with `cascade`), after the checks Cinder makes.
 /// Delete a volume made for a request that then failed (forced: it may still be creating).
 pub async fn discard_volume(vols: &Volumes, caller: &Caller, id: &str) {
-    let row = vols.view.read().volume(id).cloned();
+    let row = vols.view.snapshot().volume(id).cloned();
     if let Some(row) = row {
         if let Err(e) = begin_delete(vols, caller, &row, true, true).await {
             tracing::error!(volume = %id, error = %e.message, "could not delete a volume made for a failed request");
@@ -1011,7 +1011,7 @@ pub(super) async fn begin_delete(
         return Ok(());
     }
     let snapshots: Vec<(String, String)> = {
-        let view = vols.view.read();
+        let view = vols.view.snapshot();
         view.snapshots_of(&row.id)
             .map(|s| (s.id.clone(), s.state.status.clone()))
             .collect()

@@ -11,6 +11,8 @@ pub use servers::{
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use imbl::{OrdMap, Vector};
+
 use serde::{Deserialize, Serialize};
 use strata_events::RecordedEvent;
 use strata_proto::ComputeEvent as E;
@@ -49,26 +51,26 @@ pub struct KeypairRow {
     pub created_at: String,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ComputeView {
     /// Live (not deleted) flavors by id.
-    pub flavors: BTreeMap<String, FlavorRow>,
+    pub flavors: OrdMap<String, FlavorRow>,
     /// Live keypairs by [`keypair_key`] (`"<user_id>/<name>"`).
-    pub keypairs: BTreeMap<String, KeypairRow>,
+    pub keypairs: OrdMap<String, KeypairRow>,
     /// Servers by id, deleted ones included (usage reports and `deleted` listings need them).
-    pub servers: BTreeMap<String, ServerRow>,
+    pub servers: OrdMap<String, ServerRow>,
     /// Every migration, in log order (index + 1 = Nova's migration id).
-    pub migrations: Vec<MigrationRow>,
+    pub migrations: Vector<MigrationRow>,
     /// Compute hosts by name.
-    pub hosts: BTreeMap<String, HostRow>,
+    pub hosts: OrdMap<String, HostRow>,
     /// Quota usage by project.
     pub usage: ProjectUsage,
     /// Limits set per project (the defaults are configuration).
     pub quotas: ProjectQuotas,
     /// Live server groups by id.
-    pub groups: BTreeMap<String, GroupRow>,
+    pub groups: OrdMap<String, GroupRow>,
     /// Live host aggregates by Nova's integer id.
-    pub aggregates: BTreeMap<i64, AggregateRow>,
+    pub aggregates: OrdMap<i64, AggregateRow>,
     /// Events this projection could not decode (kept so a rebuild shows the same count).
     pub undecodable: u64,
 }
@@ -500,9 +502,9 @@ mod tests {
         )
         .await;
         assert!(live.wait_for(head, std::time::Duration::from_secs(5)).await);
-        assert!(live.read().flavor_visible("p-2", "p3", false));
+        assert!(live.snapshot().flavor_visible("p-2", "p3", false));
         let rebuilt: ComputeView = crate::rebuild(&log, head).await.unwrap();
-        assert_eq!(live.read().digest().unwrap(), rebuilt.digest().unwrap());
+        assert_eq!(live.snapshot().digest().unwrap(), rebuilt.digest().unwrap());
         let again: ComputeView = crate::rebuild(&log, head).await.unwrap();
         assert_eq!(again.digest().unwrap(), rebuilt.digest().unwrap());
         let earlier: ComputeView = crate::rebuild(&log, 5).await.unwrap();

@@ -285,7 +285,7 @@ impl ComputeView {
                     updated_at: now.clone(),
                 };
                 row.migration = Some(self.migrations.len());
-                self.migrations.push(mig);
+                self.migrations.push_back(mig);
                 None
             }
             E::ServerMigrationScheduled(s) => {
@@ -460,7 +460,7 @@ impl ComputeView {
     }
 }
 
-/// The keys of `BTreeMap`s used for quota usage.
-pub type ProjectUsage = BTreeMap<String, ComputeUsage>;
+/// Quota usage by project.
+pub type ProjectUsage = imbl::OrdMap<String, ComputeUsage>;
 /// Per-project limits.
-pub type ProjectQuotas = BTreeMap<String, ComputeQuota>;
+pub type ProjectQuotas = imbl::OrdMap<String, ComputeQuota>;
