@@ -90,6 +90,14 @@ pub fn command_failure(e: strata_actors::CommandError) -> (actix_web::http::Stat
             (status, d.to_string())
         }
         CommandError::Contention(_) => (StatusCode::CONFLICT, e.to_string()),
+        // Stream ids are built from request input (names, ids): one the log cannot hold is bad input, not an
+        // outage. Handlers check the names they turn into stream ids first; this is the last line.
+        CommandError::Log(strata_events::LogError::InvalidStream(_)) => (
+            StatusCode::BAD_REQUEST,
+            "Invalid input: an identifier or name of the request is too long or holds characters this \
+             service does not accept."
+                .to_string(),
+        ),
         other => {
             tracing::error!(error = %other, "command failed");
             (

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod image;
 pub mod network;
 pub mod object;
+pub mod policy;
 pub mod server;
 pub mod volume;
 

@@ -33,13 +33,27 @@ pub(crate) fn escape_into(out: &mut String, s: &str, escape_dot: bool) {
 ///
 /// In the user id `.` is escaped too (`%2E`), so the first `.` always separates the two parts and the id is
 /// unambiguous (user `a.b` + name `c` and user `a` + name `b.c` differ). Keystone's hex user ids are unchanged.
+///
+/// A name whose escaped form would make the id longer than 400 bytes (a long name full of spaces) is
+/// replaced by `~` and the SHA-256 of the name, so every name Nova accepts makes a valid stream id; `~` never
+/// appears in an escaped name.
 pub fn keypair_id(user_id: &str, name: &str) -> String {
+    use sha2::{Digest, Sha256};
     let mut out = String::with_capacity(user_id.len() + name.len() + 1);
     escape_into(&mut out, user_id, true);
     out.push('.');
+    let user_part = out.len();
     escape_into(&mut out, name, false);
+    if out.len() > ID_MAX {
+        out.truncate(user_part);
+        out.push('~');
+        out.push_str(&hex::encode(Sha256::digest(name.as_bytes())));
+    }
     out
 }
+
+/// Longest keypair aggregate id spelled out from its name.
+const ID_MAX: usize = 400;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Keypair {
@@ -297,6 +311,20 @@ mod tests {
         for c in cmds {
             given::<Keypair>([]).when(c).then_invalid();
         }
+    }
+
+    #[test]
+    fn long_names_make_short_ids() {
+        let name = format!("a{}b", " ".repeat(253));
+        let id = keypair_id("0123456789abcdef0123456789abcdef", &name);
+        assert!(id.len() < 120, "{id}");
+        assert!(id.starts_with("0123456789abcdef0123456789abcdef.~"), "{id}");
+        assert_ne!(
+            id,
+            keypair_id("0123456789abcdef0123456789abcdef", &format!("{name}c"))
+        );
+        // Short names are spelled out.
+        assert_eq!(keypair_id("u", "k 1"), "u.k%201");
     }
 
     #[test]

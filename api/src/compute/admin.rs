@@ -107,12 +107,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 // Shared helpers
 // ---------------------------------------------------------------------------------------------------------
 
+/// An admin-only action of Nova's policy table.
 fn admin(caller: &Caller, action: &str) -> Result<(), NovaError> {
-    if caller.is_admin {
-        Ok(())
-    } else {
-        Err(NovaError::policy(action))
-    }
+    caller.enforce(action, &caller.project_id)
 }
 
 /// A route that exists only in other microversions (Nova answers 404, as for an unknown path).

@@ -243,9 +243,7 @@ async fn create(
     mv: Microversion,
     body: web::Bytes,
 ) -> Result<HttpResponse, NovaError> {
-    if !caller.is_admin {
-        return Err(NovaError::policy("os_compute_api:os-flavor-manage:create"));
-    }
+    caller.enforce("os_compute_api:os-flavor-manage:create", &caller.project_id)?;
     let m = parse_body(&body, "flavor")?;
     let name = m
         .get("name")
@@ -347,9 +345,7 @@ async fn update(
             "Updating a flavor needs microversion 2.55 or later.",
         ));
     }
-    if !caller.is_admin {
-        return Err(NovaError::policy("os_compute_api:os-flavor-manage:update"));
-    }
+    caller.enforce("os_compute_api:os-flavor-manage:update", &caller.project_id)?;
     let id = path.into_inner();
     let m = parse_body(&body, "flavor")?;
     let description =
@@ -379,9 +375,7 @@ async fn delete(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, NovaError> {
-    if !caller.is_admin {
-        return Err(NovaError::policy("os_compute_api:os-flavor-manage:delete"));
-    }
+    caller.enforce("os_compute_api:os-flavor-manage:delete", &caller.project_id)?;
     let id = path.into_inner();
     let f = visible(&compute, &caller, &id)?;
     compute
@@ -407,9 +401,7 @@ async fn access_list(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, NovaError> {
-    if !caller.is_admin {
-        return Err(NovaError::policy("os_compute_api:os-flavor-access"));
-    }
+    caller.enforce("os_compute_api:os-flavor-access", &caller.project_id)?;
     let f = visible(&compute, &caller, &path.into_inner())?;
     if f.is_public {
         return Err(NovaError::not_found(
@@ -451,9 +443,7 @@ async fn action(
     } else {
         return Err(NovaError::bad_request("There is no such action"));
     };
-    if !caller.is_admin {
-        return Err(NovaError::policy(policy));
-    }
+    caller.enforce(policy, &caller.project_id)?;
     visible(&compute, &caller, &id)?;
     compute
         .run(&compute.flavors, &id, cmd, &caller.meta)
@@ -492,11 +482,10 @@ async fn specs_set(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, NovaError> {
-    if !caller.is_admin {
-        return Err(NovaError::policy(
-            "os_compute_api:os-flavor-extra-specs:create",
-        ));
-    }
+    caller.enforce(
+        "os_compute_api:os-flavor-extra-specs:create",
+        &caller.project_id,
+    )?;
     let id = path.into_inner();
     let v: Value = serde_json::from_slice(&body)
         .map_err(|e| NovaError::bad_request(format!("Malformed request body: {e}")))?;
@@ -539,11 +528,10 @@ async fn spec_put(
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, NovaError> {
-    if !caller.is_admin {
-        return Err(NovaError::policy(
-            "os_compute_api:os-flavor-extra-specs:update",
-        ));
-    }
+    caller.enforce(
+        "os_compute_api:os-flavor-extra-specs:update",
+        &caller.project_id,
+    )?;
     let (id, key) = path.into_inner();
     let v: Value = serde_json::from_slice(&body)
         .map_err(|e| NovaError::bad_request(format!("Malformed request body: {e}")))?;
@@ -570,11 +558,10 @@ async fn spec_delete(
     caller: Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, NovaError> {
-    if !caller.is_admin {
-        return Err(NovaError::policy(
-            "os_compute_api:os-flavor-extra-specs:delete",
-        ));
-    }
+    caller.enforce(
+        "os_compute_api:os-flavor-extra-specs:delete",
+        &caller.project_id,
+    )?;
     let (id, key) = path.into_inner();
     visible(&compute, &caller, &id)?;
     compute

@@ -110,6 +110,7 @@ async fn create(
             )
         })?
         .to_string();
+    check_name(&name)?;
     let key_type = match kp.get("type") {
         Some(_) if mv.0 < 2 => {
             return Err(NovaError::bad_request(
@@ -226,4 +227,32 @@ async fn delete(
     } else {
         HttpResponse::Accepted().finish()
     })
+}
+
+/// Nova's schema for keypair names (2.1 to 2.91): 1 to 255 of `[_- a-zA-Z0-9]`, no space at either end.
+/// Checked before the name becomes part of the keypair's stream id.
+fn check_name(name: &str) -> Result<(), NovaError> {
+    let invalid = |why: String| {
+        NovaError::bad_request(format!(
+            "Invalid input for field/attribute name. Value: {name}. {why}"
+        ))
+    };
+    if name.is_empty() {
+        return Err(invalid(format!("'{name}' is too short")));
+    }
+    if name.chars().count() > 255 {
+        return Err(invalid(format!("'{name}' is too long")));
+    }
+    if name.trim() != name {
+        return Err(invalid(format!("'{name}' is not a 'name'")));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ' '))
+    {
+        return Err(invalid(format!(
+            "'{name}' does not match '^[_\\- a-zA-Z0-9]+$'"
+        )));
+    }
+    Ok(())
 }

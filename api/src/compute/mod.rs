@@ -7,6 +7,7 @@ mod error;
 mod flavors;
 mod keypairs;
 pub mod network;
+mod policy;
 mod servers;
 mod usage;
 mod volumes;
@@ -35,6 +36,7 @@ use strata_projections::volume::VolumeView;
 use strata_projections::{Live, Snapshot};
 
 pub use error::NovaError;
+pub use policy::POLICY;
 
 use crate::auth::AuthContext;
 
@@ -264,6 +266,22 @@ pub struct Caller {
     pub project_id: String,
     pub is_admin: bool,
     pub meta: Metadata,
+}
+
+impl Caller {
+    /// Nova's default policy for `action` on a resource of `project` (403 "Policy doesn't allow ...").
+    pub fn enforce(&self, action: &str, project: &str) -> Result<(), NovaError> {
+        self.check(action, crate::policy::Target::project(project))
+    }
+
+    /// Nova's default policy for `action` on a resource of `target`.
+    pub fn check(&self, action: &str, target: crate::policy::Target<'_>) -> Result<(), NovaError> {
+        if POLICY.allows(&self.auth, action, target) {
+            Ok(())
+        } else {
+            Err(NovaError::policy(action))
+        }
+    }
 }
 
 impl FromRequest for Caller {

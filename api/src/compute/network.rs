@@ -619,6 +619,10 @@ async fn attach_interface(
 ) -> Result<HttpResponse, NovaError> {
     let id = path.into_inner();
     let row = server_row(&compute, &caller, &id)?;
+    caller.enforce(
+        "os_compute_api:os-attach-interfaces:create",
+        &row.state.project_id,
+    )?;
     check_pluggable(&row, &caller, "attach_interface")?;
     let v: Value =
         serde_json::from_slice(&body).map_err(|e| bad(format!("Malformed request body: {e}")))?;
@@ -709,6 +713,10 @@ async fn detach_interface(
 ) -> Result<HttpResponse, NovaError> {
     let (id, port_id) = path.into_inner();
     let row = server_row(&compute, &caller, &id)?;
+    caller.enforce(
+        "os_compute_api:os-attach-interfaces:delete",
+        &row.state.project_id,
+    )?;
     check_pluggable(&row, &caller, "detach_interface")?;
     let sp = row
         .state

@@ -261,6 +261,18 @@ fn visible(compute: &Compute, caller: &Caller, id: &str) -> Result<ServerRow, No
     visible_in(&compute.view.snapshot(), caller, id).cloned()
 }
 
+/// The server as the caller may see it, if Nova's policy lets the caller do `action` to it (403 otherwise).
+fn writable(
+    compute: &Compute,
+    caller: &Caller,
+    id: &str,
+    action: &str,
+) -> Result<ServerRow, NovaError> {
+    let row = visible(compute, caller, id)?;
+    caller.enforce(action, &row.state.project_id)?;
+    Ok(row)
+}
+
 /// [`visible`] in a snapshot the caller already holds.
 fn visible_in<'a>(
     view: &'a ComputeView,
@@ -287,6 +299,11 @@ fn server_answer(
     let row = visible_in(&views.compute, caller, id)?;
     let base = crate::common::base_url(req);
     Ok(server_full_json(compute, &views, &base, mv, caller, row))
+}
+
+/// Nova's answer to an action body that does not name exactly one action.
+fn malformed() -> NovaError {
+    NovaError::bad_request("Malformed request body")
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, NovaError> {
@@ -468,6 +485,7 @@ async fn create(
     mv: Microversion,
     body: web::Bytes,
 ) -> Result<HttpResponse, NovaError> {
+    caller.enforce("os_compute_api:servers:create", &caller.project_id)?;
     let v = parse_json(&body)?;
     let s = required_object(&v, "server")?;
     let name = string_field(s, "name")?
@@ -550,11 +568,10 @@ async fn create(
     let mut az = string_field(s, "availability_zone")?.unwrap_or_default();
     let mut requested_host = String::new();
     if let Some((zone, host)) = az.clone().split_once(':') {
-        if !caller.is_admin {
-            return Err(NovaError::policy(
-                "os_compute_api:servers:create:forced_host",
-            ));
-        }
+        caller.enforce(
+            "os_compute_api:servers:create:forced_host",
+            &caller.project_id,
+        )?;
         requested_host = host.to_string();
         az = zone.to_string();
     }
@@ -577,11 +594,10 @@ async fn create(
                     &format!("Additional properties are not allowed ('{key}' was unexpected)"),
                 ));
             }
-            if !caller.is_admin {
-                return Err(NovaError::policy(
-                    "compute:servers:create:requested_destination",
-                ));
-            }
+            caller.enforce(
+                "compute:servers:create:requested_destination",
+                &caller.project_id,
+            )?;
             requested_host = h;
         }
     }
@@ -1057,7 +1073,7 @@ async fn update(
     body: web::Bytes,
 ) -> Result<HttpResponse, NovaError> {
     let id = path.into_inner();
-    visible(&compute, &caller, &id)?;
+    writable(&compute, &caller, &id, "os_compute_api:servers:update")?;
     let v = parse_json(&body)?;
     let s = required_object(&v, "server")?;
     for k in s.keys() {
@@ -1159,7 +1175,7 @@ async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, NovaError> {
     let id = path.into_inner();
-    let row = visible(&compute, &caller, &id)?;
+    let row = writable(&compute, &caller, &id, "os_compute_api:servers:delete")?;
     if row.state.locked && !caller.is_admin {
         return Err(NovaError::conflict(format!("Instance {id} is locked")));
     }
@@ -1183,8 +1199,9 @@ async fn set_metadata(
     id: &str,
     items: BTreeMap<String, String>,
     replace: bool,
+    action: &str,
 ) -> Result<ServerRow, NovaError> {
-    let row = visible(compute, caller, id)?;
+    let row = writable(compute, caller, id, action)?;
     let total = if replace {
         items.len()
     } else {
@@ -1219,7 +1236,12 @@ async fn metadata_write(
 ) -> Result<HttpResponse, NovaError> {
     let v = parse_json(body)?;
     let items = metadata_field(v.get("metadata").unwrap_or(&Value::Null), "metadata")?;
-    let row = set_metadata(compute, caller, id, items, replace).await?;
+    let action = if replace {
+        "os_compute_api:server-metadata:update_all"
+    } else {
+        "os_compute_api:server-metadata:create"
+    };
+    let row = set_metadata(compute, caller, id, items, replace, action).await?;
     Ok(HttpResponse::Ok().json(json!({ "metadata": row.state.metadata })))
 }
 
@@ -1273,7 +1295,15 @@ async fn metadata_put(
     if !items.contains_key(&key) {
         return Err(NovaError::bad_request("Request body and URI mismatch"));
     }
-    set_metadata(&compute, &caller, &id, items.clone(), false).await?;
+    set_metadata(
+        &compute,
+        &caller,
+        &id,
+        items.clone(),
+        false,
+        "os_compute_api:server-metadata:update",
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(json!({ "meta": items })))
 }
 
@@ -1283,7 +1313,12 @@ async fn metadata_delete(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, NovaError> {
     let (id, key) = path.into_inner();
-    let row = visible(&compute, &caller, &id)?;
+    let row = writable(
+        &compute,
+        &caller,
+        &id,
+        "os_compute_api:server-metadata:delete",
+    )?;
     if !row.state.metadata.contains_key(&key) {
         return Err(NovaError::not_found("Metadata item was not found"));
     }
@@ -1340,11 +1375,16 @@ async fn action(
     body: web::Bytes,
 ) -> Result<HttpResponse, NovaError> {
     let id = path.into_inner();
-    let row = visible(&compute, &caller, &id)?;
+    // As Nova: the body names exactly one known action, then the server is looked up and the action's
+    // policy checked against the server's project.
     let v = parse_json(&body)?;
-    let Some((name, arg)) = v.as_object().and_then(|m| m.iter().next()) else {
-        return Err(NovaError::bad_request("Malformed request body: no action"));
+    let (name, arg) = match v.as_object() {
+        Some(m) if m.len() == 1 => m.iter().next().ok_or_else(malformed)?,
+        _ => return Err(malformed()),
     };
+    let policy = super::policy::server_action(name)
+        .ok_or_else(|| NovaError::bad_request(format!("There is no such action: {name}")))?;
+    let row = writable(&compute, &caller, &id, policy)?;
     let arg = arg.clone();
     let accepted = || Ok(HttpResponse::Accepted().finish());
     match name.as_str() {
@@ -1507,11 +1547,6 @@ async fn action(
             accepted()
         }
         "migrate" => {
-            if !caller.is_admin {
-                return Err(NovaError::policy(
-                    "os_compute_api:os-migrate-server:migrate",
-                ));
-            }
             let host = match arg.get("host") {
                 Some(Value::String(h)) if mv.0 >= 56 => h.clone(),
                 Some(Value::Null) | None => String::new(),
@@ -1522,11 +1557,6 @@ async fn action(
             accepted()
         }
         "os-migrateLive" => {
-            if !caller.is_admin {
-                return Err(NovaError::policy(
-                    "os_compute_api:os-migrate-server:migrate_live",
-                ));
-            }
             if mv.0 >= 68 && arg.get("force").is_some() {
                 return Err(invalid(
                     "os-migrateLive",
@@ -1551,9 +1581,6 @@ async fn action(
             accepted()
         }
         "evacuate" => {
-            if !caller.is_admin {
-                return Err(NovaError::policy("os_compute_api:os-evacuate"));
-            }
             if mv.0 >= 68 && arg.get("force").is_some() {
                 return Err(invalid(
                     "evacuate",

@@ -514,9 +514,7 @@ async fn quota_update(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, NovaError> {
-    if !caller.is_admin {
-        return Err(NovaError::policy("os_compute_api:os-quota-sets:update"));
-    }
+    caller.enforce("os_compute_api:os-quota-sets:update", &caller.project_id)?;
     let project_id = path.into_inner();
     let q = Query::of(&req);
     if mv.0 >= 75 {
@@ -601,9 +599,7 @@ async fn quota_delete(
     mv: Microversion,
     path: web::Path<String>,
 ) -> Result<HttpResponse, NovaError> {
-    if !caller.is_admin {
-        return Err(NovaError::policy("os_compute_api:os-quota-sets:delete"));
-    }
+    caller.enforce("os_compute_api:os-quota-sets:delete", &caller.project_id)?;
     let q = Query::of(&req);
     if mv.0 >= 75 {
         q.only(&["user_id"])?;
@@ -632,9 +628,10 @@ async fn quota_class_show(
     mv: Microversion,
     path: web::Path<String>,
 ) -> Result<HttpResponse, NovaError> {
-    if !caller.is_admin {
-        return Err(NovaError::policy("os_compute_api:os-quota-class-sets:show"));
-    }
+    caller.enforce(
+        "os_compute_api:os-quota-class-sets:show",
+        &caller.project_id,
+    )?;
     let class = path.into_inner();
     let mut set = Map::new();
     set.insert("id".into(), json!(class));
@@ -910,6 +907,7 @@ async fn group_create(
     mv: Microversion,
     body: web::Bytes,
 ) -> Result<HttpResponse, NovaError> {
+    caller.enforce("os_compute_api:os-server-groups:create", &caller.project_id)?;
     let (name, policy, max_server_per_host) = parse_group(&body, mv)?;
     // The group quota is a counted holder on the project's usage stream: one append with the expected
     // version, so concurrent creates cannot both take the last slot.
@@ -983,6 +981,7 @@ async fn group_delete(
         .state
         .project_id
         .clone();
+    caller.enforce("os_compute_api:os-server-groups:delete", &project)?;
     compute
         .run(
             &compute.groups,
@@ -1182,11 +1181,10 @@ async fn usage_list(
     req: HttpRequest,
     mv: Microversion,
 ) -> Result<HttpResponse, NovaError> {
-    if !caller.is_admin {
-        return Err(NovaError::policy(
-            "os_compute_api:os-simple-tenant-usage:list",
-        ));
-    }
+    caller.enforce(
+        "os_compute_api:os-simple-tenant-usage:list",
+        &caller.project_id,
+    )?;
     let q = Query::of(&req);
     let (start, stop) = usage_window(&q)?;
     let detailed = q.get("detailed") == Some("1");
@@ -1316,9 +1314,7 @@ async fn migration_list(
     req: HttpRequest,
     mv: Microversion,
 ) -> Result<HttpResponse, NovaError> {
-    if !caller.is_admin {
-        return Err(NovaError::policy("os_compute_api:os-migrations:index"));
-    }
+    caller.enforce("os_compute_api:os-migrations:index", &caller.project_id)?;
     let q = Query::of(&req);
     let mut allowed = vec![
         "hidden",

@@ -136,6 +136,10 @@ async fn attach(
 ) -> Result<HttpResponse, NovaError> {
     let id = path.into_inner();
     let server = server_row(&compute, &caller, &id)?;
+    caller.enforce(
+        "os_compute_api:os-volumes-attachments:create",
+        &server.state.project_id,
+    )?;
     let v: Value = serde_json::from_slice(&body)
         .map_err(|e| NovaError::bad_request(format!("Malformed request body: {e}")))?;
     let a = v
@@ -247,6 +251,10 @@ async fn detach(
 ) -> Result<HttpResponse, NovaError> {
     let (id, volume_id) = path.into_inner();
     let server = server_row(&compute, &caller, &id)?;
+    caller.enforce(
+        "os_compute_api:os-volumes-attachments:delete",
+        &server.state.project_id,
+    )?;
     if server.state.locked && !caller.is_admin {
         return Err(NovaError::conflict(format!("Instance {id} is locked")));
     }

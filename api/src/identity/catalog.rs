@@ -412,6 +412,14 @@ async fn create_region_with(
     let mut m = entity(body, "region")?;
     let body_id = opt_name(&mut m, "id", 255)?;
     let id = path_id.or(body_id).unwrap_or_else(new_id);
+    // Keystone's `id_string`: it also names the region's stream.
+    if id.is_empty() || id.len() > 255 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err(super::util::invalid(
+            "id",
+            &format!("'{id}' does not match '^[a-zA-Z0-9-]+$'"),
+        ));
+    }
     let description = opt_str(&mut m, "description", 255)?.unwrap_or_default();
     let parent_region_id = opt_str(&mut m, "parent_region_id", 255)?.unwrap_or_default();
     if !parent_region_id.is_empty()

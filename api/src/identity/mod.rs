@@ -6,6 +6,7 @@ pub mod bootstrap;
 mod catalog;
 mod domains;
 mod error;
+mod policy;
 mod projects;
 mod roles;
 mod tokens;
@@ -30,6 +31,7 @@ use strata_projections::persistent::OrdMap;
 use strata_projections::Live;
 
 pub use error::KeystoneError;
+pub use policy::POLICY;
 
 use crate::auth::{AuthContext, PasswordCache, TokenService};
 
@@ -281,9 +283,9 @@ impl FromRequest for Authed {
 }
 
 impl Authed {
-    /// Keystone's default policy for managing identity: the caller must hold the admin role.
+    /// Keystone's default policy for `action` (all of identity management is for admins).
     pub fn require_admin(&self, action: &str) -> Result<(), KeystoneError> {
-        if self.0.is_admin() {
+        if POLICY.allows(&self.0, action, crate::policy::Target::default()) {
             Ok(())
         } else {
             Err(KeystoneError::forbidden(action))

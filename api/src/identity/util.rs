@@ -25,7 +25,7 @@ pub fn entity(body: &[u8], key: &str) -> Result<Map<String, Value>, KeystoneErro
     }
 }
 
-fn invalid(field: &str, why: &str) -> KeystoneError {
+pub fn invalid(field: &str, why: &str) -> KeystoneError {
     KeystoneError::bad_request(format!("Invalid input for field '{field}': {why}"))
 }
 

@@ -214,6 +214,7 @@ async fn upload(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, GlanceError> {
+    caller.enforce("upload_image")?;
     let id = path.into_inner();
     let row = images.owned(&caller, &id)?;
     if row.status != "queued" {
@@ -255,6 +256,7 @@ async fn stage(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, GlanceError> {
+    caller.enforce("modify_image")?;
     let id = path.into_inner();
     let row = images.owned(&caller, &id)?;
     if row.status != "queued" {
@@ -369,6 +371,7 @@ async fn import(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, GlanceError> {
+    caller.enforce("modify_image")?;
     let id = path.into_inner();
     let row = images.owned(&caller, &id)?;
     let v: serde_json::Value = serde_json::from_slice(&body)
@@ -465,6 +468,7 @@ async fn delete_from_store(
     caller: Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, GlanceError> {
+    caller.enforce("delete_image_location")?;
     let (store_name, id) = path.into_inner();
     let row = images.owned(&caller, &id)?;
     if images.store.get(&store_name).is_none() {
@@ -508,6 +512,7 @@ async fn download(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, GlanceError> {
+    caller.enforce("download_image")?;
     let id = path.into_inner();
     let row = images.readable(&caller, &id)?;
     match row.status.as_str() {

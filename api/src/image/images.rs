@@ -151,12 +151,11 @@ fn tags_field(v: &Value) -> Result<Vec<String>, GlanceError> {
 }
 
 fn check_visibility(caller: &Caller, visibility: &str) -> Result<(), GlanceError> {
-    if visibility == "public" && !caller.is_admin {
-        return Err(GlanceError::forbidden(
-            "You are not authorized to complete publicize_image action.",
-        ));
+    match visibility {
+        "public" => caller.enforce("publicize_image"),
+        "community" => caller.enforce("communitize_image"),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 async fn create(
@@ -165,6 +164,7 @@ async fn create(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, GlanceError> {
+    caller.enforce("add_image")?;
     let Value::Object(mut m) = parse_json(&body)? else {
         return Err(GlanceError::bad_request(
             "Request body must be a JSON object",
@@ -558,6 +558,7 @@ async fn update(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, GlanceError> {
+    caller.enforce("modify_image")?;
     let id = path.into_inner();
     let content_type = req
         .headers()
@@ -708,6 +709,7 @@ async fn delete(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, GlanceError> {
+    caller.enforce("delete_image")?;
     let id = path.into_inner();
     let row = images.owned(&caller, &id)?;
     let meta = caller.metadata(&req);
@@ -729,6 +731,7 @@ async fn add_tag(
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, GlanceError> {
+    caller.enforce("modify_image")?;
     let (id, tag) = path.into_inner();
     let row = images.owned(&caller, &id)?;
     if !row.tags.contains(&tag) {
@@ -747,6 +750,7 @@ async fn remove_tag(
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, GlanceError> {
+    caller.enforce("modify_image")?;
     let (id, tag) = path.into_inner();
     let row = images.owned(&caller, &id)?;
     if !row.tags.contains(&tag) {
@@ -782,6 +786,7 @@ async fn deactivate(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, GlanceError> {
+    caller.enforce("deactivate")?;
     let id = path.into_inner();
     images.owned(&caller, &id)?;
     images
@@ -796,6 +801,7 @@ async fn reactivate(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, GlanceError> {
+    caller.enforce("reactivate")?;
     let id = path.into_inner();
     images.owned(&caller, &id)?;
     images

@@ -73,6 +73,7 @@ async fn add(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, GlanceError> {
+    caller.enforce("add_member")?;
     let id = path.into_inner();
     let member = body_field(&body, "member")?;
     images.owned(&caller, &id)?;
@@ -112,6 +113,7 @@ async fn set_status(
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, GlanceError> {
+    caller.enforce("modify_member")?;
     let (id, member) = path.into_inner();
     let status = body_field(&body, "status")?;
     let row = images.readable(&caller, &id)?;
@@ -136,6 +138,7 @@ async fn remove(
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, GlanceError> {
+    caller.enforce("delete_member")?;
     let (id, member) = path.into_inner();
     images.owned(&caller, &id)?;
     images

@@ -7,6 +7,7 @@ mod discovery;
 mod error;
 mod images;
 mod members;
+mod policy;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use strata_projections::image::{ImageRow, ImageView};
 use strata_projections::Live;
 
 pub use error::GlanceError;
+pub use policy::POLICY;
 
 use crate::auth::AuthContext;
 
@@ -188,6 +190,22 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Glance's default policy for `action` in the caller's project (403 "You are not authorized to
+    /// complete <action> action."). Which images the caller may touch is decided by `readable`/`owned`.
+    pub fn enforce(&self, action: &str) -> Result<(), GlanceError> {
+        if POLICY.allows(
+            &self.auth,
+            action,
+            crate::policy::Target::project(&self.project_id),
+        ) {
+            Ok(())
+        } else {
+            Err(GlanceError::forbidden(format!(
+                "You are not authorized to complete {action} action."
+            )))
+        }
+    }
+
     pub fn metadata(&self, req: &HttpRequest) -> Metadata {
         let rid = req
             .extensions()

@@ -54,12 +54,12 @@ impl NeutronError {
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "HTTPForbidden", message)
     }
-    /// Policy refused `action` (Neutron answers 403 `PolicyNotAuthorized`).
+    /// Policy refused `action` (Neutron answers 403 `PolicyNotAuthorized`, naming the rule it checked).
     pub fn policy(action: &str) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
             "PolicyNotAuthorized",
-            format!("The policy does not allow {action} to be performed."),
+            format!("rule:{action} is disallowed by policy"),
         )
     }
     pub fn conflict(kind: &str, message: impl Into<String>) -> Self {

@@ -349,6 +349,7 @@ async fn create(
     caller: Caller,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
+    caller.enforce("create_floatingip")?;
     let m = body_object(&body, "floatingip")?;
     check_keys(&m, CREATE_KEYS)?;
     for k in ["qos_policy_id", "dns_name", "dns_domain"] {
@@ -603,6 +604,7 @@ async fn update(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
+    caller.enforce("update_floatingip")?;
     let if_revision = if_match_revision(&req)?;
     let m = body_object(&body, "floatingip")?;
     find(&networks, &caller, &id)?;
@@ -663,6 +665,7 @@ async fn delete(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, NeutronError> {
+    caller.enforce("delete_floatingip")?;
     delete_floating_ip(&networks, &caller, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

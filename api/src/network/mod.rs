@@ -18,6 +18,7 @@ mod error;
 pub mod floating_ips;
 pub mod list;
 mod networks;
+mod policy;
 mod ports;
 mod quotas;
 pub mod routers;
@@ -44,6 +45,7 @@ use strata_projections::Live;
 
 pub use error::NeutronError;
 pub use networks::{bootstrap_public_network, default_mtu, network_json, PublicNetwork};
+pub use policy::POLICY;
 pub use ports::{
     bind_port, create_port, delete_port, port_json, sweep_leftovers, update_port, BindingRequest,
     NewPort, PortUpdate,
@@ -207,6 +209,21 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Neutron's default policy for `action` in the caller's project (403 `PolicyNotAuthorized`). Which
+    /// resources the caller may touch is decided by the lookups (404 for another project's, 403 for a
+    /// visible one it may not change).
+    pub fn enforce(&self, action: &str) -> Result<(), NeutronError> {
+        if POLICY.allows(
+            &self.auth,
+            action,
+            crate::policy::Target::project(&self.project_id),
+        ) {
+            Ok(())
+        } else {
+            Err(NeutronError::policy(action))
+        }
+    }
+
     /// Whether the caller may see a resource of `project_id`.
     pub fn owns(&self, project_id: &str) -> bool {
         self.is_admin || self.project_id == project_id

@@ -241,11 +241,11 @@ pub(super) fn parse_create(
     let project_id = owner_of(caller, m)?;
     let shared = opt_bool(m, "shared")?.unwrap_or(false);
     let external = opt_bool(m, "router:external")?.unwrap_or(false);
-    if shared && !caller.is_admin {
-        return Err(NeutronError::policy("create_network:shared"));
+    if shared {
+        caller.enforce("create_network:shared")?;
     }
-    if external && !caller.is_admin {
-        return Err(NeutronError::policy("create_network:router:external"));
+    if external {
+        caller.enforce("create_network:router:external")?;
     }
     let provider_given = [
         "provider:network_type",
@@ -254,8 +254,8 @@ pub(super) fn parse_create(
     ]
     .iter()
     .any(|k| m.get(*k).is_some_and(|v| !v.is_null()));
-    if provider_given && !caller.is_admin {
-        return Err(NeutronError::policy("create_network:provider:network_type"));
+    if provider_given {
+        caller.enforce("create_network:provider:network_type")?;
     }
     if opt_bool(m, "is_default")? == Some(true) {
         return Err(NeutronError::invalid_input(
@@ -376,6 +376,7 @@ async fn create(
     caller: Caller,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
+    caller.enforce("create_network")?;
     let m = body_object(&body, "network")?;
     let req = parse_create(&networks, &caller, &m)?;
     let id = new_id();
@@ -419,6 +420,7 @@ async fn update(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
+    caller.enforce("update_network")?;
     let if_revision = if_match_revision(&req)?;
     let m = body_object(&body, "network")?;
     let row = owned(&networks, &caller, &id, "update_network")?;
@@ -431,11 +433,11 @@ async fn update(
     }
     let shared = opt_bool(&m, "shared")?;
     let external = opt_bool(&m, "router:external")?;
-    if shared.is_some_and(|s| s != row.state.shared) && !caller.is_admin {
-        return Err(NeutronError::policy("update_network:shared"));
+    if shared.is_some_and(|s| s != row.state.shared) {
+        caller.enforce("update_network:shared")?;
     }
-    if external.is_some_and(|e| e != row.state.external) && !caller.is_admin {
-        return Err(NeutronError::policy("update_network:router:external"));
+    if external.is_some_and(|e| e != row.state.external) {
+        caller.enforce("update_network:router:external")?;
     }
     let changes = NetworkChanges {
         name: opt_string(&m, "name", 255)?,
@@ -514,6 +516,7 @@ async fn delete(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, NeutronError> {
+    caller.enforce("delete_network")?;
     delete_network(&networks, &caller, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -818,6 +818,7 @@ async fn create(
     caller: Caller,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
+    caller.enforce("create_port")?;
     let m = body_object(&body, "port")?;
     check_keys(&m, CREATE_KEYS)?;
     let network_id = match m.get("network_id") {
@@ -911,6 +912,7 @@ async fn update(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
+    caller.enforce("update_port")?;
     let if_revision = if_match_revision(&req)?;
     let m = body_object(&body, "port")?;
     find(&networks, &caller, &id)?;
@@ -952,6 +954,7 @@ async fn delete(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, NeutronError> {
+    caller.enforce("delete_port")?;
     // Router and floating IP ports go with their router or floating IP, never on their own.
     let owner = find(&networks, &caller, &id)?.state.device_owner;
     if matches!(

@@ -163,9 +163,7 @@ async fn update(
     project: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
-    if !caller.is_admin {
-        return Err(NeutronError::policy("update_quota"));
-    }
+    caller.enforce("update_quota")?;
     let m = body_object(&body, "quota")?;
     let mut check_limit = false;
     let mut limits = BTreeMap::new();
@@ -219,9 +217,7 @@ async fn reset(
     caller: Caller,
     project: web::Path<String>,
 ) -> Result<HttpResponse, NeutronError> {
-    if !caller.is_admin {
-        return Err(NeutronError::policy("delete_quota"));
-    }
+    caller.enforce("delete_quota")?;
     networks
         .run(
             &networks.quotas,

@@ -552,6 +552,7 @@ async fn create(
     caller: Caller,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
+    caller.enforce("create_router")?;
     let m = body_object(&body, "router")?;
     check_keys(&m, CREATE_KEYS)?;
     if m.get("flavor_id").is_some_and(|v| !v.is_null()) {
@@ -634,6 +635,7 @@ async fn update(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
+    caller.enforce("update_router")?;
     let if_revision = if_match_revision(&req)?;
     let m = body_object(&body, "router")?;
     let row = find(&networks, &caller, &id)?;
@@ -737,6 +739,7 @@ async fn delete(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, NeutronError> {
+    caller.enforce("delete_router")?;
     delete_router(&networks, &caller, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -1014,6 +1017,7 @@ async fn add_interface(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
+    caller.enforce("add_router_interface")?;
     let (subnet_id, port_id) = interface_request(&body)?;
     let info = add_router_interface(&networks, &caller, &id, subnet_id, port_id).await?;
     Ok(HttpResponse::Ok().json(info))
@@ -1025,6 +1029,7 @@ async fn remove_interface(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
+    caller.enforce("remove_router_interface")?;
     let (subnet_id, port_id) = interface_request(&body)?;
     let info = remove_router_interface(&networks, &caller, &id, subnet_id, port_id).await?;
     Ok(HttpResponse::Ok().json(info))

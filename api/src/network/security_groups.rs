@@ -346,6 +346,7 @@ async fn create_group(
     caller: Caller,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
+    caller.enforce("create_security_group")?;
     let m = body_object(&body, "security_group")?;
     check_keys(&m, GROUP_CREATE_KEYS)?;
     let project = owner_of(&caller, &m)?;
@@ -421,6 +422,7 @@ async fn update_group(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
+    caller.enforce("update_security_group")?;
     let if_revision = if_match_revision(&req)?;
     let m = body_object(&body, "security_group")?;
     let row = find_group(&networks, &caller, &id)?;
@@ -543,6 +545,7 @@ async fn delete_group(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, NeutronError> {
+    caller.enforce("delete_security_group")?;
     delete_security_group(&networks, &caller, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -642,6 +645,7 @@ async fn create_rule(
     caller: Caller,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
+    caller.enforce("create_security_group_rule")?;
     let m = body_object(&body, "security_group_rule")?;
     check_keys(&m, RULE_CREATE_KEYS)?;
     owner_of(&caller, &m)?;
@@ -734,6 +738,7 @@ async fn delete_rule(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, NeutronError> {
+    caller.enforce("delete_security_group_rule")?;
     let (group_id, project) = {
         let view = networks.view.snapshot();
         let (_, group) = view

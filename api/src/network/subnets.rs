@@ -381,6 +381,7 @@ async fn create(
     caller: Caller,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
+    caller.enforce("create_subnet")?;
     let m = body_object(&body, "subnet")?;
     let network_id = match m.get("network_id") {
         Some(Value::String(s)) => s.clone(),
@@ -446,6 +447,7 @@ async fn update(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
+    caller.enforce("update_subnet")?;
     let if_revision = if_match_revision(&req)?;
     let m = body_object(&body, "subnet")?;
     let (network_id, s) = owned(&networks, &caller, &id, "update_subnet")?;
@@ -513,6 +515,7 @@ async fn delete(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, NeutronError> {
+    caller.enforce("delete_subnet")?;
     let (network_id, s) = owned(&networks, &caller, &id, "delete_subnet")?;
     networks
         .run(

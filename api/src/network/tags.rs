@@ -153,6 +153,7 @@ async fn replace(
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
+    tag_policy(&caller, &path.0, "update")?;
     let (collection, id) = path.into_inner();
     let r = resource(&networks, &collection)?;
     let v: Value = serde_json::from_slice(&body)
@@ -183,6 +184,7 @@ async fn remove_all(
     caller: Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, NeutronError> {
+    tag_policy(&caller, &path.0, "delete")?;
     let (collection, id) = path.into_inner();
     let r = resource(&networks, &collection)?;
     r.tags(&networks, &caller, &id).await?;
@@ -215,6 +217,7 @@ async fn add_one(
     caller: Caller,
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, NeutronError> {
+    tag_policy(&caller, &path.0, "update")?;
     let (collection, id, tag) = path.into_inner();
     check_tag(&tag)?;
     let r = resource(&networks, &collection)?;
@@ -232,6 +235,7 @@ async fn remove_one(
     caller: Caller,
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, NeutronError> {
+    tag_policy(&caller, &path.0, "delete")?;
     let (collection, id, tag) = path.into_inner();
     let r = resource(&networks, &collection)?;
     let tags = r.tags(&networks, &caller, &id).await?;
@@ -241,6 +245,15 @@ async fn remove_one(
     let rest: Vec<String> = tags.into_iter().filter(|t| *t != tag).collect();
     r.set_tags(&networks, &caller, &id, rest).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Neutron's policy for changing a resource's tags (`update_<resource>:tags`, `delete_<resource>:tags`);
+/// an unknown collection is left to the lookup that answers 404.
+fn tag_policy(caller: &Caller, collection: &str, verb: &str) -> Result<(), NeutronError> {
+    match super::policy::resource_of(collection) {
+        Some(r) => caller.enforce(&format!("{verb}_{r}:tags")),
+        None => Ok(()),
+    }
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

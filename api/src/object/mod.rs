@@ -35,6 +35,9 @@ use headers::HeaderChange;
 
 /// Longest container and object names, in bytes.
 pub use strata_actors::object::{CONTAINER_NAME_MAX, OBJECT_NAME_MAX};
+
+/// Swift's longest account name (`AUTH_<project>`).
+pub const ACCOUNT_NAME_MAX: usize = 256;
 /// Most entries one listing returns (Swift's `CONTAINER_LISTING_LIMIT` / `ACCOUNT_LISTING_LIMIT`).
 pub const LISTING_LIMIT: usize = 10_000;
 /// Roles that make a project member the owner of its account (keystoneauth's `operator_roles`).
@@ -130,6 +133,20 @@ pub fn parse_target(path: &str) -> Result<Target, SwiftError> {
         .filter(|o| !o.is_empty())
         .map(decode_segment)
         .transpose()?;
+    let account_len = account.len() + "AUTH_".len();
+    if account_len > ACCOUNT_NAME_MAX {
+        return Err(SwiftError::bad_request(format!(
+            "Account name length of {account_len} longer than {ACCOUNT_NAME_MAX}"
+        )));
+    }
+    // Swift's name_check rule: no path segment is `.` or `..` (a container named `..`, an object `a/../b`).
+    let dots = |name: &str| name.split('/').any(|seg| seg == "." || seg == "..");
+    if container.as_deref().is_some_and(dots) || object.as_deref().is_some_and(dots) {
+        return Err(SwiftError::bad_request(
+            "Object/Container/Account name contains a forbidden substring from regular expression \
+             /\\./|/\\.\\./|/\\.$|/\\.\\.$",
+        ));
+    }
     if let Some(c) = &container {
         if c.len() > CONTAINER_NAME_MAX {
             return Err(SwiftError::bad_request(format!(

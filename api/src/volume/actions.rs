@@ -54,26 +54,16 @@ pub async fn action(
 ) -> Result<HttpResponse, CinderError> {
     let id = param(&req, "id");
     let v = parse_json(&body)?;
-    let Some((name, arg)) = v.as_object().and_then(|m| m.iter().next()) else {
-        return Err(CinderError::bad_request("Malformed request body"));
+    let (name, arg) = match v.as_object() {
+        Some(m) if m.len() == 1 => m
+            .iter()
+            .next()
+            .ok_or_else(|| CinderError::bad_request("Malformed request body"))?,
+        _ => return Err(CinderError::bad_request("Malformed request body")),
     };
-    let admin_only = |policy: &str| -> Result<(), CinderError> {
-        if caller.is_admin {
-            Ok(())
-        } else {
-            Err(CinderError::policy(&format!(
-                "volume_extension:volume_admin_actions:{policy}"
-            )))
-        }
-    };
-    // Admin checks come before the lookup: Cinder's policy check answers 403 first.
-    match name.as_str() {
-        "os-reset_status" => admin_only("reset_status")?,
-        "os-force_delete" => admin_only("force_delete")?,
-        "os-force_detach" => admin_only("force_detach")?,
-        "os-migrate_volume" | "os-migrate_volume_completion" => admin_only("migrate_volume")?,
-        _ => {}
-    }
+    let policy = super::policy::volume_action(name)
+        .ok_or_else(|| CinderError::bad_request(format!("There is no such action: {name}")))?;
+    caller.enforce(policy)?;
     let row = vols.volume(&caller, &id)?;
     let vols = vols.as_ref();
     match name.as_str() {
@@ -509,10 +499,8 @@ async fn upload_image(
                 "Invalid visibility {visibility}"
             )));
         }
-        if visibility == "public" && !caller.is_admin {
-            return Err(CinderError::policy(
-                "volume_extension:volume_actions:upload_public",
-            ));
+        if visibility == "public" {
+            caller.enforce("volume_extension:volume_actions:upload_public")?;
         }
         let protected = m
             .get("protected")

@@ -117,9 +117,7 @@ async fn quota_update(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, CinderError> {
-    if !caller.is_admin {
-        return Err(CinderError::policy("volume_extension:quotas:update"));
-    }
+    caller.enforce("volume_extension:quotas:update")?;
     let target = param(&req, "target");
     let v = parse_json(&body)?;
     let m = body_object(&v, "quota_set")?;
@@ -172,9 +170,7 @@ async fn quota_delete(
     caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, CinderError> {
-    if !caller.is_admin {
-        return Err(CinderError::policy("volume_extension:quotas:delete"));
-    }
+    caller.enforce("volume_extension:quotas:delete")?;
     let target = param(&req, "target");
     vols.run(
         &vols.quotas,
@@ -221,12 +217,9 @@ async fn limits(
 const SCHEDULER: &str = "cinder-scheduler";
 const VOLUME: &str = "cinder-volume";
 
+/// An admin-only action of Cinder's policy table.
 fn admin(caller: &Caller, policy: &str) -> Result<(), CinderError> {
-    if caller.is_admin {
-        Ok(())
-    } else {
-        Err(CinderError::policy(policy))
-    }
+    caller.enforce(policy)
 }
 
 /// `strata@<backend>`: the host of a backend's cinder-volume service.

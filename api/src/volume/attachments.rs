@@ -190,6 +190,7 @@ async fn create(
     mv: Microversion,
     body: web::Bytes,
 ) -> Result<HttpResponse, CinderError> {
+    caller.enforce("volume:attachment_create")?;
     require(mv, 27)?;
     let v = parse_json(&body)?;
     let m = body_object(&v, "attachment")?;
@@ -256,6 +257,7 @@ async fn update(
     mv: Microversion,
     body: web::Bytes,
 ) -> Result<HttpResponse, CinderError> {
+    caller.enforce("volume:attachment_update")?;
     require(mv, 27)?;
     let id = param(&req, "id");
     let v = parse_json(&body)?;
@@ -277,6 +279,7 @@ async fn delete(
     req: HttpRequest,
     mv: Microversion,
 ) -> Result<HttpResponse, CinderError> {
+    caller.enforce("volume:attachment_delete")?;
     require(mv, 27)?;
     let id = param(&req, "id");
     let (row, _) = find(&vols, &caller, &id)?;
@@ -312,6 +315,7 @@ async fn action(
     mv: Microversion,
     body: web::Bytes,
 ) -> Result<HttpResponse, CinderError> {
+    caller.enforce("volume:attachment_complete")?;
     require(mv, 44)?;
     let id = param(&req, "id");
     let v = parse_json(&body)?;

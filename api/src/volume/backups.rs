@@ -331,6 +331,7 @@ async fn create(
     mv: Microversion,
     body: web::Bytes,
 ) -> Result<HttpResponse, CinderError> {
+    caller.enforce("backup:create")?;
     let v = parse_json(&body)?;
     only_top(&v, "backup")?;
     let m = body_object(&v, "backup")?;
@@ -533,6 +534,7 @@ async fn update(
     mv: Microversion,
     body: web::Bytes,
 ) -> Result<HttpResponse, CinderError> {
+    caller.enforce("backup:update")?;
     require(mv, 9)?;
     let id = param(&req, "id");
     let v = parse_json(&body)?;
@@ -593,6 +595,7 @@ async fn delete(
     caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, CinderError> {
+    caller.enforce("backup:delete")?;
     begin_delete(&vols, &caller, &param(&req, "id"), false).await?;
     Ok(HttpResponse::Accepted().finish())
 }
@@ -607,6 +610,7 @@ async fn restore(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, CinderError> {
+    caller.enforce("backup:restore")?;
     let id = param(&req, "id");
     let v = parse_json(&body)?;
     only_top(&v, "restore")?;
@@ -745,11 +749,7 @@ async fn action(
     match name.as_str() {
         "os-reset_status" => {
             backup(&vols, &caller, &id)?;
-            if !caller.is_admin {
-                return Err(CinderError::policy(
-                    "volume_extension:backup_admin_actions:reset_status",
-                ));
-            }
+            caller.enforce("volume_extension:backup_admin_actions:reset_status")?;
             let status = match arg.get("status") {
                 Some(Value::String(s)) => s.to_lowercase(),
                 _ => {
@@ -769,11 +769,7 @@ async fn action(
         }
         "os-force_delete" => {
             backup(&vols, &caller, &id)?;
-            if !caller.is_admin {
-                return Err(CinderError::policy(
-                    "volume_extension:backup_admin_actions:force_delete",
-                ));
-            }
+            caller.enforce("volume_extension:backup_admin_actions:force_delete")?;
             begin_delete(&vols, &caller, &id, true).await?;
             Ok(HttpResponse::Accepted().finish())
         }

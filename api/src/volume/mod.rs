@@ -12,6 +12,7 @@ mod admin;
 mod attachments;
 mod backups;
 mod error;
+mod policy;
 mod snapshots;
 mod types;
 mod volumes;
@@ -37,6 +38,7 @@ use strata_projections::volume::{VolumeRow, VolumeTypeRow, VolumeView};
 use strata_projections::Live;
 
 pub use error::CinderError;
+pub use policy::POLICY;
 pub use volumes::{create_volume, discard_volume, NewVolume};
 
 use crate::auth::AuthContext;
@@ -394,6 +396,22 @@ pub struct Caller {
     pub user_id: String,
     pub is_admin: bool,
     pub meta: Metadata,
+}
+
+impl Caller {
+    /// Cinder's default policy for `action` in the caller's project (403 "Policy doesn't allow ..."). A
+    /// resource the caller may act on is one it may see: its own project's, or any for an admin.
+    pub fn enforce(&self, action: &str) -> Result<(), CinderError> {
+        if POLICY.allows(
+            &self.auth,
+            action,
+            crate::policy::Target::project(&self.project_id),
+        ) {
+            Ok(())
+        } else {
+            Err(CinderError::policy(action))
+        }
+    }
 }
 
 impl FromRequest for Caller {

@@ -208,6 +208,7 @@ async fn create(
     mv: Microversion,
     body: web::Bytes,
 ) -> Result<HttpResponse, CinderError> {
+    caller.enforce("volume:create_snapshot")?;
     let v = parse_json(&body)?;
     let m = body_object(&v, "snapshot")?;
     if let Some(k) = m.keys().find(|k| !CREATE_KEYS.contains(&k.as_str())) {
@@ -319,6 +320,7 @@ async fn update(
     mv: Microversion,
     body: web::Bytes,
 ) -> Result<HttpResponse, CinderError> {
+    caller.enforce("volume:update_snapshot")?;
     let id = param(&req, "id");
     let v = parse_json(&body)?;
     let m = body_object(&v, "snapshot")?;
@@ -360,6 +362,7 @@ async fn delete(
     caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, CinderError> {
+    caller.enforce("volume:delete_snapshot")?;
     let id = param(&req, "id");
     vols.snapshot(&caller, &id)?;
     vols.run(
@@ -385,11 +388,7 @@ async fn action(
     };
     match name.as_str() {
         "os-force_delete" => {
-            if !caller.is_admin {
-                return Err(CinderError::policy(
-                    "volume_extension:snapshot_admin_actions:force_delete",
-                ));
-            }
+            caller.enforce("volume_extension:snapshot_admin_actions:force_delete")?;
             vols.snapshot(&caller, &id)?;
             vols.run(
                 &vols.snapshots,
@@ -457,6 +456,7 @@ async fn metadata_merge(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, CinderError> {
+    caller.enforce("volume:update_snapshot_metadata")?;
     let items = metadata_body(&body)?;
     let all = set_metadata(&vols, &caller, &param(&req, "id"), items, false).await?;
     Ok(HttpResponse::Ok().json(json!({ "metadata": all })))
@@ -468,6 +468,7 @@ async fn metadata_replace(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, CinderError> {
+    caller.enforce("volume:update_snapshot_metadata")?;
     let items = metadata_body(&body)?;
     let all = set_metadata(&vols, &caller, &param(&req, "id"), items, true).await?;
     Ok(HttpResponse::Ok().json(json!({ "metadata": all })))
@@ -498,6 +499,7 @@ async fn metadata_put(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, CinderError> {
+    caller.enforce("volume:update_snapshot_metadata")?;
     let (id, key) = (param(&req, "id"), param(&req, "key"));
     let items = super::volumes::one_meta(&parse_json(&body)?, &key)?;
     set_metadata(&vols, &caller, &id, items.clone(), false).await?;
@@ -510,6 +512,7 @@ async fn metadata_delete(
     caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, CinderError> {
+    caller.enforce("volume:delete_snapshot_metadata")?;
     let (id, key) = (param(&req, "id"), param(&req, "key"));
     let mut items = vols.snapshot(&caller, &id)?.state.metadata;
     if items.remove(&key).is_none() {

@@ -56,12 +56,9 @@ pub(super) fn type_json(t: &VolumeTypeRow, _admin: bool) -> Value {
     })
 }
 
+/// An admin-only action of Cinder's policy table.
 fn admin(caller: &Caller, action: &str) -> Result<(), CinderError> {
-    if caller.is_admin {
-        Ok(())
-    } else {
-        Err(CinderError::policy(action))
-    }
+    caller.enforce(action)
 }
 
 /// The type `id` if `caller` may see it (404 otherwise).

@@ -461,6 +461,7 @@ async fn create(
     mv: Microversion,
     body: web::Bytes,
 ) -> Result<HttpResponse, CinderError> {
+    caller.enforce("volume:create")?;
     let v = parse_json(&body)?;
     let m = body_object(&v, "volume")?;
     if let Value::Object(top) = &v {
@@ -892,6 +893,7 @@ async fn update(
     mv: Microversion,
     body: web::Bytes,
 ) -> Result<HttpResponse, CinderError> {
+    caller.enforce("volume:update")?;
     let id = param(&req, "id");
     let v = parse_json(&body)?;
     let m = body_object(&v, "volume")?;
@@ -967,6 +969,7 @@ async fn delete(
     req: HttpRequest,
     mv: Microversion,
 ) -> Result<HttpResponse, CinderError> {
+    caller.enforce("volume:delete")?;
     let id = param(&req, "id");
     let q = crate::common::query_pairs(&req);
     let flag = |k: &str| -> Result<bool, CinderError> {
@@ -978,10 +981,8 @@ async fn delete(
     };
     let cascade = flag("cascade")?;
     let force = mv.at_least(23) && flag("force")?;
-    if force && !caller.is_admin {
-        return Err(CinderError::policy(
-            "volume_extension:volume_admin_actions:force_delete",
-        ));
+    if force {
+        caller.enforce("volume:force_delete")?;
     }
     let row = vols.volume(&caller, &id)?;
     begin_delete(&vols, &caller, &row, cascade, force).await?;
@@ -1102,6 +1103,7 @@ async fn metadata_merge(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, CinderError> {
+    caller.enforce("volume:create_volume_metadata")?;
     set_metadata(&vols, &caller, &req, &body, false).await
 }
 
@@ -1111,6 +1113,7 @@ async fn metadata_replace(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, CinderError> {
+    caller.enforce("volume:update_volume_metadata")?;
     set_metadata(&vols, &caller, &req, &body, true).await
 }
 
@@ -1156,6 +1159,7 @@ async fn metadata_put(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, CinderError> {
+    caller.enforce("volume:update_volume_metadata")?;
     let (id, key) = (param(&req, "id"), param(&req, "key"));
     let items = one_meta(&parse_json(&body)?, &key)?;
     vols.volume(&caller, &id)?;
@@ -1177,6 +1181,7 @@ async fn metadata_delete(
     caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, CinderError> {
+    caller.enforce("volume:delete_volume_metadata")?;
     let (id, key) = (param(&req, "id"), param(&req, "key"));
     let row = vols.volume(&caller, &id)?;
     if !row.state.metadata.contains_key(&key) {

@@ -57,6 +57,9 @@ pub struct ComputeView {
     pub flavors: OrdMap<String, FlavorRow>,
     /// Live keypairs by [`keypair_key`] (`"<user_id>/<name>"`).
     pub keypairs: OrdMap<String, KeypairRow>,
+    /// The [`keypair_key`] of each keypair stream's aggregate id (long names are digests in stream ids).
+    #[serde(default)]
+    pub keypair_ids: OrdMap<String, String>,
     /// Servers by id, deleted ones included (usage reports and `deleted` listings need them).
     pub servers: OrdMap<String, ServerRow>,
     /// Every migration, in log order (index + 1 = Nova's migration id).
@@ -126,7 +129,7 @@ enum Stream {
 
 impl Projection for ComputeView {
     const NAME: &'static str = "compute";
-    const VERSION: u32 = 3;
+    const VERSION: u32 = 4;
 
     fn handle(&mut self, event: &RecordedEvent) {
         let Some(ev) =
@@ -208,6 +211,8 @@ impl Projection for ComputeView {
                 }
             }
             E::KeypairCreated(c) => {
+                self.keypair_ids
+                    .insert(id.clone(), keypair_key(&c.user_id, &c.name));
                 self.keypairs.insert(
                     keypair_key(&c.user_id, &c.name),
                     KeypairRow {
@@ -221,7 +226,12 @@ impl Projection for ComputeView {
                 );
             }
             E::KeypairDeleted(_) => {
-                if let Some(key) = keypair_key_of(&id) {
+                if let Some(key) = self
+                    .keypair_ids
+                    .get(&id)
+                    .cloned()
+                    .or_else(|| keypair_key_of(&id))
+                {
                     self.keypairs.remove(&key);
                 }
             }
