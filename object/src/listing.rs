@@ -147,10 +147,9 @@ fn bounds_empty(lower: &Bound<String>, upper: &Bound<String>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     fn items(names: &[&str]) -> OrdMap<String, u32> {
-        names.iter().map(|n| (n.to_string(), 1)).collect()
+        names.iter().map(|n| (n.to_string(), 1u32)).collect()
     }
 
     fn names(entries: &[Entry<'_, u32>]) -> Vec<String> {
@@ -293,7 +292,7 @@ mod tests {
 
     #[test]
     fn hidden_items_are_skipped_and_pages_chain() {
-        let m: OrdMap<String, u32> = (0..2500).map(|i| (format!("o{i:05}"), i)).collect();
+        let m: OrdMap<String, u32> = (0..2500u32).map(|i| (format!("o{i:05}"), i)).collect();
         let mut marker = String::new();
         let mut seen = 0;
         loop {
