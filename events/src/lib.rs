@@ -26,6 +26,6 @@ pub use log::{subscribe_all, EventLog, EventStream};
 pub use memory::MemoryLog;
 pub use rocks::{RocksLog, RocksOptions};
 pub use types::{
-    AppendResult, Checkpoint, ExpectedVersion, Head, Metadata, NewEvent, Position, Principal,
-    RecordedEvent, Snapshot,
+    is_valid_stream_id, AppendResult, Checkpoint, ExpectedVersion, Head, Metadata, NewEvent,
+    Position, Principal, RecordedEvent, Snapshot,
 };

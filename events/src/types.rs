@@ -218,12 +218,18 @@ impl TryFrom<EventEnvelope> for RecordedEvent {
 }
 
 /// Stream ids are `<kind>-<id>`: non-empty, at most 512 bytes, no NUL, no whitespace.
-pub(crate) fn validate_stream_id(stream: &str) -> Result<(), LogError> {
-    let ok = !stream.is_empty()
+/// Whether the log can hold `stream` as a stream id: 1 to 512 bytes, no NUL, whitespace, `*` or `>` (so it
+/// can also name a NATS subject). Callers that build stream ids from request input check it first.
+pub fn is_valid_stream_id(stream: &str) -> bool {
+    !stream.is_empty()
         && stream.len() <= 512
         && !stream
             .bytes()
-            .any(|b| b == 0 || b.is_ascii_whitespace() || b == b'*' || b == b'>');
+            .any(|b| b == 0 || b.is_ascii_whitespace() || b == b'*' || b == b'>')
+}
+
+pub(crate) fn validate_stream_id(stream: &str) -> Result<(), LogError> {
+    let ok = is_valid_stream_id(stream);
     if ok {
         Ok(())
     } else {

@@ -226,6 +226,7 @@ fn int_field(m: &Map<String, Value>, key: &str, default: Option<u64>) -> Result<
     }
 }
 
+/// Nova's flavor id pattern, narrowed to what a stream id can hold (`flavor-<id>`: no spaces).
 fn valid_flavor_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 255
@@ -233,6 +234,7 @@ fn valid_flavor_id(id: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ' '))
         && id.trim() == id
+        && strata_events::is_valid_stream_id(&format!("flavor-{id}"))
 }
 
 async fn create(

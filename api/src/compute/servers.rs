@@ -341,13 +341,19 @@ fn string_field(m: &Map<String, Value>, key: &str) -> Result<Option<String>, Nov
     }
 }
 
+/// Nova's `name` format: 1 to 255 printable characters, no whitespace at either end.
 fn check_name(name: &str) -> Result<(), NovaError> {
     let n = name.chars().count();
-    if n == 0 || n > 255 || name.trim().is_empty() || name.trim() != name {
+    if n == 0
+        || n > 255
+        || name.trim().is_empty()
+        || name.trim() != name
+        || name.chars().any(char::is_control)
+    {
         return Err(invalid(
             "name",
             &json!(name),
-            "The name must be 1 to 255 characters without leading or trailing whitespace",
+            "The name must be 1 to 255 printable characters without leading or trailing whitespace",
         ));
     }
     Ok(())
