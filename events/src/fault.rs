@@ -69,7 +69,7 @@ impl EventLog for FaultyLog {
 
     async fn read_all(&self, from: Position, max: usize) -> Result<Vec<RecordedEvent>, LogError> {
         let every = self.every.load(Ordering::Relaxed);
-        if every > 0 && (self.reads.fetch_add(1, Ordering::Relaxed) + 1) % every == 0 {
+        if every > 0 && (self.reads.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(every) {
             self.injected.fetch_add(1, Ordering::Relaxed);
             return Err(LogError::Storage(format!(
                 "injected read fault at position {from}"
