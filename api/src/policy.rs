@@ -94,9 +94,19 @@ impl Table {
         }
     }
 
-    /// Every action whose rule lets a caller change something (for the tests that cover all of them).
-    pub fn actions(&self) -> impl Iterator<Item = (&'static str, Rule)> + '_ {
-        self.rules.iter().copied()
+    /// `Ok` when `ctx` may perform `action` on a resource of `project`, else the service's refusal.
+    pub fn enforce<E>(
+        &self,
+        ctx: &AuthContext,
+        action: &str,
+        project: &str,
+        refusal: impl FnOnce(&str) -> E,
+    ) -> Result<(), E> {
+        if self.allows(ctx, action, Target::project(project)) {
+            Ok(())
+        } else {
+            Err(refusal(action))
+        }
     }
 }
 
@@ -157,6 +167,22 @@ pub(crate) mod tests {
         assert!(!T.allows(&member, "write", Target::default()));
         // Unknown actions are refused, even to admins.
         assert!(!T.allows(&admin, "no-such-action", p1));
+    }
+
+    #[test]
+    fn no_table_names_an_action_twice() {
+        for table in tables() {
+            let mut names: Vec<&str> = table.rules.iter().map(|(n, _)| *n).collect();
+            names.sort();
+            let before = names.len();
+            names.dedup();
+            assert_eq!(
+                before,
+                names.len(),
+                "{}: an action is listed twice",
+                table.service
+            );
+        }
     }
 
     /// The string literals that follow `marker` in `text`.

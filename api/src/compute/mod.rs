@@ -271,16 +271,7 @@ pub struct Caller {
 impl Caller {
     /// Nova's default policy for `action` on a resource of `project` (403 "Policy doesn't allow ...").
     pub fn enforce(&self, action: &str, project: &str) -> Result<(), NovaError> {
-        self.check(action, crate::policy::Target::project(project))
-    }
-
-    /// Nova's default policy for `action` on a resource of `target`.
-    pub fn check(&self, action: &str, target: crate::policy::Target<'_>) -> Result<(), NovaError> {
-        if POLICY.allows(&self.auth, action, target) {
-            Ok(())
-        } else {
-            Err(NovaError::policy(action))
-        }
+        POLICY.enforce(&self.auth, action, project, NovaError::policy)
     }
 }
 

@@ -193,17 +193,9 @@ impl Caller {
     /// Glance's default policy for `action` in the caller's project (403 "You are not authorized to
     /// complete <action> action."). Which images the caller may touch is decided by `readable`/`owned`.
     pub fn enforce(&self, action: &str) -> Result<(), GlanceError> {
-        if POLICY.allows(
-            &self.auth,
-            action,
-            crate::policy::Target::project(&self.project_id),
-        ) {
-            Ok(())
-        } else {
-            Err(GlanceError::forbidden(format!(
-                "You are not authorized to complete {action} action."
-            )))
-        }
+        POLICY.enforce(&self.auth, action, &self.project_id, |a| {
+            GlanceError::forbidden(format!("You are not authorized to complete {a} action."))
+        })
     }
 
     pub fn metadata(&self, req: &HttpRequest) -> Metadata {

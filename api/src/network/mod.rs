@@ -213,15 +213,7 @@ impl Caller {
     /// resources the caller may touch is decided by the lookups (404 for another project's, 403 for a
     /// visible one it may not change).
     pub fn enforce(&self, action: &str) -> Result<(), NeutronError> {
-        if POLICY.allows(
-            &self.auth,
-            action,
-            crate::policy::Target::project(&self.project_id),
-        ) {
-            Ok(())
-        } else {
-            Err(NeutronError::policy(action))
-        }
+        POLICY.enforce(&self.auth, action, &self.project_id, NeutronError::policy)
     }
 
     /// Whether the caller may see a resource of `project_id`.

@@ -402,15 +402,7 @@ impl Caller {
     /// Cinder's default policy for `action` in the caller's project (403 "Policy doesn't allow ..."). A
     /// resource the caller may act on is one it may see: its own project's, or any for an admin.
     pub fn enforce(&self, action: &str) -> Result<(), CinderError> {
-        if POLICY.allows(
-            &self.auth,
-            action,
-            crate::policy::Target::project(&self.project_id),
-        ) {
-            Ok(())
-        } else {
-            Err(CinderError::policy(action))
-        }
+        POLICY.enforce(&self.auth, action, &self.project_id, CinderError::policy)
     }
 }
 

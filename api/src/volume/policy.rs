@@ -219,14 +219,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_volume_action_has_a_rule_and_no_rule_is_listed_twice() {
+    fn every_volume_action_has_a_rule() {
         for (key, action) in VOLUME_ACTIONS {
             assert!(POLICY.rule(action).is_some(), "{key}: {action}");
         }
-        let mut names: Vec<&str> = RULES.iter().map(|(n, _)| *n).collect();
-        names.sort();
-        let before = names.len();
-        names.dedup();
-        assert_eq!(before, names.len(), "an action is listed twice");
     }
 }
