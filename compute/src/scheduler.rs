@@ -470,7 +470,7 @@ mod tests {
     fn place_server(v: &mut ComputeView, id: &str, host: &str) {
         v.servers.insert(
             id.into(),
-            ServerRow {
+            std::sync::Arc::new(ServerRow {
                 id: id.into(),
                 state: Server {
                     exists: true,
@@ -479,7 +479,7 @@ mod tests {
                     ..Default::default()
                 },
                 ..Default::default()
-            },
+            }),
         );
     }
 
@@ -768,7 +768,9 @@ mod tests {
         group(&mut v, "g", "anti-affinity", 3, &members);
         assert_eq!(passing(&v, &s), names(&["a", "b", "c"]));
         // A member being moved to c holds c too.
-        v.servers.get_mut("m3").unwrap().state.migration = Some(Migration {
+        std::sync::Arc::make_mut(v.servers.get_mut("m3").unwrap())
+            .state
+            .migration = Some(Migration {
             id: "mig".into(),
             kind: "migration".into(),
             source_host: "b".into(),

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 use strata_proto::network as pb;
 use strata_proto::NetworkEvent as E;
@@ -53,7 +54,7 @@ pub struct Subnet {
     pub seq: u64,
     /// Allocated addresses -> port id. Plain integers and UUIDs: the state of a network with thousands of
     /// ports is copied by the actor for every command, and this copies without a heap allocation per entry.
-    pub allocations: BTreeMap<u128, Uuid>,
+    pub allocations: OrdMap<u128, Uuid>,
 }
 
 impl Subnet {
@@ -192,11 +193,11 @@ pub struct Network {
     /// The network's revision_number: bumped by its own changes and by subnets coming and going, not by
     /// ports taking addresses.
     pub revision: u64,
-    pub subnets: BTreeMap<String, Subnet>,
+    pub subnets: OrdMap<String, Subnet>,
     pub next_seq: u64,
-    pub ports: BTreeMap<Uuid, PortPlace>,
+    pub ports: OrdMap<Uuid, PortPlace>,
     /// MAC -> port id.
-    pub macs: BTreeMap<u64, Uuid>,
+    pub macs: OrdMap<u64, Uuid>,
 }
 
 /// What a new network is.
@@ -1022,7 +1023,7 @@ impl Aggregate for Network {
                         tags: a.tags.clone(),
                         revision: 1,
                         seq: self.next_seq,
-                        allocations: BTreeMap::new(),
+                        allocations: OrdMap::new(),
                     },
                 );
                 self.revision += 1;
@@ -1153,8 +1154,26 @@ impl Network {
     /// Free every address `port` holds (a scan of the allocations: releases are rarer than the copies a
     /// per-port list of addresses would cost).
     fn unhold(&mut self, port: Uuid) {
-        for s in self.subnets.values_mut() {
-            s.allocations.retain(|_, p| *p != port);
+        let held: Vec<(String, Vec<u128>)> = self
+            .subnets
+            .iter()
+            .map(|(id, s)| {
+                let addresses = s
+                    .allocations
+                    .iter()
+                    .filter(|(_, p)| **p == port)
+                    .map(|(a, _)| *a)
+                    .collect::<Vec<_>>();
+                (id.clone(), addresses)
+            })
+            .filter(|(_, a)| !a.is_empty())
+            .collect();
+        for (id, addresses) in held {
+            if let Some(s) = self.subnets.get_mut(&id) {
+                for a in addresses {
+                    s.allocations.remove(&a);
+                }
+            }
         }
     }
 }

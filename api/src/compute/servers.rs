@@ -950,6 +950,7 @@ fn listing(
         .compute
         .servers
         .values()
+        .map(|r| &**r)
         .filter(|r| {
             if deleted {
                 r.is_deleted()

@@ -331,7 +331,7 @@ fn visible_server(
         .get(id)
         .filter(|s| allow_deleted || !s.is_deleted())
         .filter(|s| caller.is_admin || s.state.project_id == caller.project_id)
-        .cloned()
+        .map(|s| ServerRow::clone(s))
         .ok_or_else(|| NovaError::not_found(format!("Instance {id} could not be found.")))
 }
 
@@ -1072,6 +1072,7 @@ fn server_usages(
     let mut rows: Vec<(&ServerRow, DateTime<Utc>)> = view
         .servers
         .values()
+        .map(|s| &**s)
         .filter(|s| project.is_none_or(|p| s.state.project_id == p))
         .filter_map(|s| parse_time(&s.launched_at).map(|l| (s, l)))
         .filter(|(s, launched)| *launched < stop && s.terminated.is_none_or(|t| t > start))

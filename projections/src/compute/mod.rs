@@ -61,7 +61,7 @@ pub struct ComputeView {
     #[serde(default)]
     pub keypair_ids: OrdMap<String, String>,
     /// Servers by id, deleted ones included (usage reports and `deleted` listings need them).
-    pub servers: OrdMap<String, ServerRow>,
+    pub servers: OrdMap<String, std::sync::Arc<ServerRow>>,
     /// Every migration, in log order (index + 1 = Nova's migration id).
     pub migrations: Vector<MigrationRow>,
     /// Compute hosts by name.

@@ -163,15 +163,16 @@ impl ComputeView {
         if let E::ServerCreated(_) = ev {
             self.servers.insert(
                 id.to_string(),
-                ServerRow {
+                std::sync::Arc::new(ServerRow {
                     id: id.to_string(),
                     created_at: now.clone(),
                     created: event.recorded_at,
                     ..Default::default()
-                },
+                }),
             );
         }
-        let Some(row) = self.servers.get_mut(id) else {
+        // Rows are shared with published snapshots: the first change after a publish copies this one row.
+        let Some(row) = self.servers.get_mut(id).map(std::sync::Arc::make_mut) else {
             return;
         };
         let before_host = row.state.host.clone();
@@ -403,7 +404,10 @@ impl ComputeView {
     // ---- reads ----
 
     pub fn server(&self, id: &str) -> Option<&ServerRow> {
-        self.servers.get(id).filter(|s| !s.is_deleted())
+        self.servers
+            .get(id)
+            .map(|s| &**s)
+            .filter(|s| !s.is_deleted())
     }
 
     /// The project's limits: the defaults overlaid with what was set for it.
@@ -452,6 +456,7 @@ impl ComputeView {
     pub fn servers_on<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a ServerRow> + 'a {
         self.servers
             .values()
+            .map(|s| &**s)
             .filter(move |s| !s.is_deleted() && s.state.host == host)
     }
 
