@@ -263,14 +263,13 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         images.clone(),
     )));
     let network_view = Live::<NetworkView>::start(log.clone(), Default::default()).await?;
-    let networks = actix_web::web::Data::new(Networks::new(runtime.clone(), network_view));
+    let network_service = Arc::new(Networks::new(runtime.clone(), network_view));
+    let networks = actix_web::web::Data::from(network_service.clone());
     // What a crash left half-done (addresses or quota held for nothing) is given back before anyone asks.
-    strata_api::network::sweep_leftovers(&networks)
+    strata_network::sweep_leftovers(&network_service)
         .await
-        .map_err(|e| anyhow::anyhow!("sweeping networking leftovers: {}", e.message))?;
-    engine.set_port_service(strata_api::compute::network::NovaPorts::start(
-        networks.clone(),
-    ));
+        .map_err(|e| anyhow::anyhow!("sweeping networking leftovers: {}", e))?;
+    engine.set_network(network_service.clone());
     let compute = actix_web::web::Data::new(Compute::new(
         runtime.clone(),
         compute_view,
@@ -302,13 +301,13 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         images.clone(),
     )));
     // Router, floating IP and security group requests a crash cut short are given back too.
-    strata_api::network::routers::sweep_l3_leftovers(&networks)
+    strata_network::routers::sweep_l3_leftovers(&network_service)
         .await
-        .map_err(|e| anyhow::anyhow!("sweeping router leftovers: {}", e.message))?;
+        .map_err(|e| anyhow::anyhow!("sweeping router leftovers: {}", e))?;
     // The networking datapath (the fake driver records plumbing) follows the log and reports floating IPs'
     // status.
-    strata_api::network::datapath::Datapath::start(
-        networks.clone(),
+    strata_network::datapath::Datapath::start(
+        network_service.clone(),
         log.clone(),
         Arc::new(strata_actors::network::driver::FakeNetworkDriver::new()),
     )
@@ -423,7 +422,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         };
         bootstrap_public_network(&networks, &admin_project, &public)
             .await
-            .map_err(|e| anyhow::anyhow!("making the external network: {}", e.message))?;
+            .map_err(|e| anyhow::anyhow!("making the external network: {}", e))?;
     }
     write_clouds_yaml(
         &config.clouds_yaml,

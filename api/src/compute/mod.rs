@@ -261,11 +261,18 @@ impl FromRequest for Microversion {
 }
 
 /// The authenticated caller of a compute request (project-scoped token).
+/// The authenticated caller of a Nova request: its token, for policy, and the caller context the services
+/// take (`Deref`s to it).
 pub struct Caller {
     pub auth: AuthContext,
-    pub project_id: String,
-    pub is_admin: bool,
-    pub meta: Metadata,
+    pub svc: strata_service::Caller,
+}
+
+impl std::ops::Deref for Caller {
+    type Target = strata_service::Caller;
+    fn deref(&self) -> &strata_service::Caller {
+        &self.svc
+    }
 }
 
 impl Caller {
@@ -295,10 +302,13 @@ impl FromRequest for Caller {
                     });
                 let meta = rid.metadata(auth.principal());
                 Ok(Caller {
-                    is_admin: auth.is_admin(),
-                    project_id,
+                    svc: strata_service::Caller {
+                        is_admin: auth.is_admin(),
+                        user_id: auth.user_id.clone(),
+                        project_id,
+                        meta,
+                    },
                     auth,
-                    meta,
                 })
             });
         ready(result)

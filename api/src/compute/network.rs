@@ -8,23 +8,16 @@
 //! server (a refused port refuses the request and leaves nothing behind); the server records which ports it
 //! has and which of them Nova made (those are deleted with it; ports the user gave are released).
 
-use std::sync::Arc;
-
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Map, Value};
 use strata_actors::compute::{ServerCommand, ServerPort};
-use strata_compute::PortService;
-use strata_events::Metadata;
 use strata_projections::compute::ServerRow;
 use strata_projections::network::NetworkView;
-use tokio::sync::{mpsc, oneshot};
 
 use super::{Caller, Compute, NovaError};
-use crate::auth::AuthContext;
-use crate::network::{self as neutron, IpRequest, Networks, NeutronError, NewPort};
-
-/// The owner Nova gives the ports of servers (Neutron's `compute:<zone>`).
-pub const DEVICE_OWNER: &str = "compute:nova";
+use crate::network::{self as neutron, IpRequest, Networks, NewPort};
+use strata_network::servers::DEVICE_OWNER;
+use strata_network::NetworkError;
 
 /// One entry of a create request's `networks` list.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -128,39 +121,20 @@ pub fn parse_networks(value: Option<&Value>, minor: u32) -> Result<Requested, No
     Ok(Requested::List(out))
 }
 
-/// The Nova caller as Neutron sees it (Nova acts for the user).
-fn neutron_caller(caller: &Caller) -> neutron::Caller {
-    neutron::Caller {
-        auth: caller.auth.clone(),
-        project_id: caller.project_id.clone(),
-        user_id: caller.auth.user_id.clone(),
-        is_admin: caller.is_admin,
-        meta: caller.meta.clone(),
-    }
-}
-
-/// Strata's own caller for conductor steps on a server's ports.
-fn service_caller(correlation_id: &str) -> neutron::Caller {
-    neutron::Caller {
-        auth: AuthContext::service(""),
-        project_id: String::new(),
-        user_id: "strata".into(),
-        is_admin: true,
-        meta: Metadata::system(correlation_id),
-    }
-}
-
 /// Neutron's refusal as Nova words it: unknown networks and ports are 400, over quota 403, a port in use
 /// or no address left 409, the rest 400 with Neutron's message.
-fn nova_error(e: NeutronError) -> NovaError {
+fn nova_error(e: NetworkError) -> NovaError {
     use actix_web::http::StatusCode;
-    match (e.status, e.kind.as_str()) {
-        (_, "OverQuota") => NovaError::forbidden(format!("Quota exceeded: {}", e.message)),
-        (StatusCode::CONFLICT, _) => NovaError::conflict(e.message),
-        (s, _) if s.is_server_error() => {
-            NovaError::new(StatusCode::INTERNAL_SERVER_ERROR, e.message)
+    match &e {
+        NetworkError::OverQuota { .. } => {
+            NovaError::forbidden(format!("Quota exceeded: {}", e.message()))
         }
-        _ => bad(e.message),
+        NetworkError::Conflict { kind, .. } if kind == "OverQuota" => {
+            NovaError::forbidden(format!("Quota exceeded: {}", e.message()))
+        }
+        NetworkError::Conflict { .. } => NovaError::conflict(e.message()),
+        NetworkError::Unavailable => NovaError::new(StatusCode::INTERNAL_SERVER_ERROR, e.message()),
+        _ => bad(e.message()),
     }
 }
 
@@ -216,7 +190,6 @@ pub async fn make_ports(
     requested: &Requested,
     security_groups: &Option<Vec<String>>,
 ) -> Result<Vec<ServerPort>, NovaError> {
-    let ncaller = neutron_caller(caller);
     let nics = match requested {
         Requested::None => return Ok(vec![]),
         Requested::Auto => {
@@ -232,10 +205,10 @@ pub async fn make_ports(
     };
     let mut made: Vec<ServerPort> = Vec::new();
     for nic in nics {
-        match plug_nic(networks, &ncaller, server_id, &nic, security_groups).await {
+        match plug_nic(networks, caller, server_id, &nic, security_groups).await {
             Ok(p) => made.push(p),
             Err(e) => {
-                release(networks, &ncaller, &made).await;
+                discard_ports(networks, caller, &made).await;
                 return Err(e);
             }
         }
@@ -246,7 +219,7 @@ pub async fn make_ports(
 /// One requested NIC: a port the user gave (it must be free) or a new port on a network.
 async fn plug_nic(
     networks: &Networks,
-    caller: &neutron::Caller,
+    caller: &strata_service::Caller,
     server_id: &str,
     nic: &Nic,
     security_groups: &Option<Vec<String>>,
@@ -305,35 +278,14 @@ async fn plug_nic(
     })
 }
 
-/// Delete the ports Nova made and release the others (unbound, no device).
-async fn release(
-    networks: &Networks,
-    caller: &neutron::Caller,
-    ports: &[ServerPort],
-) -> Vec<String> {
-    let mut failures = Vec::new();
-    for p in ports {
-        let result = if p.created {
-            neutron::delete_port(networks, caller, &p.port_id).await
-        } else {
-            neutron::bind_port(networks, caller, &p.port_id, "", "", "")
-                .await
-                .map(|_| ())
-        };
-        match result {
-            Ok(()) => {}
-            Err(e) if e.status == actix_web::http::StatusCode::NOT_FOUND => {}
-            Err(e) => failures.push(format!("port {}: {}", p.port_id, e.message)),
-        }
-    }
-    failures
-}
-
 /// Give back the ports made for servers whose create was then refused.
-pub async fn discard_ports(networks: &Networks, caller: &Caller, ports: &[ServerPort]) {
-    let failures = release(networks, &neutron_caller(caller), ports).await;
-    for f in failures {
-        tracing::error!(failure = %f, "could not give back a port of a refused server");
+pub async fn discard_ports(
+    networks: &Networks,
+    caller: &strata_service::Caller,
+    ports: &[ServerPort],
+) {
+    if let Err(e) = strata_network::servers::release_server_ports(networks, caller, ports).await {
+        tracing::error!(error = %e, "could not give back a port of a refused server");
     }
 }
 
@@ -395,125 +347,6 @@ pub fn security_groups(view: &NetworkView, ports: &[ServerPort]) -> Value {
         }
     }
     Value::Array(names.into_iter().map(|n| json!({ "name": n })).collect())
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// The conductor's side: a worker on the API's (actix) thread runs Neutron's paths for it
-
-enum PortJob {
-    Bind {
-        server_id: String,
-        ports: Vec<ServerPort>,
-        host: String,
-        done: oneshot::Sender<Result<(), String>>,
-    },
-    Release {
-        server_id: String,
-        ports: Vec<ServerPort>,
-        done: oneshot::Sender<Result<(), String>>,
-    },
-}
-
-/// The conductor's [`PortService`]: jobs go to a task on the thread that started it (Neutron's request
-/// paths run on actix's single-threaded workers), and their outcome comes back.
-pub struct NovaPorts {
-    jobs: mpsc::UnboundedSender<PortJob>,
-}
-
-impl NovaPorts {
-    /// Start the worker; call from within the actix system.
-    pub fn start(networks: web::Data<Networks>) -> Arc<NovaPorts> {
-        let (tx, mut rx) = mpsc::unbounded_channel::<PortJob>();
-        actix_web::rt::spawn(async move {
-            while let Some(job) = rx.recv().await {
-                let networks = networks.clone();
-                actix_web::rt::spawn(async move { run_job(&networks, job).await });
-            }
-        });
-        Arc::new(NovaPorts { jobs: tx })
-    }
-
-    async fn submit(
-        &self,
-        job: impl FnOnce(oneshot::Sender<Result<(), String>>) -> PortJob,
-    ) -> Result<(), String> {
-        let (done, outcome) = oneshot::channel();
-        self.jobs
-            .send(job(done))
-            .map_err(|_| "the network service has stopped".to_string())?;
-        outcome
-            .await
-            .map_err(|_| "the network service dropped the request".to_string())?
-    }
-}
-
-async fn run_job(networks: &Networks, job: PortJob) {
-    match job {
-        PortJob::Bind {
-            server_id,
-            ports,
-            host,
-            done,
-        } => {
-            let caller = service_caller(&server_id);
-            let mut failures = Vec::new();
-            for p in &ports {
-                if let Err(e) = neutron::bind_port(
-                    networks,
-                    &caller,
-                    &p.port_id,
-                    &host,
-                    &server_id,
-                    DEVICE_OWNER,
-                )
-                .await
-                {
-                    failures.push(format!("port {}: {}", p.port_id, e.message));
-                }
-            }
-            let _ = done.send(if failures.is_empty() {
-                Ok(())
-            } else {
-                Err(failures.join("; "))
-            });
-        }
-        PortJob::Release {
-            server_id,
-            ports,
-            done,
-        } => {
-            let failures = release(networks, &service_caller(&server_id), &ports).await;
-            let _ = done.send(if failures.is_empty() {
-                Ok(())
-            } else {
-                Err(failures.join("; "))
-            });
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl PortService for NovaPorts {
-    async fn bind(&self, server_id: &str, ports: &[ServerPort], host: &str) -> Result<(), String> {
-        let (server_id, ports, host) = (server_id.to_string(), ports.to_vec(), host.to_string());
-        self.submit(|done| PortJob::Bind {
-            server_id,
-            ports,
-            host,
-            done,
-        })
-        .await
-    }
-
-    async fn release(&self, server_id: &str, ports: &[ServerPort]) -> Result<(), String> {
-        let (server_id, ports) = (server_id.to_string(), ports.to_vec());
-        self.submit(|done| PortJob::Release {
-            server_id,
-            ports,
-            done,
-        })
-        .await
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -658,8 +491,7 @@ async fn attach_interface(
     } else {
         nic
     };
-    let ncaller = neutron_caller(&caller);
-    let sp = plug_nic(&compute.networks, &ncaller, &id, &nic, &None).await?;
+    let sp = plug_nic(&compute.networks, &caller, &id, &nic, &None).await?;
     let plugged = async {
         if let Some(agent) = compute.engine.agent(&row.state.host) {
             agent
@@ -669,14 +501,14 @@ async fn attach_interface(
                 .map_err(|e| e.to_string())?;
             neutron::bind_port(
                 &compute.networks,
-                &ncaller,
+                &caller,
                 &sp.port_id,
                 &row.state.host,
                 &id,
                 DEVICE_OWNER,
             )
             .await
-            .map_err(|e| e.message)?;
+            .map_err(|e| e.message())?;
         }
         compute
             .run(
@@ -696,7 +528,7 @@ async fn attach_interface(
         if let Some(agent) = compute.engine.agent(&row.state.host) {
             let _ = agent.driver.unplug_port(&id, &sp.port_id).await;
         }
-        release(&compute.networks, &ncaller, std::slice::from_ref(&sp)).await;
+        discard_ports(&compute.networks, &caller, std::slice::from_ref(&sp)).await;
         return Err(NovaError::new(
             actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
             format!("Failed to attach network adapter device to {id}: {e}"),
@@ -749,9 +581,10 @@ async fn detach_interface(
             &caller.meta,
         )
         .await?;
-    let failures = release(&compute.networks, &neutron_caller(&caller), &[sp]).await;
-    for f in failures {
-        tracing::warn!(server = %id, failure = %f, "a detached port was not given back");
+    if let Err(e) =
+        strata_network::servers::release_server_ports(&compute.networks, &caller, &[sp]).await
+    {
+        tracing::warn!(server = %id, error = %e, "a detached port was not given back");
     }
     Ok(HttpResponse::Accepted().finish())
 }
@@ -802,7 +635,6 @@ pub async fn change_security_group(
             row.id
         )));
     }
-    let ncaller = neutron_caller(caller);
     for sp in &row.state.ports {
         let current = compute
             .networks
@@ -833,7 +665,7 @@ pub async fn change_security_group(
             security_groups: Some(groups),
             ..Default::default()
         };
-        neutron::update_port(&compute.networks, &ncaller, &sp.port_id, update)
+        neutron::update_port(&compute.networks, &caller, &sp.port_id, update)
             .await
             .map_err(nova_error)?;
     }

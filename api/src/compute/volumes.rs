@@ -545,10 +545,7 @@ pub async fn make_boot_volumes(
 fn cinder_caller(caller: &Caller) -> crate::volume::Caller {
     crate::volume::Caller {
         auth: caller.auth.clone(),
-        project_id: caller.project_id.clone(),
-        user_id: caller.auth.user_id.clone(),
-        is_admin: caller.is_admin,
-        meta: caller.meta.clone(),
+        svc: caller.svc.clone(),
     }
 }
 

@@ -111,6 +111,22 @@ impl From<AuthError> for NeutronError {
     }
 }
 
+/// The network service's refusals, with the status Neutron gives each kind.
+impl From<strata_network::NetworkError> for NeutronError {
+    fn from(e: strata_network::NetworkError) -> Self {
+        use strata_network::NetworkError as E;
+        let status = match &e {
+            E::Invalid { .. } => StatusCode::BAD_REQUEST,
+            E::Forbidden { .. } => StatusCode::FORBIDDEN,
+            E::NotFound { .. } => StatusCode::NOT_FOUND,
+            E::Conflict { .. } | E::OverQuota { .. } => StatusCode::CONFLICT,
+            E::RevisionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
+            E::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        NeutronError::new(status, e.kind(), e.message())
+    }
+}
+
 impl From<DomainError> for NeutronError {
     fn from(e: DomainError) -> Self {
         CommandError::Domain(e).into()

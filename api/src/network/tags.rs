@@ -6,133 +6,15 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
-use strata_actors::network::NetworkCommand;
-use strata_actors::{Aggregate, Repository};
 
 use super::{check_tag, Caller, Networks, NeutronError};
-
-/// A kind of resource whose tags `/v2.0/<collection>/{id}/tags` reads and replaces.
-#[async_trait::async_trait(?Send)]
-pub trait TagResource: Send + Sync {
-    /// The URL collection: "networks", "subnets", "ports", "routers", ...
-    fn collection(&self) -> &str;
-    /// The resource's tags, if `caller` may see it (404 otherwise).
-    async fn tags(
-        &self,
-        networks: &Networks,
-        caller: &Caller,
-        id: &str,
-    ) -> Result<Vec<String>, NeutronError>;
-    /// Replace its tags (already validated, sorted, deduplicated); 404 if `caller` may not see it.
-    async fn set_tags(
-        &self,
-        networks: &Networks,
-        caller: &Caller,
-        id: &str,
-        tags: Vec<String>,
-    ) -> Result<(), NeutronError>;
-}
-
-/// A resource whose tags live on its own stream (ports, routers, floating IPs, security groups): how to
-/// find its tags for a caller (404 when it may not see it) and which command replaces them.
-pub(super) struct StreamTags<A: Aggregate> {
-    pub collection: &'static str,
-    pub find: fn(&Networks, &Caller, &str) -> Result<Vec<String>, NeutronError>,
-    pub repo: fn(&Networks) -> &Repository<A>,
-    pub command: fn(Vec<String>) -> A::Command,
-}
-
-#[async_trait::async_trait(?Send)]
-impl<A: Aggregate> TagResource for StreamTags<A> {
-    fn collection(&self) -> &str {
-        self.collection
-    }
-
-    async fn tags(
-        &self,
-        networks: &Networks,
-        caller: &Caller,
-        id: &str,
-    ) -> Result<Vec<String>, NeutronError> {
-        (self.find)(networks, caller, id)
-    }
-
-    async fn set_tags(
-        &self,
-        networks: &Networks,
-        caller: &Caller,
-        id: &str,
-        tags: Vec<String>,
-    ) -> Result<(), NeutronError> {
-        (self.find)(networks, caller, id)?;
-        networks
-            .run(
-                (self.repo)(networks),
-                id,
-                (self.command)(tags),
-                &caller.meta,
-            )
-            .await?;
-        Ok(())
-    }
-}
-
-struct NetworkTags;
-
-#[async_trait::async_trait(?Send)]
-impl TagResource for NetworkTags {
-    fn collection(&self) -> &str {
-        "networks"
-    }
-
-    async fn tags(
-        &self,
-        networks: &Networks,
-        caller: &Caller,
-        id: &str,
-    ) -> Result<Vec<String>, NeutronError> {
-        Ok(super::networks::find(networks, caller, id)?.state.tags)
-    }
-
-    async fn set_tags(
-        &self,
-        networks: &Networks,
-        caller: &Caller,
-        id: &str,
-        tags: Vec<String>,
-    ) -> Result<(), NeutronError> {
-        super::networks::owned(networks, caller, id, "update_network:tags")?;
-        networks
-            .run(
-                &networks.networks,
-                id,
-                NetworkCommand::SetTags(tags),
-                &caller.meta,
-            )
-            .await?;
-        Ok(())
-    }
-}
-
-pub(super) fn register_core(n: &Networks) {
-    n.register_tags(Arc::new(NetworkTags));
-    n.register_tags(Arc::new(super::subnets::SubnetTags));
-    n.register_tags(Arc::new(super::ports::port_tags()));
-}
+#[allow(unused_imports)]
+use strata_network::tags::*;
 
 fn resource(networks: &Networks, collection: &str) -> Result<Arc<dyn TagResource>, NeutronError> {
     networks
         .tag_resource(collection)
         .ok_or_else(|| NeutronError::not_found("HTTPNotFound", "The resource could not be found."))
-}
-
-fn normalized(mut tags: Vec<String>) -> Result<Vec<String>, NeutronError> {
-    for t in &tags {
-        check_tag(t)?;
-    }
-    tags.sort();
-    tags.dedup();
-    Ok(tags)
 }
 
 async fn list(

@@ -9,18 +9,19 @@ use strata_events::Metadata;
 use tokio::sync::Mutex;
 
 use super::networks::{create_network, NetworkRequest};
-use super::{Networks, NeutronError};
+use super::{NetworkError, Networks};
 
 /// The auto network's name and its subnet's range.
 pub const AUTO_NETWORK_NAME: &str = "auto_allocated_network";
-const AUTO_SUBNET_CIDR: &str = "10.0.0.0/24";
+
+pub const AUTO_SUBNET_CIDR: &str = "10.0.0.0/24";
 
 /// One auto allocation at a time in this process: the second of two racing boots finds the first's network
 /// instead of reserving quota for the same id.
-static ALLOCATING: Mutex<()> = Mutex::const_new(());
+pub static ALLOCATING: Mutex<()> = Mutex::const_new(());
 
 /// A UUID-shaped id derived from `kind` and the project.
-fn derived_id(kind: &str, project_id: &str) -> String {
+pub fn derived_id(kind: &str, project_id: &str) -> String {
     let h = hex::encode(Sha256::digest(format!("{kind}:{project_id}").as_bytes()));
     format!(
         "{}-{}-{}-{}-{}",
@@ -39,8 +40,8 @@ pub async fn auto_network(
     networks: &Networks,
     project_id: &str,
     meta: &Metadata,
-) -> Result<String, NeutronError> {
-    let pick = |networks: &Networks| -> Result<Option<String>, NeutronError> {
+) -> Result<String, NetworkError> {
+    let pick = |networks: &Networks| -> Result<Option<String>, NetworkError> {
         let view = networks.view.snapshot();
         let usable = |external: bool, deleted: bool| !external && !deleted;
         let own: Vec<&String> = view
@@ -64,7 +65,7 @@ pub async fn auto_network(
         match (own.as_slice(), shared.as_slice()) {
             ([one], _) | ([], [one]) => Ok(Some((*one).clone())),
             ([], []) => Ok(None),
-            _ => Err(NeutronError::conflict(
+            _ => Err(NetworkError::conflict(
                 "MultipleNetworks",
                 "Multiple possible networks found, use a Network ID to be more specific.",
             )),
@@ -106,7 +107,7 @@ pub async fn auto_network(
         .snapshot()
         .network(&id)
         .cloned()
-        .ok_or_else(|| NeutronError::network_not_found(&id))?;
+        .ok_or_else(|| NetworkError::network_not_found(&id))?;
     if row.state.subnets.is_empty() {
         let mut m = Map::new();
         m.insert("name".into(), json!("auto_allocated_subnet"));

@@ -17,7 +17,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::web;
 use parking_lot::Mutex;
 use strata_actors::network::driver::{
     AddressSetChange, FilterRule, NatRule, NetworkDriver, PortAddress, PortFilter, Remote,
@@ -34,14 +33,15 @@ use strata_projections::network::{NetworkView, PortRow, RouterRow};
 use super::Networks;
 
 /// How long the agent waits for the view to reach a batch before acting on what it has.
-const VIEW_WAIT: Duration = Duration::from_secs(10);
+pub const VIEW_WAIT: Duration = Duration::from_secs(10);
+
 /// The one reconciler key of the agent: every change marks [`Datapath::pending`] and wakes it, so changes
 /// that arrive during a run are handled together by the next.
-const KEY: &str = "datapath";
+pub const KEY: &str = "datapath";
 
 /// What changed since the last reconcile.
 #[derive(Debug, Default)]
-struct Dirty {
+pub struct Dirty {
     all: bool,
     routers: BTreeSet<String>,
     floating_ips: BTreeSet<String>,
@@ -51,7 +51,7 @@ struct Dirty {
 
 /// What the driver was last told.
 #[derive(Debug, Default)]
-struct Applied {
+pub struct Applied {
     routers: BTreeMap<String, RouterPlumbing>,
     filters: BTreeMap<String, PortFilter>,
     /// Port -> (its groups, its addresses) as counted into the address sets.
@@ -71,7 +71,7 @@ impl Applied {
 }
 
 pub struct Datapath {
-    networks: web::Data<Networks>,
+    networks: Arc<Networks>,
     driver: Arc<dyn NetworkDriver>,
     applied: Mutex<Applied>,
     /// What changed since the last run began.
@@ -81,7 +81,7 @@ pub struct Datapath {
 impl Datapath {
     /// Start the agent on its own thread: apply everything the view holds, then follow the log.
     pub fn start(
-        networks: web::Data<Networks>,
+        networks: Arc<Networks>,
         log: Arc<dyn EventLog>,
         driver: Arc<dyn NetworkDriver>,
     ) -> std::io::Result<Arc<Datapath>> {
@@ -366,7 +366,7 @@ impl Datapath {
     }
 }
 
-fn change_of<'a>(
+pub fn change_of<'a>(
     changes: &'a mut BTreeMap<String, AddressSetChange>,
     group: &str,
 ) -> &'a mut AddressSetChange {
@@ -379,7 +379,7 @@ fn change_of<'a>(
 }
 
 /// A port's groups and addresses, as its groups' address sets count them.
-fn membership(row: &PortRow) -> (Vec<String>, Vec<String>) {
+pub fn membership(row: &PortRow) -> (Vec<String>, Vec<String>) {
     let p = &row.state;
     if p.security_groups.is_empty() {
         return (vec![], vec![]);
@@ -394,7 +394,7 @@ fn membership(row: &PortRow) -> (Vec<String>, Vec<String>) {
 }
 
 /// An address with its subnet's prefix length (`10.0.0.1/24`).
-fn with_prefix(s: &RouterSubnet) -> String {
+pub fn with_prefix(s: &RouterSubnet) -> String {
     match Cidr::parse_loose(&s.cidr) {
         Ok(c) => format!("{}/{}", s.ip_address, c.prefix),
         Err(_) => s.ip_address.clone(),

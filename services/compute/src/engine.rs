@@ -23,7 +23,7 @@ use strata_actors::compute::quota::{Amounts, ComputeUsage, Limits, UsageCommand}
 use strata_actors::compute::server::{power, task, vm};
 use strata_actors::compute::{
     ComputeHost, FlavorSpec, HostCommand, Inventory, Server, ServerCommand, ServerGroup,
-    ServerGroupCommand, ServerPort,
+    ServerGroupCommand,
 };
 use strata_actors::image::store::ImageStore;
 use strata_actors::volume::{Volume, VolumeCommand, VolumeTask};
@@ -108,16 +108,6 @@ pub trait SnapshotSink: Send + Sync + 'static {
     async fn discard(&self, image_id: &str, meta: &Metadata);
 }
 
-/// Neutron as the conductor needs it (set once the network API exists): plug a server's ports in on its host
-/// and give them back when the server goes.
-#[async_trait::async_trait]
-pub trait PortService: Send + Sync + 'static {
-    /// The ports are plugged in on `host` (their binding host; they become ACTIVE).
-    async fn bind(&self, server_id: &str, ports: &[ServerPort], host: &str) -> Result<(), String>;
-    /// The server is gone: delete the ports Nova made for it and release the others.
-    async fn release(&self, server_id: &str, ports: &[ServerPort]) -> Result<(), String>;
-}
-
 /// A compute agent: one host's driver and image cache.
 pub struct Agent {
     pub name: String,
@@ -141,7 +131,8 @@ pub struct Engine {
     /// Cinder's volumes (attachments of servers, boot volumes), once the block storage service runs.
     volume_view: OnceLock<Live<VolumeView>>,
     volumes: Repository<Volume>,
-    port_service: OnceLock<Arc<dyn PortService>>,
+    /// Neutron, for servers' ports (set once the network service exists).
+    network: OnceLock<Arc<strata_network::Networks>>,
     rt: tokio::runtime::Handle,
     _rt_owner: Mutex<Option<tokio::runtime::Runtime>>,
 }
@@ -246,7 +237,7 @@ impl Engine {
             snapshots: OnceLock::new(),
             volume_view: OnceLock::new(),
             volumes: Repository::new(runtime.clone()),
-            port_service: OnceLock::new(),
+            network: OnceLock::new(),
             rt: rt.handle().clone(),
             _rt_owner: Mutex::new(Some(rt)),
         });
@@ -271,8 +262,8 @@ impl Engine {
     }
 
     /// Neutron: servers' ports are bound to their hosts and released with them.
-    pub fn set_port_service(&self, service: Arc<dyn PortService>) {
-        let _ = self.port_service.set(service);
+    pub fn set_network(&self, networks: Arc<strata_network::Networks>) {
+        let _ = self.network.set(networks);
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -696,9 +687,18 @@ impl Engine {
 
     // ---- ports ----
 
-    async fn bind_ports(&self, id: &str, s: &Server, host: &str) -> Result<(), String> {
-        match self.port_service.get() {
-            Some(ports) if !s.ports.is_empty() => ports.bind(id, &s.ports, host).await,
+    async fn bind_ports(
+        &self,
+        id: &str,
+        s: &Server,
+        host: &str,
+    ) -> Result<(), strata_network::NetworkError> {
+        match self.network.get() {
+            Some(networks) if !s.ports.is_empty() => {
+                let caller = strata_service::Caller::system(&s.project_id, &s.request_id);
+                strata_network::servers::bind_server_ports(networks, &caller, id, &s.ports, host)
+                    .await
+            }
             _ => Ok(()),
         }
     }
@@ -935,10 +935,17 @@ impl Engine {
                 .await;
             return;
         }
-        if let Some(ports) = self.port_service.get() {
-            if let Err(e) = ports.release(id, &s.ports).await {
-                self.fail_task(id, s, format!("releasing the ports failed: {e}"))
-                    .await;
+        if let Some(networks) = self.network.get() {
+            let caller = strata_service::Caller::system(&s.project_id, &s.request_id);
+            if let Err(e) =
+                strata_network::servers::release_server_ports(networks, &caller, &s.ports).await
+            {
+                self.fail_task(
+                    id,
+                    s,
+                    format!("releasing the ports failed: {}", e.message()),
+                )
+                .await;
                 return;
             }
         }
