@@ -405,7 +405,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     ];
     let report = bootstrap(&identity, &password, &catalog)
         .await
-        .map_err(|e| anyhow::anyhow!("bootstrap: {}", e.message))?;
+        .map_err(|e| anyhow::anyhow!("bootstrap: {}", e))?;
     if report.reset_admin_password {
         tracing::warn!("the admin password differed from the one given; it has been reset");
     }

@@ -74,37 +74,21 @@ pub fn base_url(req: &HttpRequest) -> String {
 /// The HTTP status and message every service answers for a refused or failed command; each service wraps
 /// them in its own error body.
 pub fn command_failure(e: strata_actors::CommandError) -> (actix_web::http::StatusCode, String) {
+    let (failure, message) = strata_service::classify(e);
+    (status_of(failure), message)
+}
+
+/// The HTTP status of a kind of refusal.
+pub fn status_of(failure: strata_service::Failure) -> actix_web::http::StatusCode {
     use actix_web::http::StatusCode;
-    use strata_actors::{CommandError, DomainError};
-    match e {
-        CommandError::Domain(d) => {
-            let status = match &d {
-                DomainError::NotFound { .. } => StatusCode::NOT_FOUND,
-                DomainError::AlreadyExists { .. } | DomainError::Conflict(_) => {
-                    StatusCode::CONFLICT
-                }
-                DomainError::Invalid(_) => StatusCode::BAD_REQUEST,
-                DomainError::Forbidden(_) => StatusCode::FORBIDDEN,
-                DomainError::OverQuota(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            };
-            (status, d.to_string())
-        }
-        CommandError::Contention(_) => (StatusCode::CONFLICT, e.to_string()),
-        // Stream ids are built from request input (names, ids): one the log cannot hold is bad input, not an
-        // outage. Handlers check the names they turn into stream ids first; this is the last line.
-        CommandError::Log(strata_events::LogError::InvalidStream(_)) => (
-            StatusCode::BAD_REQUEST,
-            "Invalid input: an identifier or name of the request is too long or holds characters this \
-             service does not accept."
-                .to_string(),
-        ),
-        other => {
-            tracing::error!(error = %other, "command failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The service is temporarily unavailable.".to_string(),
-            )
-        }
+    use strata_service::Failure;
+    match failure {
+        Failure::Invalid => StatusCode::BAD_REQUEST,
+        Failure::Forbidden => StatusCode::FORBIDDEN,
+        Failure::NotFound => StatusCode::NOT_FOUND,
+        Failure::Conflict => StatusCode::CONFLICT,
+        Failure::OverQuota => StatusCode::PAYLOAD_TOO_LARGE,
+        Failure::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

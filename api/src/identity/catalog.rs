@@ -9,7 +9,7 @@ use strata_projections::identity::{EndpointRow, RegionRow, ServiceRow};
 use super::util::{
     collection_links, entity, opt_bool, opt_name, opt_str, query, req_name, self_link,
 };
-use super::{new_id, Authed, Identity, KeystoneError};
+use super::{new_id, Answer, Authed, Identity, KeystoneError};
 use crate::common::RequestId;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -92,3 +92,20 @@ impl From<CommandError> for KeystoneError {
         KeystoneError::new(status, message)
     }
 }
+
+impl From<strata_identity::IdentityError> for KeystoneError {
+    fn from(e: strata_identity::IdentityError) -> Self {
+        use strata_identity::IdentityError as E;
+        let status = match &e {
+            E::Invalid(_) => StatusCode::BAD_REQUEST,
+            E::Unauthorized => StatusCode::UNAUTHORIZED,
+            E::Forbidden(_) => StatusCode::FORBIDDEN,
+            E::NotFound(_) => StatusCode::NOT_FOUND,
+            E::Conflict(_) => StatusCode::CONFLICT,
+            E::OverQuota(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            E::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            E::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        KeystoneError::new(status, e.to_string())
+    }
+}

@@ -7,7 +7,7 @@ use strata_actors::identity::RoleCommand;
 use strata_projections::identity::{IdentityView, RoleRow};
 
 use super::util::{collection_links, entity, opt_name, opt_str, query, req_name, self_link};
-use super::{new_id, Authed, Identity, KeystoneError};
+use super::{new_id, Answer, Authed, Identity, KeystoneError};
 use crate::common::RequestId;
 
 const NAME_MAX: usize = 255;

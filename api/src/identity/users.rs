@@ -11,7 +11,7 @@ use super::util::{
     collection_links, entity, extra_json, merge_extra, opt_bool, opt_name, opt_str, query,
     query_bool, req_name, self_link,
 };
-use super::{new_id, Authed, Identity, KeystoneError};
+use super::{new_id, Answer, Authed, Identity, KeystoneError};
 use crate::common::RequestId;
 
 pub const NAME_MAX: usize = 255;

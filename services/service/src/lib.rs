@@ -69,3 +69,47 @@ pub async fn run<A: Aggregate, P: Projection>(
     }
     Ok(out)
 }
+
+/// What kind of refusal a failed command is, for the service error types (each keeps its own wording).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    Invalid,
+    Forbidden,
+    NotFound,
+    Conflict,
+    OverQuota,
+    /// The log or an actor failed; nothing about the request is wrong.
+    Unavailable,
+}
+
+/// Classify a failed command and give its message. An identifier the log refuses as a stream id is the
+/// request's fault (too long, or holding characters a stream id may not), not an outage.
+pub fn classify(e: strata_actors::CommandError) -> (Failure, String) {
+    use strata_actors::{CommandError, DomainError};
+    match e {
+        CommandError::Domain(d) => {
+            let failure = match &d {
+                DomainError::NotFound { .. } => Failure::NotFound,
+                DomainError::AlreadyExists { .. } | DomainError::Conflict(_) => Failure::Conflict,
+                DomainError::Invalid(_) => Failure::Invalid,
+                DomainError::Forbidden(_) => Failure::Forbidden,
+                DomainError::OverQuota(_) => Failure::OverQuota,
+            };
+            (failure, d.to_string())
+        }
+        CommandError::Contention(_) => (Failure::Conflict, e.to_string()),
+        CommandError::Log(strata_events::LogError::InvalidStream(_)) => (
+            Failure::Invalid,
+            "Invalid input: an identifier or name of the request is too long or holds characters this \
+             service does not accept."
+                .to_string(),
+        ),
+        other => {
+            tracing::error!(error = %other, "command failed");
+            (
+                Failure::Unavailable,
+                "The service is temporarily unavailable.".to_string(),
+            )
+        }
+    }
+}

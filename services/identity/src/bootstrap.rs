@@ -10,7 +10,7 @@ use strata_actors::identity::{
 };
 use strata_events::Metadata;
 
-use super::{new_id, Identity, KeystoneError};
+use crate::{new_id, Identity, IdentityError};
 
 /// One service this process serves, as it should appear in the catalog.
 #[derive(Debug, Clone)]
@@ -39,7 +39,7 @@ async fn ensure_project(
     name: &str,
     description: &str,
     meta: &Metadata,
-) -> Result<String, KeystoneError> {
+) -> Result<String, IdentityError> {
     let existing = identity
         .view
         .snapshot()
@@ -70,7 +70,7 @@ pub async fn bootstrap(
     identity: &Identity,
     admin_password: &str,
     catalog: &[CatalogEntry],
-) -> Result<BootstrapReport, KeystoneError> {
+) -> Result<BootstrapReport, IdentityError> {
     let meta = Metadata::system(format!("bootstrap-{}", uuid::Uuid::new_v4()));
     let mut report = BootstrapReport::default();
 
@@ -243,7 +243,7 @@ async fn sync_catalog_entry(
     entry: &CatalogEntry,
     region: &str,
     meta: &Metadata,
-) -> Result<(), KeystoneError> {
+) -> Result<(), IdentityError> {
     let existing = identity
         .view
         .snapshot()
