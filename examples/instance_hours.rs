@@ -20,7 +20,7 @@
 //! the acknowledged position, which is never after the state file's, and every event at or before the
 //! state file's position is skipped. `--once` exits after two idle seconds (for scripts and tests).
 //!
-//! The test suite compiles this file into `tests/audit_stream_http.rs` (`#[path]`) and drives [`run`]
+//! The test suite compiles this file into `tests/acceptance/audit_stream_http.rs` (`#[path]`) and drives [`run`]
 //! against a real server; `--stop-after N` (exit after N new events, state saved but not acknowledged:
 //! a crash between the two writes) exists for those tests.
 #![allow(dead_code)]

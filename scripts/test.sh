@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs what is missing (system packages, the pinned OpenStack CLI venv), then
 # builds and runs every test of the workspace, including the black-box acceptance tests in tests/.
-# Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test identity_http`).
+# Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test acceptance identity_http::`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/common.sh
@@ -10,7 +10,7 @@ ensure_system_packages
 ensure_venv .venv
 export STRATA_VENV="$PWD/.venv"
 
-# Examples are not test targets: build them so they keep compiling (tests/audit_stream_http.rs runs the
+# Examples are not test targets: build them so they keep compiling (tests/acceptance/audit_stream_http.rs runs the
 # instance_hours example's logic through `#[path]`).
 log "cargo build --workspace --locked --examples"
 cargo build --workspace --locked --examples
