@@ -259,8 +259,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     .context("starting the compute engine")?;
     let volume_view = Live::<VolumeView>::start(log.clone(), Default::default()).await?;
     engine.set_volume_view(volume_view.clone());
-    engine.set_snapshot_sink(Arc::new(strata_api::image::SnapshotStore::new(
-        images.clone(),
+    engine.set_snapshot_sink(Arc::new(strata_image::SnapshotStore::new(
+        images.clone().into_inner(),
     )));
     let network_view = Live::<NetworkView>::start(log.clone(), Default::default()).await?;
     let network_service = Arc::new(Networks::new(runtime.clone(), network_view));
@@ -297,8 +297,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     )
     .await
     .context("starting the volume service")?;
-    volume_engine.set_image_sink(Arc::new(strata_api::image::SnapshotStore::new(
-        images.clone(),
+    volume_engine.set_image_sink(Arc::new(strata_image::SnapshotStore::new(
+        images.clone().into_inner(),
     )));
     // Router, floating IP and security group requests a crash cut short are given back too.
     strata_network::routers::sweep_l3_leftovers(&network_service)

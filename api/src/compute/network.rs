@@ -15,36 +15,11 @@ use strata_projections::compute::ServerRow;
 use strata_projections::network::NetworkView;
 
 use super::{Caller, Compute, NovaError};
-use crate::network::{self as neutron, IpRequest, Networks, NewPort};
+use crate::network::{self as neutron, Networks};
 use strata_network::servers::DEVICE_OWNER;
 use strata_network::NetworkError;
 
-/// One entry of a create request's `networks` list.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Nic {
-    pub network_id: Option<String>,
-    pub port_id: Option<String>,
-    pub fixed_ip: Option<String>,
-}
-
-/// What a server create asks of the network.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Requested {
-    None,
-    Auto,
-    List(Vec<Nic>),
-}
-
-impl Requested {
-    /// The value `ServerCreated.networks` records ("none", "auto", or "list").
-    pub fn label(&self) -> &'static str {
-        match self {
-            Requested::None => "none",
-            Requested::Auto => "auto",
-            Requested::List(_) => "list",
-        }
-    }
-}
+pub use strata_network::servers::{Nic, Requested};
 
 fn bad(message: impl Into<String>) -> NovaError {
     NovaError::bad_request(message)
@@ -181,8 +156,8 @@ pub fn security_group_ids(
         .map(Some)
 }
 
-/// Make (or take) the ports of a server being created. On a refusal the ports made so far are deleted and
-/// the ports taken are released.
+/// Make (or take) the ports of a server being created (Neutron's side of it, with Neutron's refusal as Nova
+/// words it). On a refusal nothing is left: the ports made so far are deleted and the ports taken released.
 pub async fn make_ports(
     networks: &Networks,
     caller: &Caller,
@@ -190,92 +165,15 @@ pub async fn make_ports(
     requested: &Requested,
     security_groups: &Option<Vec<String>>,
 ) -> Result<Vec<ServerPort>, NovaError> {
-    let nics = match requested {
-        Requested::None => return Ok(vec![]),
-        Requested::Auto => {
-            let id = neutron::auto::auto_network(networks, &caller.project_id, &caller.meta)
-                .await
-                .map_err(nova_error)?;
-            vec![Nic {
-                network_id: Some(id),
-                ..Nic::default()
-            }]
-        }
-        Requested::List(nics) => nics.clone(),
-    };
-    let mut made: Vec<ServerPort> = Vec::new();
-    for nic in nics {
-        match plug_nic(networks, caller, server_id, &nic, security_groups).await {
-            Ok(p) => made.push(p),
-            Err(e) => {
-                discard_ports(networks, caller, &made).await;
-                return Err(e);
-            }
-        }
-    }
-    Ok(made)
-}
-
-/// One requested NIC: a port the user gave (it must be free) or a new port on a network.
-async fn plug_nic(
-    networks: &Networks,
-    caller: &strata_service::Caller,
-    server_id: &str,
-    nic: &Nic,
-    security_groups: &Option<Vec<String>>,
-) -> Result<ServerPort, NovaError> {
-    if let Some(port_id) = &nic.port_id {
-        let port = networks
-            .view
-            .snapshot()
-            .port(port_id)
-            .filter(|p| p.state.is_live() && caller.owns(&p.state.project_id))
-            .cloned()
-            .ok_or_else(|| bad(format!("Port id {port_id} could not be found.")))?;
-        if !port.state.device_id.is_empty() {
-            return Err(NovaError::conflict(format!(
-                "Port {port_id} is still in use."
-            )));
-        }
-        neutron::bind_port(networks, caller, port_id, "", server_id, DEVICE_OWNER)
-            .await
-            .map_err(nova_error)?;
-        return Ok(ServerPort {
-            port_id: port_id.clone(),
-            network_id: port.state.network_id.clone(),
-            created: false,
-        });
-    }
-    let network_id = nic.network_id.clone().unwrap_or_default();
-    let visible = networks
-        .view
-        .snapshot()
-        .network(&network_id)
-        .is_some_and(|n| !n.state.deleted && (caller.owns(&n.state.project_id) || n.state.shared));
-    if !visible {
-        return Err(bad(format!("Network {network_id} could not be found.")));
-    }
-    let req = NewPort {
-        network_id: network_id.clone(),
-        fixed_ips: nic.fixed_ip.as_ref().map(|ip| {
-            vec![IpRequest {
-                subnet_id: None,
-                ip_address: Some(ip.clone()),
-            }]
-        }),
-        device_id: server_id.to_string(),
-        device_owner: DEVICE_OWNER.into(),
-        security_groups: security_groups.clone(),
-        ..NewPort::default()
-    };
-    let row = neutron::create_port(networks, caller, req)
-        .await
-        .map_err(nova_error)?;
-    Ok(ServerPort {
-        port_id: row.id,
-        network_id,
-        created: true,
-    })
+    strata_network::servers::make_server_ports(
+        networks,
+        caller,
+        server_id,
+        requested,
+        security_groups,
+    )
+    .await
+    .map_err(nova_error)
 }
 
 /// Give back the ports made for servers whose create was then refused.
@@ -284,9 +182,7 @@ pub async fn discard_ports(
     caller: &strata_service::Caller,
     ports: &[ServerPort],
 ) {
-    if let Err(e) = strata_network::servers::release_server_ports(networks, caller, ports).await {
-        tracing::error!(error = %e, "could not give back a port of a refused server");
-    }
+    strata_network::servers::give_back_server_ports(networks, caller, ports).await
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -491,7 +387,10 @@ async fn attach_interface(
     } else {
         nic
     };
-    let sp = plug_nic(&compute.networks, &caller, &id, &nic, &None).await?;
+    let sp =
+        strata_network::servers::make_server_port(&compute.networks, &caller, &id, &nic, &None)
+            .await
+            .map_err(nova_error)?;
     let plugged = async {
         if let Some(agent) = compute.engine.agent(&row.state.host) {
             agent

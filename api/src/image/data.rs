@@ -11,11 +11,10 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use std::sync::Arc;
 
-use strata_actors::image::store::{Expect, ImageStore, StoreError, StoredImage};
-use strata_actors::image::ImageCommand;
-use strata_events::Metadata;
+use strata_actors::image::store::{Expect, ImageStore};
 
-use super::{Caller, GlanceError, Images};
+use super::{Caller, GlanceError, ImageError, Images, ImagesExt};
+use strata_image::{Import, ImportChecks, ImportSource};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -97,58 +96,6 @@ fn import_store(
     }
 }
 
-fn store_error(e: StoreError) -> GlanceError {
-    match e {
-        StoreError::TooLarge { max } => GlanceError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("Image storage quota exceeded: at most {max} more bytes may be stored by this project."),
-        ),
-        StoreError::SizeMismatch { expected, actual } => {
-            GlanceError::bad_request(format!("Image size mismatch: expected {expected} bytes, received {actual}."))
-        }
-        StoreError::ChecksumMismatch { expected, actual } => {
-            GlanceError::bad_request(format!("Checksum verification failed: expected {expected}, computed {actual}."))
-        }
-        StoreError::NotFound => GlanceError::not_found("Image data could not be found."),
-        StoreError::InvalidRange => GlanceError::new(StatusCode::RANGE_NOT_SATISFIABLE, "Requested range not satisfiable."),
-        StoreError::Io(m) => {
-            tracing::error!(error = %m, "image store failure");
-            GlanceError::internal("The image store failed.")
-        }
-    }
-}
-
-/// The store key of an image's staged (not yet imported) bytes.
-fn staging_key(id: &str) -> String {
-    format!("staging-{id}")
-}
-
-/// Stream `chunks` into a new object `key`, at most `max` bytes; any failure leaves no bytes behind.
-async fn store_stream<S>(
-    store: &dyn ImageStore,
-    key: &str,
-    mut chunks: S,
-    max: u64,
-    expect: Expect,
-) -> Result<StoredImage, GlanceError>
-where
-    S: Stream<Item = Result<Bytes, GlanceError>> + Unpin,
-{
-    let mut writer = store.begin(key).await.map_err(store_error)?;
-    writer.set_max_size(Some(max));
-    while let Some(chunk) = chunks.next().await {
-        let written = match chunk {
-            Ok(bytes) => writer.write(&bytes).await.map_err(store_error),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = written {
-            writer.abort().await;
-            return Err(e);
-        }
-    }
-    writer.commit(expect).await.map_err(store_error)
-}
-
 fn declared_length(req: &HttpRequest) -> Option<u64> {
     req.headers()
         .get("content-length")
@@ -156,55 +103,8 @@ fn declared_length(req: &HttpRequest) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn body_stream(payload: web::Payload) -> impl Stream<Item = Result<Bytes, GlanceError>> + Unpin {
-    payload.map(|c| {
-        c.map_err(|e| GlanceError::bad_request(format!("The upload was interrupted: {e}")))
-    })
-}
-
-/// Bytes this image's owner may still store.
-async fn quota_left(images: &Images, owner: &str) -> u64 {
-    images.bytes_left(owner).await
-}
-
-/// Record stored bytes as the image's data; if the image changed meanwhile (deleted, say), drop the bytes.
-async fn record_stored(
-    images: &Images,
-    store: &dyn ImageStore,
-    owner: &str,
-    id: &str,
-    stored: StoredImage,
-    meta: &Metadata,
-) -> Result<(), GlanceError> {
-    // The quota reservation is the atomic check: concurrent uploads cannot both fit in the last bytes.
-    if let Err(e) = images.take_bytes(owner, id, stored.size, meta).await {
-        let _ = store.delete(id).await;
-        return Err(e);
-    }
-    let cmd = ImageCommand::StoreData {
-        size: stored.size,
-        checksum: stored.checksum,
-        os_hash_algo: stored.os_hash_algo,
-        os_hash_value: stored.os_hash_value,
-        virtual_size: stored.virtual_size,
-        store: store.name().to_string(),
-        location: stored.location,
-    };
-    if let Err(e) = images.run(id, cmd, meta).await {
-        let _ = store.delete(id).await;
-        return Err(e);
-    }
-    Ok(())
-}
-
-/// Return the image to `queued` after a failed transfer.
-async fn abort(images: &Images, id: &str, reason: &str, meta: &Metadata) {
-    let cmd = ImageCommand::AbortUpload {
-        reason: reason.to_string(),
-    };
-    if let Err(err) = images.run(id, cmd, meta).await {
-        tracing::error!(image = %id, error = %err, "could not return the image to queued after a failed transfer");
-    }
+fn body_stream(payload: web::Payload) -> impl Stream<Item = Result<Bytes, ImageError>> + Unpin {
+    payload.map(|c| c.map_err(|e| ImageError::Invalid(format!("The upload was interrupted: {e}"))))
 }
 
 async fn upload(
@@ -225,26 +125,20 @@ async fn upload(
     }
     let store = upload_store(&images, &req)?;
     let meta = caller.metadata(&req);
-    images.run(&id, ImageCommand::StartUpload, &meta).await?;
     let expect = Expect {
         size: declared_length(&req),
         ..Default::default()
     };
-    let stored = store_stream(
+    strata_image::upload(
+        &images,
         store.as_ref(),
+        &row.owner,
         &id,
         body_stream(payload),
-        quota_left(&images, &row.owner).await,
         expect,
+        &meta,
     )
-    .await;
-    match stored {
-        Ok(s) => record_stored(&images, store.as_ref(), &row.owner, &id, s, &meta).await?,
-        Err(e) => {
-            abort(&images, &id, &e.message, &meta).await;
-            return Err(e);
-        }
-    }
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -265,30 +159,20 @@ async fn stage(
             row.status
         )));
     }
-    let key = staging_key(&id);
     let expect = Expect {
         size: declared_length(&req),
         ..Default::default()
     };
-    let stored = store_stream(
-        images.store.as_ref(),
-        &key,
+    let meta = caller.metadata(&req);
+    strata_image::stage(
+        &images,
+        &row.owner,
+        &id,
         body_stream(payload),
-        quota_left(&images, &row.owner).await,
         expect,
+        &meta,
     )
     .await?;
-    if let Err(e) = images
-        .run(
-            &id,
-            ImageCommand::Stage { size: stored.size },
-            &caller.metadata(&req),
-        )
-        .await
-    {
-        let _ = images.store.delete(&key).await;
-        return Err(e);
-    }
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -319,50 +203,6 @@ fn loopback_url(uri: &str) -> Result<String, GlanceError> {
     Ok(uri.to_string())
 }
 
-/// The body of `uri`, read on a blocking thread and handed over in chunks.
-fn download_stream(uri: String) -> impl Stream<Item = Result<Bytes, GlanceError>> + Unpin {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, GlanceError>>(8);
-    std::thread::spawn(move || {
-        use std::io::Read;
-        let fail = |m: String| Err(GlanceError::bad_request(m));
-        let resp = match ureq::AgentBuilder::new()
-            .redirects(0)
-            .timeout_connect(std::time::Duration::from_secs(10))
-            .build()
-            .get(&uri)
-            .call()
-        {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = tx.blocking_send(fail(format!("web-download of {uri} failed: {e}")));
-                return;
-            }
-        };
-        let mut reader = resp.into_reader();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            match reader.read(&mut buf) {
-                Ok(0) => return,
-                Ok(n) => {
-                    if tx
-                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(fail(format!("web-download of {uri} broke off: {e}")));
-                    return;
-                }
-            }
-        }
-    });
-    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }))
-}
-
 /// `POST /v2/images/{id}/import`: answers 202 and moves the data in the background; clients poll the status.
 async fn import(
     images: web::Data<Images>,
@@ -378,8 +218,8 @@ async fn import(
         .map_err(|e| GlanceError::bad_request(format!("Malformed JSON in request body: {e}")))?;
     let method = v["method"]["name"].as_str().unwrap_or_default().to_string();
     let source = match method.as_str() {
-        "glance-direct" => None,
-        "web-download" => Some(loopback_url(
+        "glance-direct" => ImportSource::Staged,
+        "web-download" => ImportSource::Download(loopback_url(
             v["method"]["uri"].as_str().unwrap_or_default(),
         )?),
         "" => {
@@ -412,51 +252,17 @@ async fn import(
         _ => None,
     };
     let store = import_store(&images, &req, &v)?;
-    let meta = caller.metadata(&req);
-    images
-        .run(
-            &id,
-            ImageCommand::StartImport {
-                method: method.clone(),
-            },
-            &meta,
-        )
-        .await?;
-    let max = quota_left(&images, &row.owner).await;
-    let owner = row.owner.clone();
-    let images = images.into_inner();
-    tokio::spawn(async move {
-        let key = staging_key(&id);
-        let stored = match source {
-            None => match images.store.open(&key, None).await {
-                Ok(reader) => {
-                    let chunks = reader.stream.map(|c| c.map_err(store_error));
-                    store_stream(store.as_ref(), &id, chunks, max, expect).await
-                }
-                Err(e) => Err(store_error(e)),
-            },
-            Some(uri) => store_stream(store.as_ref(), &id, download_stream(uri), max, expect).await,
-        };
-        let stored = match (stored, expect_sha512) {
-            (Ok(s), Some(h)) if s.os_hash_value != h => {
-                let _ = store.delete(&id).await;
-                Err(GlanceError::bad_request(format!(
-                    "os_hash_value mismatch: expected {h}, computed {}",
-                    s.os_hash_value
-                )))
-            }
-            (other, _) => other,
-        };
-        let outcome = match stored {
-            Ok(s) => record_stored(&images, store.as_ref(), &owner, &id, s, &meta).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = outcome {
-            tracing::warn!(image = %id, method, error = %e.message, "import failed");
-            abort(&images, &id, &e.message, &meta).await;
-        }
-        let _ = images.store.delete(&key).await;
-    });
+    let request = Import {
+        owner: row.owner.clone(),
+        id,
+        method,
+        source,
+        checks: ImportChecks {
+            expect,
+            sha512: expect_sha512,
+        },
+    };
+    strata_image::import(images.into_inner(), store, request, caller.metadata(&req)).await?;
     Ok(HttpResponse::Accepted().finish())
 }
 
@@ -532,7 +338,11 @@ async fn download(
         })?),
         None => None,
     };
-    let reader = images.store.open(&id, range).await.map_err(store_error)?;
+    let reader = images
+        .store
+        .open(&id, range)
+        .await
+        .map_err(ImageError::from)?;
     let length = reader.content_length();
     let mut resp = match reader.range {
         Some((start, end)) if range.is_some() => {
@@ -558,120 +368,6 @@ async fn download(
             .stream
             .map(|c| c.map_err(|e| actix_web::error::ErrorInternalServerError(e.to_string()))),
     ))
-}
-
-/// Stores server snapshots (Nova's createImage) as the data of images the compute API created.
-pub struct SnapshotStore {
-    images: web::Data<Images>,
-}
-
-impl SnapshotStore {
-    pub fn new(images: web::Data<Images>) -> Self {
-        SnapshotStore { images }
-    }
-}
-
-/// The file's bytes as upload chunks.
-fn file_chunks(file: tokio::fs::File) -> impl Stream<Item = Result<Bytes, GlanceError>> + Unpin {
-    futures::stream::unfold(file, |mut file| async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = vec![0u8; 1 << 20];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(Bytes::from(buf)), file))
-            }
-            Err(e) => Some((
-                Err(GlanceError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("reading the snapshot: {e}"),
-                )),
-                file,
-            )),
-        }
-    })
-    .boxed()
-}
-
-#[async_trait::async_trait]
-impl strata_compute::SnapshotSink for SnapshotStore {
-    async fn store(
-        &self,
-        image_id: &str,
-        source: std::path::PathBuf,
-        meta: &Metadata,
-    ) -> Result<(), String> {
-        let images = &self.images;
-        let owner = images
-            .view
-            .snapshot()
-            .image(image_id)
-            .map(|row| row.owner.clone())
-            .ok_or_else(|| format!("snapshot image {image_id} is gone"))?;
-        let file = tokio::fs::File::open(&source)
-            .await
-            .map_err(|e| format!("opening {}: {e}", source.display()))?;
-        images
-            .run(image_id, ImageCommand::StartUpload, meta)
-            .await
-            .map_err(|e| e.message.clone())?;
-        let left = quota_left(images, &owner).await;
-        let store = images.store.default_store().clone();
-        match store_stream(
-            store.as_ref(),
-            image_id,
-            file_chunks(file),
-            left,
-            Expect::default(),
-        )
-        .await
-        {
-            Ok(stored) => record_stored(images, store.as_ref(), &owner, image_id, stored, meta)
-                .await
-                .map_err(|e| e.message),
-            Err(e) => {
-                abort(images, image_id, &e.message, meta).await;
-                Err(e.message)
-            }
-        }
-    }
-
-    async fn discard(&self, image_id: &str, meta: &Metadata) {
-        let owner = self
-            .images
-            .view
-            .snapshot()
-            .image(image_id)
-            .map(|row| row.owner.clone());
-        if let Some(owner) = owner {
-            if self
-                .images
-                .run(image_id, ImageCommand::Delete, meta)
-                .await
-                .is_ok()
-            {
-                self.images.free(&owner, image_id, meta).await;
-            }
-        }
-    }
-}
-
-/// Volumes uploaded to images (os-volume_upload_image) go the same way as server snapshots.
-#[async_trait::async_trait]
-impl strata_volume::ImageSink for SnapshotStore {
-    async fn store(
-        &self,
-        image_id: &str,
-        source: std::path::PathBuf,
-        meta: &Metadata,
-    ) -> Result<(), String> {
-        strata_compute::SnapshotSink::store(self, image_id, source, meta).await
-    }
-
-    async fn discard(&self, image_id: &str, meta: &Metadata) {
-        strata_compute::SnapshotSink::discard(self, image_id, meta).await
-    }
 }
 
 #[cfg(test)]

@@ -81,3 +81,20 @@ impl From<CommandError> for GlanceError {
         GlanceError::new(status, message)
     }
 }
+
+impl From<strata_image::ImageError> for GlanceError {
+    fn from(e: strata_image::ImageError) -> Self {
+        use strata_image::ImageError as E;
+        let status = match &e {
+            E::Invalid(_) => StatusCode::BAD_REQUEST,
+            E::Forbidden(_) => StatusCode::FORBIDDEN,
+            E::NotFound(_) => StatusCode::NOT_FOUND,
+            E::Conflict(_) => StatusCode::CONFLICT,
+            E::OverQuota(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            E::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
+            E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            E::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        GlanceError::new(status, e.message())
+    }
+}

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use strata_actors::image::ImageCommand;
 use strata_projections::image::ImageRow;
 
-use super::{Caller, GlanceError, Images};
+use super::{Caller, GlanceError, Images, ImagesExt};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -263,7 +263,7 @@ async fn create(
     };
     if let Err(e) = images.run(&id, cmd, &meta).await {
         images.free(&owner, &id, &meta).await;
-        return Err(e);
+        return Err(e.into());
     }
     let row = images.readable(&caller, &id)?;
     Ok(HttpResponse::Created()

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use strata_actors::image::ImageCommand;
 use strata_projections::image::{ImageRow, MemberRow};
 
-use super::{Caller, GlanceError, Images};
+use super::{Caller, GlanceError, Images, ImagesExt};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(

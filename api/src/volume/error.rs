@@ -125,6 +125,12 @@ impl From<crate::image::GlanceError> for CinderError {
     }
 }
 
+impl From<strata_image::ImageError> for CinderError {
+    fn from(e: strata_image::ImageError) -> Self {
+        crate::image::GlanceError::from(e).into()
+    }
+}
+
 /// "VolumeLimitExceeded: Maximum ..." -> "Maximum ...": a leading CamelCase word and ": " is dropped.
 fn strip_exception_name(message: &str) -> &str {
     match message.split_once(": ") {

@@ -12,5 +12,5 @@ pub mod driver;
 pub mod engine;
 pub mod scheduler;
 
-pub use engine::{Engine, EngineConfig, FakeHostSpec, SnapshotSink};
+pub use engine::{Engine, EngineConfig, FakeHostSpec};
 pub use scheduler::SchedulerConfig;

@@ -11,4 +11,4 @@ pub mod backup_target;
 pub mod driver;
 pub mod engine;
 
-pub use engine::{BackendSpec, Engine, EngineConfig, ImageSink};
+pub use engine::{BackendSpec, Engine, EngineConfig};
