@@ -281,7 +281,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let volumes = actix_web::web::Data::new(Volumes::new(
         runtime.clone(),
         volume_view.clone(),
-        images.clone(),
+        images.clone().into_inner(),
         Duration::from_secs(config.service_down_time),
     ));
     let volume_engine = VolumeEngine::start(

@@ -528,13 +528,11 @@ pub async fn make_boot_volumes(
                 for id in made {
                     crate::volume::discard_volume(vols, &cinder_caller, &id).await;
                 }
-                return Err(
-                    if e.status == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
-                        NovaError::forbidden(format!("Volume quota exceeded: {}", e.message))
-                    } else {
-                        bdm_invalid(e.message)
-                    },
-                );
+                return Err(if matches!(e, strata_volume::VolumeError::OverQuota(_)) {
+                    NovaError::forbidden(format!("Volume quota exceeded: {}", e.message()))
+                } else {
+                    bdm_invalid(e.message())
+                });
             }
         }
     }

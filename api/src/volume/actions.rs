@@ -14,7 +14,7 @@ use strata_actors::volume::{
 };
 use strata_projections::volume::VolumeRow;
 
-use super::volumes::begin_delete;
+use super::begin_delete;
 use super::{
     param, parse_bool, parse_json, parse_size, Caller, CinderError, Microversion, Volumes,
 };
@@ -209,7 +209,7 @@ async fn restore(vols: &Volumes, caller: &Caller, row: &VolumeRow, old: Option<V
         // Going back never passes a limit: no limits apply.
         Some(a) => reserve_volume(vols, caller, row, a, BTreeMap::new()).await,
         None => {
-            super::volumes::release(
+            super::release(
                 vols,
                 &row.state.project_id,
                 &format!("volume:{}", row.id),

@@ -477,7 +477,7 @@ async fn create(
             )
             .await;
         if let Err(e) = begun {
-            super::volumes::release(&vols, &caller.project_id, &holder, &caller).await;
+            super::release(&vols, &caller.project_id, &holder, &caller).await;
             return Err(e.into());
         }
     }
@@ -517,7 +517,7 @@ async fn create(
                 )
                 .await;
         }
-        super::volumes::release(&vols, &caller.project_id, &holder, &caller).await;
+        super::release(&vols, &caller.project_id, &holder, &caller).await;
         return Err(e.into());
     }
     let row = backup(&vols, &caller, &id)?;

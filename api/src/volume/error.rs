@@ -171,3 +171,19 @@ mod tests {
         assert_eq!(key(409), "conflictingRequest");
     }
 }
+
+impl From<strata_volume::VolumeError> for CinderError {
+    fn from(e: strata_volume::VolumeError) -> Self {
+        use strata_volume::VolumeError as E;
+        let status = match &e {
+            E::Invalid(_) => StatusCode::BAD_REQUEST,
+            E::Forbidden(_) => StatusCode::FORBIDDEN,
+            E::NotFound(_) => StatusCode::NOT_FOUND,
+            E::Conflict(_) => StatusCode::CONFLICT,
+            E::OverQuota(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            E::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            E::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        CinderError::new(status, e.message())
+    }
+}

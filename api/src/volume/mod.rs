@@ -18,8 +18,6 @@ mod types;
 mod volumes;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -27,105 +25,20 @@ use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use futures::future::{ready, LocalBoxFuture, Ready};
 use serde_json::{json, Map, Value};
-use strata_actors::volume::{
-    default_volume_limits, Backend, Backup, Snapshot, Volume, VolumeQuota, VolumeType,
-    VolumeTypeCommand, VolumeUsage,
-};
-use strata_actors::{Aggregate, Outcome, Repository, Runtime};
-use strata_events::Metadata;
-use strata_projections::image::ImageView;
-use strata_projections::volume::{VolumeRow, VolumeTypeRow, VolumeView};
-use strata_projections::Live;
 
 pub use error::CinderError;
 pub use policy::POLICY;
-pub use volumes::{create_volume, discard_volume, NewVolume};
+pub use strata_volume::service::{
+    begin_delete, default_type_row, release, undeletable, DEFAULT_TYPE_ID, DEFAULT_TYPE_NAME,
+};
+pub use strata_volume::{create_volume, discard_volume, NewVolume, VolumeError, Volumes};
 
 use crate::auth::AuthContext;
-use crate::identity::Identity;
-
-pub struct Volumes {
-    pub view: Live<VolumeView>,
-    /// Images, to validate `imageRef` and show image names.
-    pub images: Live<ImageView>,
-    /// The image service, where os-volume_upload_image records images.
-    pub glance: web::Data<crate::image::Images>,
-    pub volumes: Repository<Volume>,
-    pub snapshots: Repository<Snapshot>,
-    pub backups: Repository<Backup>,
-    pub types: Repository<VolumeType>,
-    pub backends: Repository<Backend>,
-    pub usage: Repository<VolumeUsage>,
-    pub quotas: Repository<VolumeQuota>,
-    /// The limits of projects that set none (Cinder's quota defaults).
-    pub default_limits: BTreeMap<String, i64>,
-    /// A backend silent for longer is down.
-    pub service_down_time: Duration,
-}
-
-const READ_YOUR_WRITES: Duration = Duration::from_secs(10);
-
-impl Volumes {
-    pub fn new(
-        runtime: Arc<Runtime>,
-        view: Live<VolumeView>,
-        glance: web::Data<crate::image::Images>,
-        service_down_time: Duration,
-    ) -> Self {
-        Volumes {
-            view,
-            images: glance.view.clone(),
-            glance,
-            volumes: Repository::new(runtime.clone()),
-            snapshots: Repository::new(runtime.clone()),
-            backups: Repository::new(runtime.clone()),
-            types: Repository::new(runtime.clone()),
-            backends: Repository::new(runtime.clone()),
-            usage: Repository::new(runtime.clone()),
-            quotas: Repository::new(runtime),
-            default_limits: default_volume_limits(),
-            service_down_time,
-        }
-    }
-
-    /// Run a command and wait until the volume view shows it.
-    pub async fn run<A: Aggregate>(
-        &self,
-        repo: &Repository<A>,
-        id: &str,
-        cmd: A::Command,
-        meta: &Metadata,
-    ) -> Result<Outcome<A>, strata_actors::CommandError> {
-        let out = repo.execute(id, cmd, meta.clone()).await?;
-        if let Some(p) = out.position {
-            if !self.view.wait_for(p, READ_YOUR_WRITES).await {
-                tracing::warn!(
-                    position = p,
-                    "volume view did not reach the write's position in time"
-                );
-            }
-        }
-        Ok(out)
-    }
-
-    /// A project's quota limits: the defaults overlaid with what was set for it.
-    pub fn limits(&self, project_id: &str) -> BTreeMap<String, i64> {
-        self.view
-            .snapshot()
-            .limits_of(project_id, &self.default_limits)
-    }
-}
 
 /// The microversions this server implements: 3.0 up to 3.[`MAX_MINOR`]. 3.68 (os-reimage) needs a re-image
 /// flow in the volume service, so it is not offered.
 pub const MIN_MINOR: u32 = 0;
 pub const MAX_MINOR: u32 = 67;
-
-/// Cinder's default volume type: volumes created without a type get it. It is recorded at its first use
-/// under a fixed id and listed as if it existed before that, so every deployment has it, as Cinder does.
-pub const DEFAULT_TYPE_NAME: &str = "__DEFAULT__";
-pub const DEFAULT_TYPE_ID: &str = "6f14cfc6-bff7-4f0e-b191-d6aff6941e3d";
-const DEFAULT_TYPE_DESCRIPTION: &str = "Default Volume Type";
 
 /// The longest list one request returns (Cinder's `osapi_max_limit`).
 const MAX_LIMIT: usize = 1000;
@@ -145,144 +58,6 @@ fn paths(suffix: &str) -> Vec<String> {
 /// A resource under both spellings; methods it does not serve are a 404, as Cinder's router answers them.
 fn resource(suffix: &str) -> actix_web::Resource {
     web::resource(paths(suffix)).default_service(web::to(not_found))
-}
-
-impl Volumes {
-    /// Volume `id` as `caller` may see it (its project's, or any for admins): 404 otherwise.
-    fn volume(&self, caller: &Caller, id: &str) -> Result<VolumeRow, CinderError> {
-        let view = self.view.snapshot();
-        view.volume(id)
-            .filter(|v| caller.is_admin || v.state.project_id == caller.project_id)
-            .cloned()
-            .ok_or_else(|| CinderError::volume_not_found(id))
-    }
-
-    /// Snapshot `id` as `caller` may see it.
-    fn snapshot(
-        &self,
-        caller: &Caller,
-        id: &str,
-    ) -> Result<strata_projections::volume::SnapshotRow, CinderError> {
-        let view = self.view.snapshot();
-        view.snapshots
-            .get(id)
-            .filter(|s| caller.is_admin || s.state.project_id == caller.project_id)
-            .cloned()
-            .ok_or_else(|| CinderError::snapshot_not_found(id))
-    }
-
-    /// Every volume type, the default one included (as if recorded, until it is).
-    fn all_types(&self) -> Vec<VolumeTypeRow> {
-        let view = self.view.snapshot();
-        let mut rows: Vec<VolumeTypeRow> = view.types.values().cloned().collect();
-        if view.volume_type(DEFAULT_TYPE_NAME).is_none() {
-            rows.push(default_type_row());
-        }
-        rows
-    }
-
-    /// The volume type called `name_or_id` (id first, then name) if `caller` may use it: public, shared with
-    /// its project, or any for admins.
-    fn visible_type(&self, caller: &Caller, name_or_id: &str) -> Option<VolumeTypeRow> {
-        let found = {
-            let view = self.view.snapshot();
-            view.volume_type(name_or_id).cloned()
-        };
-        let found = found.or_else(|| {
-            (name_or_id == DEFAULT_TYPE_NAME || name_or_id == DEFAULT_TYPE_ID)
-                .then(|| {
-                    self.all_types()
-                        .into_iter()
-                        .find(|t| t.id == DEFAULT_TYPE_ID)
-                })
-                .flatten()
-        });
-        found.filter(|t| {
-            caller.is_admin || t.state.is_public || t.state.access.contains(&caller.project_id)
-        })
-    }
-
-    /// The name of volume type `id` ("" when it is unknown).
-    fn type_name(&self, id: &str) -> String {
-        let view = self.view.snapshot();
-        match view.types.get(id) {
-            Some(t) => t.state.name.clone(),
-            None if id == DEFAULT_TYPE_ID => DEFAULT_TYPE_NAME.to_string(),
-            None => String::new(),
-        }
-    }
-
-    /// The id of the default volume type, recording it first if nobody has yet. Two first uses at once both
-    /// name the same fixed id, so one records it and the other finds it.
-    async fn default_type(
-        &self,
-        identity: &Identity,
-        meta: &Metadata,
-    ) -> Result<String, CinderError> {
-        if let Some(t) = self.view.snapshot().volume_type(DEFAULT_TYPE_NAME) {
-            return Ok(t.id.clone());
-        }
-        // A claim refused here is the other first use's (same owner id): the create below settles it.
-        let _ = identity
-            .claim_name("volume_type", "", DEFAULT_TYPE_NAME, DEFAULT_TYPE_ID, meta)
-            .await;
-        let cmd = VolumeTypeCommand::Create {
-            name: DEFAULT_TYPE_NAME.into(),
-            description: DEFAULT_TYPE_DESCRIPTION.into(),
-            is_public: true,
-            extra_specs: BTreeMap::new(),
-        };
-        match self.run(&self.types, DEFAULT_TYPE_ID, cmd, meta).await {
-            Ok(_) => Ok(DEFAULT_TYPE_ID.to_string()),
-            Err(strata_actors::CommandError::Domain(
-                strata_actors::DomainError::AlreadyExists { .. },
-            )) => Ok(DEFAULT_TYPE_ID.to_string()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// The availability zones volumes may be placed in: the backends' (or Cinder's default "nova").
-    fn zones(&self) -> Vec<String> {
-        let view = self.view.snapshot();
-        let mut zones: Vec<String> = view
-            .backends
-            .values()
-            .map(|b| b.state.availability_zone.clone())
-            .filter(|z| !z.is_empty())
-            .collect();
-        zones.sort();
-        zones.dedup();
-        if zones.is_empty() {
-            zones.push("nova".into());
-        }
-        zones
-    }
-
-    /// Whether backend `name` has been heard from within `service_down_time`.
-    fn backend_up(&self, row: &strata_projections::volume::BackendRow) -> bool {
-        row.last_seen.is_some_and(|seen| {
-            chrono::Utc::now()
-                .signed_duration_since(seen)
-                .to_std()
-                .map_or(true, |age| age <= self.service_down_time)
-        })
-    }
-}
-
-fn default_type_row() -> VolumeTypeRow {
-    VolumeTypeRow {
-        id: DEFAULT_TYPE_ID.to_string(),
-        state: VolumeType {
-            exists: true,
-            deleted: false,
-            name: DEFAULT_TYPE_NAME.into(),
-            description: DEFAULT_TYPE_DESCRIPTION.into(),
-            is_public: true,
-            extra_specs: BTreeMap::new(),
-            access: Default::default(),
-        },
-        created_at: String::new(),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------------

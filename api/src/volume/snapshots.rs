@@ -306,7 +306,7 @@ async fn create(
         )
         .await
     {
-        super::volumes::release(&vols, &caller.project_id, &holder, &caller).await;
+        super::release(&vols, &caller.project_id, &holder, &caller).await;
         return Err(e.into());
     }
     let row = vols.snapshot(&caller, &id)?;

@@ -6,11 +6,8 @@ use std::collections::BTreeMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
-use strata_actors::volume::{
-    status as st, SnapshotCommand, VolumeAmounts, VolumeCommand, VolumeTask, VolumeUsageCommand,
-};
+use strata_actors::volume::VolumeCommand;
 use strata_projections::volume::VolumeRow;
-use strata_proto::volume as pb;
 
 use super::{
     body_object, check_filters, links, metadata_filter, metadata_map, nullable, opt_text, param,
@@ -421,38 +418,6 @@ fn opt_uuid(m: &Map<String, Value>, key: &str) -> Result<Option<String>, CinderE
     }
 }
 
-fn ceil_gb(bytes: u64) -> u64 {
-    bytes.div_ceil(1 << 30)
-}
-
-/// The image `r` names (id, or a unique name) for `caller`, checked against the volume size as Cinder does.
-fn image_for_volume(
-    vols: &Volumes,
-    caller: &Caller,
-    r: &str,
-) -> Result<strata_projections::image::ImageRow, CinderError> {
-    let view = vols.images.snapshot();
-    let readable = |i: &&strata_projections::image::ImageRow| {
-        caller.is_admin || i.readable_by(&caller.project_id)
-    };
-    if let Some(i) = view.image(r).filter(readable) {
-        return Ok(i.clone());
-    }
-    let by_name: Vec<_> = view
-        .visible_to(&caller.project_id, caller.is_admin)
-        .filter(|i| i.name == r)
-        .collect();
-    match by_name.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => Err(CinderError::bad_request(
-            "Invalid image identifier or unable to access requested image.",
-        )),
-        _ => Err(CinderError::conflict(format!(
-            "Multiple matches found for '{r}', use an ID to be more specific."
-        ))),
-    }
-}
-
 async fn create(
     vols: web::Data<Volumes>,
     identity: web::Data<Identity>,
@@ -555,7 +520,7 @@ async fn create(
         }
     };
 
-    let request = NewVolume {
+    let request = super::NewVolume {
         name,
         description,
         size_gb: requested_size,
@@ -567,312 +532,9 @@ async fn create(
         metadata,
         backup_id,
     };
-    let row = create_volume(&vols, &identity, &caller, request).await?;
+    let row = super::create_volume(&vols, &identity, &caller, request).await?;
     Ok(HttpResponse::Accepted()
         .json(json!({ "volume": volume_json(&vols, &req, mv, caller.is_admin, &row) })))
-}
-
-/// A volume to make, as a request names it (sources by id, type and zone by name or id).
-#[derive(Debug, Clone, Default)]
-pub struct NewVolume {
-    pub name: String,
-    pub description: String,
-    /// `None`: the source's size.
-    pub size_gb: Option<u64>,
-    pub image_ref: Option<String>,
-    pub snapshot_id: Option<String>,
-    pub source_volid: Option<String>,
-    pub volume_type: Option<String>,
-    pub availability_zone: Option<String>,
-    pub metadata: BTreeMap<String, String>,
-    /// Restore this backup into the new volume (`None` size: the backup's).
-    pub backup_id: Option<String>,
-}
-
-/// Check a volume request for `caller` as Cinder does (sources usable, sizes, zone, type), reserve its quota
-/// and record it (`creating`); the volume service takes it from there. Used by `POST /volumes` and by Nova
-/// when it boots a server from a new volume.
-pub async fn create_volume(
-    vols: &Volumes,
-    identity: &Identity,
-    caller: &Caller,
-    request: NewVolume,
-) -> Result<VolumeRow, CinderError> {
-    let NewVolume {
-        name,
-        description,
-        size_gb: requested_size,
-        image_ref,
-        snapshot_id,
-        source_volid,
-        volume_type: requested_type,
-        availability_zone: requested_az,
-        metadata,
-        backup_id,
-    } = request;
-    // The sources: they must exist for the caller and be usable.
-    let snapshot = snapshot_id
-        .as_deref()
-        .map(|s| vols.snapshot(caller, s))
-        .transpose()?;
-    if let Some(s) = &snapshot {
-        if s.state.status != "available" {
-            return Err(CinderError::bad_request(
-                "Invalid snapshot: Originating snapshot status must be one of 'available' values",
-            ));
-        }
-    }
-    let source = source_volid
-        .as_deref()
-        .map(|s| vols.volume(caller, s))
-        .transpose()?;
-    if let Some(s) = &source {
-        if !matches!(s.state.status.as_str(), st::AVAILABLE | st::IN_USE) {
-            return Err(CinderError::invalid_volume(
-                "Originating source volume status must be one of 'available, in-use' values",
-            ));
-        }
-    }
-    let snapshot_volume = snapshot.as_ref().and_then(|s| {
-        let view = vols.view.snapshot();
-        view.volume(&s.state.volume_id).cloned()
-    });
-    let image = image_ref
-        .as_deref()
-        .map(|r| image_for_volume(vols, caller, r))
-        .transpose()?;
-    let backup = backup_id
-        .as_deref()
-        .map(|b| super::backups::backup(vols, caller, b))
-        .transpose()?;
-    if let Some(b) = &backup {
-        if b.state.status != strata_actors::volume::backup_status::AVAILABLE {
-            return Err(CinderError::bad_request(
-                "Invalid backup: Backup status must be available",
-            ));
-        }
-    }
-
-    let size = match (requested_size, &snapshot, &source) {
-        (Some(s), _, _) => s,
-        (None, Some(snap), _) => snap.state.size_gb,
-        (None, None, Some(src)) => src.state.size_gb,
-        (None, None, None) if backup.is_some() => backup.as_ref().map_or(0, |b| b.state.size_gb),
-        (None, None, None) => {
-            return Err(CinderError::invalid_input(
-                "Volume size 'None' must be an integer and greater than 0",
-            ))
-        }
-    };
-    if let Some(src) = &source {
-        if size < src.state.size_gb {
-            return Err(CinderError::invalid_input(format!(
-                "Volume size '{size}'GB cannot be smaller than original volume size  {}GB. They must be >= original volume size.",
-                src.state.size_gb
-            )));
-        }
-    } else if let Some(snap) = &snapshot {
-        if size < snap.state.size_gb {
-            return Err(CinderError::invalid_input(format!(
-                "Volume size '{size}'GB cannot be smaller than the snapshot size {}GB. They must be >= original snapshot size.",
-                snap.state.size_gb
-            )));
-        }
-    }
-    if let Some(b) = &backup {
-        if size < b.state.size_gb {
-            return Err(CinderError::invalid_input(format!(
-                "Volume size '{size}'GB cannot be smaller than the backup size {}GB.",
-                b.state.size_gb
-            )));
-        }
-    }
-    if let Some(img) = &image {
-        if img.status != "active" {
-            return Err(CinderError::invalid_input(format!(
-                "Image {} is not active.",
-                img.id
-            )));
-        }
-        let image_gb = ceil_gb(img.size.unwrap_or(0));
-        if image_gb > size {
-            return Err(CinderError::invalid_input(format!(
-                "Size of specified image {image_gb}GB is larger than volume size {size}GB."
-            )));
-        }
-        if size < img.min_disk {
-            return Err(CinderError::invalid_input(format!(
-                "Volume size {size}GB cannot be smaller than the image minDisk size {}GB.",
-                img.min_disk
-            )));
-        }
-        if let Some(vs) = img.virtual_size {
-            if ceil_gb(vs) > size {
-                return Err(CinderError::invalid_input(format!(
-                    "Image virtual size is {}GB and doesn't fit in a volume of size {size}GB.",
-                    ceil_gb(vs)
-                )));
-            }
-        }
-    }
-
-    // The zone: asked for, or the source's; it must be one of the backends'.
-    let source_az = source
-        .as_ref()
-        .map(|s| s.state.availability_zone.clone())
-        .or_else(|| {
-            snapshot_volume
-                .as_ref()
-                .map(|s| s.state.availability_zone.clone())
-        });
-    let zones = vols.zones();
-    // A backup's zone is a preference: it may name a zone no backend serves any more.
-    let source_az = source_az.or_else(|| {
-        backup
-            .as_ref()
-            .map(|b| b.state.availability_zone.clone())
-            .filter(|z| zones.contains(z))
-    });
-    let availability_zone = match (&requested_az, &source_az) {
-        (Some(az), Some(src)) if az != src => {
-            return Err(CinderError::invalid_input(if source.is_some() {
-                "Volume must be in the same availability zone as the source volume"
-            } else {
-                "Volume must be in the same availability zone as the snapshot"
-            }))
-        }
-        (Some(az), _) => az.clone(),
-        (None, Some(src)) => src.clone(),
-        (None, None) => zones.first().cloned().unwrap_or_else(|| "nova".into()),
-    };
-    if !zones.contains(&availability_zone) && source_az.as_ref() != Some(&availability_zone) {
-        return Err(CinderError::bad_request(format!(
-            "Invalid input received: Availability zone '{availability_zone}' is invalid."
-        )));
-    }
-
-    // The type: asked for, else the source's, else the default one.
-    let type_id = match &requested_type {
-        Some(t) => {
-            let found = vols.visible_type(caller, t).ok_or_else(|| {
-                if uuid::Uuid::parse_str(t).is_ok() {
-                    CinderError::type_not_found(t)
-                } else {
-                    CinderError::not_found(format!("Volume type with name {t} could not be found."))
-                }
-            })?;
-            found.id
-        }
-        None => source
-            .as_ref()
-            .or(snapshot_volume.as_ref())
-            .map(|s| s.state.volume_type_id.clone())
-            .unwrap_or_default(),
-    };
-    // The default type is recorded at its first use, after the quota check (a refused request records
-    // nothing).
-    let default = type_id.is_empty() || type_id == super::DEFAULT_TYPE_ID;
-    let type_id = if default {
-        super::DEFAULT_TYPE_ID.to_string()
-    } else {
-        type_id
-    };
-    let type_name = vols.type_name(&type_id);
-    let multiattach = {
-        let view = vols.view.snapshot();
-        view.types.get(&type_id).is_some_and(|t| {
-            t.state.extra_specs.get("multiattach").is_some_and(|v| {
-                v.trim_start_matches("<is>")
-                    .trim()
-                    .eq_ignore_ascii_case("true")
-            })
-        })
-    };
-
-    // Quota first: the reservation and the check are one append on the project's usage stream.
-    let id = uuid::Uuid::new_v4().to_string();
-    let holder = format!("volume:{id}");
-    vols.usage
-        .execute(
-            &caller.project_id,
-            VolumeUsageCommand::Reserve {
-                holder: holder.clone(),
-                amounts: VolumeAmounts {
-                    volumes: 1,
-                    gigabytes: size as i64,
-                    volume_type: type_name,
-                    ..Default::default()
-                },
-                limits: vols.limits(&caller.project_id),
-            },
-            caller.meta.clone(),
-        )
-        .await?;
-    let type_id = if default {
-        match vols.default_type(identity, &caller.meta).await {
-            Ok(t) => t,
-            Err(e) => {
-                release(vols, &caller.project_id, &holder, caller).await;
-                return Err(e);
-            }
-        }
-    } else {
-        type_id
-    };
-    let created = pb::VolumeCreated {
-        project_id: caller.project_id.clone(),
-        user_id: caller.user_id.clone(),
-        name,
-        description,
-        size_gb: size,
-        volume_type_id: type_id,
-        availability_zone,
-        source_image_id: image.as_ref().map(|i| i.id.clone()).unwrap_or_default(),
-        source_snapshot_id: snapshot_id.unwrap_or_default(),
-        source_volume_id: source_volid.unwrap_or_default(),
-        metadata: metadata.into_iter().collect(),
-        multiattach,
-        request_id: caller.meta.correlation_id.clone(),
-        bootable: false,
-        backup_id: backup_id.clone().unwrap_or_default(),
-    };
-    if let Err(e) = vols
-        .run(
-            &vols.volumes,
-            &id,
-            VolumeCommand::Create(Box::new(created)),
-            &caller.meta,
-        )
-        .await
-    {
-        release(vols, &caller.project_id, &holder, caller).await;
-        return Err(e.into());
-    }
-    if let Some(b) = &backup_id {
-        // The backup's side of the restore; refused (it stopped being available), the new volume goes.
-        if let Err(e) = super::backups::begin_restore(vols, caller, b, &id).await {
-            discard_volume(vols, caller, &id).await;
-            return Err(e);
-        }
-    }
-    vols.volume(caller, &id)
-}
-
-/// Give a quota reservation back (after a write that followed it failed).
-pub(super) async fn release(vols: &Volumes, project: &str, holder: &str, caller: &Caller) {
-    if let Err(e) = vols
-        .usage
-        .execute(
-            project,
-            VolumeUsageCommand::Release {
-                holder: holder.to_string(),
-            },
-            caller.meta.clone(),
-        )
-        .await
-    {
-        tracing::error!(project, holder, error = %e, "releasing volume quota failed");
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -950,19 +612,6 @@ async fn update(
         .json(json!({ "volume": volume_json(&vols, &req, mv, caller.is_admin, &row) })))
 }
 
-/// Cinder's refusal of a delete (status, attachments, snapshots).
-fn undeletable(force: bool) -> CinderError {
-    let status = if force {
-        String::new()
-    } else {
-        "status must be available or error or error_restoring or error_extending or error_managing and "
-            .to_string()
-    };
-    CinderError::invalid_volume(format!(
-        "Volume {status}must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer."
-    ))
-}
-
 async fn delete(
     vols: web::Data<Volumes>,
     caller: Caller,
@@ -985,77 +634,8 @@ async fn delete(
         caller.enforce("volume:force_delete")?;
     }
     let row = vols.volume(&caller, &id)?;
-    begin_delete(&vols, &caller, &row, cascade, force).await?;
+    super::begin_delete(&vols, &caller, &row, cascade, force).await?;
     Ok(HttpResponse::Accepted().finish())
-}
-
-/// Start deleting a volume (its snapshots first with `cascade`), after the checks Cinder makes.
-/// Delete a volume made for a request that then failed (forced: it may still be creating).
-pub async fn discard_volume(vols: &Volumes, caller: &Caller, id: &str) {
-    let row = vols.view.snapshot().volume(id).cloned();
-    if let Some(row) = row {
-        if let Err(e) = begin_delete(vols, caller, &row, true, true).await {
-            tracing::error!(volume = %id, error = %e.message, "could not delete a volume made for a failed request");
-        }
-    }
-}
-
-pub(super) async fn begin_delete(
-    vols: &Volumes,
-    caller: &Caller,
-    row: &VolumeRow,
-    cascade: bool,
-    force: bool,
-) -> Result<(), CinderError> {
-    let v = &row.state;
-    if v.status == st::DELETING {
-        return Ok(());
-    }
-    let snapshots: Vec<(String, String)> = {
-        let view = vols.view.snapshot();
-        view.snapshots_of(&row.id)
-            .map(|s| (s.id.clone(), s.state.status.clone()))
-            .collect()
-    };
-    let deletable = [
-        st::AVAILABLE,
-        st::ERROR,
-        "error_restoring",
-        st::ERROR_EXTENDING,
-        "error_managing",
-    ];
-    if !v.attachments.is_empty() || (!force && !deletable.contains(&v.status.as_str())) {
-        return Err(undeletable(force));
-    }
-    if !snapshots.is_empty() {
-        let ok = cascade
-            && snapshots
-                .iter()
-                .all(|(_, s)| force || matches!(s.as_str(), "available" | "error" | "deleting"));
-        if !ok {
-            return Err(undeletable(force));
-        }
-        for (sid, _) in &snapshots {
-            vols.run(
-                &vols.snapshots,
-                sid,
-                SnapshotCommand::BeginDelete,
-                &caller.meta,
-            )
-            .await?;
-        }
-    }
-    vols.run(
-        &vols.volumes,
-        &row.id,
-        VolumeCommand::Begin {
-            task: VolumeTask::Delete { force },
-            request_id: caller.meta.correlation_id.clone(),
-        },
-        &caller.meta,
-    )
-    .await?;
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------------------

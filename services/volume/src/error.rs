@@ -65,6 +65,9 @@ impl VolumeError {
     pub fn snapshot_not_found(id: &str) -> Self {
         Self::not_found(format!("Snapshot {id} could not be found."))
     }
+    pub fn backup_not_found(id: &str) -> Self {
+        Self::not_found(format!("Backup {id} could not be found."))
+    }
     pub fn type_not_found(id: &str) -> Self {
         Self::not_found(format!("Volume type {id} could not be found."))
     }
@@ -94,7 +97,9 @@ impl From<CommandError> for VolumeError {
             Failure::Conflict => VolumeError::Conflict(message),
             // The quota aggregate names the Cinder exception ("VolumeLimitExceeded: ..."); Cinder's body
             // carries only its message.
-            Failure::OverQuota => VolumeError::OverQuota(strip_exception_name(&message).to_string()),
+            Failure::OverQuota => {
+                VolumeError::OverQuota(strip_exception_name(&message).to_string())
+            }
             Failure::Unavailable => VolumeError::Unavailable,
         }
     }

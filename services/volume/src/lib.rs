@@ -1,5 +1,8 @@
-//! strata-volume: Cinder's scheduler, volume service and backup service.
+//! strata-volume: Cinder's behaviour: the requests' flows and lookups, the scheduler, the volume service and
+//! the backup service.
 //!
+//! - [`service`]: the volume service's state and the flows requests call (create and delete volumes, with
+//!   their quota and checks), returning a typed [`VolumeError`].
 //! - [`engine`]: the scheduler (filters, capacity weigher, claims) and the volume service that follows the
 //!   log and drives each volume, snapshot and backup through its steps.
 //! - [`driver`]: the backend driver interface, with the `file` driver (one raw or qcow2 file per volume; raw
@@ -10,5 +13,9 @@
 pub mod backup_target;
 pub mod driver;
 pub mod engine;
+mod error;
+pub mod service;
 
 pub use engine::{BackendSpec, Engine, EngineConfig};
+pub use error::VolumeError;
+pub use service::{create_volume, discard_volume, NewVolume, Volumes};
