@@ -273,10 +273,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let compute = actix_web::web::Data::new(Compute::new(
         runtime.clone(),
         compute_view,
-        images.clone(),
+        images.clone().into_inner(),
         engine.clone(),
         volume_view.clone(),
-        networks.clone(),
+        networks.clone().into_inner(),
     ));
     let volumes = actix_web::web::Data::new(Volumes::new(
         runtime.clone(),

@@ -96,3 +96,14 @@ impl From<CommandError> for NovaError {
         NovaError::new(status, message)
     }
 }
+
+impl From<strata_compute::ComputeError> for NovaError {
+    fn from(e: strata_compute::ComputeError) -> Self {
+        use strata_compute::ComputeError as E;
+        match e {
+            E::Refused(e) => e.into(),
+            E::Network(e) => super::network::nova_error(e),
+            E::BootVolume(e) => super::volumes::boot_volume_error(e),
+        }
+    }
+}

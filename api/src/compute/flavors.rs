@@ -319,6 +319,7 @@ async fn create(
         )));
     }
     if let Err(e) = compute.run(&compute.flavors, &id, cmd, &caller.meta).await {
+        let e = NovaError::from(e);
         identity
             .release_name("flavor", "", &name, &id, &caller.meta)
             .await;

@@ -179,6 +179,7 @@ async fn create(
         .await?;
     let created = compute.run(&compute.keypairs, &id, cmd, &caller.meta).await;
     if let Err(e) = created {
+        let e = NovaError::from(e);
         if e.status == StatusCode::CONFLICT {
             // The existing keypair keeps its (same) holder.
             return Err(NovaError::conflict(format!(

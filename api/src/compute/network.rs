@@ -98,7 +98,7 @@ pub fn parse_networks(value: Option<&Value>, minor: u32) -> Result<Requested, No
 
 /// Neutron's refusal as Nova words it: unknown networks and ports are 400, over quota 403, a port in use
 /// or no address left 409, the rest 400 with Neutron's message.
-fn nova_error(e: NetworkError) -> NovaError {
+pub(crate) fn nova_error(e: NetworkError) -> NovaError {
     use actix_web::http::StatusCode;
     match &e {
         NetworkError::OverQuota { .. } => {
@@ -420,7 +420,7 @@ async fn attach_interface(
                 &caller.meta,
             )
             .await
-            .map_err(|e| e.message)
+            .map_err(|e| NovaError::from(e).message)
     }
     .await;
     if let Err(e) = plugged {

@@ -206,7 +206,7 @@ async fn attach(
             &caller.meta,
         )
         .await
-        .map_err(|e| NovaError::bad_request(e.message))?;
+        .map_err(|e| NovaError::bad_request(NovaError::from(e).message))?;
     let plugged = match compute.engine.agent(&s.host) {
         Some(agent) => agent
             .driver
@@ -502,59 +502,11 @@ pub fn boot_disks(
     Ok(out)
 }
 
-/// Make the new volumes of a boot-from-volume request through Cinder (quota, type, zone as for `POST
-/// /volumes`) and fill in their ids. On failure, the volumes made so far are deleted again.
-pub async fn make_boot_volumes(
-    vols: &crate::volume::Volumes,
-    identity: &crate::identity::Identity,
-    caller: &Caller,
-    disks: &mut [BlockDevice],
-) -> Result<(), NovaError> {
-    let cinder_caller = cinder_caller(caller);
-    let mut made: Vec<String> = Vec::new();
-    for b in disks.iter_mut().filter(|b| b.source_type != "volume") {
-        let request = crate::volume::NewVolume {
-            size_gb: Some(b.size_gb),
-            image_ref: (b.source_type == "image").then(|| b.source_id.clone()),
-            snapshot_id: (b.source_type == "snapshot").then(|| b.source_id.clone()),
-            ..Default::default()
-        };
-        match crate::volume::create_volume(vols, identity, &cinder_caller, request).await {
-            Ok(row) => {
-                b.volume_id = row.id.clone();
-                made.push(row.id);
-            }
-            Err(e) => {
-                for id in made {
-                    crate::volume::discard_volume(vols, &cinder_caller, &id).await;
-                }
-                return Err(if matches!(e, strata_volume::VolumeError::OverQuota(_)) {
-                    NovaError::forbidden(format!("Volume quota exceeded: {}", e.message()))
-                } else {
-                    bdm_invalid(e.message())
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The Nova caller as Cinder sees it (Nova acts for the user, with the user's roles).
-fn cinder_caller(caller: &Caller) -> crate::volume::Caller {
-    crate::volume::Caller {
-        auth: caller.auth.clone(),
-        svc: caller.svc.clone(),
-    }
-}
-
-/// Delete the volumes `make_boot_volumes` made (the server they were for was not created).
-pub async fn discard_boot_volumes(
-    vols: &crate::volume::Volumes,
-    caller: &Caller,
-    disks: &[BlockDevice],
-) {
-    let cinder_caller = cinder_caller(caller);
-    for b in disks.iter().filter(|b| b.source_type != "volume") {
-        crate::volume::discard_volume(vols, &cinder_caller, &b.volume_id).await;
+/// Cinder's refusal of a boot volume as Nova words it: over quota is 403, the rest an invalid mapping.
+pub fn boot_volume_error(e: strata_volume::VolumeError) -> NovaError {
+    if matches!(e, strata_volume::VolumeError::OverQuota(_)) {
+        NovaError::forbidden(format!("Volume quota exceeded: {}", e.message()))
+    } else {
+        bdm_invalid(e.message())
     }
 }

@@ -278,7 +278,7 @@ pub(super) async fn aggregate_update(
                 .release_name(NAME_KIND, "", &new_name, &a.state.uuid, &caller.meta)
                 .await;
         }
-        return Err(e);
+        return Err(e.into());
     }
     if renamed {
         identity

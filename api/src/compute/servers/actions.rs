@@ -167,7 +167,7 @@ pub(super) async fn action(
                     &caller.meta,
                 )
                 .await
-                .map_err(|e| locked_message(e, &id))?;
+                .map_err(|e| locked_message(e.into(), &id))?;
             Ok(HttpResponse::NoContent().finish())
         }
         "revertResize" => {
@@ -182,7 +182,7 @@ pub(super) async fn action(
                     &caller.meta,
                 )
                 .await
-                .map_err(|e| locked_message(e, &id))?;
+                .map_err(|e| locked_message(e.into(), &id))?;
             accepted()
         }
         "migrate" => {
@@ -384,7 +384,7 @@ pub(super) async fn migrate(
         )
         .await
         .map(|_| ())
-        .map_err(|e| locked_message(e, id))
+        .map_err(|e| locked_message(e.into(), id))
 }
 
 pub(super) async fn rebuild(

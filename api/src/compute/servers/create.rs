@@ -22,7 +22,7 @@ pub(super) async fn create(
         .ok_or_else(|| invalid("server", &v["server"], "'flavorRef' is a required property"))?;
     let flavor = flavor_spec(&flavor_ref(&compute, &caller, &flavor_r)?);
     // The root disk: an image (imageRef, or a local image mapping) or a Cinder volume (boot from volume).
-    let mut disks = crate::compute::volumes::boot_disks(&compute, &caller, s)?;
+    let disks = crate::compute::volumes::boot_disks(&compute, &caller, s)?;
     let image_r = match string_field(s, "imageRef")?.unwrap_or_default() {
         r if r.is_empty() => disks.image.clone().unwrap_or_default(),
         r => r,
@@ -193,170 +193,38 @@ pub(super) async fn create(
         }
     }
 
-    // Quota: reserve max_count servers, or as many as fit down to min_count.
-    let limits = quota_limits(&compute, &caller.project_id);
-    let mut ids: Vec<String> = Vec::new();
-    let mut last_err = None;
-    let mut n = max_count;
-    while n >= min_count {
-        let try_ids: Vec<String> = (0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect();
-        let holders = try_ids
-            .iter()
-            .map(|id| (id.clone(), flavor_amounts(&flavor)))
-            .collect();
-        match compute
-            .usage
-            .execute(
-                &caller.project_id,
-                UsageCommand::Reserve { holders, limits },
-                caller.meta.clone(),
-            )
-            .await
-        {
-            Ok(_) => {
-                ids = try_ids;
-                break;
-            }
-            Err(e) => {
-                last_err = Some(e);
-                if n == min_count {
-                    break;
-                }
-                n -= 1;
-            }
-        }
-    }
-    if ids.is_empty() {
-        return Err(last_err
-            .map(NovaError::from)
-            .unwrap_or_else(|| NovaError::forbidden("Quota exceeded")));
-    }
-    let release_all = |ids: Vec<String>| {
-        let compute = compute.clone();
-        let project = caller.project_id.clone();
-        let meta = caller.meta.clone();
-        async move {
-            for id in ids {
-                let _ = compute
-                    .usage
-                    .execute(&project, UsageCommand::Release { holder: id }, meta.clone())
-                    .await;
-            }
-        }
+    let server = pb::ServerCreated {
+        project_id: caller.project_id.clone(),
+        user_id: caller.auth.user_id.clone(),
+        name,
+        description,
+        flavor: Some(flavor.to_pb()),
+        image_id,
+        key_name,
+        key_data,
+        metadata: metadata.into_iter().collect(),
+        user_data,
+        availability_zone: az,
+        group_id,
+        same_host,
+        different_host,
+        networks,
+        requested_host,
+        ..Default::default()
     };
-    if !group_id.is_empty() {
-        let limit = compute
-            .limits(&caller.project_id)
-            .get("server_group_members")
-            .copied()
-            .unwrap_or(-1);
-        if let Err(e) = compute
-            .groups
-            .execute(
-                &group_id,
-                ServerGroupCommand::AddMembers {
-                    servers: ids.clone(),
-                    limit,
-                },
-                caller.meta.clone(),
-            )
-            .await
-        {
-            release_all(ids).await;
-            return Err(e.into());
-        }
-    }
-    // New volumes (from an image, a snapshot or blank) are made through Cinder before the server exists.
-    if let Err(e) =
-        crate::compute::volumes::make_boot_volumes(&vols, &identity, &caller, &mut disks.volumes)
-            .await
-    {
-        release_all(ids).await;
-        return Err(e);
-    }
-    // Each server's ports, made through Neutron before the servers are recorded.
-    let mut server_ports: Vec<Vec<strata_actors::compute::ServerPort>> = Vec::new();
-    for id in &ids {
-        match crate::compute::network::make_ports(
-            &compute.networks,
-            &caller,
-            id,
-            &requested,
-            &security_groups,
-        )
-        .await
-        {
-            Ok(p) => server_ports.push(p),
-            Err(e) => {
-                for made in &server_ports {
-                    crate::compute::network::discard_ports(&compute.networks, &caller, made).await;
-                }
-                crate::compute::volumes::discard_boot_volumes(&vols, &caller, &disks.volumes).await;
-                release_all(ids).await;
-                return Err(e);
-            }
-        }
-    }
-    let reservation_id = format!("r-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let request_id = caller.meta.correlation_id.clone();
-    let multiple = ids.len() > 1;
-    for (i, id) in ids.iter().enumerate() {
-        let name = if multiple {
-            format!("{name}-{}", i + 1)
-        } else {
-            name.clone()
-        };
-        let hostname = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
-            .collect::<String>();
-        let created = pb::ServerCreated {
-            project_id: caller.project_id.clone(),
-            user_id: caller.auth.user_id.clone(),
-            name,
-            description: description.clone(),
-            flavor: Some(flavor.to_pb()),
-            image_id: image_id.clone(),
-            key_name: key_name.clone(),
-            key_data: key_data.clone(),
-            metadata: metadata.clone().into_iter().collect(),
-            user_data: user_data.clone(),
-            availability_zone: az.clone(),
-            group_id: group_id.clone(),
-            same_host: same_host.clone(),
-            different_host: different_host.clone(),
-            reservation_id: reservation_id.clone(),
-            launch_index: i as u32,
-            networks: networks.clone(),
-            request_id: request_id.clone(),
-            hostname,
-            requested_host: requested_host.clone(),
-            block_devices: disks.volumes.iter().map(|b| b.to_pb()).collect(),
-            ports: server_ports[i].iter().map(|p| p.to_pb()).collect(),
-        };
-        if let Err(e) = compute
-            .run(
-                &compute.servers,
-                id,
-                ServerCommand::Create(Box::new(created)),
-                &caller.meta,
-            )
-            .await
-        {
-            release_all(ids[i..].to_vec()).await;
-            crate::compute::volumes::discard_boot_volumes(&vols, &caller, &disks.volumes).await;
-            for made in &server_ports[i..] {
-                crate::compute::network::discard_ports(&compute.networks, &caller, made).await;
-            }
-            return Err(e);
-        }
-    }
+    let request = strata_compute::service::BootRequest {
+        server,
+        flavor,
+        min_count,
+        max_count,
+        networks: requested,
+        security_groups,
+        block_devices: disks.volumes,
+    };
+    let booted =
+        strata_compute::service::boot(&compute, &vols, &identity, &caller, request).await?;
+    let reservation_id = booted.reservation_id;
+    let ids = booted.ids;
     let base = crate::common::base_url(&req);
     if s.get("return_reservation_id").and_then(Value::as_bool) == Some(true) {
         return Ok(HttpResponse::Accepted().json(json!({ "reservation_id": reservation_id })));

@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha224};
 use strata_actors::compute::quota::{Amounts, Limits, UsageCommand};
 use strata_actors::compute::server::{power, vm};
-use strata_actors::compute::{Action, FlavorSpec, ServerCommand, ServerGroupCommand};
+use strata_actors::compute::{Action, FlavorSpec, ServerCommand};
 use strata_actors::image::ImageCommand;
 use strata_projections::compute::{ComputeView, FlavorRow, ServerRow};
 use strata_proto::compute as pb;
@@ -786,7 +786,7 @@ async fn begin(
         )
         .await
         .map(|_| ())
-        .map_err(|e| locked_message(e, id))
+        .map_err(|e| locked_message(e.into(), id))
 }
 
 /// Nova's wording for a locked server names its id.
@@ -854,7 +854,7 @@ async fn set_metadata(
             &caller.meta,
         )
         .await
-        .map_err(|e| locked_message(e, id))?;
+        .map_err(|e| locked_message(e.into(), id))?;
     visible(compute, caller, id)
 }
 
@@ -965,7 +965,7 @@ async fn metadata_delete(
             &caller.meta,
         )
         .await
-        .map_err(|e| locked_message(e, &id))?;
+        .map_err(|e| locked_message(e.into(), &id))?;
     Ok(HttpResponse::NoContent().finish())
 }
 

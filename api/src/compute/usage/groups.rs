@@ -240,7 +240,7 @@ pub(super) async fn group_create(
             &caller,
         )
         .await;
-        return Err(e);
+        return Err(e.into());
     }
     let view = compute.view.snapshot();
     let g = view.group(&id).ok_or_else(|| {
@@ -283,6 +283,7 @@ pub(super) async fn group_delete(
         )
         .await
         .map_err(|e| {
+            let e = NovaError::from(e);
             if e.status == StatusCode::NOT_FOUND {
                 NovaError::not_found(format!("Instance group {id} could not be found."))
             } else {
