@@ -104,6 +104,8 @@ impl From<strata_compute::ComputeError> for NovaError {
             E::Refused(e) => e.into(),
             E::Network(e) => super::network::nova_error(e),
             E::BootVolume(e) => super::volumes::boot_volume_error(e),
+            E::Hypervisor(e) => NovaError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            E::AttachFailed(cause) => NovaError::from(*cause),
         }
     }
 }

@@ -1,22 +1,20 @@
-//! Nova with Neutron: the ports a server is created with (`networks`: "none", "auto" or a list of network,
-//! port and fixed-IP requests), its `addresses` and security groups as servers show them,
-//! `os-interface` (attach and detach ports), the addSecurityGroup/removeSecurityGroup actions, and the
-//! conductor's [`PortService`] (bind a server's ports to its host, release them when it goes).
+//! Nova with Neutron, the HTTP side: `networks` of a create request read as Nova does ("none", "auto" or a
+//! list of network, port and fixed-IP requests), the security groups it names, `addresses` and security
+//! groups as servers show them, `os-interface` (list, show, attach, detach) and the
+//! addSecurityGroup/removeSecurityGroup actions, with Neutron's refusals worded as Nova's faults.
 //!
-//! Ports are made through Neutron's own paths (`create_port`, `bind_port`, `delete_port`), so IPAM, MAC
-//! uniqueness, quotas and security groups are Neutron's. Nova makes a server's ports before it records the
-//! server (a refused port refuses the request and leaves nothing behind); the server records which ports it
-//! has and which of them Nova made (those are deleted with it; ports the user gave are released).
+//! The flows are the services': a server's ports are made by `strata_network::servers` (through Neutron's
+//! own paths, so IPAM, MAC uniqueness, quotas and security groups are Neutron's) from the compute service's
+//! boot flow and `strata_compute::service::attach_interface`; the conductor binds them to the server's host.
 
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Map, Value};
-use strata_actors::compute::{ServerCommand, ServerPort};
+use strata_actors::compute::ServerPort;
 use strata_projections::compute::ServerRow;
 use strata_projections::network::NetworkView;
 
 use super::{Caller, Compute, NovaError};
 use crate::network::{self as neutron, Networks};
-use strata_network::servers::DEVICE_OWNER;
 use strata_network::NetworkError;
 
 pub use strata_network::servers::{Nic, Requested};
@@ -154,35 +152,6 @@ pub fn security_group_ids(
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
-}
-
-/// Make (or take) the ports of a server being created (Neutron's side of it, with Neutron's refusal as Nova
-/// words it). On a refusal nothing is left: the ports made so far are deleted and the ports taken released.
-pub async fn make_ports(
-    networks: &Networks,
-    caller: &Caller,
-    server_id: &str,
-    requested: &Requested,
-    security_groups: &Option<Vec<String>>,
-) -> Result<Vec<ServerPort>, NovaError> {
-    strata_network::servers::make_server_ports(
-        networks,
-        caller,
-        server_id,
-        requested,
-        security_groups,
-    )
-    .await
-    .map_err(nova_error)
-}
-
-/// Give back the ports made for servers whose create was then refused.
-pub async fn discard_ports(
-    networks: &Networks,
-    caller: &strata_service::Caller,
-    ports: &[ServerPort],
-) {
-    strata_network::servers::give_back_server_ports(networks, caller, ports).await
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -387,52 +356,18 @@ async fn attach_interface(
     } else {
         nic
     };
-    let sp =
-        strata_network::servers::make_server_port(&compute.networks, &caller, &id, &nic, &None)
-            .await
-            .map_err(nova_error)?;
-    let plugged = async {
-        if let Some(agent) = compute.engine.agent(&row.state.host) {
-            agent
-                .driver
-                .plug_port(&id, &sp.port_id)
-                .await
-                .map_err(|e| e.to_string())?;
-            neutron::bind_port(
-                &compute.networks,
-                &caller,
-                &sp.port_id,
-                &row.state.host,
-                &id,
-                DEVICE_OWNER,
-            )
-            .await
-            .map_err(|e| e.message())?;
-        }
-        compute
-            .run(
-                &compute.servers,
-                &id,
-                ServerCommand::AttachInterface {
-                    port: sp.clone(),
-                    admin: caller.is_admin,
-                },
-                &caller.meta,
-            )
-            .await
-            .map_err(|e| NovaError::from(e).message)
-    }
-    .await;
-    if let Err(e) = plugged {
-        if let Some(agent) = compute.engine.agent(&row.state.host) {
-            let _ = agent.driver.unplug_port(&id, &sp.port_id).await;
-        }
-        discard_ports(&compute.networks, &caller, std::slice::from_ref(&sp)).await;
-        return Err(NovaError::new(
-            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
-            format!("Failed to attach network adapter device to {id}: {e}"),
-        ));
-    }
+    let sp = strata_compute::service::attach_interface(&compute, &caller, &row, &nic)
+        .await
+        .map_err(|e| match e {
+            strata_compute::ComputeError::AttachFailed(cause) => NovaError::new(
+                actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "Failed to attach network adapter device to {id}: {}",
+                    NovaError::from(*cause).message
+                ),
+            ),
+            other => other.into(),
+        })?;
     let view = compute.networks.view.snapshot();
     Ok(HttpResponse::Ok().json(json!({ "interfaceAttachment": interface_json(&view, &sp) })))
 }
@@ -458,33 +393,15 @@ async fn detach_interface(
         .ok_or_else(|| {
             NovaError::not_found(format!("Port {port_id} is not attached to instance {id}"))
         })?;
-    if let Some(agent) = compute.engine.agent(&row.state.host) {
-        match agent.driver.unplug_port(&id, &port_id).await {
-            Ok(()) | Err(strata_compute::driver::DriverError::NotFound(_)) => {}
-            Err(e) => {
-                return Err(NovaError::new(
-                    actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("Failed to detach network adapter device from {id}: {e}"),
-                ))
-            }
-        }
-    }
-    compute
-        .run(
-            &compute.servers,
-            &id,
-            ServerCommand::DetachInterface {
-                port_id: port_id.clone(),
-                admin: caller.is_admin,
-            },
-            &caller.meta,
-        )
-        .await?;
-    if let Err(e) =
-        strata_network::servers::release_server_ports(&compute.networks, &caller, &[sp]).await
-    {
-        tracing::warn!(server = %id, error = %e, "a detached port was not given back");
-    }
+    strata_compute::service::detach_interface(&compute, &caller, &row, &sp)
+        .await
+        .map_err(|e| match e {
+            strata_compute::ComputeError::Hypervisor(e) => NovaError::new(
+                actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+                format!("Failed to detach network adapter device from {id}: {e}"),
+            ),
+            other => other.into(),
+        })?;
     Ok(HttpResponse::Accepted().finish())
 }
 

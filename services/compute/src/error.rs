@@ -18,4 +18,10 @@ pub enum ComputeError {
     /// The volume service refused a volume the request asked it to make.
     #[error(transparent)]
     BootVolume(VolumeError),
+    /// The server's hypervisor failed the operation.
+    #[error("{0}")]
+    Hypervisor(crate::driver::DriverError),
+    /// Attaching an interface failed after the port was made (it was given back): the cause.
+    #[error("{0}")]
+    AttachFailed(Box<ComputeError>),
 }

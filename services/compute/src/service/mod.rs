@@ -4,6 +4,7 @@
 //! calls this and renders Nova's shapes; the conductor and the host agents ([`crate::engine`]) do the rest.
 
 mod boot;
+mod interfaces;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use strata_projections::{Live, Snapshot};
 use crate::Engine;
 
 pub use boot::{boot, BootRequest, Booted};
+pub use interfaces::{attach_interface, detach_interface};
 
 pub struct Compute {
     pub view: Live<ComputeView>,
