@@ -11,6 +11,7 @@ pub mod common;
 pub mod compute;
 pub mod identity;
 pub mod image;
+pub mod microversion;
 pub mod network;
 pub mod object;
 pub mod policy;

@@ -13,7 +13,6 @@ mod usage;
 mod volumes;
 
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use futures::future::{ready, LocalBoxFuture, Ready};
 use serde_json::json;
@@ -33,33 +32,16 @@ pub use strata_compute::{Compute, Views};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Microversion(pub u32);
 
-/// Parse `OpenStack-API-Version: compute 2.X` (or the legacy `X-OpenStack-Nova-API-Version: 2.X`).
-fn requested_version(req: &ServiceRequest) -> Result<u32, NovaError> {
-    let headers = req.headers();
-    let value = crate::common::requested_api_version(headers, "compute").or_else(|| {
-        headers
-            .get("x-openstack-nova-api-version")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    });
-    let Some(value) = value else {
-        return Ok(MIN_MINOR);
-    };
-    if value == "latest" {
-        return Ok(MAX_MINOR);
-    }
-    let minor = value
-        .strip_prefix("2.")
-        .and_then(|m| m.parse::<u32>().ok())
-        .ok_or_else(|| NovaError::bad_request(format!("Invalid API version request: {value}")))?;
-    if !(MIN_MINOR..=MAX_MINOR).contains(&minor) {
-        return Err(NovaError::new(
-            actix_web::http::StatusCode::NOT_ACCEPTABLE,
-            format!("Version 2.{minor} is not supported by the API. Minimum is 2.{MIN_MINOR} and maximum is 2.{MAX_MINOR}."),
-        ));
-    }
-    Ok(minor)
-}
+/// Nova's microversions (`OpenStack-API-Version: compute 2.X`, or the legacy
+/// `X-OpenStack-Nova-API-Version: 2.X`).
+pub static MICROVERSIONS: crate::microversion::Negotiator = crate::microversion::Negotiator {
+    service: "compute",
+    major: 2,
+    min_minor: MIN_MINOR,
+    max_minor: MAX_MINOR,
+    legacy_header: Some("x-openstack-nova-api-version"),
+    malformed: |value| format!("Invalid API version request: {value}"),
+};
 
 /// Middleware: negotiate the microversion, refuse unsupported ones, and echo the version in the response.
 pub fn microversion_middleware<S, B>(
@@ -74,32 +56,13 @@ where
     S::Future: 'static,
     B: 'static,
 {
-    let minor = match requested_version(&req) {
-        Ok(m) => m,
-        Err(e) => {
-            let resp = req
-                .into_response(actix_web::ResponseError::error_response(&e))
-                .map_into_right_body();
-            return Box::pin(async move { Ok(resp) });
-        }
-    };
-    req.extensions_mut().insert(Microversion(minor));
-    let fut = srv.call(req);
-    Box::pin(async move {
-        let mut res = fut.await?.map_into_left_body();
-        let h = res.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&format!("compute 2.{minor}")) {
-            h.insert(HeaderName::from_static("openstack-api-version"), v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&format!("2.{minor}")) {
-            h.insert(HeaderName::from_static("x-openstack-nova-api-version"), v);
-        }
-        h.insert(
-            HeaderName::from_static("vary"),
-            HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"),
-        );
-        Ok(res)
-    })
+    MICROVERSIONS.middleware::<S, B, NovaError>(req, srv)
+}
+
+impl From<crate::microversion::Refusal> for NovaError {
+    fn from(r: crate::microversion::Refusal) -> Self {
+        NovaError::new(r.status, r.message)
+    }
 }
 
 impl FromRequest for Microversion {
@@ -107,11 +70,7 @@ impl FromRequest for Microversion {
     type Future = Ready<Result<Self, NovaError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        ready(Ok(req
-            .extensions()
-            .get::<Microversion>()
-            .copied()
-            .unwrap_or(Microversion(MIN_MINOR))))
+        ready(Ok(Microversion(MICROVERSIONS.of(req))))
     }
 }
 

@@ -20,8 +20,6 @@ mod volumes;
 use std::collections::BTreeMap;
 
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use futures::future::{ready, LocalBoxFuture, Ready};
 use serde_json::{json, Map, Value};
@@ -73,33 +71,19 @@ impl Microversion {
     }
 }
 
-/// Parse `OpenStack-API-Version: volume 3.X` (absent: 3.0).
-fn requested_version(req: &ServiceRequest) -> Result<u32, CinderError> {
-    let value = crate::common::requested_api_version(req.headers(), "volume");
-    let Some(value) = value else {
-        return Ok(MIN_MINOR);
-    };
-    if value == "latest" {
-        return Ok(MAX_MINOR);
-    }
-    let (major, minor) = value
-        .split_once('.')
-        .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
-        .ok_or_else(|| {
-            CinderError::bad_request(format!(
-                "API Version String {value} is of invalid format. Must be of format MajorNum.MinorNum."
-            ))
-        })?;
-    if major != 3 || !(MIN_MINOR..=MAX_MINOR).contains(&minor) {
-        return Err(CinderError::new(
-            StatusCode::NOT_ACCEPTABLE,
-            format!(
-                "Version {major}.{minor} is not supported by the API. Minimum is 3.{MIN_MINOR} and maximum is 3.{MAX_MINOR}."
-            ),
-        ));
-    }
-    Ok(minor)
-}
+/// Cinder's microversions (`OpenStack-API-Version: volume 3.X`).
+pub static MICROVERSIONS: crate::microversion::Negotiator = crate::microversion::Negotiator {
+    service: "volume",
+    major: 3,
+    min_minor: MIN_MINOR,
+    max_minor: MAX_MINOR,
+    legacy_header: None,
+    malformed: |value| {
+        format!(
+            "API Version String {value} is of invalid format. Must be of format MajorNum.MinorNum."
+        )
+    },
+};
 
 /// Middleware: negotiate the microversion, refuse unsupported ones, and echo the version in the response.
 pub fn microversion_middleware<S, B>(
@@ -114,29 +98,13 @@ where
     S::Future: 'static,
     B: 'static,
 {
-    let minor = match requested_version(&req) {
-        Ok(m) => m,
-        Err(e) => {
-            let resp = req
-                .into_response(actix_web::ResponseError::error_response(&e))
-                .map_into_right_body();
-            return Box::pin(async move { Ok(resp) });
-        }
-    };
-    req.extensions_mut().insert(Microversion(minor));
-    let fut = srv.call(req);
-    Box::pin(async move {
-        let mut res = fut.await?.map_into_left_body();
-        let h = res.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&format!("volume 3.{minor}")) {
-            h.insert(HeaderName::from_static("openstack-api-version"), v);
-        }
-        h.insert(
-            HeaderName::from_static("vary"),
-            HeaderValue::from_static("OpenStack-API-Version"),
-        );
-        Ok(res)
-    })
+    MICROVERSIONS.middleware::<S, B, CinderError>(req, srv)
+}
+
+impl From<crate::microversion::Refusal> for CinderError {
+    fn from(r: crate::microversion::Refusal) -> Self {
+        CinderError::new(r.status, r.message)
+    }
 }
 
 impl FromRequest for Microversion {
@@ -144,11 +112,7 @@ impl FromRequest for Microversion {
     type Future = Ready<Result<Self, CinderError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        ready(Ok(req
-            .extensions()
-            .get::<Microversion>()
-            .copied()
-            .unwrap_or(Microversion(MIN_MINOR))))
+        ready(Ok(Microversion(MICROVERSIONS.of(req))))
     }
 }
 

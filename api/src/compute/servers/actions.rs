@@ -341,7 +341,7 @@ pub(super) async fn action(
                 .engine
                 .console_output(&id, length)
                 .await
-                .map_err(NovaError::conflict)?;
+                .map_err(|e| NovaError::conflict(e.to_string()))?;
             Ok(HttpResponse::Ok().json(json!({ "output": output })))
         }
         other => Err(NovaError::bad_request(format!(

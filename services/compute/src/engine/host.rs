@@ -267,17 +267,23 @@ impl Engine {
     }
 
     /// A server's console log from its host's hypervisor (the last `length` lines).
-    pub async fn console_output(&self, id: &str, length: Option<usize>) -> Result<String, String> {
-        let (s, _) = self.servers.load(id).await.map_err(|e| e.to_string())?;
-        let agent = self
-            .agents
-            .get(&s.host)
-            .ok_or_else(|| format!("Compute host {} is not available", s.host))?;
+    pub async fn console_output(
+        &self,
+        id: &str,
+        length: Option<usize>,
+    ) -> Result<String, crate::ComputeError> {
+        let (s, _) = self.servers.load(id).await?;
+        let agent = self.agents.get(&s.host).ok_or_else(|| {
+            crate::ComputeError::Hypervisor(crate::driver::DriverError::Failed(format!(
+                "Compute host {} is not available",
+                s.host
+            )))
+        })?;
         agent
             .driver
             .console_output(id, length)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(crate::ComputeError::Hypervisor)
     }
 
     /// Stop the engine's tasks (its runtime shuts down in the background).
