@@ -110,8 +110,6 @@ fn create_backup(url: &str, token: &str, body: Value) -> String {
     b["id"].as_str().unwrap().to_string()
 }
 
-/// The backing file of a volume on the default `lvm-1` raw file backend.
-
 fn backup_dir(server: &Server, id: &str) -> PathBuf {
     server.data_dir().join("volumes").join("backups").join(id)
 }

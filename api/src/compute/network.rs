@@ -481,7 +481,7 @@ pub async fn change_security_group(
             security_groups: Some(groups),
             ..Default::default()
         };
-        neutron::update_port(&compute.networks, &caller, &sp.port_id, update)
+        neutron::update_port(&compute.networks, caller, &sp.port_id, update)
             .await
             .map_err(nova_error)?;
     }

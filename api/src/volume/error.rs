@@ -145,6 +145,22 @@ fn strip_exception_name(message: &str) -> &str {
     }
 }
 
+impl From<strata_volume::VolumeError> for CinderError {
+    fn from(e: strata_volume::VolumeError) -> Self {
+        use strata_volume::VolumeError as E;
+        let status = match &e {
+            E::Invalid(_) => StatusCode::BAD_REQUEST,
+            E::Forbidden(_) => StatusCode::FORBIDDEN,
+            E::NotFound(_) => StatusCode::NOT_FOUND,
+            E::Conflict(_) => StatusCode::CONFLICT,
+            E::OverQuota(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            E::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            E::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        CinderError::new(status, e.message())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,21 +185,5 @@ mod tests {
         assert_eq!(key(413), "overLimit");
         assert_eq!(key(406), "computeFault");
         assert_eq!(key(409), "conflictingRequest");
-    }
-}
-
-impl From<strata_volume::VolumeError> for CinderError {
-    fn from(e: strata_volume::VolumeError) -> Self {
-        use strata_volume::VolumeError as E;
-        let status = match &e {
-            E::Invalid(_) => StatusCode::BAD_REQUEST,
-            E::Forbidden(_) => StatusCode::FORBIDDEN,
-            E::NotFound(_) => StatusCode::NOT_FOUND,
-            E::Conflict(_) => StatusCode::CONFLICT,
-            E::OverQuota(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            E::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
-            E::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        CinderError::new(status, e.message())
     }
 }
