@@ -202,16 +202,30 @@ pub(crate) mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let mut checked = 0;
         for table in tables() {
-            let dir = root.join(table.service);
-            let entries = std::fs::read_dir(&dir).expect("service source dir");
-            for entry in entries.flatten() {
-                let text = std::fs::read_to_string(entry.path()).expect("source");
+            // Every `.rs` file under the service's folder, its subfolders included.
+            let mut dirs = vec![root.join(table.service)];
+            let mut files = Vec::new();
+            while let Some(dir) = dirs.pop() {
+                for entry in std::fs::read_dir(&dir)
+                    .expect("service source dir")
+                    .flatten()
+                {
+                    let path = entry.path();
+                    if path.is_dir() {
+                        dirs.push(path);
+                    } else if path.extension().is_some_and(|e| e == "rs") {
+                        files.push(path);
+                    }
+                }
+            }
+            for path in files {
+                let text = std::fs::read_to_string(&path).expect("source");
                 for marker in ["enforce(\"", "admin(&caller, \"", "require_admin(\""] {
                     for name in literals_after(&text, marker) {
                         assert!(
                             table.rule(name).is_some(),
                             "{}: {name} is not in the {} policy table",
-                            entry.path().display(),
+                            path.display(),
                             table.service
                         );
                         checked += 1;

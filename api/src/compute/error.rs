@@ -106,6 +106,7 @@ impl From<strata_compute::ComputeError> for NovaError {
             E::BootVolume(e) => super::volumes::boot_volume_error(e),
             E::Hypervisor(e) => NovaError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
             E::AttachFailed(cause) => NovaError::from(*cause),
+            E::AttachRefused(e) => NovaError::bad_request(NovaError::from(e).message),
         }
     }
 }

@@ -1,13 +1,12 @@
-//! `/v2.1/servers/{id}/os-volume_attachments`: attach and detach Cinder volumes. The volume's attachment
-//! (on its `volume-<id>` stream) is the record both services show: Nova lists a server's attachments from
-//! the volume view, Cinder shows the server on the volume. Attaching reserves (volume `attaching`), plugs the
-//! volume into the server's hypervisor, then completes (`in-use`); detaching unplugs and deletes the
-//! attachment (`available`).
+//! `/v2.1/servers/{id}/os-volume_attachments` (list, show, attach, detach) and the `block_device_mapping_v2`
+//! of a server create, the HTTP side: parsing, the checks the views can decide (server state, lock, device
+//! names, sources), rendering. The attach and detach flows are the compute service's
+//! (`strata_compute::service::attach_volume`, `detach_volume`); Nova lists a server's attachments from the
+//! volume view, where the attachment lives on the volume's stream.
 
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 use strata_actors::compute::BlockDevice;
-use strata_actors::volume::VolumeCommand;
 use strata_projections::volume::VolumeView;
 
 use super::{Caller, Compute, Microversion, NovaError};
@@ -190,56 +189,15 @@ async fn attach(
         Some(d) => d,
         None => next_device(&used),
     };
-    let attachment_id = uuid::Uuid::new_v4().to_string();
-    // Reserve (the volume is `attaching`), plug it in on the hypervisor, then complete (`in-use`).
-    compute
-        .run_volume(
-            &volume_id,
-            VolumeCommand::Attach {
-                attachment_id: attachment_id.clone(),
-                server_id: id.clone(),
-                host: s.host.clone(),
-                mountpoint: device.clone(),
-                mode: "rw".into(),
-                complete: false,
-            },
-            &caller.meta,
-        )
+    strata_compute::service::attach_volume(&compute, &caller, &server, &volume_id, &device)
         .await
-        .map_err(|e| NovaError::bad_request(NovaError::from(e).message))?;
-    let plugged = match compute.engine.agent(&s.host) {
-        Some(agent) => agent
-            .driver
-            .attach_volume(&id, &volume_id, &device)
-            .await
-            .map_err(|e| e.to_string()),
-        None => Err(format!("Compute host {} is not available", s.host)),
-    };
-    if let Err(e) = plugged {
-        let _ = compute
-            .run_volume(
-                &volume_id,
-                VolumeCommand::Detach {
-                    attachment_id: attachment_id.clone(),
-                },
-                &caller.meta,
-            )
-            .await;
-        return Err(NovaError::new(
-            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
-            format!("Attaching the volume failed: {e}"),
-        ));
-    }
-    compute
-        .run_volume(
-            &volume_id,
-            VolumeCommand::CompleteAttachment {
-                attachment_id,
-                mountpoint: device.clone(),
-            },
-            &caller.meta,
-        )
-        .await?;
+        .map_err(|e| match e {
+            strata_compute::ComputeError::Hypervisor(e) => NovaError::new(
+                actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+                format!("Attaching the volume failed: {e}"),
+            ),
+            other => other.into(),
+        })?;
     let a = (String::new(), volume_id, device);
     Ok(HttpResponse::Ok().json(json!({ "volumeAttachment": attachment_json(mv, &id, &a, false) })))
 }
@@ -274,42 +232,15 @@ async fn detach_one(
         .into_iter()
         .find(|a| a.1 == volume_id)
         .ok_or_else(|| NovaError::not_found(format!("volume_id not found: {volume_id}")))?;
-    // in-use -> detaching while the hypervisor unplugs it -> available; a failed unplug rolls back.
-    compute
-        .run_volume(
-            volume_id,
-            VolumeCommand::BeginDetaching {
-                attachment_id: Some(attachment.0.clone()),
-            },
-            meta,
-        )
-        .await?;
-    if let Some(agent) = compute.engine.agent(host) {
-        // A server without a VM (shelved offloaded, not yet spawned) has nothing to unplug.
-        let unplugged = match agent.driver.detach_volume(id, volume_id).await {
-            Err(strata_compute::driver::DriverError::NotFound(_)) => Ok(()),
-            other => other,
-        };
-        if let Err(e) = unplugged {
-            let _ = compute
-                .run_volume(volume_id, VolumeCommand::RollDetaching, meta)
-                .await;
-            return Err(NovaError::new(
+    strata_compute::service::detach_volume(compute, meta, id, host, volume_id, &attachment.0)
+        .await
+        .map_err(|e| match e {
+            strata_compute::ComputeError::Hypervisor(e) => NovaError::new(
                 actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
                 format!("Detaching the volume failed: {e}"),
-            ));
-        }
-    }
-    compute
-        .run_volume(
-            volume_id,
-            VolumeCommand::Detach {
-                attachment_id: attachment.0,
-            },
-            meta,
-        )
-        .await?;
-    Ok(())
+            ),
+            other => other.into(),
+        })
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -9,9 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 use strata_actors::image::ImageCommand;
-use strata_actors::volume::{
-    status as st, VolumeAmounts, VolumeCommand, VolumeTask, VolumeUsageCommand,
-};
+use strata_actors::volume::{status as st, VolumeAmounts, VolumeCommand, VolumeTask};
 use strata_projections::volume::VolumeRow;
 
 use super::begin_delete;
@@ -173,57 +171,6 @@ fn begin(task: VolumeTask, caller: &Caller) -> VolumeCommand {
     }
 }
 
-/// What the volume's quota holder holds now (to put back if the task cannot start).
-fn held(vols: &Volumes, row: &VolumeRow) -> Option<VolumeAmounts> {
-    let view = vols.view.snapshot();
-    view.usage
-        .get(&row.state.project_id)
-        .and_then(|u| u.holders.get(&format!("volume:{}", row.id)))
-        .cloned()
-}
-
-async fn reserve_volume(
-    vols: &Volumes,
-    caller: &Caller,
-    row: &VolumeRow,
-    amounts: VolumeAmounts,
-    limits: BTreeMap<String, i64>,
-) -> Result<(), CinderError> {
-    vols.usage
-        .execute(
-            &row.state.project_id,
-            VolumeUsageCommand::Reserve {
-                holder: format!("volume:{}", row.id),
-                amounts,
-                limits,
-            },
-            caller.meta.clone(),
-        )
-        .await?;
-    Ok(())
-}
-
-/// Put a volume's reservation back as it was before a task that did not start.
-async fn restore(vols: &Volumes, caller: &Caller, row: &VolumeRow, old: Option<VolumeAmounts>) {
-    let result = match old {
-        // Going back never passes a limit: no limits apply.
-        Some(a) => reserve_volume(vols, caller, row, a, BTreeMap::new()).await,
-        None => {
-            super::release(
-                vols,
-                &row.state.project_id,
-                &format!("volume:{}", row.id),
-                caller,
-            )
-            .await;
-            Ok(())
-        }
-    };
-    if let Err(e) = result {
-        tracing::error!(volume = %row.id, error = %e.message, "could not restore the volume's quota");
-    }
-}
-
 /// `os-extend`: quota for the new size first, then the task (the volume service grows the volume).
 async fn extend(
     vols: &Volumes,
@@ -253,22 +200,17 @@ async fn extend(
             v.size_gb
         )));
     }
-    let old = held(vols, row);
     let amounts = VolumeAmounts {
         volumes: 1,
         gigabytes: new_size as i64,
         volume_type: vols.type_name(&v.volume_type_id),
         ..Default::default()
     };
-    reserve_volume(vols, caller, row, amounts, vols.limits(&v.project_id)).await?;
     let task = VolumeTask::Extend {
         new_size_gb: new_size,
         allow_in_use,
     };
-    if let Err(e) = run(vols, caller, row, begin(task, caller)).await {
-        restore(vols, caller, row, old).await;
-        return Err(e);
-    }
+    strata_volume::service::begin_with_quota(vols, caller, row, amounts, task).await?;
     Ok(HttpResponse::Accepted().finish())
 }
 
@@ -366,21 +308,16 @@ async fn retype(
             "Retype requested with the same volume type.",
         ));
     }
-    let old = held(vols, row);
     let amounts = VolumeAmounts {
         volumes: 1,
         gigabytes: v.size_gb as i64,
         volume_type: t.state.name.clone(),
         ..Default::default()
     };
-    reserve_volume(vols, caller, row, amounts, vols.limits(&v.project_id)).await?;
     let task = VolumeTask::Retype {
         volume_type_id: t.id.clone(),
     };
-    if let Err(e) = run(vols, caller, row, begin(task, caller)).await {
-        restore(vols, caller, row, old).await;
-        return Err(e);
-    }
+    strata_volume::service::begin_with_quota(vols, caller, row, amounts, task).await?;
     Ok(HttpResponse::Accepted().finish())
 }
 
@@ -526,10 +463,6 @@ async fn upload_image(
         )));
     }
     let image_id = uuid::Uuid::new_v4().to_string();
-    let glance = &vols.glance;
-    glance
-        .take_slot(&caller.project_id, &image_id, &caller.meta)
-        .await?;
     let cmd = ImageCommand::Create {
         image_id: image_id.clone(),
         owner: caller.project_id.clone(),
@@ -544,28 +477,7 @@ async fn upload_image(
         tags: vec![],
         properties: BTreeMap::new(),
     };
-    if let Err(e) = glance.run(&image_id, cmd, &caller.meta).await {
-        glance
-            .free(&caller.project_id, &image_id, &caller.meta)
-            .await;
-        return Err(e.into());
-    }
-    let task = VolumeTask::UploadImage {
-        image_id: image_id.clone(),
-        force,
-    };
-    if let Err(e) = run(vols, caller, row, begin(task, caller)).await {
-        if glance
-            .run(&image_id, ImageCommand::Delete, &caller.meta)
-            .await
-            .is_ok()
-        {
-            glance
-                .free(&caller.project_id, &image_id, &caller.meta)
-                .await;
-        }
-        return Err(e);
-    }
+    strata_volume::service::upload_to_image(vols, caller, row, &image_id, cmd, force).await?;
     let row = vols.volume(caller, &row.id)?;
     let volume_type = {
         let view = vols.view.snapshot();

@@ -10,10 +10,8 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 use strata_actors::volume::{
-    backup_status as bs, status as st, BackupCommand, VolumeAmounts, VolumeCommand, VolumeTask,
-    VolumeUsageCommand,
+    backup_status as bs, status as st, BackupCommand, VolumeCommand, VolumeTask,
 };
-use strata_actors::{CommandError, DomainError};
 use strata_projections::volume::BackupRow;
 use strata_proto::volume as pb;
 
@@ -290,20 +288,6 @@ fn flag(m: &Map<String, Value>, key: &str) -> Result<bool, CinderError> {
     }
 }
 
-/// Cinder's 413 bodies for backup quotas: the usage aggregate speaks of volumes and snapshots.
-fn quota_error(e: CommandError) -> CinderError {
-    if let CommandError::Domain(DomainError::OverQuota(m)) = &e {
-        if m.contains("backup_gigabytes") {
-            let tail = m.rfind("Requested ").map(|i| &m[i..]).unwrap_or_default();
-            return CinderError::new(
-                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                format!("Requested backup exceeds allowed Backup gigabytes quota. {tail}"),
-            );
-        }
-    }
-    e.into()
-}
-
 /// The backup an incremental backup of `volume_id` builds on: the caller's newest available full or
 /// incremental backup of the volume itself (backups of snapshots hold another disk's chunks).
 fn parent_for(vols: &Volumes, caller: &Caller, volume_id: &str) -> Option<String> {
@@ -443,83 +427,18 @@ async fn create(
         None => vs.availability_zone.clone(),
     };
 
-    // Quota first: the reservation and the check are one append on the project's usage stream.
-    let id = uuid::Uuid::new_v4().to_string();
-    let holder = format!("backup:{id}");
-    vols.usage
-        .execute(
-            &caller.project_id,
-            VolumeUsageCommand::Reserve {
-                holder: holder.clone(),
-                amounts: VolumeAmounts {
-                    backups: 1,
-                    backup_gigabytes: vs.size_gb as i64,
-                    ..Default::default()
-                },
-                limits: vols.limits(&caller.project_id),
-            },
-            caller.meta.clone(),
-        )
-        .await
-        .map_err(quota_error)?;
-    // The volume's side first (a backup of a snapshot leaves the volume as it is).
-    let volume_task = snapshot_id.is_none();
-    if volume_task {
-        let begun = vols
-            .run(
-                &vols.volumes,
-                &volume_id,
-                VolumeCommand::Begin {
-                    task: VolumeTask::Backup { force },
-                    request_id: caller.meta.correlation_id.clone(),
-                },
-                &caller.meta,
-            )
-            .await;
-        if let Err(e) = begun {
-            super::release(&vols, &caller.project_id, &holder, &caller).await;
-            return Err(e.into());
-        }
-    }
     let created = pb::BackupCreated {
-        project_id: caller.project_id.clone(),
-        user_id: caller.user_id.clone(),
-        volume_id: volume_id.clone(),
         name,
         description,
-        size_gb: vs.size_gb,
         incremental,
         parent_id,
         container,
-        request_id: caller.meta.correlation_id.clone(),
         snapshot_id: snapshot_id.unwrap_or_default(),
         metadata: metadata.into_iter().collect(),
         availability_zone,
+        ..Default::default()
     };
-    if let Err(e) = vols
-        .run(
-            &vols.backups,
-            &id,
-            BackupCommand::Create(Box::new(created)),
-            &caller.meta,
-        )
-        .await
-    {
-        if volume_task {
-            let _ = vols
-                .run(
-                    &vols.volumes,
-                    &volume_id,
-                    VolumeCommand::Finish {
-                        expected: st::BACKING_UP.into(),
-                    },
-                    &caller.meta,
-                )
-                .await;
-        }
-        super::release(&vols, &caller.project_id, &holder, &caller).await;
-        return Err(e.into());
-    }
+    let id = strata_volume::service::create_backup(&vols, &caller, &volume, force, created).await?;
     let row = backup(&vols, &caller, &id)?;
     Ok(HttpResponse::Accepted().json(json!({ "backup": summary_json(&req, &row) })))
 }
@@ -644,27 +563,6 @@ async fn restore(
     })))
 }
 
-/// The backup's side of a restore, recorded after the volume's (the caller takes the volume's side back
-/// when this is refused: the backup stopped being available in between).
-pub(super) async fn begin_restore(
-    vols: &Volumes,
-    caller: &Caller,
-    backup_id: &str,
-    volume_id: &str,
-) -> Result<(), CinderError> {
-    vols.run(
-        &vols.backups,
-        backup_id,
-        BackupCommand::BeginRestore {
-            volume_id: volume_id.to_string(),
-        },
-        &caller.meta,
-    )
-    .await
-    .map(|_| ())
-    .map_err(CinderError::from)
-}
-
 async fn restore_to_existing(
     vols: &Volumes,
     caller: &Caller,
@@ -697,7 +595,8 @@ async fn restore_to_existing(
         &caller.meta,
     )
     .await?;
-    if let Err(e) = begin_restore(vols, caller, backup_id, volume_id).await {
+    if let Err(e) = strata_volume::service::begin_restore(vols, caller, backup_id, volume_id).await
+    {
         let _ = vols
             .run(
                 &vols.volumes,
@@ -708,7 +607,7 @@ async fn restore_to_existing(
                 &caller.meta,
             )
             .await;
-        return Err(e);
+        return Err(e.into());
     }
     Ok((volume_id.to_string(), vs.name.clone()))
 }

@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
-use strata_actors::volume::{status as st, SnapshotCommand, VolumeAmounts, VolumeUsageCommand};
+use strata_actors::volume::{status as st, SnapshotCommand};
 use strata_projections::volume::SnapshotRow;
-use strata_proto::volume as pb;
 
 use super::{
     body_object, check_filters, metadata_filter, metadata_map, nullable, opt_text, param,
@@ -269,46 +268,12 @@ async fn create(
             vs.status
         )));
     }
-    let id = uuid::Uuid::new_v4().to_string();
-    let holder = format!("snapshot:{id}");
-    vols.usage
-        .execute(
-            &caller.project_id,
-            VolumeUsageCommand::Reserve {
-                holder: holder.clone(),
-                amounts: VolumeAmounts {
-                    snapshots: 1,
-                    gigabytes: vs.size_gb as i64,
-                    volume_type: vols.type_name(&vs.volume_type_id),
-                    ..Default::default()
-                },
-                limits: vols.limits(&caller.project_id),
-            },
-            caller.meta.clone(),
-        )
-        .await?;
-    let created = pb::SnapshotCreated {
-        project_id: caller.project_id.clone(),
-        user_id: caller.user_id.clone(),
-        volume_id: volume_id.clone(),
+    let request = strata_volume::service::NewSnapshot {
         name,
         description,
-        size_gb: vs.size_gb,
-        metadata: metadata.into_iter().collect(),
-        request_id: caller.meta.correlation_id.clone(),
+        metadata,
     };
-    if let Err(e) = vols
-        .run(
-            &vols.snapshots,
-            &id,
-            SnapshotCommand::Create(Box::new(created)),
-            &caller.meta,
-        )
-        .await
-    {
-        super::release(&vols, &caller.project_id, &holder, &caller).await;
-        return Err(e.into());
-    }
+    let id = strata_volume::service::create_snapshot(&vols, &caller, &volume, request).await?;
     let row = vols.snapshot(&caller, &id)?;
     Ok(HttpResponse::Accepted().json(json!({ "snapshot": snapshot_json(mv, &row, true) })))
 }

@@ -18,6 +18,9 @@ pub enum ComputeError {
     /// The volume service refused a volume the request asked it to make.
     #[error(transparent)]
     BootVolume(VolumeError),
+    /// The volume refused the attachment (its status, or it is attached already).
+    #[error("{0}")]
+    AttachRefused(CommandError),
     /// The server's hypervisor failed the operation.
     #[error("{0}")]
     Hypervisor(crate::driver::DriverError),

@@ -353,14 +353,7 @@ impl ImageSink for SnapshotStore {
             .image(image_id)
             .map(|row| row.owner.clone());
         if let Some(owner) = owner {
-            if self
-                .images
-                .run(image_id, ImageCommand::Delete, meta)
-                .await
-                .is_ok()
-            {
-                self.images.free(&owner, image_id, meta).await;
-            }
+            self.images.discard_record(&owner, image_id, meta).await;
         }
     }
 }

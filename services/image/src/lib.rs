@@ -147,6 +147,32 @@ impl Images {
         }
     }
 
+    /// Record image `image_id` of `owner` for bytes another service hands over later (a server snapshot, a
+    /// volume uploaded to an image): the quota slot first (a refusal is `OverQuota`), then `create` (an
+    /// `ImageCommand::Create`); a refused record gives the slot back.
+    pub async fn create_record(
+        &self,
+        owner: &str,
+        image_id: &str,
+        create: ImageCommand,
+        meta: &Metadata,
+    ) -> Result<(), ImageError> {
+        self.take_slot(owner, image_id, meta).await?;
+        if let Err(e) = self.run(image_id, create, meta).await {
+            self.free(owner, image_id, meta).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Delete an image record whose bytes will not come (the hand-over did not start or failed) and give its
+    /// quota back.
+    pub async fn discard_record(&self, owner: &str, image_id: &str, meta: &Metadata) {
+        if self.run(image_id, ImageCommand::Delete, meta).await.is_ok() {
+            self.free(owner, image_id, meta).await;
+        }
+    }
+
     /// Bytes `owner` may still store (an upload stops streaming once it passes this).
     pub async fn bytes_left(&self, owner: &str) -> u64 {
         match self.usage.load(&usage_id(owner)).await {

@@ -118,3 +118,18 @@ fn strip_exception_name(message: &str) -> &str {
         _ => message,
     }
 }
+
+/// The image service's refusals as Cinder reports them (an upload to an image records the image first).
+impl From<strata_image::ImageError> for VolumeError {
+    fn from(e: strata_image::ImageError) -> Self {
+        use strata_image::ImageError as I;
+        match e {
+            I::Invalid(m) => VolumeError::Invalid(m),
+            I::Forbidden(m) => VolumeError::Forbidden(m),
+            I::NotFound(m) => VolumeError::NotFound(m),
+            I::Conflict(m) => VolumeError::Conflict(m),
+            I::OverQuota(m) => VolumeError::OverQuota(m),
+            I::RangeNotSatisfiable | I::Internal(_) | I::Unavailable => VolumeError::Unavailable,
+        }
+    }
+}

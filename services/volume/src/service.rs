@@ -682,3 +682,274 @@ pub async fn begin_delete(
     .await?;
     Ok(())
 }
+
+/// What volume `row` holds of its project's quota now (`None`: nothing).
+pub fn held(vols: &Volumes, row: &VolumeRow) -> Option<VolumeAmounts> {
+    let view = vols.view.snapshot();
+    view.usage
+        .get(&row.state.project_id)
+        .and_then(|u| u.holders.get(&format!("volume:{}", row.id)))
+        .cloned()
+}
+
+/// Set what volume `row` holds of its project's quota to `amounts` (refused past `limits`).
+async fn reserve_volume(
+    vols: &Volumes,
+    caller: &Caller,
+    row: &VolumeRow,
+    amounts: VolumeAmounts,
+    limits: BTreeMap<String, i64>,
+) -> Result<(), VolumeError> {
+    vols.usage
+        .execute(
+            &row.state.project_id,
+            VolumeUsageCommand::Reserve {
+                holder: format!("volume:{}", row.id),
+                amounts,
+                limits,
+            },
+            caller.meta.clone(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Put a volume's reservation back as it was before a task that did not start.
+async fn restore_held(
+    vols: &Volumes,
+    caller: &Caller,
+    row: &VolumeRow,
+    old: Option<VolumeAmounts>,
+) {
+    let result = match old {
+        // Going back never passes a limit: no limits apply.
+        Some(a) => reserve_volume(vols, caller, row, a, BTreeMap::new()).await,
+        None => {
+            release(
+                vols,
+                &row.state.project_id,
+                &format!("volume:{}", row.id),
+                caller,
+            )
+            .await;
+            Ok(())
+        }
+    };
+    if let Err(e) = result {
+        tracing::error!(volume = %row.id, error = %e, "could not restore the volume's quota");
+    }
+}
+
+/// Start `task` on volume `row` once its quota holds `amounts` (extend: the new size; retype: the new
+/// type); when the task cannot start, the reservation goes back to what it was.
+pub async fn begin_with_quota(
+    vols: &Volumes,
+    caller: &Caller,
+    row: &VolumeRow,
+    amounts: VolumeAmounts,
+    task: VolumeTask,
+) -> Result<(), VolumeError> {
+    let old = held(vols, row);
+    reserve_volume(
+        vols,
+        caller,
+        row,
+        amounts,
+        vols.limits(&row.state.project_id),
+    )
+    .await?;
+    let cmd = VolumeCommand::Begin {
+        task,
+        request_id: caller.meta.correlation_id.clone(),
+    };
+    if let Err(e) = vols.run(&vols.volumes, &row.id, cmd, &caller.meta).await {
+        restore_held(vols, caller, row, old).await;
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// A snapshot to take of a volume.
+#[derive(Debug, Clone, Default)]
+pub struct NewSnapshot {
+    pub name: String,
+    pub description: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Record a snapshot of `volume` (checked by the caller: visible, in a state that allows it) after
+/// reserving its quota (one snapshot and the volume's size); the volume service takes it from there. A
+/// refused record gives the quota back. Returns the snapshot's id.
+pub async fn create_snapshot(
+    vols: &Volumes,
+    caller: &Caller,
+    volume: &VolumeRow,
+    request: NewSnapshot,
+) -> Result<String, VolumeError> {
+    let vs = &volume.state;
+    let id = uuid::Uuid::new_v4().to_string();
+    let holder = format!("snapshot:{id}");
+    vols.usage
+        .execute(
+            &caller.project_id,
+            VolumeUsageCommand::Reserve {
+                holder: holder.clone(),
+                amounts: VolumeAmounts {
+                    snapshots: 1,
+                    gigabytes: vs.size_gb as i64,
+                    volume_type: vols.type_name(&vs.volume_type_id),
+                    ..Default::default()
+                },
+                limits: vols.limits(&caller.project_id),
+            },
+            caller.meta.clone(),
+        )
+        .await?;
+    let created = pb::SnapshotCreated {
+        project_id: caller.project_id.clone(),
+        user_id: caller.user_id.clone(),
+        volume_id: volume.id.clone(),
+        name: request.name,
+        description: request.description,
+        size_gb: vs.size_gb,
+        metadata: request.metadata.into_iter().collect(),
+        request_id: caller.meta.correlation_id.clone(),
+    };
+    if let Err(e) = vols
+        .run(
+            &vols.snapshots,
+            &id,
+            SnapshotCommand::Create(Box::new(created)),
+            &caller.meta,
+        )
+        .await
+    {
+        release(vols, &caller.project_id, &holder, caller).await;
+        return Err(e.into());
+    }
+    Ok(id)
+}
+
+/// Record a backup of volume `volume` (or of its snapshot, named in `created.snapshot_id`): the caller
+/// checked the request (state, force, parent, zone) and filled in `created` but for the ids. Quota first
+/// (one backup and the volume's size in backup gigabytes), then the volume's side (`backing-up`; a backup
+/// of a snapshot leaves the volume as it is), then the backup; a refusal undoes the earlier steps. Returns
+/// the backup's id.
+pub async fn create_backup(
+    vols: &Volumes,
+    caller: &Caller,
+    volume: &VolumeRow,
+    force: bool,
+    mut created: pb::BackupCreated,
+) -> Result<String, VolumeError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let holder = format!("backup:{id}");
+    vols.usage
+        .execute(
+            &caller.project_id,
+            VolumeUsageCommand::Reserve {
+                holder: holder.clone(),
+                amounts: VolumeAmounts {
+                    backups: 1,
+                    backup_gigabytes: volume.state.size_gb as i64,
+                    ..Default::default()
+                },
+                limits: vols.limits(&caller.project_id),
+            },
+            caller.meta.clone(),
+        )
+        .await
+        .map_err(backup_quota_error)?;
+    let volume_task = created.snapshot_id.is_empty();
+    if volume_task {
+        let begun = vols
+            .run(
+                &vols.volumes,
+                &volume.id,
+                VolumeCommand::Begin {
+                    task: VolumeTask::Backup { force },
+                    request_id: caller.meta.correlation_id.clone(),
+                },
+                &caller.meta,
+            )
+            .await;
+        if let Err(e) = begun {
+            release(vols, &caller.project_id, &holder, caller).await;
+            return Err(e.into());
+        }
+    }
+    created.project_id = caller.project_id.clone();
+    created.user_id = caller.user_id.clone();
+    created.volume_id = volume.id.clone();
+    created.size_gb = volume.state.size_gb;
+    created.request_id = caller.meta.correlation_id.clone();
+    if let Err(e) = vols
+        .run(
+            &vols.backups,
+            &id,
+            BackupCommand::Create(Box::new(created)),
+            &caller.meta,
+        )
+        .await
+    {
+        if volume_task {
+            let _ = vols
+                .run(
+                    &vols.volumes,
+                    &volume.id,
+                    VolumeCommand::Finish {
+                        expected: st::BACKING_UP.into(),
+                    },
+                    &caller.meta,
+                )
+                .await;
+        }
+        release(vols, &caller.project_id, &holder, caller).await;
+        return Err(e.into());
+    }
+    Ok(id)
+}
+
+/// Cinder words a refusal of the backup gigabytes quota its own way.
+fn backup_quota_error(e: strata_actors::CommandError) -> VolumeError {
+    if let strata_actors::CommandError::Domain(strata_actors::DomainError::OverQuota(m)) = &e {
+        if m.contains("backup_gigabytes") {
+            let tail = m.rfind("Requested ").map(|i| &m[i..]).unwrap_or_default();
+            return VolumeError::OverQuota(format!(
+                "Requested backup exceeds allowed Backup gigabytes quota. {tail}"
+            ));
+        }
+    }
+    e.into()
+}
+
+/// Start uploading volume `row` to a new image (`os-volume_upload_image`): the image service records the
+/// image (`create`, an `ImageCommand::Create` for `image_id`, with its quota slot), then the volume's task
+/// starts; the volume service exports the volume and hands the bytes to the image service. A task that
+/// cannot start removes the image again.
+pub async fn upload_to_image(
+    vols: &Volumes,
+    caller: &Caller,
+    row: &VolumeRow,
+    image_id: &str,
+    create: strata_actors::image::ImageCommand,
+    force: bool,
+) -> Result<(), VolumeError> {
+    vols.glance
+        .create_record(&caller.project_id, image_id, create, &caller.meta)
+        .await?;
+    let cmd = VolumeCommand::Begin {
+        task: VolumeTask::UploadImage {
+            image_id: image_id.to_string(),
+            force,
+        },
+        request_id: caller.meta.correlation_id.clone(),
+    };
+    if let Err(e) = vols.run(&vols.volumes, &row.id, cmd, &caller.meta).await {
+        vols.glance
+            .discard_record(&caller.project_id, image_id, &caller.meta)
+            .await;
+        return Err(e.into());
+    }
+    Ok(())
+}

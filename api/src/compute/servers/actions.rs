@@ -529,10 +529,6 @@ pub(super) async fn create_image(
     properties.insert("base_image_ref".into(), json!(s.image_id));
     properties.insert("user_id".into(), json!(caller.auth.user_id));
     let glance = &compute.glance;
-    glance
-        .take_slot(&s.project_id, &image_id, &caller.meta)
-        .await
-        .map_err(|e| NovaError::forbidden(e.message()))?;
     let cmd = ImageCommand::Create {
         image_id: image_id.clone(),
         owner: s.project_id.clone(),
@@ -547,11 +543,16 @@ pub(super) async fn create_image(
         tags: vec![],
         properties,
     };
-    if let Err(e) = glance.run(&image_id, cmd, &caller.meta).await {
-        glance.free(&s.project_id, &image_id, &caller.meta).await;
-        let e = crate::image::GlanceError::from(e);
-        return Err(NovaError::new(e.status, e.message));
-    }
+    glance
+        .create_record(&s.project_id, &image_id, cmd, &caller.meta)
+        .await
+        .map_err(|e| match e {
+            strata_image::ImageError::OverQuota(m) => NovaError::forbidden(m),
+            other => {
+                let e = crate::image::GlanceError::from(other);
+                NovaError::new(e.status, e.message)
+            }
+        })?;
     if let Err(e) = begin(
         compute,
         caller,
@@ -562,13 +563,9 @@ pub(super) async fn create_image(
     )
     .await
     {
-        if glance
-            .run(&image_id, ImageCommand::Delete, &caller.meta)
-            .await
-            .is_ok()
-        {
-            glance.free(&s.project_id, &image_id, &caller.meta).await;
-        }
+        glance
+            .discard_record(&s.project_id, &image_id, &caller.meta)
+            .await;
         return Err(e);
     }
     if mv.0 >= 45 {

@@ -5,6 +5,7 @@
 
 mod boot;
 mod interfaces;
+mod volumes;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use crate::Engine;
 
 pub use boot::{boot, BootRequest, Booted};
 pub use interfaces::{attach_interface, detach_interface};
+pub use volumes::{attach_volume, detach_volume};
 
 pub struct Compute {
     pub view: Live<ComputeView>,
