@@ -3,7 +3,7 @@
 # ensure_system_packages  installs the Debian packages the build needs, only those missing.
 # ensure_venv             creates .venv with the pinned OpenStack CLI, only when missing or differently pinned.
 
-STRATA_SYSTEM_PACKAGES=(librocksdb-dev libclang-dev protobuf-compiler python3-venv qemu-utils)
+STRATA_SYSTEM_PACKAGES=(librocksdb-dev libclang-dev protobuf-compiler python3-venv qemu-utils lld)
 STRATA_PY_PINS=(python-openstackclient==10.5.0 openstacksdk==4.22.0 python-swiftclient==4.11.0)
 
 log() { printf '==> %s\n' "$*" >&2; }

@@ -9,6 +9,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ensure_system_packages
 ensure_venv .venv
 export STRATA_VENV="$PWD/.venv"
+# A clean checkout (CI) builds everything once: incremental compilation only adds work there. Set
+# CARGO_INCREMENTAL=1 to keep it for edit-and-rerun loops.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 # Examples are not test targets: build them so they keep compiling (tests/acceptance/audit_stream_http.rs runs the
 # instance_hours example's logic through `#[path]`).
