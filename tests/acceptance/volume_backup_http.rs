@@ -14,24 +14,11 @@ use serde_json::{json, Value};
 
 const MIB: u64 = 1 << 20;
 
-/// A request at microversion `3.<minor>`.
-fn at(minor: u32, method: &str, url: &str, token: &str, body: Option<&Value>) -> Resp {
-    let version = format!("volume 3.{minor}");
-    let body = body.map(Value::to_string);
-    request_raw(
-        method,
-        url,
-        &[("X-Auth-Token", token), ("OpenStack-API-Version", &version)],
-        body.as_deref(),
-    )
-    .unwrap_or_else(|e| panic!("HTTP transport error: {e}"))
-}
-
 /// What openstacksdk speaks for backups.
 const MV: u32 = 64;
 
 fn call(method: &str, url: &str, token: &str, body: Option<&Value>) -> Resp {
-    at(MV, method, url, token, body)
+    cinder_at(MV, method, url, token, body)
 }
 
 /// Poll `path` (a volume or a backup) until `done` holds (60 s at most); returns its last representation.
@@ -295,7 +282,7 @@ fn full_and_incremental_backups_restore_byte_identical_data() {
     assert_content(&volume_file(&server, &new_vol), 1 << 30, &full_content);
 
     // A volume created from the backup (POST /volumes with backup_id, 3.47): the same content, 2 GB.
-    let r = at(
+    let r = cinder_at(
         47,
         "POST",
         &format!("{url}/volumes"),
@@ -458,7 +445,7 @@ fn backup_bad_input_quotas_admin_actions_and_other_projects() {
     );
     // Metadata only from 3.43.
     refuse(
-        at(
+        cinder_at(
             42,
             "POST",
             &format!("{url}/backups"),
@@ -532,7 +519,7 @@ fn backup_bad_input_quotas_admin_actions_and_other_projects() {
     assert!(b.get("user_id").is_none(), "{b}");
     wait_volume(&url, &member, &vol, "available");
     refuse(
-        at(
+        cinder_at(
             8,
             "PUT",
             &format!("{url}/backups/{b1}"),
@@ -542,7 +529,7 @@ fn backup_bad_input_quotas_admin_actions_and_other_projects() {
         404,
         "itemNotFound",
     );
-    let u = at(
+    let u = cinder_at(
         9,
         "PUT",
         &format!("{url}/backups/{b1}"),
@@ -553,7 +540,7 @@ fn backup_bad_input_quotas_admin_actions_and_other_projects() {
     .json();
     assert_eq!(u["backup"]["name"], "renamed", "{u}");
     refuse(
-        at(
+        cinder_at(
             9,
             "PUT",
             &format!("{url}/backups/{b1}"),

@@ -11,24 +11,11 @@ use crate::common::nova::*;
 use crate::common::*;
 use serde_json::{json, Value};
 
-/// A request at microversion `3.<minor>`.
-fn at(minor: u32, method: &str, url: &str, token: &str, body: Option<&Value>) -> Resp {
-    let version = format!("volume 3.{minor}");
-    let body = body.map(Value::to_string);
-    request_raw(
-        method,
-        url,
-        &[("X-Auth-Token", token), ("OpenStack-API-Version", &version)],
-        body.as_deref(),
-    )
-    .unwrap_or_else(|e| panic!("HTTP transport error: {e}"))
-}
-
 /// The microversion most tests speak (what openstacksdk negotiates for snapshots).
 const MV: u32 = 65;
 
 fn call(method: &str, url: &str, token: &str, body: Option<&Value>) -> Resp {
-    at(MV, method, url, token, body)
+    cinder_at(MV, method, url, token, body)
 }
 
 fn create_volume(url: &str, token: &str, body: Value) -> Value {
@@ -139,7 +126,7 @@ fn versions_microversions_and_faults() {
     get(&format!("{url}/"), None).expect(200);
 
     let token = server.admin_token();
-    let r = at(50, "GET", &format!("{url}/volumes"), &token, None).expect(200);
+    let r = cinder_at(50, "GET", &format!("{url}/volumes"), &token, None).expect(200);
     assert_eq!(r.header("openstack-api-version"), Some("volume 3.50"));
     let r = request_raw(
         "GET",
@@ -164,7 +151,7 @@ fn versions_microversions_and_faults() {
     assert_eq!(r.header("openstack-api-version"), Some("volume 3.67"));
     // Cinder names no fault for 406: it is a computeFault.
     let msg = nova_fault(
-        &at(68, "GET", &format!("{url}/volumes"), &token, None),
+        &cinder_at(68, "GET", &format!("{url}/volumes"), &token, None),
         406,
         "computeFault",
     );
@@ -210,7 +197,7 @@ fn versions_microversions_and_faults() {
     );
     // APIs newer than the request's microversion are not there.
     nova_fault(
-        &at(26, "GET", &format!("{url}/attachments"), &token, None),
+        &cinder_at(26, "GET", &format!("{url}/attachments"), &token, None),
         404,
         "itemNotFound",
     );
@@ -308,7 +295,7 @@ fn volume_lifecycle_snapshots_and_cascade() {
     .json();
     assert_eq!(named["volumes"].as_array().unwrap().len(), 1, "{named}");
     assert_eq!(named["volumes"][0]["name"], "v2");
-    let like = at(
+    let like = cinder_at(
         34,
         "GET",
         &format!("{url}/volumes/detail?name~=v"),
@@ -1138,7 +1125,7 @@ fn services_pools_and_zones() {
     let admin = server.admin_token();
     let (_, _, member) = new_member(&server, &admin, "s-proj", "s-user");
 
-    let s = at(49, "GET", &format!("{url}/os-services"), &admin, None)
+    let s = cinder_at(49, "GET", &format!("{url}/os-services"), &admin, None)
         .expect(200)
         .json();
     let services = s["services"].as_array().unwrap();
@@ -1272,7 +1259,7 @@ fn attachments_and_volume_actions() {
     wait_status(&url, &token, &id, "available");
 
     // The attachments API (3.27, os-complete 3.44).
-    let a = at(
+    let a = cinder_at(
         54,
         "POST",
         &format!("{url}/attachments"),
@@ -1306,7 +1293,7 @@ fn attachments_and_volume_actions() {
         u["attachment"]["connection_info"]["data"]["path"].is_string(),
         "{u}"
     );
-    at(
+    cinder_at(
         44,
         "POST",
         &format!("{url}/attachments/{aid}/action"),
@@ -1438,7 +1425,7 @@ fn attachments_and_volume_actions() {
     );
     assert!(msg.contains("not the latest"), "{msg}");
     nova_fault(
-        &at(
+        &cinder_at(
             39,
             "POST",
             &format!("{url}/volumes/{id}/action"),

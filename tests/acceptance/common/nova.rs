@@ -237,3 +237,16 @@ pub fn volume_file(server: &Server, id: &str) -> std::path::PathBuf {
         .join("lvm-1")
         .join(format!("volume-{id}"))
 }
+
+/// A Cinder request at microversion `3.<minor>`.
+pub fn cinder_at(minor: u32, method: &str, url: &str, token: &str, body: Option<&Value>) -> Resp {
+    let version = format!("volume 3.{minor}");
+    let body = body.map(Value::to_string);
+    request_raw(
+        method,
+        url,
+        &[("X-Auth-Token", token), ("OpenStack-API-Version", &version)],
+        body.as_deref(),
+    )
+    .unwrap_or_else(|e| panic!("HTTP transport error: {e}"))
+}
