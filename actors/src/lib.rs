@@ -7,6 +7,8 @@
 
 pub mod aggregate;
 pub mod compute;
+#[cfg(test)]
+pub(crate) mod gwt;
 pub mod identity;
 pub mod image;
 pub mod network;

@@ -287,7 +287,7 @@ impl Aggregate for Flavor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::gwt::given;
+    use crate::gwt::{edit, given};
 
     fn create_cmd() -> FlavorCommand {
         FlavorCommand::Create {
@@ -394,20 +394,16 @@ mod tests {
     fn name_must_be_1_to_255_chars_without_outer_whitespace() {
         for bad in ["", " x", "x ", "\tx", &"n".repeat(256)] {
             given::<Flavor>([])
-                .when(with(|c| {
-                    if let FlavorCommand::Create { name, .. } = c {
-                        *name = bad.to_string();
-                    }
-                }))
+                .when(with(
+                    edit!(FlavorCommand::Create { name } => *name = bad.to_string()),
+                ))
                 .then_invalid();
         }
         for good in ["a b", &"n".repeat(255)] {
             given::<Flavor>([])
-                .when(with(|c| {
-                    if let FlavorCommand::Create { name, .. } = c {
-                        *name = good.to_string();
-                    }
-                }))
+                .when(with(
+                    edit!(FlavorCommand::Create { name } => *name = good.to_string()),
+                ))
                 .then_ok();
         }
     }
@@ -416,11 +412,9 @@ mod tests {
     fn flavor_id_must_be_1_to_255_chars() {
         for bad in [String::new(), "i".repeat(256)] {
             given::<Flavor>([])
-                .when(with(|c| {
-                    if let FlavorCommand::Create { flavor_id, .. } = c {
-                        *flavor_id = bad.clone();
-                    }
-                }))
+                .when(with(
+                    edit!(FlavorCommand::Create { flavor_id } => *flavor_id = bad.clone()),
+                ))
                 .then_invalid();
         }
     }
@@ -429,56 +423,16 @@ mod tests {
     fn sizes_follow_nova_ranges() {
         type Edit = fn(&mut FlavorCommand);
         let bad: [Edit; 10] = [
-            |c| {
-                if let FlavorCommand::Create { ram_mb, .. } = c {
-                    *ram_mb = 0
-                }
-            },
-            |c| {
-                if let FlavorCommand::Create { ram_mb, .. } = c {
-                    *ram_mb = MAX_INT + 1
-                }
-            },
-            |c| {
-                if let FlavorCommand::Create { vcpus, .. } = c {
-                    *vcpus = 0
-                }
-            },
-            |c| {
-                if let FlavorCommand::Create { vcpus, .. } = c {
-                    *vcpus = u32::MAX
-                }
-            },
-            |c| {
-                if let FlavorCommand::Create { disk_gb, .. } = c {
-                    *disk_gb = MAX_INT + 1
-                }
-            },
-            |c| {
-                if let FlavorCommand::Create { ephemeral_gb, .. } = c {
-                    *ephemeral_gb = MAX_INT + 1
-                }
-            },
-            |c| {
-                if let FlavorCommand::Create { swap_mb, .. } = c {
-                    *swap_mb = MAX_INT + 1
-                }
-            },
-            |c| {
-                if let FlavorCommand::Create { rxtx_factor, .. } = c {
-                    *rxtx_factor = 0.0
-                }
-            },
-            |c| {
-                if let FlavorCommand::Create { rxtx_factor, .. } = c {
-                    *rxtx_factor = -1.0
-                }
-            },
-            |c| {
-                if let FlavorCommand::Create { rxtx_factor, .. } = c {
-                    *rxtx_factor = f64::NAN
-                }
-            },
+            edit!(FlavorCommand::Create { ram_mb } => *ram_mb = 0),
+            edit!(FlavorCommand::Create { ram_mb } => *ram_mb = MAX_INT + 1),
+            edit!(FlavorCommand::Create { vcpus } => *vcpus = 0),
+            edit!(FlavorCommand::Create { vcpus } => *vcpus = u32::MAX),
+            edit!(FlavorCommand::Create { disk_gb } => *disk_gb = MAX_INT + 1),
+            edit!(FlavorCommand::Create { ephemeral_gb } => *ephemeral_gb = MAX_INT + 1),
+            edit!(FlavorCommand::Create { swap_mb } => *swap_mb = MAX_INT + 1),
+            edit!(FlavorCommand::Create { rxtx_factor } => *rxtx_factor = 0.0),
+            edit!(FlavorCommand::Create { rxtx_factor } => *rxtx_factor = -1.0),
+            edit!(FlavorCommand::Create { rxtx_factor } => *rxtx_factor = f64::NAN),
         ];
         for edit in bad {
             given::<Flavor>([]).when(with(edit)).then_invalid();
@@ -499,18 +453,12 @@ mod tests {
         });
         given::<Flavor>([]).when(zero).then_ok();
         given::<Flavor>([])
-            .when(with(|c| {
-                if let FlavorCommand::Create { rxtx_factor, .. } = c {
-                    *rxtx_factor = f64::INFINITY;
-                }
-            }))
+            .when(with(
+                edit!(FlavorCommand::Create { rxtx_factor } => *rxtx_factor = f64::INFINITY),
+            ))
             .then_invalid();
         given::<Flavor>([])
-            .when(with(|c| {
-                if let FlavorCommand::Create { description, .. } = c {
-                    *description = "d".repeat(DESCRIPTION_MAX + 1);
-                }
-            }))
+            .when(with(edit!(FlavorCommand::Create { description } => *description = "d".repeat(DESCRIPTION_MAX + 1))))
             .then_invalid();
     }
 

@@ -374,7 +374,7 @@ impl Aggregate for Sequence {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::gwt::given;
+    use crate::gwt::given;
 
     fn group(policy: &str) -> E {
         E::ServerGroupCreated(pb::ServerGroupCreated {

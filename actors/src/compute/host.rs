@@ -326,7 +326,7 @@ impl Aggregate for ComputeHost {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::gwt::given;
+    use crate::gwt::given;
 
     fn registered() -> E {
         E::HostRegistered(pb::HostRegistered {

@@ -173,7 +173,7 @@ impl Aggregate for Keypair {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::gwt::given;
+    use crate::gwt::given;
 
     fn create(name: &str) -> KeypairCommand {
         KeypairCommand::Create {

@@ -315,7 +315,7 @@ impl Aggregate for ComputeQuota {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::gwt::given;
+    use crate::gwt::given;
 
     const LIMITS: Limits = Limits {
         instances: 2,

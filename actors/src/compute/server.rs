@@ -1168,7 +1168,7 @@ impl Aggregate for Server {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::gwt::given;
+    use crate::gwt::given;
 
     fn flavor(id: &str, vcpus: u32) -> pb::FlavorSnapshot {
         pb::FlavorSnapshot {

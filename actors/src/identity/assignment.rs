@@ -160,7 +160,7 @@ impl Aggregate for Assignment {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::gwt::given;
+    use crate::gwt::given;
 
     fn on_project() -> Target {
         Target::Project("p1".into())

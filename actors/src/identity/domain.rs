@@ -148,7 +148,7 @@ impl Aggregate for Domain {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::gwt::given;
+    use crate::gwt::{edit, given};
 
     fn created() -> E {
         E::DomainCreated(pb::DomainCreated {
@@ -229,45 +229,17 @@ mod tests {
             c
         };
         let cases = [
-            with(|c| {
-                if let DomainCommand::Create { domain_id, .. } = c {
-                    domain_id.clear()
-                }
-            }),
-            with(|c| {
-                if let DomainCommand::Create { name, .. } = c {
-                    name.clear()
-                }
-            }),
-            with(|c| {
-                if let DomainCommand::Create { name, .. } = c {
-                    *name = " ".into()
-                }
-            }),
-            with(|c| {
-                if let DomainCommand::Create { name, .. } = c {
-                    *name = "n".repeat(65)
-                }
-            }),
-            with(|c| {
-                if let DomainCommand::Create { description, .. } = c {
-                    *description = "d".repeat(65536)
-                }
-            }),
-            with(|c| {
-                if let DomainCommand::Create { extra_json, .. } = c {
-                    *extra_json = "not json".into()
-                }
-            }),
+            with(edit!(DomainCommand::Create { domain_id } => domain_id.clear())),
+            with(edit!(DomainCommand::Create { name } => name.clear())),
+            with(edit!(DomainCommand::Create { name } => *name = " ".into())),
+            with(edit!(DomainCommand::Create { name } => *name = "n".repeat(65))),
+            with(edit!(DomainCommand::Create { description } => *description = "d".repeat(65536))),
+            with(edit!(DomainCommand::Create { extra_json } => *extra_json = "not json".into())),
         ];
         for cmd in cases {
             given::<Domain>([]).when(cmd).then_invalid();
         }
-        let longest = with(|c| {
-            if let DomainCommand::Create { name, .. } = c {
-                *name = "n".repeat(64)
-            }
-        });
+        let longest = with(edit!(DomainCommand::Create { name } => *name = "n".repeat(64)));
         assert_eq!(given::<Domain>([]).when(longest).then_ok().name.len(), 64);
     }
 

@@ -176,7 +176,7 @@ impl Aggregate for Endpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::gwt::given;
+    use crate::gwt::given;
 
     const URL: &str = "http://controller:8774/v2.1";
 

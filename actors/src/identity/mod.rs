@@ -141,109 +141,13 @@ where
     }
 }
 
-/// Given/When/Then scaffolding shared by the aggregate tests.
-#[cfg(test)]
-pub(crate) mod gwt {
-    use crate::aggregate::{Aggregate, DomainError, DomainEvent};
-    use strata_proto::IdentityEvent;
-
-    /// An aggregate's state after its history.
-    pub(crate) struct Given<A>(pub A);
-
-    pub(crate) fn given<A: Aggregate<Event = IdentityEvent>>(
-        history: impl IntoIterator<Item = IdentityEvent>,
-    ) -> Given<A> {
-        Given(
-            history
-                .into_iter()
-                .fold(A::default(), |state, e| state.apply(&e)),
-        )
-    }
-
-    /// The decision on one command, and the state it was taken against.
-    pub(crate) struct When<A: Aggregate> {
-        state: A,
-        result: Result<Vec<IdentityEvent>, DomainError>,
-    }
-
-    impl<A: Aggregate<Event = IdentityEvent> + PartialEq> Given<A> {
-        pub(crate) fn when(self, cmd: A::Command) -> When<A> {
-            let result = self.0.decide(&cmd);
-            if let Ok(events) = &result {
-                events.iter().for_each(assert_round_trips);
-            }
-            When {
-                state: self.0,
-                result,
-            }
-        }
-    }
-
-    impl<A: Aggregate<Event = IdentityEvent> + PartialEq> When<A> {
-        /// Expect exactly `expected`; returns the state after applying them (which must survive a snapshot).
-        #[track_caller]
-        pub(crate) fn then(self, expected: Vec<IdentityEvent>) -> A {
-            let events = self
-                .result
-                .unwrap_or_else(|e| panic!("expected events, got error {e:?}"));
-            assert_eq!(events, expected);
-            let after = events.iter().fold(self.state, |s, e| s.apply(e));
-            assert_snapshot_round_trips(&after);
-            after
-        }
-
-        /// Expect an accepted command, whatever it records; returns the state after applying its events.
-        #[track_caller]
-        pub(crate) fn then_ok(self) -> A {
-            let events = match &self.result {
-                Ok(events) => events.clone(),
-                Err(e) => panic!("expected events, got error {e:?}"),
-            };
-            self.then(events)
-        }
-
-        /// Expect an accepted command that records nothing (idempotent repeat or no-op update).
-        #[track_caller]
-        pub(crate) fn then_nothing(self) -> A {
-            self.then(vec![])
-        }
-
-        #[track_caller]
-        pub(crate) fn then_err(self, expected: DomainError) {
-            assert_eq!(self.result, Err(expected));
-        }
-
-        /// Expect a 400: the command itself is malformed.
-        #[track_caller]
-        pub(crate) fn then_invalid(self) {
-            match self.result {
-                Err(DomainError::Invalid(_)) => {}
-                other => panic!("expected Invalid, got {other:?}"),
-            }
-        }
-    }
-
-    #[track_caller]
-    pub(crate) fn assert_round_trips(e: &IdentityEvent) {
-        let decoded = IdentityEvent::decode(e.event_type(), &e.encode()).expect("decodes");
-        assert_eq!(&decoded, e);
-    }
-
-    #[track_caller]
-    fn assert_snapshot_round_trips<A: Aggregate + PartialEq>(state: &A) {
-        let json = serde_json::to_string(state).expect("state serializes");
-        let back: A = serde_json::from_str(&json).expect("state deserializes");
-        assert_eq!(&back, state);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
     use crate::aggregate::{Aggregate, DomainEvent};
-    use gwt::assert_round_trips;
+    use crate::gwt::assert_round_trips;
     use strata_proto::IdentityEvent;
 
     /// Run `cmds` in order against a fresh aggregate, applying each decision; return every event.

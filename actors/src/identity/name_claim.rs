@@ -131,7 +131,7 @@ impl Aggregate for NameClaim {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::gwt::given;
+    use crate::gwt::given;
 
     fn claim(owner: &str) -> NameClaimCommand {
         NameClaimCommand::Claim {
@@ -228,7 +228,7 @@ mod tests {
             owner_id: owner.into(),
         };
         let held = given::<NameClaim>([]).when(domain("d1")).then_ok();
-        let err = crate::identity::gwt::Given(held).when(domain("d2"));
+        let err = crate::gwt::Given(held).when(domain("d2"));
         err.then_err(DomainError::AlreadyExists {
             kind: "domain",
             detail: "Duplicate entry found with name acme.".into(),

@@ -204,7 +204,7 @@ impl Aggregate for Project {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::gwt::given;
+    use crate::gwt::{edit, given};
 
     fn created() -> E {
         E::ProjectCreated(pb::ProjectCreated {
@@ -284,61 +284,17 @@ mod tests {
     fn create_validates_its_input() {
         type Edit = fn(&mut ProjectCommand);
         let edits: [Edit; 11] = [
-            |c| {
-                if let ProjectCommand::Create { project_id, .. } = c {
-                    project_id.clear()
-                }
-            },
-            |c| {
-                if let ProjectCommand::Create { domain_id, .. } = c {
-                    domain_id.clear()
-                }
-            },
-            |c| {
-                if let ProjectCommand::Create { name, .. } = c {
-                    name.clear()
-                }
-            },
-            |c| {
-                if let ProjectCommand::Create { name, .. } = c {
-                    *name = "n".repeat(65)
-                }
-            },
-            |c| {
-                if let ProjectCommand::Create { description, .. } = c {
-                    *description = "d".repeat(65536)
-                }
-            },
-            |c| {
-                if let ProjectCommand::Create { parent_id, .. } = c {
-                    *parent_id = "p1".into()
-                }
-            },
-            |c| {
-                if let ProjectCommand::Create { tags, .. } = c {
-                    *tags = vec!["a/b".into()]
-                }
-            },
-            |c| {
-                if let ProjectCommand::Create { tags, .. } = c {
-                    *tags = vec!["a,b".into()]
-                }
-            },
-            |c| {
-                if let ProjectCommand::Create { tags, .. } = c {
-                    *tags = vec!["a".into(), "a".into()]
-                }
-            },
-            |c| {
-                if let ProjectCommand::Create { tags, .. } = c {
-                    *tags = (0..81).map(|i| i.to_string()).collect()
-                }
-            },
-            |c| {
-                if let ProjectCommand::Create { extra_json, .. } = c {
-                    *extra_json = "1".into()
-                }
-            },
+            edit!(ProjectCommand::Create { project_id } => project_id.clear()),
+            edit!(ProjectCommand::Create { domain_id } => domain_id.clear()),
+            edit!(ProjectCommand::Create { name } => name.clear()),
+            edit!(ProjectCommand::Create { name } => *name = "n".repeat(65)),
+            edit!(ProjectCommand::Create { description } => *description = "d".repeat(65536)),
+            edit!(ProjectCommand::Create { parent_id } => *parent_id = "p1".into()),
+            edit!(ProjectCommand::Create { tags } => *tags = vec!["a/b".into()]),
+            edit!(ProjectCommand::Create { tags } => *tags = vec!["a,b".into()]),
+            edit!(ProjectCommand::Create { tags } => *tags = vec!["a".into(), "a".into()]),
+            edit!(ProjectCommand::Create { tags } => *tags = (0..81).map(|i| i.to_string()).collect()),
+            edit!(ProjectCommand::Create { extra_json } => *extra_json = "1".into()),
         ];
         for edit in edits {
             let mut cmd = create();

@@ -133,7 +133,7 @@ impl Aggregate for Region {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::gwt::given;
+    use crate::gwt::given;
 
     fn created() -> E {
         E::RegionCreated(pb::RegionCreated {

@@ -60,7 +60,7 @@ impl Aggregate for Revocation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::gwt::given;
+    use crate::gwt::given;
 
     fn revoke() -> RevocationCommand {
         RevocationCommand::Revoke {

@@ -167,7 +167,7 @@ impl Aggregate for Role {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::gwt::given;
+    use crate::gwt::given;
 
     fn created() -> E {
         E::RoleCreated(pb::RoleCreated {

@@ -143,7 +143,7 @@ impl Aggregate for Service {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::gwt::given;
+    use crate::gwt::given;
 
     fn created() -> E {
         E::ServiceCreated(pb::ServiceCreated {

@@ -211,7 +211,7 @@ impl Aggregate for User {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::identity::gwt::given;
+    use crate::gwt::{edit, given};
 
     /// Well-formed PHC strings (not hashes of anything in particular): hashing is slow and random.
     pub(crate) const PHC: &str =
@@ -332,51 +332,15 @@ pub(crate) mod tests {
     fn create_validates_its_input() {
         type Edit = fn(&mut UserCommand);
         let edits: [Edit; 9] = [
-            |c| {
-                if let UserCommand::Create { user_id, .. } = c {
-                    user_id.clear()
-                }
-            },
-            |c| {
-                if let UserCommand::Create { domain_id, .. } = c {
-                    domain_id.clear()
-                }
-            },
-            |c| {
-                if let UserCommand::Create { name, .. } = c {
-                    name.clear()
-                }
-            },
-            |c| {
-                if let UserCommand::Create { name, .. } = c {
-                    *name = "n".repeat(65)
-                }
-            },
-            |c| {
-                if let UserCommand::Create { password_hash, .. } = c {
-                    *password_hash = Some("s3cret".into())
-                }
-            },
-            |c| {
-                if let UserCommand::Create { password_hash, .. } = c {
-                    *password_hash = Some(String::new())
-                }
-            },
-            |c| {
-                if let UserCommand::Create { description, .. } = c {
-                    *description = "d".repeat(65536)
-                }
-            },
-            |c| {
-                if let UserCommand::Create { email, .. } = c {
-                    *email = "e".repeat(256)
-                }
-            },
-            |c| {
-                if let UserCommand::Create { extra_json, .. } = c {
-                    *extra_json = "null".into()
-                }
-            },
+            edit!(UserCommand::Create { user_id } => user_id.clear()),
+            edit!(UserCommand::Create { domain_id } => domain_id.clear()),
+            edit!(UserCommand::Create { name } => name.clear()),
+            edit!(UserCommand::Create { name } => *name = "n".repeat(65)),
+            edit!(UserCommand::Create { password_hash } => *password_hash = Some("s3cret".into())),
+            edit!(UserCommand::Create { password_hash } => *password_hash = Some(String::new())),
+            edit!(UserCommand::Create { description } => *description = "d".repeat(65536)),
+            edit!(UserCommand::Create { email } => *email = "e".repeat(256)),
+            edit!(UserCommand::Create { extra_json } => *extra_json = "null".into()),
         ];
         for edit in edits {
             let mut cmd = create();

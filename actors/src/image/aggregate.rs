@@ -599,7 +599,7 @@ mod tests {
 
     use super::*;
     use crate::aggregate::DomainEvent;
-    use crate::image::gwt::{assert_round_trips, given};
+    use crate::gwt::{assert_round_trips, edit, given};
     use crate::image::{CONTAINER_FORMATS, DISK_FORMATS, MAX_TAGS};
     use serde_json::json;
 
@@ -838,31 +838,11 @@ mod tests {
     fn create_validates_its_input() {
         type Edit = fn(&mut ImageCommand);
         let edits: [Edit; 10] = [
-            |c| {
-                if let ImageCommand::Create { image_id, .. } = c {
-                    image_id.clear()
-                }
-            },
-            |c| {
-                if let ImageCommand::Create { image_id, .. } = c {
-                    *image_id = "i".repeat(65)
-                }
-            },
-            |c| {
-                if let ImageCommand::Create { owner, .. } = c {
-                    *owner = "o".repeat(256)
-                }
-            },
-            |c| {
-                if let ImageCommand::Create { name, .. } = c {
-                    *name = "n".repeat(256)
-                }
-            },
-            |c| {
-                if let ImageCommand::Create { disk_format, .. } = c {
-                    *disk_format = "bare".into()
-                }
-            },
+            edit!(ImageCommand::Create { image_id } => image_id.clear()),
+            edit!(ImageCommand::Create { image_id } => *image_id = "i".repeat(65)),
+            edit!(ImageCommand::Create { owner } => *owner = "o".repeat(256)),
+            edit!(ImageCommand::Create { name } => *name = "n".repeat(256)),
+            edit!(ImageCommand::Create { disk_format } => *disk_format = "bare".into()),
             |c| {
                 if let ImageCommand::Create {
                     container_format, ..
@@ -871,26 +851,10 @@ mod tests {
                     *container_format = "qcow2".into()
                 }
             },
-            |c| {
-                if let ImageCommand::Create { visibility, .. } = c {
-                    *visibility = "everyone".into()
-                }
-            },
-            |c| {
-                if let ImageCommand::Create { tags, .. } = c {
-                    *tags = vec!["t".repeat(256)]
-                }
-            },
-            |c| {
-                if let ImageCommand::Create { tags, .. } = c {
-                    *tags = (0..=MAX_TAGS).map(|i| i.to_string()).collect()
-                }
-            },
-            |c| {
-                if let ImageCommand::Create { properties, .. } = c {
-                    properties.insert("k".repeat(256), json!("v"));
-                }
-            },
+            edit!(ImageCommand::Create { visibility } => *visibility = "everyone".into()),
+            edit!(ImageCommand::Create { tags } => *tags = vec!["t".repeat(256)]),
+            edit!(ImageCommand::Create { tags } => *tags = (0..=MAX_TAGS).map(|i| i.to_string()).collect()),
+            edit!(ImageCommand::Create { properties } => properties.insert("k".repeat(256), json!("v"))),
         ];
         for edit in edits {
             let mut cmd = create();
@@ -1014,44 +978,25 @@ mod tests {
     #[test]
     fn update_validates_its_input() {
         let bad = [
-            with_update(|c| {
-                if let ImageCommand::Update { name, .. } = c {
-                    *name = Some("n".repeat(256))
-                }
-            }),
-            with_update(|c| {
-                if let ImageCommand::Update { disk_format, .. } = c {
-                    *disk_format = Some("tar".into())
-                }
-            }),
-            with_update(|c| {
-                if let ImageCommand::Update {
-                    container_format, ..
-                } = c
-                {
-                    *container_format = Some("tar".into())
-                }
-            }),
-            with_update(|c| {
-                if let ImageCommand::Update { visibility, .. } = c {
-                    *visibility = Some("all".into())
-                }
-            }),
-            with_update(|c| {
-                if let ImageCommand::Update { tags, .. } = c {
-                    *tags = Some(vec!["t".repeat(256)])
-                }
-            }),
-            with_update(|c| {
-                if let ImageCommand::Update { tags, .. } = c {
-                    *tags = Some((0..=MAX_TAGS).map(|i| i.to_string()).collect())
-                }
-            }),
-            with_update(|c| {
-                if let ImageCommand::Update { properties, .. } = c {
-                    *properties = Some([(String::new(), json!(1))].into_iter().collect())
-                }
-            }),
+            with_update(edit!(ImageCommand::Update { name } => *name = Some("n".repeat(256)))),
+            with_update(
+                edit!(ImageCommand::Update { disk_format } => *disk_format = Some("tar".into())),
+            ),
+            with_update(
+                edit!(ImageCommand::Update { container_format } => *container_format = Some("tar".into())),
+            ),
+            with_update(
+                edit!(ImageCommand::Update { visibility } => *visibility = Some("all".into())),
+            ),
+            with_update(
+                edit!(ImageCommand::Update { tags } => *tags = Some(vec!["t".repeat(256)])),
+            ),
+            with_update(
+                edit!(ImageCommand::Update { tags } => *tags = Some((0..=MAX_TAGS).map(|i| i.to_string()).collect())),
+            ),
+            with_update(
+                edit!(ImageCommand::Update { properties } => *properties = Some([(String::new(), json!(1))].into_iter().collect())),
+            ),
         ];
         for cmd in bad {
             given::<Image>([created()]).when(cmd).then_invalid();
@@ -1060,19 +1005,12 @@ mod tests {
 
     #[test]
     fn formats_can_be_replaced_only_while_queued() {
-        let disk = with_update(|c| {
-            if let ImageCommand::Update { disk_format, .. } = c {
-                *disk_format = Some("raw".into())
-            }
-        });
-        let container = with_update(|c| {
-            if let ImageCommand::Update {
-                container_format, ..
-            } = c
-            {
-                *container_format = Some("ovf".into())
-            }
-        });
+        let disk = with_update(
+            edit!(ImageCommand::Update { disk_format } => *disk_format = Some("raw".into())),
+        );
+        let container = with_update(
+            edit!(ImageCommand::Update { container_format } => *container_format = Some("ovf".into())),
+        );
         let state = given::<Image>([created()])
             .when(disk.clone())
             .then(vec![E::ImageUpdated(pb::ImageUpdated {

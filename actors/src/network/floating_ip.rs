@@ -235,7 +235,7 @@ impl Aggregate for FloatingIp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::gwt::given;
+    use crate::gwt::given;
 
     fn created() -> E {
         E::FloatingIpCreated(pb::FloatingIpCreated {

@@ -549,7 +549,7 @@ impl Aggregate for Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::gwt::given;
+    use crate::gwt::given;
 
     fn sub(id: &str, ip: &str, cidr: &str) -> RouterSubnet {
         RouterSubnet {

@@ -589,7 +589,7 @@ impl Aggregate for SecurityGroup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::gwt::given;
+    use crate::gwt::given;
 
     const G: &str = "11111111-1111-4111-8111-111111111111";
 

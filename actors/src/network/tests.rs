@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::aggregate::{Aggregate, DomainError};
-use crate::image::gwt::given;
+use crate::gwt::given;
 use strata_proto::network as pb;
 use strata_proto::NetworkEvent as E;
 

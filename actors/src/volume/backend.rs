@@ -201,7 +201,7 @@ impl Aggregate for Backend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::gwt::given;
+    use crate::gwt::given;
 
     fn registered(total: u64, ratio: f64) -> E {
         E::BackendRegistered(pb::BackendRegistered {

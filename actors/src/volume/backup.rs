@@ -331,7 +331,7 @@ impl Aggregate for Backup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::gwt::given;
+    use crate::gwt::given;
 
     fn created(parent: &str) -> E {
         E::BackupCreated(pb::BackupCreated {

@@ -784,7 +784,7 @@ impl Aggregate for Volume {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::gwt::given;
+    use crate::gwt::given;
 
     fn created(size: u64) -> E {
         E::VolumeCreated(pb::VolumeCreated {

@@ -280,7 +280,7 @@ impl Aggregate for VolumeQuota {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::gwt::given;
+    use crate::gwt::given;
 
     fn vol(gb: i64, ty: &str) -> VolumeAmounts {
         VolumeAmounts {
