@@ -1,12 +1,16 @@
-//! Pieces every service shares: the request id (which is also the events' correlation id), JSON body
-//! parsing that never panics, and link building.
+//! Pieces every service shares: the request id (which is also the events' correlation id), the
+//! authenticated caller of a project-scoped API, JSON body parsing that never panics, and link building.
+
+use std::marker::PhantomData;
 
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError};
 use futures::future::{ready, LocalBoxFuture, Ready};
 use strata_events::{Metadata, Principal};
 use tracing::Instrument;
+
+use crate::auth::{AuthContext, AuthError};
 
 pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
 
@@ -15,6 +19,12 @@ pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
 pub struct RequestId(pub String);
 
 impl RequestId {
+    /// The id the request-id middleware gave `req` (a fresh one outside it).
+    pub fn of(req: &HttpRequest) -> RequestId {
+        let id = req.extensions().get::<RequestId>().cloned();
+        id.unwrap_or_else(|| RequestId(format!("req-{}", uuid::Uuid::new_v4())))
+    }
+
     /// Event metadata for commands issued by this request on behalf of `principal`.
     pub fn metadata(&self, principal: Principal) -> Metadata {
         Metadata {
@@ -30,10 +40,73 @@ impl FromRequest for RequestId {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let id = req.extensions().get::<RequestId>().cloned();
-        ready(Ok(id.unwrap_or_else(|| {
-            RequestId(format!("req-{}", uuid::Uuid::new_v4()))
-        })))
+        ready(Ok(RequestId::of(req)))
+    }
+}
+
+/// What a project-scoped API (Nova, Cinder, Neutron) says about its callers: the error body it answers with
+/// and the 403 for a token that is not scoped to a project.
+pub trait CallerScope {
+    type Error: ResponseError + From<AuthError> + 'static;
+    /// The 403 for a token without a project.
+    fn unscoped() -> Self::Error;
+    /// A further check of the request against the token's project (Cinder's project id in the URL).
+    fn check(_req: &HttpRequest, _project_id: &str) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// The authenticated caller of a request to the project-scoped API `S`: its token, for policy, and the
+/// caller context the services take (`Deref`s to it). Each API names it `Caller` and adds its `enforce`.
+pub struct ProjectCaller<S> {
+    pub auth: AuthContext,
+    pub svc: strata_service::Caller,
+    api: PhantomData<S>,
+}
+
+impl<S> Clone for ProjectCaller<S> {
+    fn clone(&self) -> Self {
+        ProjectCaller {
+            auth: self.auth.clone(),
+            svc: self.svc.clone(),
+            api: PhantomData,
+        }
+    }
+}
+
+impl<S> std::ops::Deref for ProjectCaller<S> {
+    type Target = strata_service::Caller;
+    fn deref(&self) -> &strata_service::Caller {
+        &self.svc
+    }
+}
+
+impl<S: CallerScope> ProjectCaller<S> {
+    /// Authenticate `req`: 401 without a valid token, `S`'s 403 without a project, then `S`'s own check.
+    fn authenticate(req: &HttpRequest) -> Result<Self, S::Error> {
+        let auth = crate::auth::authenticate(req)?;
+        let project_id = auth.project_id().map(str::to_string).ok_or_else(S::unscoped)?;
+        S::check(req, &project_id)?;
+        let meta = RequestId::of(req).metadata(auth.principal());
+        Ok(ProjectCaller {
+            svc: strata_service::Caller {
+                is_admin: auth.is_admin(),
+                user_id: auth.user_id.clone(),
+                project_id,
+                meta,
+            },
+            auth,
+            api: PhantomData,
+        })
+    }
+}
+
+impl<S: CallerScope> FromRequest for ProjectCaller<S> {
+    type Error = S::Error;
+    type Future = Ready<Result<Self, S::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(Self::authenticate(req))
     }
 }
 

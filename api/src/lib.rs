@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod common;
 pub mod compute;
+pub mod fault;
 pub mod identity;
 pub mod image;
 pub mod microversion;

@@ -24,6 +24,31 @@ pub struct Negotiator {
     pub malformed: fn(&str) -> String,
 }
 
+/// The service a microversion middleware wraps.
+pub trait Inner<B>:
+    Service<
+    ServiceRequest,
+    Response = ServiceResponse<B>,
+    Error = actix_web::Error,
+    Future: 'static,
+>
+{
+}
+
+impl<S, B> Inner<B> for S where
+    S: Service<
+        ServiceRequest,
+        Response = ServiceResponse<B>,
+        Error = actix_web::Error,
+        Future: 'static,
+    >
+{
+}
+
+/// What a microversion middleware answers: the wrapped service's response, or the refusal.
+pub type Answer<B> =
+    LocalBoxFuture<'static, Result<ServiceResponse<EitherBody<B>>, actix_web::Error>>;
+
 /// Why a requested version is refused: the status (400 or 406) and the message.
 pub struct Refusal {
     pub status: StatusCode,
@@ -102,14 +127,9 @@ impl Negotiator {
 
     /// The middleware body: negotiate, answer a refusal with the service's error body (`E`), or call the
     /// service and echo the version.
-    pub fn middleware<S, B, E>(
-        &'static self,
-        req: ServiceRequest,
-        srv: &S,
-    ) -> LocalBoxFuture<'static, Result<ServiceResponse<EitherBody<B>>, actix_web::Error>>
+    pub fn middleware<S, B, E>(&'static self, req: ServiceRequest, srv: &S) -> Answer<B>
     where
-        S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
-        S::Future: 'static,
+        S: Inner<B>,
         B: 'static,
         E: ResponseError + From<Refusal>,
     {

@@ -1,86 +1,23 @@
 //! Nova's error format: `{"itemNotFound": {"code": 404, "message": "..."}}`, the key naming the fault.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
-use strata_actors::{CommandError, DomainError};
+use strata_actors::CommandError;
 
-use crate::auth::AuthError;
+/// The Nova API, as the shared error body and extractors name it.
+#[derive(Debug, Clone, Copy)]
+pub struct Nova;
 
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{status}: {message}")]
-pub struct NovaError {
-    pub status: StatusCode,
-    pub message: String,
-}
+/// An error answered in Nova's fault body.
+pub type NovaError = crate::fault::Fault<Nova>;
 
-impl NovaError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        NovaError {
-            status,
-            message: message.into(),
+/// Nova names 406 and 429 too.
+impl crate::fault::FaultNames for Nova {
+    fn own_fault_key(status: u16) -> Option<&'static str> {
+        match status {
+            406 => Some("notAcceptable"),
+            429 => Some("overLimit"),
+            _ => None,
         }
-    }
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, message)
-    }
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, message)
-    }
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, message)
-    }
-    pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, message)
-    }
-    /// Nova's answer when policy refuses an action.
-    pub fn policy(action: &str) -> Self {
-        Self::forbidden(format!("Policy doesn't allow {action} to be performed."))
-    }
-
-    fn fault_key(&self) -> &'static str {
-        match self.status.as_u16() {
-            400 => "badRequest",
-            401 => "unauthorized",
-            403 => "forbidden",
-            404 => "itemNotFound",
-            405 => "badMethod",
-            406 => "notAcceptable",
-            409 => "conflictingRequest",
-            413 | 429 => "overLimit",
-            501 => "notImplemented",
-            503 => "serviceUnavailable",
-            _ => "computeFault",
-        }
-    }
-}
-
-impl ResponseError for NovaError {
-    fn status_code(&self) -> StatusCode {
-        self.status
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut body = serde_json::Map::new();
-        body.insert(
-            self.fault_key().to_string(),
-            serde_json::json!({ "code": self.status.as_u16(), "message": self.message }),
-        );
-        HttpResponse::build(self.status).json(serde_json::Value::Object(body))
-    }
-}
-
-impl From<AuthError> for NovaError {
-    fn from(_: AuthError) -> Self {
-        NovaError::new(
-            StatusCode::UNAUTHORIZED,
-            "The request you have made requires authentication.",
-        )
-    }
-}
-
-impl From<DomainError> for NovaError {
-    fn from(e: DomainError) -> Self {
-        CommandError::Domain(e).into()
     }
 }
 

@@ -12,15 +12,13 @@ mod servers;
 mod usage;
 mod volumes;
 
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
-use futures::future::{ready, LocalBoxFuture, Ready};
+use actix_web::dev::ServiceRequest;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use futures::future::{ready, Ready};
 use serde_json::json;
 
-pub use error::NovaError;
+pub use error::{Nova, NovaError};
 pub use policy::POLICY;
-
-use crate::auth::AuthContext;
 
 /// The microversions this server implements: 2.1 up to [`MAX_MINOR`].
 pub const MIN_MINOR: u32 = 1;
@@ -44,25 +42,11 @@ pub static MICROVERSIONS: crate::microversion::Negotiator = crate::microversion:
 };
 
 /// Middleware: negotiate the microversion, refuse unsupported ones, and echo the version in the response.
-pub fn microversion_middleware<S, B>(
+pub fn microversion_middleware<S: crate::microversion::Inner<B>, B: 'static>(
     req: ServiceRequest,
     srv: &S,
-) -> LocalBoxFuture<
-    'static,
-    Result<ServiceResponse<actix_web::body::EitherBody<B>>, actix_web::Error>,
->
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    S::Future: 'static,
-    B: 'static,
-{
+) -> crate::microversion::Answer<B> {
     MICROVERSIONS.middleware::<S, B, NovaError>(req, srv)
-}
-
-impl From<crate::microversion::Refusal> for NovaError {
-    fn from(r: crate::microversion::Refusal) -> Self {
-        NovaError::new(r.status, r.message)
-    }
 }
 
 impl FromRequest for Microversion {
@@ -74,18 +58,14 @@ impl FromRequest for Microversion {
     }
 }
 
-/// The authenticated caller of a compute request (project-scoped token).
-/// The authenticated caller of a Nova request: its token, for policy, and the caller context the services
-/// take (`Deref`s to it).
-pub struct Caller {
-    pub auth: AuthContext,
-    pub svc: strata_service::Caller,
-}
+/// The authenticated caller of a Nova request (project-scoped token): its token, for policy, and the caller
+/// context the services take (`Deref`s to it).
+pub type Caller = crate::common::ProjectCaller<Nova>;
 
-impl std::ops::Deref for Caller {
-    type Target = strata_service::Caller;
-    fn deref(&self) -> &strata_service::Caller {
-        &self.svc
+impl crate::common::CallerScope for Nova {
+    type Error = NovaError;
+    fn unscoped() -> NovaError {
+        NovaError::forbidden("The compute API needs a project-scoped token.")
     }
 }
 
@@ -93,39 +73,6 @@ impl Caller {
     /// Nova's default policy for `action` on a resource of `project` (403 "Policy doesn't allow ...").
     pub fn enforce(&self, action: &str, project: &str) -> Result<(), NovaError> {
         POLICY.enforce(&self.auth, action, project, NovaError::policy)
-    }
-}
-
-impl FromRequest for Caller {
-    type Error = NovaError;
-    type Future = Ready<Result<Self, NovaError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let result = crate::auth::authenticate(req)
-            .map_err(NovaError::from)
-            .and_then(|auth| {
-                let project_id = auth.project_id().map(str::to_string).ok_or_else(|| {
-                    NovaError::forbidden("The compute API needs a project-scoped token.")
-                })?;
-                let rid = req
-                    .extensions()
-                    .get::<crate::common::RequestId>()
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        crate::common::RequestId(format!("req-{}", uuid::Uuid::new_v4()))
-                    });
-                let meta = rid.metadata(auth.principal());
-                Ok(Caller {
-                    svc: strata_service::Caller {
-                        is_admin: auth.is_admin(),
-                        user_id: auth.user_id.clone(),
-                        project_id,
-                        meta,
-                    },
-                    auth,
-                })
-            });
-        ready(result)
     }
 }
 

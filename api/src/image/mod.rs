@@ -54,16 +54,9 @@ impl Caller {
     }
 
     pub fn metadata(&self, req: &HttpRequest) -> Metadata {
-        let rid = req
-            .extensions()
-            .get::<crate::common::RequestId>()
-            .cloned()
-            .unwrap_or_else(|| crate::common::RequestId(format!("req-{}", uuid::Uuid::new_v4())));
-        rid.metadata(self.auth.principal())
+        crate::common::RequestId::of(req).metadata(self.auth.principal())
     }
 }
-
-use actix_web::HttpMessage;
 
 impl FromRequest for Caller {
     type Error = GlanceError;

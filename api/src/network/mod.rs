@@ -15,8 +15,7 @@ pub mod security_groups;
 mod subnets;
 mod tags;
 
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
-use futures::future::{ready, Ready};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 pub use error::NeutronError;
@@ -29,22 +28,20 @@ pub use strata_network::{
     BindingRequest, IpRequest, Networks, NewPort, PortRow, PortUpdate, PublicNetwork, TagResource,
 };
 
-use crate::auth::AuthContext;
-
 // ---------------------------------------------------------------------------------------------------------
 // The caller
 
 /// The authenticated caller of a networking request (project-scoped token): its token, for policy, and the
 /// caller context the network service takes (`Deref`s to it).
-pub struct Caller {
-    pub auth: AuthContext,
-    pub svc: strata_service::Caller,
-}
+pub type Caller = crate::common::ProjectCaller<Neutron>;
 
-impl std::ops::Deref for Caller {
-    type Target = strata_service::Caller;
-    fn deref(&self) -> &strata_service::Caller {
-        &self.svc
+/// The Neutron API, as the shared extractors name it.
+pub struct Neutron;
+
+impl crate::common::CallerScope for Neutron {
+    type Error = NeutronError;
+    fn unscoped() -> NeutronError {
+        NeutronError::forbidden("The networking API needs a project-scoped token.")
     }
 }
 
@@ -54,39 +51,6 @@ impl Caller {
     /// visible one it may not change).
     pub fn enforce(&self, action: &str) -> Result<(), NeutronError> {
         POLICY.enforce(&self.auth, action, &self.project_id, NeutronError::policy)
-    }
-}
-
-impl FromRequest for Caller {
-    type Error = NeutronError;
-    type Future = Ready<Result<Self, NeutronError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let result = crate::auth::authenticate(req)
-            .map_err(NeutronError::from)
-            .and_then(|auth| {
-                let project_id = auth.project_id().map(str::to_string).ok_or_else(|| {
-                    NeutronError::forbidden("The networking API needs a project-scoped token.")
-                })?;
-                let rid = req
-                    .extensions()
-                    .get::<crate::common::RequestId>()
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        crate::common::RequestId(format!("req-{}", uuid::Uuid::new_v4()))
-                    });
-                let meta = rid.metadata(auth.principal());
-                Ok(Caller {
-                    svc: strata_service::Caller {
-                        is_admin: auth.is_admin(),
-                        user_id: auth.user_id.clone(),
-                        project_id,
-                        meta,
-                    },
-                    auth,
-                })
-            });
-        ready(result)
     }
 }
 

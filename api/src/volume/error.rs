@@ -2,28 +2,16 @@
 //! way Cinder's `Fault` names it (statuses it has no name for, 406 included, are a `computeFault`).
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
-use strata_actors::{CommandError, DomainError};
+use strata_actors::CommandError;
 
-use crate::auth::AuthError;
+/// The Cinder API, as the shared error body and extractors name it.
+#[derive(Debug, Clone, Copy)]
+pub struct Cinder;
 
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{status}: {message}")]
-pub struct CinderError {
-    pub status: StatusCode,
-    pub message: String,
-}
+/// An error answered in Cinder's fault body.
+pub type CinderError = crate::fault::Fault<Cinder>;
 
 impl CinderError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        CinderError {
-            status,
-            message: message.into(),
-        }
-    }
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, message)
-    }
     /// Cinder's `InvalidInput`: "Invalid input received: <reason>".
     pub fn invalid_input(reason: impl std::fmt::Display) -> Self {
         Self::bad_request(format!("Invalid input received: {reason}"))
@@ -32,21 +20,8 @@ impl CinderError {
     pub fn invalid_volume(reason: impl std::fmt::Display) -> Self {
         Self::bad_request(format!("Invalid volume: {reason}"))
     }
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, message)
-    }
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, message)
-    }
-    pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, message)
-    }
     pub fn not_implemented(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_IMPLEMENTED, message)
-    }
-    /// Cinder's answer when policy refuses an action.
-    pub fn policy(action: &str) -> Self {
-        Self::forbidden(format!("Policy doesn't allow {action} to be performed."))
     }
     pub fn volume_not_found(id: &str) -> Self {
         Self::not_found(format!("Volume {id} could not be found."))
@@ -57,51 +32,15 @@ impl CinderError {
     pub fn type_not_found(id: &str) -> Self {
         Self::not_found(format!("Volume type {id} could not be found."))
     }
+}
 
-    fn fault_key(&self) -> &'static str {
-        match self.status.as_u16() {
-            400 => "badRequest",
-            401 => "unauthorized",
-            403 => "forbidden",
-            404 => "itemNotFound",
-            405 => "badMethod",
-            409 => "conflictingRequest",
-            413 => "overLimit",
-            415 => "badMediaType",
-            501 => "notImplemented",
-            503 => "serviceUnavailable",
-            _ => "computeFault",
+/// Cinder names 415 too (and not 406, which stays a `computeFault`).
+impl crate::fault::FaultNames for Cinder {
+    fn own_fault_key(status: u16) -> Option<&'static str> {
+        match status {
+            415 => Some("badMediaType"),
+            _ => None,
         }
-    }
-}
-
-impl ResponseError for CinderError {
-    fn status_code(&self) -> StatusCode {
-        self.status
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut body = serde_json::Map::new();
-        body.insert(
-            self.fault_key().to_string(),
-            serde_json::json!({ "code": self.status.as_u16(), "message": self.message }),
-        );
-        HttpResponse::build(self.status).json(serde_json::Value::Object(body))
-    }
-}
-
-impl From<AuthError> for CinderError {
-    fn from(_: AuthError) -> Self {
-        CinderError::new(
-            StatusCode::UNAUTHORIZED,
-            "The request you have made requires authentication.",
-        )
-    }
-}
-
-impl From<DomainError> for CinderError {
-    fn from(e: DomainError) -> Self {
-        CommandError::Domain(e).into()
     }
 }
 

@@ -19,19 +19,17 @@ mod volumes;
 
 use std::collections::BTreeMap;
 
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
-use futures::future::{ready, LocalBoxFuture, Ready};
+use actix_web::dev::ServiceRequest;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use futures::future::{ready, Ready};
 use serde_json::{json, Map, Value};
 
-pub use error::CinderError;
+pub use error::{Cinder, CinderError};
 pub use policy::POLICY;
 pub use strata_volume::service::{
     begin_delete, default_type_row, release, undeletable, DEFAULT_TYPE_ID, DEFAULT_TYPE_NAME,
 };
 pub use strata_volume::{create_volume, discard_volume, NewVolume, VolumeError, Volumes};
-
-use crate::auth::AuthContext;
 
 /// The microversions this server implements: 3.0 up to 3.[`MAX_MINOR`]. 3.68 (os-reimage) needs a re-image
 /// flow in the volume service, so it is not offered.
@@ -86,25 +84,11 @@ pub static MICROVERSIONS: crate::microversion::Negotiator = crate::microversion:
 };
 
 /// Middleware: negotiate the microversion, refuse unsupported ones, and echo the version in the response.
-pub fn microversion_middleware<S, B>(
+pub fn microversion_middleware<S: crate::microversion::Inner<B>, B: 'static>(
     req: ServiceRequest,
     srv: &S,
-) -> LocalBoxFuture<
-    'static,
-    Result<ServiceResponse<actix_web::body::EitherBody<B>>, actix_web::Error>,
->
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    S::Future: 'static,
-    B: 'static,
-{
+) -> crate::microversion::Answer<B> {
     MICROVERSIONS.middleware::<S, B, CinderError>(req, srv)
-}
-
-impl From<crate::microversion::Refusal> for CinderError {
-    fn from(r: crate::microversion::Refusal) -> Self {
-        CinderError::new(r.status, r.message)
-    }
 }
 
 impl FromRequest for Microversion {
@@ -128,19 +112,23 @@ fn require(mv: Microversion, minor: u32) -> Result<(), CinderError> {
 // ---------------------------------------------------------------------------------------------------------
 // The caller
 
-/// The authenticated caller of a volume request (project-scoped token).
-/// The authenticated caller of a Cinder request: its token, for policy, and the caller context the services
-/// take (`Deref`s to it).
-#[derive(Clone)]
-pub struct Caller {
-    pub auth: AuthContext,
-    pub svc: strata_service::Caller,
-}
+/// The authenticated caller of a Cinder request (project-scoped token): its token, for policy, and the caller
+/// context the services take (`Deref`s to it).
+pub type Caller = crate::common::ProjectCaller<Cinder>;
 
-impl std::ops::Deref for Caller {
-    type Target = strata_service::Caller;
-    fn deref(&self) -> &strata_service::Caller {
-        &self.svc
+impl crate::common::CallerScope for Cinder {
+    type Error = CinderError;
+    fn unscoped() -> CinderError {
+        CinderError::forbidden("The block storage API needs a project-scoped token.")
+    }
+    /// A project id in the URL must be the token's.
+    fn check(req: &HttpRequest, project_id: &str) -> Result<(), CinderError> {
+        match req.match_info().get("project_id") {
+            Some(url_project) if url_project != project_id => {
+                Err(CinderError::bad_request("Malformed request url"))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -149,44 +137,6 @@ impl Caller {
     /// resource the caller may act on is one it may see: its own project's, or any for an admin.
     pub fn enforce(&self, action: &str) -> Result<(), CinderError> {
         POLICY.enforce(&self.auth, action, &self.project_id, CinderError::policy)
-    }
-}
-
-impl FromRequest for Caller {
-    type Error = CinderError;
-    type Future = Ready<Result<Self, CinderError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let result = crate::auth::authenticate(req)
-            .map_err(CinderError::from)
-            .and_then(|auth| {
-                let project_id = auth.project_id().map(str::to_string).ok_or_else(|| {
-                    CinderError::forbidden("The block storage API needs a project-scoped token.")
-                })?;
-                if let Some(url_project) = req.match_info().get("project_id") {
-                    if url_project != project_id {
-                        return Err(CinderError::bad_request("Malformed request url"));
-                    }
-                }
-                let rid = req
-                    .extensions()
-                    .get::<crate::common::RequestId>()
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        crate::common::RequestId(format!("req-{}", uuid::Uuid::new_v4()))
-                    });
-                let meta = rid.metadata(auth.principal());
-                Ok(Caller {
-                    svc: strata_service::Caller {
-                        is_admin: auth.is_admin(),
-                        user_id: auth.user_id.clone(),
-                        project_id,
-                        meta,
-                    },
-                    auth,
-                })
-            });
-        ready(result)
     }
 }
 
