@@ -85,7 +85,10 @@ impl<S: CallerScope> ProjectCaller<S> {
     /// Authenticate `req`: 401 without a valid token, `S`'s 403 without a project, then `S`'s own check.
     fn authenticate(req: &HttpRequest) -> Result<Self, S::Error> {
         let auth = crate::auth::authenticate(req)?;
-        let project_id = auth.project_id().map(str::to_string).ok_or_else(S::unscoped)?;
+        let project_id = auth
+            .project_id()
+            .map(str::to_string)
+            .ok_or_else(S::unscoped)?;
         S::check(req, &project_id)?;
         let meta = RequestId::of(req).metadata(auth.principal());
         Ok(ProjectCaller {

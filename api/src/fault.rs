@@ -128,7 +128,8 @@ mod tests {
     #[test]
     fn nova_and_cinder_name_their_own_faults() {
         let nova = |s: u16| crate::compute::NovaError::new(StatusCode::from_u16(s).unwrap(), "m");
-        let cinder = |s: u16| crate::volume::CinderError::new(StatusCode::from_u16(s).unwrap(), "m");
+        let cinder =
+            |s: u16| crate::volume::CinderError::new(StatusCode::from_u16(s).unwrap(), "m");
         assert_eq!(nova(404).fault_key(), "itemNotFound");
         assert_eq!(nova(406).fault_key(), "notAcceptable");
         assert_eq!(nova(429).fault_key(), "overLimit");

@@ -26,12 +26,7 @@ pub struct Negotiator {
 
 /// The service a microversion middleware wraps.
 pub trait Inner<B>:
-    Service<
-    ServiceRequest,
-    Response = ServiceResponse<B>,
-    Error = actix_web::Error,
-    Future: 'static,
->
+    Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error, Future: 'static>
 {
 }
 
