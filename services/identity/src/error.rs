@@ -1,8 +1,6 @@
 //! What an identity service call can refuse. The HTTP layer renders each as Keystone's
 //! `{"error": {"code", "message", "title"}}` with the variant's status.
 
-use strata_actors::{CommandError, DomainError};
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
     /// 400
@@ -55,23 +53,4 @@ impl From<std::io::Error> for IdentityError {
     }
 }
 
-impl From<DomainError> for IdentityError {
-    fn from(e: DomainError) -> Self {
-        CommandError::Domain(e).into()
-    }
-}
-
-impl From<CommandError> for IdentityError {
-    fn from(e: CommandError) -> Self {
-        use strata_service::Failure;
-        let (failure, message) = strata_service::classify(e);
-        match failure {
-            Failure::Invalid => IdentityError::Invalid(message),
-            Failure::Forbidden => IdentityError::Forbidden(message),
-            Failure::NotFound => IdentityError::NotFound(message),
-            Failure::Conflict => IdentityError::Conflict(message),
-            Failure::OverQuota => IdentityError::OverQuota(message),
-            Failure::Unavailable => IdentityError::Unavailable,
-        }
-    }
-}
+strata_service::refusals_from_commands!(IdentityError);

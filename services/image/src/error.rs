@@ -2,7 +2,6 @@
 //! (`{"code": "404 Not Found", "title": ..., "message": ...}`) with the variant's status.
 
 use strata_actors::image::store::StoreError;
-use strata_actors::{CommandError, DomainError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ImageError {
@@ -66,23 +65,4 @@ impl From<StoreError> for ImageError {
     }
 }
 
-impl From<DomainError> for ImageError {
-    fn from(e: DomainError) -> Self {
-        CommandError::Domain(e).into()
-    }
-}
-
-impl From<CommandError> for ImageError {
-    fn from(e: CommandError) -> Self {
-        use strata_service::Failure;
-        let (failure, message) = strata_service::classify(e);
-        match failure {
-            Failure::Invalid => ImageError::Invalid(message),
-            Failure::Forbidden => ImageError::Forbidden(message),
-            Failure::NotFound => ImageError::NotFound(message),
-            Failure::Conflict => ImageError::Conflict(message),
-            Failure::OverQuota => ImageError::OverQuota(message),
-            Failure::Unavailable => ImageError::Unavailable,
-        }
-    }
-}
+strata_service::refusals_from_commands!(ImageError);

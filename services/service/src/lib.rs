@@ -113,3 +113,32 @@ pub fn classify(e: strata_actors::CommandError) -> (Failure, String) {
         }
     }
 }
+
+/// `From<CommandError>` and `From<DomainError>` for a service error enum whose variants `Invalid`,
+/// `Forbidden`, `NotFound`, `Conflict` and `OverQuota` carry the message [`classify`] gives, and whose
+/// `Unavailable` carries none.
+#[macro_export]
+macro_rules! refusals_from_commands {
+    ($error:ident) => {
+        impl From<strata_actors::DomainError> for $error {
+            fn from(e: strata_actors::DomainError) -> Self {
+                strata_actors::CommandError::Domain(e).into()
+            }
+        }
+
+        impl From<strata_actors::CommandError> for $error {
+            fn from(e: strata_actors::CommandError) -> Self {
+                use $crate::Failure;
+                let (failure, message) = $crate::classify(e);
+                match failure {
+                    Failure::Invalid => $error::Invalid(message),
+                    Failure::Forbidden => $error::Forbidden(message),
+                    Failure::NotFound => $error::NotFound(message),
+                    Failure::Conflict => $error::Conflict(message),
+                    Failure::OverQuota => $error::OverQuota(message),
+                    Failure::Unavailable => $error::Unavailable,
+                }
+            }
+        }
+    };
+}
