@@ -9,8 +9,8 @@ use strata_actors::volume::{BackendCommand, VolumeQuotaCommand, VOLUME_QUOTA_NAM
 use strata_volume::engine::{backend_host, HOST};
 
 use super::{
-    body_object, nullable, param, parse_bool, parse_json, resource, Caller, CinderError,
-    Microversion, Volumes,
+    body_object, nullable, param, parse_bool, parse_json, query_flag, query_value, resource,
+    Caller, CinderError, Microversion, Volumes,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -235,7 +235,7 @@ async fn services(
 ) -> Result<HttpResponse, CinderError> {
     admin(&caller, "volume_extension:services:index")?;
     let q = crate::common::query_pairs(&req);
-    let get = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let get = |k: &str| query_value(&q, k);
     let mut rows = Vec::new();
     let zones = vols.zones();
     // The scheduler runs inside this process: it is up whenever the API answers.
@@ -374,11 +374,8 @@ async fn pools(
 ) -> Result<HttpResponse, CinderError> {
     admin(&caller, "scheduler_extension:scheduler_stats:get_pools")?;
     let q = crate::common::query_pairs(&req);
-    let get = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
-    let detail = get("detail")
-        .map(|d| parse_bool(&json!(d), "detail"))
-        .transpose()?
-        .unwrap_or(false);
+    let get = |k: &str| query_value(&q, k);
+    let detail = query_flag(&q, "detail")?;
     let name_filter = get("name").filter(|_| mv.at_least(28));
     let type_specs = match get("volume_type").filter(|_| mv.at_least(35)) {
         None => None,

@@ -11,17 +11,17 @@ use strata_actors::volume::{Attachment, VolumeCommand};
 use strata_projections::volume::VolumeRow;
 
 use super::{
-    body_object, param, parse_bool, parse_json, require, resource, Caller, CinderError,
-    Microversion, Volumes,
+    body_object, list_route, param, parse_bool, parse_json, query_flag, query_value, require,
+    resource, Caller, CinderError, Microversion, Volumes,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         resource("/attachments")
-            .route(web::get().to(list))
+            .route(list_route(listing, false))
             .route(web::post().to(create)),
     )
-    .service(resource("/attachments/detail").route(web::get().to(detail)))
+    .service(resource("/attachments/detail").route(list_route(listing, true)))
     .service(
         resource("/attachments/{id}")
             .route(web::get().to(show))
@@ -121,11 +121,8 @@ fn listing(
         &q,
         &["volume_id", "status", "instance_id", "attach_status"],
     )?;
-    let get = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
-    let all_tenants = get("all_tenants")
-        .map(|v| parse_bool(&json!(v), "all_tenants"))
-        .transpose()?
-        .unwrap_or(false);
+    let get = |k: &str| query_value(&q, k);
+    let all_tenants = query_flag(&q, "all_tenants")?;
     let mut rows = visible(vols, caller, all_tenants);
     rows.retain(|(v, _, a)| {
         get("volume_id").is_none_or(|x| x == v.id)
@@ -140,24 +137,6 @@ fn listing(
         .map(|(v, id, a)| attachment_json(vols, v, id, a, detail))
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "attachments": items })))
-}
-
-async fn list(
-    vols: web::Data<Volumes>,
-    caller: Caller,
-    req: HttpRequest,
-    mv: Microversion,
-) -> Result<HttpResponse, CinderError> {
-    listing(&vols, &caller, &req, mv, false)
-}
-
-async fn detail(
-    vols: web::Data<Volumes>,
-    caller: Caller,
-    req: HttpRequest,
-    mv: Microversion,
-) -> Result<HttpResponse, CinderError> {
-    listing(&vols, &caller, &req, mv, true)
 }
 
 async fn show(

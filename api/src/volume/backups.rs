@@ -16,19 +16,19 @@ use strata_projections::volume::BackupRow;
 use strata_proto::volume as pb;
 
 use super::{
-    body_object, check_filters, invalid_field, links, metadata_map, nullable, opt_text, param,
-    parse_bool, parse_json, require, resource, text_matches, Caller, CinderError, Microversion,
-    Page, SortValue, Volumes,
+    body_object, check_filters, invalid_field, links, list_route, metadata_map, nullable,
+    only_keys, opt_text, opt_uuid, param, parse_bool, parse_json, query_value, require, resource,
+    text_matches, Caller, CinderError, Listed, Microversion, Page, SortValue, Volumes,
 };
 use crate::identity::Identity;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         resource("/backups")
-            .route(web::get().to(list))
+            .route(list_route(listing, false))
             .route(web::post().to(create)),
     )
-    .service(resource("/backups/detail").route(web::get().to(detail)))
+    .service(resource("/backups/detail").route(list_route(listing, true)))
     .service(
         resource("/backups/{id}")
             .route(web::get().to(show))
@@ -139,20 +139,26 @@ const BACKUP_SORT_KEYS: &[&str] = &[
     "data_timestamp",
 ];
 
-fn sort_key(row: &BackupRow, key: &str) -> Option<SortValue> {
-    let b = &row.state;
-    Some(match key {
-        "id" => SortValue::Text(row.id.clone()),
-        "name" | "display_name" => SortValue::Text(b.name.clone()),
-        "status" => SortValue::Text(b.status.clone()),
-        "size" => SortValue::Int(b.size_gb as i64),
-        "created_at" => SortValue::Text(row.created_at.clone()),
-        "updated_at" => SortValue::Text(row.updated_at.clone()),
-        "volume_id" => SortValue::Text(b.volume_id.clone()),
-        "project_id" => SortValue::Text(b.project_id.clone()),
-        "data_timestamp" => SortValue::Text(row.data_timestamp.clone()),
-        _ => return None,
-    })
+impl Listed for BackupRow {
+    const SORT_KEYS: &'static [&'static str] = BACKUP_SORT_KEYS;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn sort_value(&self, key: &str) -> Option<SortValue> {
+        let b = &self.state;
+        Some(match key {
+            "id" => SortValue::Text(self.id.clone()),
+            "name" | "display_name" => SortValue::Text(b.name.clone()),
+            "status" => SortValue::Text(b.status.clone()),
+            "size" => SortValue::Int(b.size_gb as i64),
+            "created_at" => SortValue::Text(self.created_at.clone()),
+            "updated_at" => SortValue::Text(self.updated_at.clone()),
+            "volume_id" => SortValue::Text(b.volume_id.clone()),
+            "project_id" => SortValue::Text(b.project_id.clone()),
+            "data_timestamp" => SortValue::Text(self.data_timestamp.clone()),
+            _ => return None,
+        })
+    }
 }
 
 fn listing(
@@ -165,8 +171,7 @@ fn listing(
     let q = crate::common::query_pairs(req);
     check_filters(caller, mv, &q, BACKUP_FILTERS)?;
     let page = Page::parse(&q, mv)?;
-    let get = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
-    let all_tenants = match get("all_tenants") {
+    let all_tenants = match query_value(&q, "all_tenants") {
         None => false,
         Some(v) => parse_bool(&json!(v), "all_tenants").map_err(|_| {
             CinderError::bad_request(format!("all_tenants must be a boolean, got '{v}'."))
@@ -203,37 +208,13 @@ fn listing(
             .cloned()
             .collect()
     };
-    let (rows, total) = page.apply(rows, BACKUP_SORT_KEYS, |r| r.id.as_str(), sort_key)?;
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            if detail {
-                detail_json(vols, req, mv, caller.is_admin, r)
-            } else {
-                summary_json(req, r)
-            }
-        })
-        .collect();
-    let last = rows.last().map(|r| r.id.as_str());
-    Ok(page.respond(req, &q, "backups", items, last, total))
-}
-
-async fn list(
-    vols: web::Data<Volumes>,
-    caller: Caller,
-    req: HttpRequest,
-    mv: Microversion,
-) -> Result<HttpResponse, CinderError> {
-    listing(&vols, &caller, &req, mv, false)
-}
-
-async fn detail(
-    vols: web::Data<Volumes>,
-    caller: Caller,
-    req: HttpRequest,
-    mv: Microversion,
-) -> Result<HttpResponse, CinderError> {
-    listing(&vols, &caller, &req, mv, true)
+    page.answer(req, &q, "backups", rows, |r| {
+        if detail {
+            detail_json(vols, req, mv, caller.is_admin, r)
+        } else {
+            summary_json(req, r)
+        }
+    })
 }
 
 async fn show(
@@ -250,33 +231,11 @@ async fn show(
 // ---------------------------------------------------------------------------------------------------------
 // Create
 
-/// Refuse keys the request schema does not have.
-fn only_keys(m: &Map<String, Value>, allowed: &[&str]) -> Result<(), CinderError> {
-    match m.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(CinderError::bad_request(format!(
-            "Additional properties are not allowed ('{k}' was unexpected)"
-        ))),
-        None => Ok(()),
-    }
-}
-
 /// A top-level body with exactly the key `key`.
 fn only_top(v: &Value, key: &str) -> Result<(), CinderError> {
     match v {
         Value::Object(top) => only_keys(top, &[key]),
         other => Err(invalid_field(key, other, "is not of type 'object'")),
-    }
-}
-
-fn opt_uuid(m: &Map<String, Value>, key: &str) -> Result<Option<String>, CinderError> {
-    match m.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if uuid::Uuid::parse_str(s).is_ok() => Ok(Some(s.clone())),
-        Some(other) => Err(invalid_field(
-            key,
-            other,
-            &format!("{other} is not a 'uuid'"),
-        )),
     }
 }
 

@@ -148,6 +148,30 @@ fn param(req: &HttpRequest, name: &str) -> String {
     req.match_info().get(name).unwrap_or_default().to_string()
 }
 
+/// The first value of the query parameter `key`.
+fn query_value<'a>(q: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    q.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// A boolean query parameter (`all_tenants`, `cascade`, ...): false when absent, Cinder's boolean strings
+/// otherwise.
+fn query_flag(q: &[(String, String)], key: &str) -> Result<bool, CinderError> {
+    query_value(q, key)
+        .map(|v| parse_bool(&json!(v), key))
+        .transpose()
+        .map(|b| b.unwrap_or(false))
+}
+
+/// Refuse keys the request schema does not have.
+fn only_keys(m: &Map<String, Value>, allowed: &[&str]) -> Result<(), CinderError> {
+    match m.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(CinderError::bad_request(format!(
+            "Additional properties are not allowed ('{k}' was unexpected)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn parse_json(body: &[u8]) -> Result<Value, CinderError> {
     serde_json::from_slice(body).map_err(|_| CinderError::bad_request("Malformed request body"))
 }
@@ -185,6 +209,32 @@ fn opt_text(m: &Map<String, Value>, key: &str) -> Result<Option<String>, CinderE
             Ok(Some(t.to_string()))
         }
         Some(other) => Err(invalid_field(key, other, "is not of type 'string', 'null'")),
+    }
+}
+
+/// A name or description under its key or, when that is absent, under its v1 spelling (`display_name`,
+/// `display_description`).
+fn text_or_legacy(
+    m: &Map<String, Value>,
+    key: &str,
+    legacy: &str,
+) -> Result<Option<String>, CinderError> {
+    match opt_text(m, key)? {
+        Some(t) => Ok(Some(t)),
+        None => opt_text(m, legacy),
+    }
+}
+
+/// An optional UUID: absent or null is `None`.
+fn opt_uuid(m: &Map<String, Value>, key: &str) -> Result<Option<String>, CinderError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if uuid::Uuid::parse_str(s).is_ok() => Ok(Some(s.clone())),
+        Some(other) => Err(invalid_field(
+            key,
+            other,
+            &format!("{other} is not a 'uuid'"),
+        )),
     }
 }
 
@@ -291,7 +341,7 @@ const PAGE_KEYS: &[&str] = &[
 
 impl Page {
     fn parse(q: &[(String, String)], mv: Microversion) -> Result<Page, CinderError> {
-        let get = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        let get = |k: &str| query_value(q, k);
         let limit = match get("limit") {
             None => None,
             Some(v) => {
@@ -367,35 +417,29 @@ impl Page {
 
     /// Sort `rows` by the page's keys (id, descending, breaks ties), then cut the page out. Returns the page
     /// and the total before cutting.
-    fn apply<T>(
-        &self,
-        mut rows: Vec<T>,
-        sort_keys: &[&str],
-        id: impl Fn(&T) -> &str,
-        key: impl Fn(&T, &str) -> Option<SortValue>,
-    ) -> Result<(Vec<T>, usize), CinderError> {
+    fn apply<T: Listed>(&self, mut rows: Vec<T>) -> Result<(Vec<T>, usize), CinderError> {
         if let Some((k, _)) = self
             .sort
             .iter()
-            .find(|(k, _)| !sort_keys.contains(&k.as_str()))
+            .find(|(k, _)| !T::SORT_KEYS.contains(&k.as_str()))
         {
             return Err(CinderError::invalid_input(format!("Invalid sort key {k}")));
         }
         rows.sort_by(|a, b| {
             for (k, desc) in &self.sort {
-                let (x, y) = (key(a, k), key(b, k));
+                let (x, y) = (a.sort_value(k), b.sort_value(k));
                 let o = if *desc { y.cmp(&x) } else { x.cmp(&y) };
                 if o != std::cmp::Ordering::Equal {
                     return o;
                 }
             }
-            id(b).cmp(id(a))
+            b.id().cmp(a.id())
         });
         let total = rows.len();
         if let Some(m) = &self.marker {
             let pos = rows
                 .iter()
-                .position(|r| id(r) == m)
+                .position(|r| r.id() == m)
                 .ok_or_else(|| CinderError::not_found(format!("Marker {m} could not be found.")))?;
             rows.drain(..=pos);
         }
@@ -434,27 +478,51 @@ impl Page {
         }]))
     }
 
-    /// A list's answer: `{"<collection>": items}`, with `<collection>_links` when there is a next page and
-    /// `count` when asked (3.45).
-    fn respond(
+    /// A list's answer: the page of `rows` (sorted and cut by [`Page::apply`]), each rendered by `render`,
+    /// as `{"<collection>": items}`, with `<collection>_links` when there is a next page and `count` when
+    /// asked (3.45).
+    fn answer<T: Listed>(
         &self,
         req: &HttpRequest,
         q: &[(String, String)],
         collection: &str,
-        items: Vec<Value>,
-        last_id: Option<&str>,
-        total: usize,
-    ) -> HttpResponse {
-        let returned = items.len();
+        rows: Vec<T>,
+        render: impl Fn(&T) -> Value,
+    ) -> Result<HttpResponse, CinderError> {
+        let (rows, total) = self.apply(rows)?;
+        let items: Vec<Value> = rows.iter().map(render).collect();
         let mut body = json!({ collection: items });
-        if let Some(l) = self.links(req, q, returned, last_id) {
+        if let Some(l) = self.links(req, q, rows.len(), rows.last().map(T::id)) {
             body[format!("{collection}_links")] = l;
         }
         if self.with_count {
             body["count"] = json!(total);
         }
-        HttpResponse::Ok().json(body)
+        Ok(HttpResponse::Ok().json(body))
     }
+}
+
+/// A row of a paged Cinder list (volumes, snapshots, backups): its id, which breaks ties and is the marker,
+/// and its value for each sort key the list offers.
+trait Listed {
+    /// The keys `sort` and `sort_key` may name.
+    const SORT_KEYS: &'static [&'static str];
+    fn id(&self) -> &str;
+    /// The row's value for `key` (one of [`Listed::SORT_KEYS`]).
+    fn sort_value(&self, key: &str) -> Option<SortValue>;
+}
+
+/// What serves a Cinder list: the rows `caller` may see, in the summary or (`detail`) the detail view.
+type Listing =
+    fn(&Volumes, &Caller, &HttpRequest, Microversion, bool) -> Result<HttpResponse, CinderError>;
+
+/// `GET` of a collection (`detail` false) or of its `/detail` view, both served by `listing`.
+fn list_route(listing: Listing, detail: bool) -> actix_web::Route {
+    web::get().to(
+        move |vols: web::Data<Volumes>, caller: Caller, req: HttpRequest, mv: Microversion| async move {
+            listing(&vols, &caller, &req, mv, detail)
+        },
+    )
 }
 
 /// `op:value` time filters (3.60): true when `value` (Cinder's timestamp text) passes every comparison.

@@ -9,18 +9,18 @@ use strata_actors::volume::{status as st, SnapshotCommand};
 use strata_projections::volume::SnapshotRow;
 
 use super::{
-    body_object, check_filters, metadata_filter, metadata_map, nullable, opt_text, param,
-    parse_bool, parse_json, resource, text_matches, Caller, CinderError, Microversion, Page,
-    SortValue, Volumes,
+    body_object, check_filters, list_route, metadata_filter, metadata_map, nullable, only_keys,
+    param, parse_bool, parse_json, query_flag, query_value, resource, text_matches, text_or_legacy,
+    Caller, CinderError, Listed, Microversion, Page, SortValue, Volumes,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         resource("/snapshots")
-            .route(web::get().to(list))
+            .route(list_route(listing, false))
             .route(web::post().to(create)),
     )
-    .service(resource("/snapshots/detail").route(web::get().to(detail)))
+    .service(resource("/snapshots/detail").route(list_route(listing, true)))
     .service(
         resource("/snapshots/{id}")
             .route(web::get().to(show))
@@ -100,19 +100,25 @@ const SNAPSHOT_SORT_KEYS: &[&str] = &[
     "project_id",
 ];
 
-fn sort_key(row: &SnapshotRow, key: &str) -> Option<SortValue> {
-    let s = &row.state;
-    Some(match key {
-        "id" => SortValue::Text(row.id.clone()),
-        "name" | "display_name" => SortValue::Text(s.name.clone()),
-        "status" => SortValue::Text(s.status.clone()),
-        "size" | "volume_size" => SortValue::Int(s.size_gb as i64),
-        "created_at" => SortValue::Text(row.created_at.clone()),
-        "updated_at" => SortValue::Text(row.updated_at.clone()),
-        "volume_id" => SortValue::Text(s.volume_id.clone()),
-        "project_id" => SortValue::Text(s.project_id.clone()),
-        _ => return None,
-    })
+impl Listed for SnapshotRow {
+    const SORT_KEYS: &'static [&'static str] = SNAPSHOT_SORT_KEYS;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn sort_value(&self, key: &str) -> Option<SortValue> {
+        let s = &self.state;
+        Some(match key {
+            "id" => SortValue::Text(self.id.clone()),
+            "name" | "display_name" => SortValue::Text(s.name.clone()),
+            "status" => SortValue::Text(s.status.clone()),
+            "size" | "volume_size" => SortValue::Int(s.size_gb as i64),
+            "created_at" => SortValue::Text(self.created_at.clone()),
+            "updated_at" => SortValue::Text(self.updated_at.clone()),
+            "volume_id" => SortValue::Text(s.volume_id.clone()),
+            "project_id" => SortValue::Text(s.project_id.clone()),
+            _ => return None,
+        })
+    }
 }
 
 fn listing(
@@ -125,12 +131,8 @@ fn listing(
     let q = crate::common::query_pairs(req);
     check_filters(caller, mv, &q, SNAPSHOT_FILTERS)?;
     let page = Page::parse(&q, mv)?;
-    let get = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
-    let all_tenants = caller.is_admin
-        && get("all_tenants")
-            .map(|v| parse_bool(&json!(v), "all_tenants"))
-            .transpose()?
-            .unwrap_or(false);
+    let get = |k: &str| query_value(&q, k);
+    let all_tenants = caller.is_admin && query_flag(&q, "all_tenants")?;
     let metadata = get("metadata").map(metadata_filter).transpose()?;
     let az = get("availability_zone");
     let rows: Vec<SnapshotRow> = {
@@ -157,28 +159,7 @@ fn listing(
             .cloned()
             .collect()
     };
-    let (rows, total) = page.apply(rows, SNAPSHOT_SORT_KEYS, |r| r.id.as_str(), sort_key)?;
-    let items: Vec<Value> = rows.iter().map(|r| snapshot_json(mv, r, detail)).collect();
-    let last = rows.last().map(|r| r.id.as_str());
-    Ok(page.respond(req, &q, "snapshots", items, last, total))
-}
-
-async fn list(
-    vols: web::Data<Volumes>,
-    caller: Caller,
-    req: HttpRequest,
-    mv: Microversion,
-) -> Result<HttpResponse, CinderError> {
-    listing(&vols, &caller, &req, mv, false)
-}
-
-async fn detail(
-    vols: web::Data<Volumes>,
-    caller: Caller,
-    req: HttpRequest,
-    mv: Microversion,
-) -> Result<HttpResponse, CinderError> {
-    listing(&vols, &caller, &req, mv, true)
+    page.answer(req, &q, "snapshots", rows, |r| snapshot_json(mv, r, detail))
 }
 
 async fn show(
@@ -210,11 +191,7 @@ async fn create(
     caller.enforce("volume:create_snapshot")?;
     let v = parse_json(&body)?;
     let m = body_object(&v, "snapshot")?;
-    if let Some(k) = m.keys().find(|k| !CREATE_KEYS.contains(&k.as_str())) {
-        return Err(CinderError::bad_request(format!(
-            "Additional properties are not allowed ('{k}' was unexpected)"
-        )));
-    }
+    only_keys(m, CREATE_KEYS)?;
     let volume_id =
         match m.get("volume_id") {
             Some(Value::String(s)) => s.clone(),
@@ -231,14 +208,8 @@ async fn create(
             "Since microversion 3.66 the 'force' flag is invalid for this request.  For backward compatability, however, when the 'force' flag is passed with a value evaluating to True, it is silently ignored.",
         ));
     }
-    let name = match opt_text(m, "name")? {
-        Some(n) => n,
-        None => opt_text(m, "display_name")?.unwrap_or_default(),
-    };
-    let description = match opt_text(m, "description")? {
-        Some(d) => d,
-        None => opt_text(m, "display_description")?.unwrap_or_default(),
-    };
+    let name = text_or_legacy(m, "name", "display_name")?.unwrap_or_default();
+    let description = text_or_legacy(m, "description", "display_description")?.unwrap_or_default();
     let metadata = m
         .get("metadata")
         .map(|x| metadata_map(x, "metadata"))
@@ -289,24 +260,12 @@ async fn update(
     let id = param(&req, "id");
     let v = parse_json(&body)?;
     let m = body_object(&v, "snapshot")?;
-    if let Some(k) = m.keys().find(|k| {
-        !matches!(
-            k.as_str(),
-            "name" | "description" | "display_name" | "display_description"
-        )
-    }) {
-        return Err(CinderError::bad_request(format!(
-            "Additional properties are not allowed ('{k}' was unexpected)"
-        )));
-    }
-    let name = match opt_text(m, "name")? {
-        Some(n) => Some(n),
-        None => opt_text(m, "display_name")?,
-    };
-    let description = match opt_text(m, "description")? {
-        Some(d) => Some(d),
-        None => opt_text(m, "display_description")?,
-    };
+    only_keys(
+        m,
+        &["name", "description", "display_name", "display_description"],
+    )?;
+    let name = text_or_legacy(m, "name", "display_name")?;
+    let description = text_or_legacy(m, "description", "display_description")?;
     if name.is_none() && description.is_none() {
         return Err(CinderError::bad_request(
             "Invalid input for field/attribute snapshot. It must have at least one of name, description.",

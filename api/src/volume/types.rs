@@ -10,8 +10,8 @@ use strata_actors::volume::VolumeTypeCommand;
 use strata_projections::volume::VolumeTypeRow;
 
 use super::{
-    body_object, metadata_filter, param, parse_bool, parse_json, resource, Caller, CinderError,
-    Volumes, DEFAULT_TYPE_ID, DEFAULT_TYPE_NAME,
+    body_object, metadata_filter, param, parse_bool, parse_json, query_value, resource, Caller,
+    CinderError, Volumes, DEFAULT_TYPE_ID, DEFAULT_TYPE_NAME,
 };
 use crate::identity::Identity;
 
@@ -96,7 +96,7 @@ async fn list(
     req: HttpRequest,
 ) -> Result<HttpResponse, CinderError> {
     let q = crate::common::query_pairs(&req);
-    let get = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let get = |k: &str| query_value(&q, k);
     // Admins choose: public (default), private (`false`) or all (`None`); everyone else sees the public
     // types and the private ones shared with their project.
     let is_public: Option<bool> = match get("is_public") {
@@ -205,6 +205,32 @@ fn specs_map(v: &Value) -> Result<BTreeMap<String, String>, CinderError> {
         .collect()
 }
 
+/// Cinder's 409 for a volume type name another type has.
+fn name_taken(name: &str) -> CinderError {
+    CinderError::conflict(format!("Volume Type {name} already exists."))
+}
+
+/// Claim `name` for the volume type `id` (identity's `NameClaim`, kind "volume_type", keeps type names
+/// unique): [`name_taken`] when another type holds it.
+async fn claim_name(
+    identity: &Identity,
+    caller: &Caller,
+    name: &str,
+    id: &str,
+) -> Result<(), CinderError> {
+    identity
+        .claim_name("volume_type", "", name, id, &caller.meta)
+        .await
+        .map_err(|_| name_taken(name))
+}
+
+/// Give up the volume type `id`'s claim on `name`.
+async fn release_name(identity: &Identity, caller: &Caller, name: &str, id: &str) {
+    identity
+        .release_name("volume_type", "", name, id, &caller.meta)
+        .await;
+}
+
 async fn create(
     vols: web::Data<Volumes>,
     identity: web::Data<Identity>,
@@ -235,20 +261,10 @@ async fn create(
             .is_none()
     {
         // The default type already exists (as listed): creating it again is the same conflict.
-        return Err(CinderError::conflict(format!(
-            "Volume Type {name} already exists."
-        )));
+        return Err(name_taken(&name));
     }
     let id = uuid::Uuid::new_v4().to_string();
-    if identity
-        .claim_name("volume_type", "", &name, &id, &caller.meta)
-        .await
-        .is_err()
-    {
-        return Err(CinderError::conflict(format!(
-            "Volume Type {name} already exists."
-        )));
-    }
+    claim_name(&identity, &caller, &name, &id).await?;
     let cmd = VolumeTypeCommand::Create {
         name: name.clone(),
         description,
@@ -256,9 +272,7 @@ async fn create(
         extra_specs,
     };
     if let Err(e) = vols.run(&vols.types, &id, cmd, &caller.meta).await {
-        identity
-            .release_name("volume_type", "", &name, &id, &caller.meta)
-            .await;
+        release_name(&identity, &caller, &name, &id).await;
         return Err(e.into());
     }
     let t = visible(&vols, &caller, &id)?;
@@ -296,15 +310,8 @@ async fn update(
     materialize(&vols, &identity, &caller, &id).await?;
     let new_name = name.clone().unwrap_or(t.state.name.clone());
     let renamed = new_name != t.state.name;
-    if renamed
-        && identity
-            .claim_name("volume_type", "", &new_name, &id, &caller.meta)
-            .await
-            .is_err()
-    {
-        return Err(CinderError::conflict(format!(
-            "Volume Type {new_name} already exists."
-        )));
+    if renamed {
+        claim_name(&identity, &caller, &new_name, &id).await?;
     }
     let cmd = VolumeTypeCommand::Update {
         name: new_name.clone(),
@@ -313,16 +320,12 @@ async fn update(
     };
     if let Err(e) = vols.run(&vols.types, &id, cmd, &caller.meta).await {
         if renamed {
-            identity
-                .release_name("volume_type", "", &new_name, &id, &caller.meta)
-                .await;
+            release_name(&identity, &caller, &new_name, &id).await;
         }
         return Err(e.into());
     }
     if renamed {
-        identity
-            .release_name("volume_type", "", &t.state.name, &id, &caller.meta)
-            .await;
+        release_name(&identity, &caller, &t.state.name, &id).await;
     }
     let t = visible(&vols, &caller, &id)?;
     Ok(HttpResponse::Ok().json(json!({ "volume_type": type_json(&t, true) })))
@@ -349,9 +352,7 @@ async fn delete(
     }
     vols.run(&vols.types, &id, VolumeTypeCommand::Delete, &caller.meta)
         .await?;
-    identity
-        .release_name("volume_type", "", &t.state.name, &id, &caller.meta)
-        .await;
+    release_name(&identity, &caller, &t.state.name, &id).await;
     Ok(HttpResponse::Accepted().finish())
 }
 

@@ -10,19 +10,20 @@ use strata_actors::volume::VolumeCommand;
 use strata_projections::volume::VolumeRow;
 
 use super::{
-    body_object, check_filters, links, metadata_filter, metadata_map, nullable, opt_text, param,
-    parse_bool, parse_json, parse_size, resource, text_matches, time_filter, Caller, CinderError,
-    Microversion, Page, SortValue, Volumes,
+    body_object, check_filters, links, list_route, metadata_filter, metadata_map, nullable,
+    only_keys, opt_uuid, param, parse_bool, parse_json, parse_size, query_flag, query_value,
+    resource, text_matches, text_or_legacy, time_filter, Caller, CinderError, Listed, Microversion,
+    Page, SortValue, Volumes,
 };
 use crate::identity::Identity;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         resource("/volumes")
-            .route(web::get().to(list))
+            .route(list_route(listing, false))
             .route(web::post().to(create)),
     )
-    .service(resource("/volumes/detail").route(web::get().to(detail)))
+    .service(resource("/volumes/detail").route(list_route(listing, true)))
     .service(resource("/volumes/summary").route(web::get().to(summary)))
     .service(
         resource("/volumes/{id}")
@@ -181,22 +182,28 @@ const VOLUME_SORT_KEYS: &[&str] = &[
     "volume_type_id",
 ];
 
-fn volume_sort_key(row: &VolumeRow, key: &str) -> Option<SortValue> {
-    let v = &row.state;
-    Some(match key {
-        "id" => SortValue::Text(row.id.clone()),
-        "name" | "display_name" => SortValue::Text(v.name.clone()),
-        "status" => SortValue::Text(v.status.clone()),
-        "size" => SortValue::Int(v.size_gb as i64),
-        "created_at" => SortValue::Text(row.created_at.clone()),
-        "updated_at" => SortValue::Text(row.updated_at.clone()),
-        "availability_zone" => SortValue::Text(v.availability_zone.clone()),
-        "bootable" => SortValue::Int(v.bootable as i64),
-        "project_id" => SortValue::Text(v.project_id.clone()),
-        "user_id" => SortValue::Text(v.user_id.clone()),
-        "volume_type_id" => SortValue::Text(v.volume_type_id.clone()),
-        _ => return None,
-    })
+impl Listed for VolumeRow {
+    const SORT_KEYS: &'static [&'static str] = VOLUME_SORT_KEYS;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn sort_value(&self, key: &str) -> Option<SortValue> {
+        let v = &self.state;
+        Some(match key {
+            "id" => SortValue::Text(self.id.clone()),
+            "name" | "display_name" => SortValue::Text(v.name.clone()),
+            "status" => SortValue::Text(v.status.clone()),
+            "size" => SortValue::Int(v.size_gb as i64),
+            "created_at" => SortValue::Text(self.created_at.clone()),
+            "updated_at" => SortValue::Text(self.updated_at.clone()),
+            "availability_zone" => SortValue::Text(v.availability_zone.clone()),
+            "bootable" => SortValue::Int(v.bootable as i64),
+            "project_id" => SortValue::Text(v.project_id.clone()),
+            "user_id" => SortValue::Text(v.user_id.clone()),
+            "volume_type_id" => SortValue::Text(v.volume_type_id.clone()),
+            _ => return None,
+        })
+    }
 }
 
 /// The volumes `caller` lists with the query's filters (before pagination).
@@ -207,12 +214,8 @@ fn filtered(
     q: &[(String, String)],
 ) -> Result<Vec<VolumeRow>, CinderError> {
     check_filters(caller, mv, q, VOLUME_FILTERS)?;
-    let get = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
-    let all_tenants = caller.is_admin
-        && get("all_tenants")
-            .map(|v| parse_bool(&json!(v), "all_tenants"))
-            .transpose()?
-            .unwrap_or(false);
+    let get = |k: &str| query_value(q, k);
+    let all_tenants = caller.is_admin && query_flag(q, "all_tenants")?;
     // An admin filtering by a key volumes do not have gets nothing, as Cinder's database query does.
     if caller.is_admin {
         let unknown = q.iter().any(|(k, _)| {
@@ -310,37 +313,13 @@ fn listing(
     let q = crate::common::query_pairs(req);
     let page = Page::parse(&q, mv)?;
     let rows = filtered(vols, caller, mv, &q)?;
-    let (rows, total) = page.apply(rows, VOLUME_SORT_KEYS, |r| r.id.as_str(), volume_sort_key)?;
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            if detail {
-                volume_json(vols, req, mv, caller.is_admin, r)
-            } else {
-                summary_json(req, r)
-            }
-        })
-        .collect();
-    let last = rows.last().map(|r| r.id.as_str());
-    Ok(page.respond(req, &q, "volumes", items, last, total))
-}
-
-async fn list(
-    vols: web::Data<Volumes>,
-    caller: Caller,
-    req: HttpRequest,
-    mv: Microversion,
-) -> Result<HttpResponse, CinderError> {
-    listing(&vols, &caller, &req, mv, false)
-}
-
-async fn detail(
-    vols: web::Data<Volumes>,
-    caller: Caller,
-    req: HttpRequest,
-    mv: Microversion,
-) -> Result<HttpResponse, CinderError> {
-    listing(&vols, &caller, &req, mv, true)
+    page.answer(req, &q, "volumes", rows, |r| {
+        if detail {
+            volume_json(vols, req, mv, caller.is_admin, r)
+        } else {
+            summary_json(req, r)
+        }
+    })
 }
 
 /// `GET /volumes/summary` (3.12; metadata since 3.36).
@@ -406,18 +385,6 @@ const CREATE_KEYS: &[&str] = &[
     "backup_id",
 ];
 
-fn opt_uuid(m: &Map<String, Value>, key: &str) -> Result<Option<String>, CinderError> {
-    match m.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if uuid::Uuid::parse_str(s).is_ok() => Ok(Some(s.clone())),
-        Some(other) => Err(super::invalid_field(
-            key,
-            other,
-            &format!("{other} is not a 'uuid'"),
-        )),
-    }
-}
-
 async fn create(
     vols: web::Data<Volumes>,
     identity: web::Data<Identity>,
@@ -440,20 +407,10 @@ async fn create(
         }
     }
     if mv.at_least(53) {
-        if let Some(k) = m.keys().find(|k| !CREATE_KEYS.contains(&k.as_str())) {
-            return Err(CinderError::bad_request(format!(
-                "Additional properties are not allowed ('{k}' was unexpected)"
-            )));
-        }
+        only_keys(m, CREATE_KEYS)?;
     }
-    let name = match opt_text(m, "name")? {
-        Some(n) => n,
-        None => opt_text(m, "display_name")?.unwrap_or_default(),
-    };
-    let description = match opt_text(m, "description")? {
-        Some(d) => d,
-        None => opt_text(m, "display_description")?.unwrap_or_default(),
-    };
+    let name = text_or_legacy(m, "name", "display_name")?.unwrap_or_default();
+    let description = text_or_legacy(m, "description", "display_description")?.unwrap_or_default();
     let metadata = m
         .get("metadata")
         .map(|x| metadata_map(x, "metadata"))
@@ -559,24 +516,14 @@ async fn update(
     let id = param(&req, "id");
     let v = parse_json(&body)?;
     let m = body_object(&v, "volume")?;
-    if let Some(k) = m.keys().find(|k| !UPDATE_KEYS.contains(&k.as_str())) {
-        return Err(CinderError::bad_request(format!(
-            "Additional properties are not allowed ('{k}' was unexpected)"
-        )));
-    }
+    only_keys(m, UPDATE_KEYS)?;
     if mv.at_least(53) && m.is_empty() {
         return Err(CinderError::bad_request(
             "Invalid input for field/attribute volume. Value: {}. {} does not have enough properties",
         ));
     }
-    let name = match opt_text(m, "name")? {
-        Some(n) => Some(n),
-        None => opt_text(m, "display_name")?,
-    };
-    let description = match opt_text(m, "description")? {
-        Some(d) => Some(d),
-        None => opt_text(m, "display_description")?,
-    };
+    let name = text_or_legacy(m, "name", "display_name")?;
+    let description = text_or_legacy(m, "description", "display_description")?;
     let metadata = m
         .get("metadata")
         .map(|x| metadata_map(x, "metadata"))
@@ -621,15 +568,8 @@ async fn delete(
     caller.enforce("volume:delete")?;
     let id = param(&req, "id");
     let q = crate::common::query_pairs(&req);
-    let flag = |k: &str| -> Result<bool, CinderError> {
-        q.iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| parse_bool(&json!(v), k))
-            .transpose()
-            .map(|b| b.unwrap_or(false))
-    };
-    let cascade = flag("cascade")?;
-    let force = mv.at_least(23) && flag("force")?;
+    let cascade = query_flag(&q, "cascade")?;
+    let force = mv.at_least(23) && query_flag(&q, "force")?;
     if force {
         caller.enforce("volume:force_delete")?;
     }
