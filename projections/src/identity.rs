@@ -434,20 +434,10 @@ impl IdentityView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strata_events::{EventLog, ExpectedVersion, MemoryLog, Metadata, NewEvent};
-    use strata_proto::codec::DomainEvent;
-    use strata_proto::identity as pb;
+    use crate::testing::put;
+    use strata_events::{EventLog, MemoryLog};
 
-    async fn put(log: &dyn EventLog, stream: &str, e: E) {
-        log.append(
-            stream,
-            ExpectedVersion::Any,
-            vec![NewEvent::new(e.event_type(), e.encode())],
-            Metadata::system("t"),
-        )
-        .await
-        .unwrap();
-    }
+    use strata_proto::identity as pb;
 
     async fn fixture() -> MemoryLog {
         let log = MemoryLog::new();

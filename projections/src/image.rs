@@ -284,20 +284,10 @@ impl ImageView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strata_events::{EventLog, ExpectedVersion, MemoryLog, Metadata, NewEvent};
-    use strata_proto::codec::DomainEvent;
-    use strata_proto::image as pb;
+    use crate::testing::{put, put_raw};
+    use strata_events::{EventLog, MemoryLog};
 
-    async fn put(log: &dyn EventLog, stream: &str, e: E) {
-        log.append(
-            stream,
-            ExpectedVersion::Any,
-            vec![NewEvent::new(e.event_type(), e.encode())],
-            Metadata::system("t"),
-        )
-        .await
-        .unwrap();
-    }
+    use strata_proto::image as pb;
 
     fn created(id: &str, owner: &str, visibility: &str) -> E {
         E::ImageCreated(pb::ImageCreated {
@@ -546,22 +536,8 @@ mod tests {
     #[tokio::test]
     async fn skips_other_services_and_counts_undecodable_events() {
         let log = fixture().await;
-        log.append(
-            "image-i-9",
-            ExpectedVersion::Any,
-            vec![NewEvent::new("image.ImageCreated.v1", vec![0xff, 0xff])],
-            Metadata::system("t"),
-        )
-        .await
-        .unwrap();
-        log.append(
-            "project-p1",
-            ExpectedVersion::Any,
-            vec![NewEvent::new("identity.ProjectDeleted.v1", vec![])],
-            Metadata::system("t"),
-        )
-        .await
-        .unwrap();
+        put_raw(&log, "image-i-9", "image.ImageCreated.v1", vec![0xff, 0xff]).await;
+        put_raw(&log, "project-p1", "identity.ProjectDeleted.v1", vec![]).await;
         let view = view_of(log).await;
         assert_eq!(view.undecodable, 1);
         assert_eq!(view.images.len(), 4);

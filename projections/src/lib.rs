@@ -15,6 +15,8 @@ pub mod network;
 pub mod object;
 pub mod persistent;
 pub mod runner;
+#[cfg(test)]
+mod testing;
 pub mod volume;
 
 pub use runner::{rebuild, Live, Projection, ProjectionError, RunnerConfig, Snapshot};

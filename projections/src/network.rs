@@ -326,20 +326,10 @@ impl NetworkView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strata_events::{EventLog, ExpectedVersion, MemoryLog, Metadata, NewEvent};
-    use strata_proto::codec::DomainEvent;
-    use strata_proto::network as pb;
+    use crate::testing::put;
+    use strata_events::{EventLog, MemoryLog};
 
-    async fn put(log: &dyn EventLog, stream: &str, e: E) {
-        log.append(
-            stream,
-            ExpectedVersion::Any,
-            vec![NewEvent::new(e.event_type(), e.encode())],
-            Metadata::system("t"),
-        )
-        .await
-        .unwrap();
-    }
+    use strata_proto::network as pb;
 
     #[tokio::test]
     async fn networks_subnets_ports_and_usage_are_told_apart_by_stream() {

@@ -274,20 +274,10 @@ impl ComputeView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strata_events::{EventLog, ExpectedVersion, MemoryLog, Metadata, NewEvent};
-    use strata_proto::codec::DomainEvent;
-    use strata_proto::compute as pb;
+    use crate::testing::{put, put_raw};
+    use strata_events::{EventLog, MemoryLog};
 
-    async fn put(log: &dyn EventLog, stream: &str, e: E) {
-        log.append(
-            stream,
-            ExpectedVersion::Any,
-            vec![NewEvent::new(e.event_type(), e.encode())],
-            Metadata::system("t"),
-        )
-        .await
-        .unwrap();
-    }
+    use strata_proto::compute as pb;
 
     fn flavor(id: &str, is_public: bool) -> E {
         E::FlavorCreated(pb::FlavorCreated {
@@ -474,22 +464,14 @@ mod tests {
     #[tokio::test]
     async fn skips_other_services_and_counts_undecodable_events() {
         let log = fixture().await;
-        log.append(
+        put_raw(
+            &log,
             "flavor-9",
-            ExpectedVersion::Any,
-            vec![NewEvent::new("compute.FlavorCreated.v1", vec![0xff, 0xff])],
-            Metadata::system("t"),
+            "compute.FlavorCreated.v1",
+            vec![0xff, 0xff],
         )
-        .await
-        .unwrap();
-        log.append(
-            "image-i1",
-            ExpectedVersion::Any,
-            vec![NewEvent::new("image.ImageDeleted.v1", vec![])],
-            Metadata::system("t"),
-        )
-        .await
-        .unwrap();
+        .await;
+        put_raw(&log, "image-i1", "image.ImageDeleted.v1", vec![]).await;
         let view = view_of(log).await;
         assert_eq!(view.undecodable, 1);
         assert_eq!(view.flavors.len(), 2);
