@@ -11,8 +11,8 @@ use strata_actors::volume::{Attachment, VolumeCommand};
 use strata_projections::volume::VolumeRow;
 
 use super::{
-    body_object, list_route, param, parse_bool, parse_json, query_flag, query_value, require,
-    resource, Caller, CinderError, Microversion, Volumes,
+    body_object, list_route, param, parse_json, query_flag, query_value, require, resource, Caller,
+    CinderError, Microversion, Volumes,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -12,6 +12,7 @@ mod admin;
 mod attachments;
 mod backups;
 mod error;
+mod metadata;
 mod policy;
 mod snapshots;
 mod types;

@@ -1,7 +1,5 @@
 //! `/v3/snapshots`: create (quota first, holder `snapshot:<id>`), list, detail, show, update, delete, and
-//! metadata. The volume service takes and deletes the snapshots on the backends.
-
-use std::collections::BTreeMap;
+//! metadata (`metadata.rs`). The volume service takes and deletes the snapshots on the backends.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
@@ -26,20 +24,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(show))
             .route(web::put().to(update))
             .route(web::delete().to(delete)),
-    )
-    .service(
-        resource("/snapshots/{id}/metadata")
-            .route(web::get().to(metadata_list))
-            .route(web::post().to(metadata_merge))
-            .route(web::put().to(metadata_replace)),
-    )
-    .service(
-        resource("/snapshots/{id}/metadata/{key}")
-            .route(web::get().to(metadata_show))
-            .route(web::put().to(metadata_put))
-            .route(web::delete().to(metadata_delete)),
-    )
-    .service(resource("/snapshots/{id}/action").route(web::post().to(action)));
+    );
+    super::metadata::configure::<super::metadata::SnapshotMetadata>(cfg, "snapshots");
+    cfg.service(resource("/snapshots/{id}/action").route(web::post().to(action)));
 }
 
 fn progress(status: &str) -> &'static str {
@@ -332,116 +319,4 @@ async fn action(
             "There is no such action: {other}"
         ))),
     }
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Metadata
-
-async fn metadata_list(
-    vols: web::Data<Volumes>,
-    caller: Caller,
-    req: HttpRequest,
-) -> Result<HttpResponse, CinderError> {
-    let row = vols.snapshot(&caller, &param(&req, "id"))?;
-    Ok(HttpResponse::Ok().json(json!({ "metadata": row.state.metadata })))
-}
-
-async fn set_metadata(
-    vols: &Volumes,
-    caller: &Caller,
-    id: &str,
-    items: BTreeMap<String, String>,
-    replace: bool,
-) -> Result<BTreeMap<String, String>, CinderError> {
-    vols.snapshot(caller, id)?;
-    vols.run(
-        &vols.snapshots,
-        id,
-        SnapshotCommand::SetMetadata { items, replace },
-        &caller.meta,
-    )
-    .await?;
-    Ok(vols.snapshot(caller, id)?.state.metadata)
-}
-
-fn metadata_body(body: &[u8]) -> Result<BTreeMap<String, String>, CinderError> {
-    let v = parse_json(body)?;
-    metadata_map(
-        v.get("metadata").ok_or_else(|| {
-            CinderError::bad_request("Malformed request body: 'metadata' is a required property")
-        })?,
-        "metadata",
-    )
-}
-
-async fn metadata_merge(
-    vols: web::Data<Volumes>,
-    caller: Caller,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> Result<HttpResponse, CinderError> {
-    caller.enforce("volume:update_snapshot_metadata")?;
-    let items = metadata_body(&body)?;
-    let all = set_metadata(&vols, &caller, &param(&req, "id"), items, false).await?;
-    Ok(HttpResponse::Ok().json(json!({ "metadata": all })))
-}
-
-async fn metadata_replace(
-    vols: web::Data<Volumes>,
-    caller: Caller,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> Result<HttpResponse, CinderError> {
-    caller.enforce("volume:update_snapshot_metadata")?;
-    let items = metadata_body(&body)?;
-    let all = set_metadata(&vols, &caller, &param(&req, "id"), items, true).await?;
-    Ok(HttpResponse::Ok().json(json!({ "metadata": all })))
-}
-
-fn no_key(id: &str, key: &str) -> CinderError {
-    CinderError::not_found(format!("Snapshot {id} has no metadata with key {key}."))
-}
-
-async fn metadata_show(
-    vols: web::Data<Volumes>,
-    caller: Caller,
-    req: HttpRequest,
-) -> Result<HttpResponse, CinderError> {
-    let (id, key) = (param(&req, "id"), param(&req, "key"));
-    let row = vols.snapshot(&caller, &id)?;
-    let value = row
-        .state
-        .metadata
-        .get(&key)
-        .ok_or_else(|| no_key(&id, &key))?;
-    Ok(HttpResponse::Ok().json(json!({ "meta": { key: value } })))
-}
-
-async fn metadata_put(
-    vols: web::Data<Volumes>,
-    caller: Caller,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> Result<HttpResponse, CinderError> {
-    caller.enforce("volume:update_snapshot_metadata")?;
-    let (id, key) = (param(&req, "id"), param(&req, "key"));
-    let items = super::volumes::one_meta(&parse_json(&body)?, &key)?;
-    set_metadata(&vols, &caller, &id, items.clone(), false).await?;
-    Ok(HttpResponse::Ok().json(json!({ "meta": items })))
-}
-
-/// The snapshot aggregate replaces or merges metadata; deleting a key replaces it with the rest.
-async fn metadata_delete(
-    vols: web::Data<Volumes>,
-    caller: Caller,
-    req: HttpRequest,
-) -> Result<HttpResponse, CinderError> {
-    caller.enforce("volume:delete_snapshot_metadata")?;
-    let (id, key) = (param(&req, "id"), param(&req, "key"));
-    let mut items = vols.snapshot(&caller, &id)?.state.metadata;
-    if items.remove(&key).is_none() {
-        return Err(no_key(&id, &key));
-    }
-    set_metadata(&vols, &caller, &id, items, true).await?;
-    Ok(HttpResponse::Ok().finish())
 }

@@ -1,11 +1,11 @@
 //! `/v3/volumes`: create (quota first, then the volume's creation; the volume service makes it), list,
-//! detail, summary, show, update, delete (with `cascade`), and the metadata APIs. Actions are in
-//! `actions.rs`.
+//! detail, summary, show, update, delete (with `cascade`), and the metadata APIs (`metadata.rs`). Actions are
+//! in `actions.rs`.
 
 use std::collections::BTreeMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use strata_actors::volume::VolumeCommand;
 use strata_projections::volume::VolumeRow;
 
@@ -30,20 +30,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(show))
             .route(web::put().to(update))
             .route(web::delete().to(delete)),
-    )
-    .service(
-        resource("/volumes/{id}/metadata")
-            .route(web::get().to(metadata_list))
-            .route(web::post().to(metadata_merge))
-            .route(web::put().to(metadata_replace)),
-    )
-    .service(
-        resource("/volumes/{id}/metadata/{key}")
-            .route(web::get().to(metadata_show))
-            .route(web::put().to(metadata_put))
-            .route(web::delete().to(metadata_delete)),
-    )
-    .service(resource("/volumes/{id}/action").route(web::post().to(super::actions::action)));
+    );
+    super::metadata::configure::<super::metadata::VolumeMetadata>(cfg, "volumes");
+    cfg.service(resource("/volumes/{id}/action").route(web::post().to(super::actions::action)));
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -576,143 +565,4 @@ async fn delete(
     let row = vols.volume(&caller, &id)?;
     super::begin_delete(&vols, &caller, &row, cascade, force).await?;
     Ok(HttpResponse::Accepted().finish())
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Metadata
-
-async fn metadata_list(
-    vols: web::Data<Volumes>,
-    caller: Caller,
-    req: HttpRequest,
-) -> Result<HttpResponse, CinderError> {
-    let row = vols.volume(&caller, &param(&req, "id"))?;
-    Ok(HttpResponse::Ok().json(json!({ "metadata": row.state.metadata })))
-}
-
-async fn set_metadata(
-    vols: &Volumes,
-    caller: &Caller,
-    req: &HttpRequest,
-    body: &[u8],
-    replace: bool,
-) -> Result<HttpResponse, CinderError> {
-    let id = param(req, "id");
-    let v = parse_json(body)?;
-    let items = metadata_map(
-        v.get("metadata").ok_or_else(|| {
-            CinderError::bad_request("Malformed request body: 'metadata' is a required property")
-        })?,
-        "metadata",
-    )?;
-    vols.volume(caller, &id)?;
-    vols.run(
-        &vols.volumes,
-        &id,
-        VolumeCommand::SetMetadata { items, replace },
-        &caller.meta,
-    )
-    .await?;
-    let row = vols.volume(caller, &id)?;
-    Ok(HttpResponse::Ok().json(json!({ "metadata": row.state.metadata })))
-}
-
-async fn metadata_merge(
-    vols: web::Data<Volumes>,
-    caller: Caller,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> Result<HttpResponse, CinderError> {
-    caller.enforce("volume:create_volume_metadata")?;
-    set_metadata(&vols, &caller, &req, &body, false).await
-}
-
-async fn metadata_replace(
-    vols: web::Data<Volumes>,
-    caller: Caller,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> Result<HttpResponse, CinderError> {
-    caller.enforce("volume:update_volume_metadata")?;
-    set_metadata(&vols, &caller, &req, &body, true).await
-}
-
-fn no_key(id: &str, key: &str) -> CinderError {
-    CinderError::not_found(format!("Volume {id} has no metadata with key {key}."))
-}
-
-async fn metadata_show(
-    vols: web::Data<Volumes>,
-    caller: Caller,
-    req: HttpRequest,
-) -> Result<HttpResponse, CinderError> {
-    let (id, key) = (param(&req, "id"), param(&req, "key"));
-    let row = vols.volume(&caller, &id)?;
-    let value = row
-        .state
-        .metadata
-        .get(&key)
-        .ok_or_else(|| no_key(&id, &key))?;
-    Ok(HttpResponse::Ok().json(json!({ "meta": { key: value } })))
-}
-
-/// The `{"meta": {key: value}}` of a one-key metadata PUT, which must name the URL's key.
-pub(super) fn one_meta(v: &Value, key: &str) -> Result<BTreeMap<String, String>, CinderError> {
-    let meta = v
-        .get("meta")
-        .ok_or_else(|| CinderError::bad_request("Malformed request body"))?;
-    let items = metadata_map(meta, "meta")?;
-    if items.len() > 1 {
-        return Err(CinderError::bad_request(
-            "Request body contains too many items",
-        ));
-    }
-    if !items.contains_key(key) {
-        return Err(CinderError::bad_request("Request body and URI mismatch"));
-    }
-    Ok(items)
-}
-
-async fn metadata_put(
-    vols: web::Data<Volumes>,
-    caller: Caller,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> Result<HttpResponse, CinderError> {
-    caller.enforce("volume:update_volume_metadata")?;
-    let (id, key) = (param(&req, "id"), param(&req, "key"));
-    let items = one_meta(&parse_json(&body)?, &key)?;
-    vols.volume(&caller, &id)?;
-    vols.run(
-        &vols.volumes,
-        &id,
-        VolumeCommand::SetMetadata {
-            items: items.clone(),
-            replace: false,
-        },
-        &caller.meta,
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(json!({ "meta": items })))
-}
-
-async fn metadata_delete(
-    vols: web::Data<Volumes>,
-    caller: Caller,
-    req: HttpRequest,
-) -> Result<HttpResponse, CinderError> {
-    caller.enforce("volume:delete_volume_metadata")?;
-    let (id, key) = (param(&req, "id"), param(&req, "key"));
-    let row = vols.volume(&caller, &id)?;
-    if !row.state.metadata.contains_key(&key) {
-        return Err(no_key(&id, &key));
-    }
-    vols.run(
-        &vols.volumes,
-        &id,
-        VolumeCommand::DeleteMetadataItem(key),
-        &caller.meta,
-    )
-    .await?;
-    Ok(HttpResponse::Ok().finish())
 }
