@@ -8,16 +8,17 @@ use serde_json::{json, Map, Value};
 use strata_actors::compute::FlavorCommand;
 use strata_projections::compute::FlavorRow;
 
+use super::policy::common::{links, marker_not_found, parse_json, skip_past_marker};
 use super::{Caller, Compute, Microversion, NovaError};
 use crate::identity::Identity;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v2.1/flavors")
-            .route(web::get().to(list))
+            .route(web::get().to(list::<false>))
             .route(web::post().to(create)),
     )
-    .route("/v2.1/flavors/detail", web::get().to(detail))
+    .route("/v2.1/flavors/detail", web::get().to(list::<true>))
     .service(
         web::resource("/v2.1/flavors/{id}")
             .route(web::get().to(show))
@@ -42,16 +43,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-fn links(req: &HttpRequest, id: &str) -> Value {
-    let base = crate::common::base_url(req);
-    json!([
-        { "rel": "self", "href": format!("{base}/v2.1/flavors/{id}") },
-        { "rel": "bookmark", "href": format!("{base}/flavors/{id}") },
-    ])
-}
-
 fn flavor_json(req: &HttpRequest, mv: Microversion, f: &FlavorRow, detail: bool) -> Value {
-    let mut v = json!({ "id": f.id, "name": f.name, "links": links(req, &f.id) });
+    let mut v = json!({ "id": f.id, "name": f.name, "links": links(&crate::common::base_url(req), "flavors", &f.id) });
     if detail {
         v["ram"] = json!(f.ram_mb);
         v["vcpus"] = json!(f.vcpus);
@@ -87,6 +80,18 @@ fn visible(compute: &Compute, caller: &Caller, id: &str) -> Result<FlavorRow, No
     Err(NovaError::not_found(format!(
         "Flavor {id} could not be found."
     )))
+}
+
+/// Run `cmd` on a flavor the caller can see (404 otherwise); answers the flavor as it was before.
+async fn change(
+    compute: &Compute,
+    caller: &Caller,
+    id: &str,
+    cmd: FlavorCommand,
+) -> Result<FlavorRow, NovaError> {
+    let f = visible(compute, caller, id)?;
+    compute.run(&compute.flavors, id, cmd, &caller.meta).await?;
+    Ok(f)
 }
 
 fn listing(
@@ -147,11 +152,7 @@ fn listing(
         }
     });
     if let Some(m) = get("marker") {
-        let pos = rows
-            .iter()
-            .position(|f| f.id == m)
-            .ok_or_else(|| NovaError::bad_request(format!("marker [{m}] not found")))?;
-        rows.drain(..=pos);
+        skip_past_marker(&mut rows, &m, |f| f.id == m, marker_not_found)?;
     }
     rows.truncate(limit);
     let flavors: Vec<Value> = rows
@@ -161,22 +162,14 @@ fn listing(
     Ok(HttpResponse::Ok().json(json!({ "flavors": flavors })))
 }
 
-async fn list(
+/// `GET /flavors` (`DETAIL` false) and `/flavors/detail` (true).
+async fn list<const DETAIL: bool>(
     compute: web::Data<Compute>,
     caller: Caller,
     req: HttpRequest,
     mv: Microversion,
 ) -> Result<HttpResponse, NovaError> {
-    listing(&compute, &caller, &req, mv, false)
-}
-
-async fn detail(
-    compute: web::Data<Compute>,
-    caller: Caller,
-    req: HttpRequest,
-    mv: Microversion,
-) -> Result<HttpResponse, NovaError> {
-    listing(&compute, &caller, &req, mv, true)
+    listing(&compute, &caller, &req, mv, DETAIL)
 }
 
 async fn show(
@@ -191,8 +184,7 @@ async fn show(
 }
 
 fn parse_body(body: &[u8], key: &str) -> Result<Map<String, Value>, NovaError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| NovaError::bad_request(format!("Malformed request body: {e}")))?;
+    let v = parse_json(body)?;
     match v.get(key) {
         Some(Value::Object(m)) => Ok(m.clone()),
         _ => Err(NovaError::bad_request(format!(
@@ -359,15 +351,13 @@ async fn update(
                 "Invalid input for field/attribute flavor. 'description' is a required property",
             )),
         };
-    visible(&compute, &caller, &id)?;
-    compute
-        .run(
-            &compute.flavors,
-            &id,
-            FlavorCommand::SetDescription { description },
-            &caller.meta,
-        )
-        .await?;
+    change(
+        &compute,
+        &caller,
+        &id,
+        FlavorCommand::SetDescription { description },
+    )
+    .await?;
     let f = visible(&compute, &caller, &id)?;
     Ok(HttpResponse::Ok().json(json!({ "flavor": flavor_json(&req, mv, &f, true) })))
 }
@@ -380,10 +370,7 @@ async fn delete(
 ) -> Result<HttpResponse, NovaError> {
     caller.enforce("os_compute_api:os-flavor-manage:delete", &caller.project_id)?;
     let id = path.into_inner();
-    let f = visible(&compute, &caller, &id)?;
-    compute
-        .run(&compute.flavors, &id, FlavorCommand::Delete, &caller.meta)
-        .await?;
+    let f = change(&compute, &caller, &id, FlavorCommand::Delete).await?;
     identity
         .release_name("flavor", "", &f.name, &id, &caller.meta)
         .await;
@@ -421,8 +408,7 @@ async fn action(
     body: web::Bytes,
 ) -> Result<HttpResponse, NovaError> {
     let id = path.into_inner();
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| NovaError::bad_request(format!("Malformed request body: {e}")))?;
+    let v = parse_json(&body)?;
     let (cmd, policy) = if let Some(a) = v.get("addTenantAccess") {
         let tenant = a["tenant"]
             .as_str()
@@ -447,10 +433,7 @@ async fn action(
         return Err(NovaError::bad_request("There is no such action"));
     };
     caller.enforce(policy, &caller.project_id)?;
-    visible(&compute, &caller, &id)?;
-    compute
-        .run(&compute.flavors, &id, cmd, &caller.meta)
-        .await?;
+    change(&compute, &caller, &id, cmd).await?;
     Ok(HttpResponse::Ok().json(access_json(&visible(&compute, &caller, &id)?)))
 }
 
@@ -490,23 +473,20 @@ async fn specs_set(
         &caller.project_id,
     )?;
     let id = path.into_inner();
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| NovaError::bad_request(format!("Malformed request body: {e}")))?;
+    let v = parse_json(&body)?;
     let specs = string_map(
         v.get("extra_specs")
             .ok_or_else(|| NovaError::bad_request("'extra_specs' is a required property"))?,
     )?;
-    visible(&compute, &caller, &id)?;
-    compute
-        .run(
-            &compute.flavors,
-            &id,
-            FlavorCommand::SetExtraSpecs {
-                specs: specs.clone(),
-            },
-            &caller.meta,
-        )
-        .await?;
+    change(
+        &compute,
+        &caller,
+        &id,
+        FlavorCommand::SetExtraSpecs {
+            specs: specs.clone(),
+        },
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(json!({ "extra_specs": specs })))
 }
 
@@ -536,23 +516,20 @@ async fn spec_put(
         &caller.project_id,
     )?;
     let (id, key) = path.into_inner();
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| NovaError::bad_request(format!("Malformed request body: {e}")))?;
+    let v = parse_json(&body)?;
     let specs = string_map(&v)?;
     if specs.len() != 1 || !specs.contains_key(&key) {
         return Err(NovaError::bad_request("Request body and URI mismatch"));
     }
-    visible(&compute, &caller, &id)?;
-    compute
-        .run(
-            &compute.flavors,
-            &id,
-            FlavorCommand::SetExtraSpecs {
-                specs: specs.clone(),
-            },
-            &caller.meta,
-        )
-        .await?;
+    change(
+        &compute,
+        &caller,
+        &id,
+        FlavorCommand::SetExtraSpecs {
+            specs: specs.clone(),
+        },
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(json!(specs)))
 }
 
@@ -566,14 +543,12 @@ async fn spec_delete(
         &caller.project_id,
     )?;
     let (id, key) = path.into_inner();
-    visible(&compute, &caller, &id)?;
-    compute
-        .run(
-            &compute.flavors,
-            &id,
-            FlavorCommand::UnsetExtraSpec { key },
-            &caller.meta,
-        )
-        .await?;
+    change(
+        &compute,
+        &caller,
+        &id,
+        FlavorCommand::UnsetExtraSpec { key },
+    )
+    .await?;
     Ok(HttpResponse::Ok().finish())
 }

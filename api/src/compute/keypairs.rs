@@ -95,8 +95,7 @@ async fn create(
     mv: Microversion,
     body: web::Bytes,
 ) -> Result<HttpResponse, NovaError> {
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| NovaError::bad_request(format!("Malformed request body: {e}")))?;
+    let v = super::policy::common::parse_json(&body)?;
     let kp = v
         .get("keypair")
         .and_then(Value::as_object)

@@ -13,6 +13,9 @@ use strata_actors::compute::ServerPort;
 use strata_projections::compute::ServerRow;
 use strata_projections::network::NetworkView;
 
+use super::policy::common::{
+    check_settled, check_unlocked, hypervisor_failure, parse_json, server_row,
+};
 use super::{Caller, Compute, NovaError};
 use crate::network::{self as neutron, Networks};
 use strata_network::NetworkError;
@@ -230,16 +233,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-fn server_row(compute: &Compute, caller: &Caller, id: &str) -> Result<ServerRow, NovaError> {
-    let view = compute.view.snapshot();
-    match view.server(id) {
-        Some(r) if caller.is_admin || r.state.project_id == caller.project_id => Ok(r.clone()),
-        _ => Err(NovaError::not_found(format!(
-            "Instance {id} could not be found."
-        ))),
-    }
-}
-
 fn interface_json(view: &NetworkView, sp: &ServerPort) -> Value {
     let port = view.port(&sp.port_id);
     json!({
@@ -288,25 +281,10 @@ async fn show_interface(
     Ok(HttpResponse::Ok().json(json!({ "interfaceAttachment": interface_json(&view, sp) })))
 }
 
+/// A port can be plugged or unplugged only on an unlocked (or admin's) server that is settled.
 fn check_pluggable(row: &ServerRow, caller: &Caller, what: &str) -> Result<(), NovaError> {
-    let s = &row.state;
-    if s.locked && !caller.is_admin {
-        return Err(NovaError::conflict(format!(
-            "Instance {} is locked",
-            row.id
-        )));
-    }
-    if !matches!(
-        s.vm_state.as_str(),
-        "active" | "stopped" | "paused" | "suspended"
-    ) || !s.task_state.is_empty()
-    {
-        return Err(NovaError::conflict(format!(
-            "Cannot '{what}' instance {} while it is in vm_state {}",
-            row.id, s.vm_state
-        )));
-    }
-    Ok(())
+    check_unlocked(row, caller)?;
+    check_settled(row, what)
 }
 
 async fn attach_interface(
@@ -322,8 +300,7 @@ async fn attach_interface(
         &row.state.project_id,
     )?;
     check_pluggable(&row, &caller, "attach_interface")?;
-    let v: Value =
-        serde_json::from_slice(&body).map_err(|e| bad(format!("Malformed request body: {e}")))?;
+    let v = parse_json(&body)?;
     let a = v
         .get("interfaceAttachment")
         .and_then(Value::as_object)
@@ -395,13 +372,9 @@ async fn detach_interface(
         })?;
     strata_compute::service::detach_interface(&compute, &caller, &row, &sp)
         .await
-        .map_err(|e| match e {
-            strata_compute::ComputeError::Hypervisor(e) => NovaError::new(
-                actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
-                format!("Failed to detach network adapter device from {id}: {e}"),
-            ),
-            other => other.into(),
-        })?;
+        .map_err(hypervisor_failure(format!(
+            "Failed to detach network adapter device from {id}"
+        )))?;
     Ok(HttpResponse::Accepted().finish())
 }
 

@@ -9,6 +9,9 @@ use serde_json::{json, Value};
 use strata_actors::compute::BlockDevice;
 use strata_projections::volume::VolumeView;
 
+use super::policy::common::{
+    check_settled, check_unlocked, hypervisor_failure, parse_json, server_row,
+};
 use super::{Caller, Compute, Microversion, NovaError};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -61,20 +64,6 @@ fn attachment_json(
         v["delete_on_termination"] = json!(delete_on_termination);
     }
     v
-}
-
-fn server_row(
-    compute: &Compute,
-    caller: &Caller,
-    id: &str,
-) -> Result<strata_projections::compute::ServerRow, NovaError> {
-    let view = compute.view.snapshot();
-    match view.server(id) {
-        Some(r) if caller.is_admin || r.state.project_id == caller.project_id => Ok(r.clone()),
-        _ => Err(NovaError::not_found(format!(
-            "Instance {id} could not be found."
-        ))),
-    }
 }
 
 async fn list(
@@ -139,8 +128,7 @@ async fn attach(
         "os_compute_api:os-volumes-attachments:create",
         &server.state.project_id,
     )?;
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| NovaError::bad_request(format!("Malformed request body: {e}")))?;
+    let v = parse_json(&body)?;
     let a = v
         .get("volumeAttachment")
         .and_then(Value::as_object)
@@ -162,20 +150,8 @@ async fn attach(
             }
         }
     }
-    let s = &server.state;
-    if !matches!(
-        s.vm_state.as_str(),
-        "active" | "stopped" | "paused" | "suspended"
-    ) || !s.task_state.is_empty()
-    {
-        return Err(NovaError::conflict(format!(
-            "Cannot 'attach_volume' instance {id} while it is in vm_state {}",
-            s.vm_state
-        )));
-    }
-    if s.locked && !caller.is_admin {
-        return Err(NovaError::conflict(format!("Instance {id} is locked")));
-    }
+    check_settled(&server, "attach_volume")?;
+    check_unlocked(&server, &caller)?;
     let used: Vec<String> = attachments_of(&compute.volume_view.snapshot(), &id)
         .into_iter()
         .map(|a| a.2)
@@ -191,13 +167,7 @@ async fn attach(
     };
     strata_compute::service::attach_volume(&compute, &caller, &server, &volume_id, &device)
         .await
-        .map_err(|e| match e {
-            strata_compute::ComputeError::Hypervisor(e) => NovaError::new(
-                actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
-                format!("Attaching the volume failed: {e}"),
-            ),
-            other => other.into(),
-        })?;
+        .map_err(hypervisor_failure("Attaching the volume failed".into()))?;
     let a = (String::new(), volume_id, device);
     Ok(HttpResponse::Ok().json(json!({ "volumeAttachment": attachment_json(mv, &id, &a, false) })))
 }
@@ -213,9 +183,7 @@ async fn detach(
         "os_compute_api:os-volumes-attachments:delete",
         &server.state.project_id,
     )?;
-    if server.state.locked && !caller.is_admin {
-        return Err(NovaError::conflict(format!("Instance {id} is locked")));
-    }
+    check_unlocked(&server, &caller)?;
     detach_one(&compute, &caller.meta, &id, &server.state.host, &volume_id).await?;
     Ok(HttpResponse::Accepted().finish())
 }
@@ -234,13 +202,7 @@ async fn detach_one(
         .ok_or_else(|| NovaError::not_found(format!("volume_id not found: {volume_id}")))?;
     strata_compute::service::detach_volume(compute, meta, id, host, volume_id, &attachment.0)
         .await
-        .map_err(|e| match e {
-            strata_compute::ComputeError::Hypervisor(e) => NovaError::new(
-                actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
-                format!("Detaching the volume failed: {e}"),
-            ),
-            other => other.into(),
-        })
+        .map_err(hypervisor_failure("Detaching the volume failed".into()))
 }
 
 // ---------------------------------------------------------------------------------------------------------

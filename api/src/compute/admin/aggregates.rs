@@ -147,7 +147,7 @@ pub(super) async fn aggregate_create(
     body: web::Bytes,
 ) -> Result<HttpResponse, NovaError> {
     admin(&caller, "os_compute_api:os-aggregates:create")?;
-    let v = body_json(&body)?;
+    let v = parse_json(&body)?;
     let m = wrapped(&v, "aggregate", &["name", "availability_zone"])?;
     let name = match m.get("name") {
         Some(Value::String(n)) if valid_name(n) => n.clone(),
@@ -222,7 +222,7 @@ pub(super) async fn aggregate_update(
     body: web::Bytes,
 ) -> Result<HttpResponse, NovaError> {
     admin(&caller, "os_compute_api:os-aggregates:update")?;
-    let v = body_json(&body)?;
+    let v = parse_json(&body)?;
     let m = wrapped(&v, "aggregate", &["name", "availability_zone"])?;
     if m.is_empty() {
         return Err(invalid(
@@ -374,7 +374,7 @@ pub(super) async fn aggregate_action(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, NovaError> {
-    let v = body_json(&body)?;
+    let v = parse_json(&body)?;
     let top = v
         .as_object()
         .filter(|m| m.len() == 1)
@@ -501,7 +501,7 @@ pub(super) async fn aggregate_images(
         return Err(not_in_version(&req));
     }
     admin(&caller, "compute:aggregates:images")?;
-    let v = body_json(&body)?;
+    let v = parse_json(&body)?;
     let top = object(&v, "cache", &["cache"])?;
     let cache = top
         .get("cache")

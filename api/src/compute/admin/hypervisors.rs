@@ -163,11 +163,12 @@ pub(super) fn hypervisors(
         rows = matching(rows, p)?;
     }
     if let Some(m) = &marker {
-        let at = rows
-            .iter()
-            .position(|(pos, h)| is_hypervisor(mv, *pos, h, m))
-            .ok_or_else(|| NovaError::bad_request(format!("marker [{m}] not found")))?;
-        rows.drain(..=at);
+        skip_past_marker(
+            &mut rows,
+            m,
+            |(pos, h)| is_hypervisor(mv, *pos, h, m),
+            marker_not_found,
+        )?;
     }
     let page = limit.unwrap_or(MAX_LIMIT).min(MAX_LIMIT);
     rows.truncate(page);
@@ -197,22 +198,14 @@ pub(super) fn hypervisors(
     Ok(HttpResponse::Ok().json(out))
 }
 
-pub(super) async fn hypervisor_list(
+/// `GET /os-hypervisors` (`DETAIL` false) and `/os-hypervisors/detail` (true).
+pub(super) async fn hypervisor_list<const DETAIL: bool>(
     compute: web::Data<Compute>,
     caller: Caller,
     req: HttpRequest,
     mv: Microversion,
 ) -> Result<HttpResponse, NovaError> {
-    hypervisors(&compute, &caller, &req, mv, false)
-}
-
-pub(super) async fn hypervisor_detail(
-    compute: web::Data<Compute>,
-    caller: Caller,
-    req: HttpRequest,
-    mv: Microversion,
-) -> Result<HttpResponse, NovaError> {
-    hypervisors(&compute, &caller, &req, mv, true)
+    hypervisors(&compute, &caller, &req, mv, DETAIL)
 }
 
 /// The hypervisor a path names: a uuid from 2.53 (400 otherwise), an integer before (404 otherwise).
@@ -354,22 +347,20 @@ pub(super) fn legacy_search(
     Ok(HttpResponse::Ok().json(json!({ "hypervisors": list })))
 }
 
-pub(super) async fn hypervisor_search(
+/// `GET /os-hypervisors/{pattern}/search` (`WITH_SERVERS` false) and `/servers` (true).
+pub(super) async fn hypervisor_search<const WITH_SERVERS: bool>(
     compute: web::Data<Compute>,
     caller: Caller,
     req: HttpRequest,
     mv: Microversion,
     path: web::Path<String>,
 ) -> Result<HttpResponse, NovaError> {
-    legacy_search(&compute, &caller, &req, mv, &path.into_inner(), false)
-}
-
-pub(super) async fn hypervisor_servers(
-    compute: web::Data<Compute>,
-    caller: Caller,
-    req: HttpRequest,
-    mv: Microversion,
-    path: web::Path<String>,
-) -> Result<HttpResponse, NovaError> {
-    legacy_search(&compute, &caller, &req, mv, &path.into_inner(), true)
+    legacy_search(
+        &compute,
+        &caller,
+        &req,
+        mv,
+        &path.into_inner(),
+        WITH_SERVERS,
+    )
 }

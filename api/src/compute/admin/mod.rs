@@ -28,6 +28,10 @@ use sha2::Digest;
 use strata_actors::compute::{HostAggregateCommand, HostCommand, Next};
 use strata_projections::compute::{AggregateRow, ComputeView, HostRow};
 
+use super::policy::common::{
+    bool_str, invalid, marker_not_found, not_in_version, null_if_empty, parse_json,
+    skip_past_marker, Query, MAX_LIMIT,
+};
 use super::{Caller, Compute, Microversion, NovaError};
 use crate::identity::Identity;
 mod hypervisors;
@@ -50,65 +54,66 @@ const INTERNAL_BINARIES: [&str; 2] = ["nova-scheduler", "nova-conductor"];
 const AGGREGATE_SEQUENCE: &str = "host-aggregate";
 /// The `NameClaim` kind of aggregate names.
 const NAME_KIND: &str = "aggregate";
-/// Nova's `[api] max_limit`.
-const MAX_LIMIT: usize = 1000;
 /// What Nova's fake driver reports as its version.
 const HYPERVISOR_VERSION: u64 = 1000;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // The fixed paths come before `{id}` so they are matched first.
-    cfg.route("/v2.1/os-hypervisors", web::get().to(hypervisor_list))
-        .route(
-            "/v2.1/os-hypervisors/detail",
-            web::get().to(hypervisor_detail),
-        )
-        .route(
-            "/v2.1/os-hypervisors/statistics",
-            web::get().to(hypervisor_statistics),
-        )
-        .route("/v2.1/os-hypervisors/{id}", web::get().to(hypervisor_show))
-        .route(
-            "/v2.1/os-hypervisors/{id}/uptime",
-            web::get().to(hypervisor_uptime),
-        )
-        .route(
-            "/v2.1/os-hypervisors/{pattern}/search",
-            web::get().to(hypervisor_search),
-        )
-        .route(
-            "/v2.1/os-hypervisors/{pattern}/servers",
-            web::get().to(hypervisor_servers),
-        )
-        .route("/v2.1/os-services", web::get().to(service_list))
-        .service(
-            web::resource("/v2.1/os-services/{id}")
-                .route(web::put().to(service_update))
-                .route(web::delete().to(service_delete)),
-        )
-        .route("/v2.1/os-availability-zone", web::get().to(zone_list))
-        .route(
-            "/v2.1/os-availability-zone/detail",
-            web::get().to(zone_detail),
-        )
-        .service(
-            web::resource("/v2.1/os-aggregates")
-                .route(web::get().to(aggregate_list))
-                .route(web::post().to(aggregate_create)),
-        )
-        .service(
-            web::resource("/v2.1/os-aggregates/{id}")
-                .route(web::get().to(aggregate_show))
-                .route(web::put().to(aggregate_update))
-                .route(web::delete().to(aggregate_delete)),
-        )
-        .route(
-            "/v2.1/os-aggregates/{id}/action",
-            web::post().to(aggregate_action),
-        )
-        .route(
-            "/v2.1/os-aggregates/{id}/images",
-            web::post().to(aggregate_images),
-        );
+    cfg.route(
+        "/v2.1/os-hypervisors",
+        web::get().to(hypervisor_list::<false>),
+    )
+    .route(
+        "/v2.1/os-hypervisors/detail",
+        web::get().to(hypervisor_list::<true>),
+    )
+    .route(
+        "/v2.1/os-hypervisors/statistics",
+        web::get().to(hypervisor_statistics),
+    )
+    .route("/v2.1/os-hypervisors/{id}", web::get().to(hypervisor_show))
+    .route(
+        "/v2.1/os-hypervisors/{id}/uptime",
+        web::get().to(hypervisor_uptime),
+    )
+    .route(
+        "/v2.1/os-hypervisors/{pattern}/search",
+        web::get().to(hypervisor_search::<false>),
+    )
+    .route(
+        "/v2.1/os-hypervisors/{pattern}/servers",
+        web::get().to(hypervisor_search::<true>),
+    )
+    .route("/v2.1/os-services", web::get().to(service_list))
+    .service(
+        web::resource("/v2.1/os-services/{id}")
+            .route(web::put().to(service_update))
+            .route(web::delete().to(service_delete)),
+    )
+    .route("/v2.1/os-availability-zone", web::get().to(zone_list))
+    .route(
+        "/v2.1/os-availability-zone/detail",
+        web::get().to(zone_detail),
+    )
+    .service(
+        web::resource("/v2.1/os-aggregates")
+            .route(web::get().to(aggregate_list))
+            .route(web::post().to(aggregate_create)),
+    )
+    .service(
+        web::resource("/v2.1/os-aggregates/{id}")
+            .route(web::get().to(aggregate_show))
+            .route(web::put().to(aggregate_update))
+            .route(web::delete().to(aggregate_delete)),
+    )
+    .route(
+        "/v2.1/os-aggregates/{id}/action",
+        web::post().to(aggregate_action),
+    )
+    .route(
+        "/v2.1/os-aggregates/{id}/images",
+        web::post().to(aggregate_images),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -118,11 +123,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// An admin-only action of Nova's policy table.
 fn admin(caller: &Caller, action: &str) -> Result<(), NovaError> {
     caller.enforce(action, &caller.project_id)
-}
-
-/// A route that exists only in other microversions (Nova answers 404, as for an unknown path).
-fn not_in_version(req: &HttpRequest) -> NovaError {
-    NovaError::not_found(format!("The resource could not be found: {}", req.path()))
 }
 
 /// Nova's timestamps: naive UTC with microseconds (`2016-12-27T22:51:32.000000`); null when unknown.
@@ -139,25 +139,6 @@ fn nova_time(ts: &str) -> Value {
 
 fn nova_now() -> Value {
     json!(Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string())
-}
-
-fn null_if_empty(s: &str) -> Value {
-    if s.is_empty() {
-        Value::Null
-    } else {
-        json!(s)
-    }
-}
-
-fn body_json(body: &[u8]) -> Result<Value, NovaError> {
-    serde_json::from_slice(body)
-        .map_err(|e| NovaError::bad_request(format!("Malformed request body: {e}")))
-}
-
-fn invalid(field: &str, value: &Value, why: &str) -> NovaError {
-    NovaError::bad_request(format!(
-        "Invalid input for field/attribute {field}. Value: {value}. {why}"
-    ))
 }
 
 /// `v` as an object whose keys are all in `allowed` (Nova's schemas forbid additional properties).
@@ -193,14 +174,6 @@ fn wrapped<'a>(
 }
 
 /// Nova's `boolean` parameter type: JSON booleans and the usual spellings.
-fn bool_str(s: &str) -> Option<bool> {
-    match s.to_ascii_lowercase().as_str() {
-        "true" | "1" | "on" | "yes" => Some(true),
-        "false" | "0" | "off" | "no" => Some(false),
-        _ => None,
-    }
-}
-
 fn bool_value(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
@@ -237,43 +210,6 @@ fn short_string<'a>(m: &'a Map<String, Value>, key: &str) -> Result<Option<&'a s
             other,
             "It must be a string of 1 to 255 characters.",
         )),
-    }
-}
-
-/// The query string, for Nova's query schemas.
-struct Query(Vec<(String, String)>);
-
-impl Query {
-    fn of(req: &HttpRequest) -> Self {
-        Query(crate::common::query_pairs(req))
-    }
-
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// 400 for a parameter not in `allowed` (the microversions whose query schemas are strict).
-    fn only(&self, allowed: &[&str]) -> Result<(), NovaError> {
-        match self.0.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
-            Some((k, _)) => Err(NovaError::bad_request(format!(
-                "Invalid input for query parameters {k}. Additional properties are not allowed ('{k}' was unexpected)"
-            ))),
-            None => Ok(()),
-        }
-    }
-
-    fn boolean(&self, key: &str) -> Result<bool, NovaError> {
-        match self.get(key) {
-            None => Ok(false),
-            Some(v) => bool_str(v).ok_or_else(|| {
-                NovaError::bad_request(format!(
-                    "Invalid input for query parameters {key}. Value: {v}. {v} is not a valid boolean"
-                ))
-            }),
-        }
     }
 }
 

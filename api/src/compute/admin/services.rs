@@ -124,7 +124,7 @@ pub(super) async fn service_update(
 ) -> Result<HttpResponse, NovaError> {
     admin(&caller, "os_compute_api:os-services:update")?;
     let id = path.into_inner();
-    let v = body_json(&body)?;
+    let v = parse_json(&body)?;
     if mv.0 >= 53 {
         update_by_uuid(&compute, &caller, mv, &id, &v).await
     } else {

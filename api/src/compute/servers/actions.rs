@@ -156,33 +156,29 @@ pub(super) async fn action(
             accepted()
         }
         "confirmResize" => {
-            compute
-                .run(
-                    &compute.servers,
-                    &id,
-                    ServerCommand::ConfirmResize {
-                        request_id: caller.meta.correlation_id.clone(),
-                        admin: caller.is_admin,
-                    },
-                    &caller.meta,
-                )
-                .await
-                .map_err(|e| locked_message(e.into(), &id))?;
+            run_unlocked(
+                &compute,
+                &caller,
+                &id,
+                ServerCommand::ConfirmResize {
+                    request_id: caller.meta.correlation_id.clone(),
+                    admin: caller.is_admin,
+                },
+            )
+            .await?;
             Ok(HttpResponse::NoContent().finish())
         }
         "revertResize" => {
-            compute
-                .run(
-                    &compute.servers,
-                    &id,
-                    ServerCommand::RevertResize {
-                        request_id: caller.meta.correlation_id.clone(),
-                        admin: caller.is_admin,
-                    },
-                    &caller.meta,
-                )
-                .await
-                .map_err(|e| locked_message(e.into(), &id))?;
+            run_unlocked(
+                &compute,
+                &caller,
+                &id,
+                ServerCommand::RevertResize {
+                    request_id: caller.meta.correlation_id.clone(),
+                    admin: caller.is_admin,
+                },
+            )
+            .await?;
             accepted()
         }
         "migrate" => {
@@ -368,23 +364,20 @@ pub(super) async fn migrate(
     dest_host: String,
     new_flavor: Option<FlavorSpec>,
 ) -> Result<(), NovaError> {
-    compute
-        .run(
-            &compute.servers,
-            id,
-            ServerCommand::StartMigration {
-                migration_id: uuid::Uuid::new_v4().to_string(),
-                kind: kind.to_string(),
-                dest_host,
-                new_flavor,
-                request_id: caller.meta.correlation_id.clone(),
-                admin: caller.is_admin,
-            },
-            &caller.meta,
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| locked_message(e.into(), id))
+    run_unlocked(
+        compute,
+        caller,
+        id,
+        ServerCommand::StartMigration {
+            migration_id: uuid::Uuid::new_v4().to_string(),
+            kind: kind.to_string(),
+            dest_host,
+            new_flavor,
+            request_id: caller.meta.correlation_id.clone(),
+            admin: caller.is_admin,
+        },
+    )
+    .await
 }
 
 pub(super) async fn rebuild(
@@ -400,7 +393,7 @@ pub(super) async fn rebuild(
     };
     let image_r = string_field(m, "imageRef")?
         .ok_or_else(|| invalid("rebuild", arg, "'imageRef' is a required property"))?;
-    let row = visible(compute, caller, id)?;
+    let row = server_row(compute, caller, id)?;
     let image_id = image_ref(compute, caller, &image_r, Some(&row.state.flavor))?;
     let name = string_field(m, "name")?;
     if let Some(n) = &name {
@@ -433,17 +426,7 @@ pub(super) async fn rebuild(
     }
     begin(compute, caller, id, Action::Rebuild { image_id }).await?;
     if let Some(n) = name {
-        compute
-            .run(
-                &compute.servers,
-                id,
-                ServerCommand::Rename {
-                    name: n,
-                    admin: caller.is_admin,
-                },
-                &caller.meta,
-            )
-            .await?;
+        rename(compute, caller, id, n).await?;
     }
     if let Some(items) = metadata {
         compute
@@ -460,17 +443,7 @@ pub(super) async fn rebuild(
             .await?;
     }
     if let Some(d) = description {
-        compute
-            .run(
-                &compute.servers,
-                id,
-                ServerCommand::SetDescription {
-                    description: d,
-                    admin: caller.is_admin,
-                },
-                &caller.meta,
-            )
-            .await?;
+        describe(compute, caller, id, d).await?;
     }
     let mut server = server_answer(compute, req, mv, caller, id)?;
     if let Some(p) = m.get("adminPass").and_then(Value::as_str) {
@@ -498,23 +471,9 @@ pub(super) async fn create_image(
         .map(|v| metadata_field(v, "metadata"))
         .transpose()?
         .unwrap_or_default();
+    check_settled(row, "createImage")?;
+    check_unlocked(row, caller)?;
     let s = &row.state;
-    if !matches!(
-        s.vm_state.as_str(),
-        vm::ACTIVE | vm::STOPPED | vm::PAUSED | vm::SUSPENDED
-    ) || !s.task_state.is_empty()
-    {
-        return Err(NovaError::conflict(format!(
-            "Cannot 'createImage' instance {} while it is in vm_state {}",
-            row.id, s.vm_state
-        )));
-    }
-    if s.locked && !caller.is_admin {
-        return Err(NovaError::conflict(format!(
-            "Instance {} is locked",
-            row.id
-        )));
-    }
     let (disk_format, container_format) = {
         let v = compute.images.snapshot();
         v.image(&s.image_id)

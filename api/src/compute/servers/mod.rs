@@ -8,14 +8,17 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha224};
 use strata_actors::compute::quota::{Amounts, Limits, UsageCommand};
 use strata_actors::compute::server::{power, vm};
 use strata_actors::compute::{Action, FlavorSpec, ServerCommand};
 use strata_actors::image::ImageCommand;
-use strata_projections::compute::{ComputeView, FlavorRow, ServerRow};
+use strata_projections::compute::{FlavorRow, ServerRow};
 use strata_proto::compute as pb;
 
+use super::policy::common::{
+    check_settled, check_unlocked, host_id, invalid, links, marker_not_found, null_if_empty,
+    parse_json, server_row, skip_past_marker, visible_server,
+};
 use super::{Caller, Compute, Microversion, NovaError, Views};
 mod create;
 use create::*;
@@ -25,10 +28,10 @@ use actions::*;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v2.1/servers")
-            .route(web::get().to(list))
+            .route(web::get().to(list::<false>))
             .route(web::post().to(create)),
     )
-    .service(web::resource("/v2.1/servers/detail").route(web::get().to(detail)))
+    .service(web::resource("/v2.1/servers/detail").route(web::get().to(list::<true>)))
     .service(
         web::resource("/v2.1/servers/{id}")
             .route(web::get().to(show))
@@ -39,8 +42,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v2.1/servers/{id}/metadata")
             .route(web::get().to(metadata_list))
-            .route(web::put().to(metadata_replace))
-            .route(web::post().to(metadata_update)),
+            .route(web::put().to(metadata_set::<true>))
+            .route(web::post().to(metadata_set::<false>)),
     )
     .service(
         web::resource("/v2.1/servers/{id}/metadata/{key}")
@@ -63,21 +66,12 @@ async fn topology(
     if mv.0 < 78 {
         return Err(NovaError::not_found("The resource could not be found."));
     }
-    visible(&compute, &caller, &path.into_inner())?;
+    server_row(&compute, &caller, &path.into_inner())?;
     Ok(HttpResponse::Ok().json(json!({ "nodes": [], "pagesize_kb": null })))
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // Rendering
-
-/// Nova's `created`/`updated` format.
-fn nova_time(ts: &str) -> Value {
-    if ts.is_empty() {
-        Value::Null
-    } else {
-        json!(ts)
-    }
-}
 
 /// Nova's `OS-SRV-USG:*` format: no zone, microseconds.
 fn usage_time(ts: &str) -> Value {
@@ -86,21 +80,6 @@ fn usage_time(ts: &str) -> Value {
     } else {
         json!(format!("{}.000000", ts.trim_end_matches('Z')))
     }
-}
-
-/// Nova's hostId: SHA-224 of project id + host, hex ("" without a host).
-fn host_id(project_id: &str, host: &str) -> String {
-    if host.is_empty() {
-        return String::new();
-    }
-    hex::encode(Sha224::digest(format!("{project_id}{host}").as_bytes()))
-}
-
-fn links(base: &str, kind: &str, id: &str) -> Value {
-    json!([
-        { "rel": "self", "href": format!("{base}/v2.1/{kind}/{id}") },
-        { "rel": "bookmark", "href": format!("{base}/{kind}/{id}") },
-    ])
 }
 
 fn flavor_json(base: &str, mv: Microversion, f: &FlavorSpec) -> Value {
@@ -142,8 +121,8 @@ fn server_json(
             json!({ "id": s.image_id, "links": [{ "rel": "bookmark", "href": format!("{base}/images/{}", s.image_id) }] })
         },
         "flavor": flavor_json(base, mv, &s.flavor),
-        "created": nova_time(&row.created_at),
-        "updated": nova_time(&row.updated_at),
+        "created": null_if_empty(&row.created_at),
+        "updated": null_if_empty(&row.updated_at),
         "addresses": super::network::addresses(&views.network, &s.ports),
         "accessIPv4": "",
         "accessIPv6": "",
@@ -179,7 +158,7 @@ fn server_json(
             let mut fault = json!({
                 "code": f.code,
                 "message": f.message,
-                "created": nova_time(&row.fault_at),
+                "created": null_if_empty(&row.fault_at),
             });
             if caller.is_admin || f.code != 500 {
                 fault["details"] = json!(f.details);
@@ -188,8 +167,8 @@ fn server_json(
         }
     }
     if caller.is_admin {
-        v["OS-EXT-SRV-ATTR:host"] = nullable(&s.host);
-        v["OS-EXT-SRV-ATTR:hypervisor_hostname"] = nullable(&s.node);
+        v["OS-EXT-SRV-ATTR:host"] = null_if_empty(&s.host);
+        v["OS-EXT-SRV-ATTR:hypervisor_hostname"] = null_if_empty(&s.node);
         v["OS-EXT-SRV-ATTR:instance_name"] = json!(format!("instance-{}", &id[..8.min(id.len())]));
         if mv.0 >= 3 {
             v["OS-EXT-SRV-ATTR:reservation_id"] = json!(s.reservation_id);
@@ -198,7 +177,7 @@ fn server_json(
             v["OS-EXT-SRV-ATTR:kernel_id"] = json!("");
             v["OS-EXT-SRV-ATTR:ramdisk_id"] = json!("");
             v["OS-EXT-SRV-ATTR:root_device_name"] = json!("/dev/vda");
-            v["OS-EXT-SRV-ATTR:user_data"] = nullable(&s.user_data);
+            v["OS-EXT-SRV-ATTR:user_data"] = null_if_empty(&s.user_data);
         }
         if mv.0 >= 16 {
             v["host_status"] = json!(if s.host.is_empty() {
@@ -214,7 +193,7 @@ fn server_json(
         v["locked"] = json!(s.locked);
     }
     if mv.0 >= 19 {
-        v["description"] = nullable(&s.description);
+        v["description"] = null_if_empty(&s.description);
     }
     if mv.0 >= 26 {
         v["tags"] = json!([]);
@@ -223,7 +202,7 @@ fn server_json(
         v["trusted_image_certificates"] = Value::Null;
     }
     if mv.0 >= 73 {
-        v["locked_reason"] = nullable(&s.locked_reason);
+        v["locked_reason"] = null_if_empty(&s.locked_reason);
     }
     v
 }
@@ -249,21 +228,8 @@ fn server_full_json(
     v
 }
 
-fn nullable(s: &str) -> Value {
-    if s.is_empty() {
-        Value::Null
-    } else {
-        json!(s)
-    }
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // Lookup
-
-/// The server as the caller may see it: their project's, or any for an admin. Deleted servers are gone.
-fn visible(compute: &Compute, caller: &Caller, id: &str) -> Result<ServerRow, NovaError> {
-    visible_in(&compute.view.snapshot(), caller, id).cloned()
-}
 
 /// The server as the caller may see it, if Nova's policy lets the caller do `action` to it (403 otherwise).
 fn writable(
@@ -272,23 +238,9 @@ fn writable(
     id: &str,
     action: &str,
 ) -> Result<ServerRow, NovaError> {
-    let row = visible(compute, caller, id)?;
+    let row = server_row(compute, caller, id)?;
     caller.enforce(action, &row.state.project_id)?;
     Ok(row)
-}
-
-/// [`visible`] in a snapshot the caller already holds.
-fn visible_in<'a>(
-    view: &'a ComputeView,
-    caller: &Caller,
-    id: &str,
-) -> Result<&'a ServerRow, NovaError> {
-    match view.server(id) {
-        Some(row) if caller.is_admin || row.state.project_id == caller.project_id => Ok(row),
-        _ => Err(NovaError::not_found(format!(
-            "Instance {id} could not be found."
-        ))),
-    }
 }
 
 /// The single-server answer of show, update and rebuild, rendered from one snapshot of the views.
@@ -300,7 +252,7 @@ fn server_answer(
     id: &str,
 ) -> Result<Value, NovaError> {
     let views = compute.views();
-    let row = visible_in(&views.compute, caller, id)?;
+    let row = visible_server(&views.compute, caller, id, false)?;
     let base = crate::common::base_url(req);
     Ok(server_full_json(compute, &views, &base, mv, caller, row))
 }
@@ -308,17 +260,6 @@ fn server_answer(
 /// Nova's answer to an action body that does not name exactly one action.
 fn malformed() -> NovaError {
     NovaError::bad_request("Malformed request body")
-}
-
-fn parse_json(body: &[u8]) -> Result<Value, NovaError> {
-    serde_json::from_slice(body)
-        .map_err(|e| NovaError::bad_request(format!("Malformed request body: {e}")))
-}
-
-fn invalid(field: &str, value: &Value, why: &str) -> NovaError {
-    NovaError::bad_request(format!(
-        "Invalid input for field/attribute {field}. Value: {value}. {why}"
-    ))
 }
 
 fn required_object<'a>(v: &'a Value, key: &str) -> Result<&'a Map<String, Value>, NovaError> {
@@ -629,11 +570,7 @@ fn listing(
         }
     });
     if let Some(m) = get("marker") {
-        let pos = rows
-            .iter()
-            .position(|r| r.id == m)
-            .ok_or_else(|| NovaError::bad_request(format!("marker [{m}] not found")))?;
-        rows.drain(..=pos);
+        skip_past_marker(&mut rows, &m, |r| r.id == m, marker_not_found)?;
     }
     let more = rows.len() > limit;
     rows.truncate(limit);
@@ -664,22 +601,14 @@ fn listing(
     Ok(HttpResponse::Ok().json(body))
 }
 
-async fn list(
+/// `GET /servers` (`DETAIL` false) and `/servers/detail` (true).
+async fn list<const DETAIL: bool>(
     compute: web::Data<Compute>,
     caller: Caller,
     req: HttpRequest,
     mv: Microversion,
 ) -> Result<HttpResponse, NovaError> {
-    listing(&compute, &caller, &req, mv, false)
-}
-
-async fn detail(
-    compute: web::Data<Compute>,
-    caller: Caller,
-    req: HttpRequest,
-    mv: Microversion,
-) -> Result<HttpResponse, NovaError> {
-    listing(&compute, &caller, &req, mv, true)
+    listing(&compute, &caller, &req, mv, DETAIL)
 }
 
 async fn show(
@@ -738,33 +667,55 @@ async fn update(
         None => None,
     };
     if let Some(n) = name {
-        compute
-            .run(
-                &compute.servers,
-                &id,
-                ServerCommand::Rename {
-                    name: n,
-                    admin: caller.is_admin,
-                },
-                &caller.meta,
-            )
-            .await?;
+        rename(&compute, &caller, &id, n).await?;
     }
     if let Some(d) = description {
-        compute
-            .run(
-                &compute.servers,
-                &id,
-                ServerCommand::SetDescription {
-                    description: d,
-                    admin: caller.is_admin,
-                },
-                &caller.meta,
-            )
-            .await?;
+        describe(&compute, &caller, &id, d).await?;
     }
     let server = server_answer(&compute, &req, mv, &caller, &id)?;
     Ok(HttpResponse::Ok().json(json!({ "server": server })))
+}
+
+/// Give the server a new name (update and rebuild).
+async fn rename(
+    compute: &Compute,
+    caller: &Caller,
+    id: &str,
+    name: String,
+) -> Result<(), NovaError> {
+    compute
+        .run(
+            &compute.servers,
+            id,
+            ServerCommand::Rename {
+                name,
+                admin: caller.is_admin,
+            },
+            &caller.meta,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Set (or, with "", clear) the server's description (update and rebuild).
+async fn describe(
+    compute: &Compute,
+    caller: &Caller,
+    id: &str,
+    description: String,
+) -> Result<(), NovaError> {
+    compute
+        .run(
+            &compute.servers,
+            id,
+            ServerCommand::SetDescription {
+                description,
+                admin: caller.is_admin,
+            },
+            &caller.meta,
+        )
+        .await?;
+    Ok(())
 }
 
 async fn begin(
@@ -773,17 +724,28 @@ async fn begin(
     id: &str,
     action: Action,
 ) -> Result<(), NovaError> {
+    run_unlocked(
+        compute,
+        caller,
+        id,
+        ServerCommand::Begin {
+            action,
+            request_id: caller.meta.correlation_id.clone(),
+            admin: caller.is_admin,
+        },
+    )
+    .await
+}
+
+/// Run `cmd` on the server; a refusal because it is locked names the server as Nova does.
+async fn run_unlocked(
+    compute: &Compute,
+    caller: &Caller,
+    id: &str,
+    cmd: ServerCommand,
+) -> Result<(), NovaError> {
     compute
-        .run(
-            &compute.servers,
-            id,
-            ServerCommand::Begin {
-                action,
-                request_id: caller.meta.correlation_id.clone(),
-                admin: caller.is_admin,
-            },
-            &caller.meta,
-        )
+        .run(&compute.servers, id, cmd, &caller.meta)
         .await
         .map(|_| ())
         .map_err(|e| locked_message(e.into(), id))
@@ -808,9 +770,7 @@ async fn delete(
 ) -> Result<HttpResponse, NovaError> {
     let id = path.into_inner();
     let row = writable(&compute, &caller, &id, "os_compute_api:servers:delete")?;
-    if row.state.locked && !caller.is_admin {
-        return Err(NovaError::conflict(format!("Instance {id} is locked")));
-    }
+    check_unlocked(&row, &caller)?;
     // The conductor detaches the volumes (and deletes those marked delete_on_termination).
     begin(&compute, &caller, &id, Action::Delete).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -821,7 +781,7 @@ async fn metadata_list(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, NovaError> {
-    let row = visible(&compute, &caller, &path.into_inner())?;
+    let row = server_row(&compute, &caller, &path.into_inner())?;
     Ok(HttpResponse::Ok().json(json!({ "metadata": row.state.metadata })))
 }
 
@@ -842,20 +802,18 @@ async fn set_metadata(
         keys.len()
     };
     check_metadata_quota(compute, &row.state.project_id, total)?;
-    compute
-        .run(
-            &compute.servers,
-            id,
-            ServerCommand::SetMetadata {
-                items,
-                replace,
-                admin: caller.is_admin,
-            },
-            &caller.meta,
-        )
-        .await
-        .map_err(|e| locked_message(e.into(), id))?;
-    visible(compute, caller, id)
+    run_unlocked(
+        compute,
+        caller,
+        id,
+        ServerCommand::SetMetadata {
+            items,
+            replace,
+            admin: caller.is_admin,
+        },
+    )
+    .await?;
+    server_row(compute, caller, id)
 }
 
 /// `PUT` (replace) or `POST` (merge) `/servers/{id}/metadata`: answers the server's metadata afterwards.
@@ -877,22 +835,14 @@ async fn metadata_write(
     Ok(HttpResponse::Ok().json(json!({ "metadata": row.state.metadata })))
 }
 
-async fn metadata_replace(
+/// `PUT /servers/{id}/metadata` (`REPLACE` true) and `POST` (false).
+async fn metadata_set<const REPLACE: bool>(
     compute: web::Data<Compute>,
     caller: Caller,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, NovaError> {
-    metadata_write(&compute, &caller, &path.into_inner(), &body, true).await
-}
-
-async fn metadata_update(
-    compute: web::Data<Compute>,
-    caller: Caller,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, NovaError> {
-    metadata_write(&compute, &caller, &path.into_inner(), &body, false).await
+    metadata_write(&compute, &caller, &path.into_inner(), &body, REPLACE).await
 }
 
 async fn metadata_show(
@@ -901,7 +851,7 @@ async fn metadata_show(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, NovaError> {
     let (id, key) = path.into_inner();
-    let row = visible(&compute, &caller, &id)?;
+    let row = server_row(&compute, &caller, &id)?;
     let value = row
         .state
         .metadata
@@ -954,18 +904,16 @@ async fn metadata_delete(
     if !row.state.metadata.contains_key(&key) {
         return Err(NovaError::not_found("Metadata item was not found"));
     }
-    compute
-        .run(
-            &compute.servers,
-            &id,
-            ServerCommand::DeleteMetadataItem {
-                key,
-                admin: caller.is_admin,
-            },
-            &caller.meta,
-        )
-        .await
-        .map_err(|e| locked_message(e.into(), &id))?;
+    run_unlocked(
+        &compute,
+        &caller,
+        &id,
+        ServerCommand::DeleteMetadataItem {
+            key,
+            admin: caller.is_admin,
+        },
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -974,7 +922,7 @@ async fn ips(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, NovaError> {
-    let row = visible(&compute, &caller, &path.into_inner())?;
+    let row = server_row(&compute, &caller, &path.into_inner())?;
     let addresses = super::network::addresses(&compute.networks.view.snapshot(), &row.state.ports);
     Ok(HttpResponse::Ok().json(json!({ "addresses": addresses })))
 }
@@ -985,7 +933,7 @@ async fn ips_network(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, NovaError> {
     let (id, network) = path.into_inner();
-    let row = visible(&compute, &caller, &id)?;
+    let row = server_row(&compute, &caller, &id)?;
     let addresses = super::network::addresses(&compute.networks.view.snapshot(), &row.state.ports);
     match addresses.get(&network) {
         Some(list) => Ok(HttpResponse::Ok().json(json!({ network: list }))),

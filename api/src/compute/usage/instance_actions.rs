@@ -27,7 +27,7 @@ pub(super) async fn action_list(
 ) -> Result<HttpResponse, NovaError> {
     let server_id = path.into_inner();
     // From 2.21 the actions of a deleted server can still be read.
-    let s = visible_server(&compute.view.snapshot(), &caller, &server_id, mv.0 >= 21)?;
+    let s = visible_server(&compute.view.snapshot(), &caller, &server_id, mv.0 >= 21).cloned()?;
     let q = Query::of(&req);
     let mut rows: Vec<&ActionRow> = s.actions.iter().rev().collect();
     let mut links = None;
@@ -36,13 +36,12 @@ pub(super) async fn action_list(
         let limit = q.page_size()?;
         rows.retain(|a| updated_between(&a.updated_at, since, before));
         if let Some(marker) = q.get("marker") {
-            let pos = rows
-                .iter()
-                .position(|a| a.request_id == marker)
-                .ok_or_else(|| {
-                    NovaError::bad_request(format!("Marker {marker} could not be found."))
-                })?;
-            rows.drain(..=pos);
+            skip_past_marker(
+                &mut rows,
+                marker,
+                |a| a.request_id == marker,
+                marker_unknown,
+            )?;
         }
         rows.truncate(limit);
         if let (true, Some(last)) = (rows.len() == limit, rows.last()) {
@@ -72,7 +71,7 @@ pub(super) async fn action_show(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, NovaError> {
     let (server_id, request_id) = path.into_inner();
-    let s = visible_server(&compute.view.snapshot(), &caller, &server_id, mv.0 >= 21)?;
+    let s = visible_server(&compute.view.snapshot(), &caller, &server_id, mv.0 >= 21).cloned()?;
     let a = s
         .actions
         .iter()

@@ -16,11 +16,11 @@ pub(super) fn flavor_int(id: &str) -> Value {
 }
 
 pub(super) fn migration_links(req: &HttpRequest, m: &MigrationRow) -> Value {
-    let base = crate::common::base_url(req);
-    json!([
-        { "rel": "self", "href": format!("{base}/v2.1/servers/{}/migrations/{}", m.server_id, m.id) },
-        { "rel": "bookmark", "href": format!("{base}/servers/{}/migrations/{}", m.server_id, m.id) },
-    ])
+    links(
+        &crate::common::base_url(req),
+        &format!("servers/{}/migrations", m.server_id),
+        &m.id.to_string(),
+    )
 }
 
 /// Strata's hosts are their own nodes and have no separate address, so host, node and compute are one name.
@@ -30,6 +30,17 @@ pub(super) fn migration_hosts(v: &mut Value, m: &MigrationRow) {
     v["dest_compute"] = null_if_empty(&m.dest_host);
     v["dest_node"] = null_if_empty(&m.dest_host);
     v["dest_host"] = null_if_empty(&m.dest_host);
+}
+
+/// The fields both migration shapes gain with the microversion: `uuid` (2.59), user and project (2.80).
+pub(super) fn migration_owner_fields(v: &mut Value, m: &MigrationRow, mv: Microversion) {
+    if mv.0 >= 59 {
+        v["uuid"] = json!(m.uuid);
+    }
+    if mv.0 >= 80 {
+        v["user_id"] = json!(m.user_id);
+        v["project_id"] = json!(m.project_id);
+    }
 }
 
 pub(super) fn migration_json(req: &HttpRequest, m: &MigrationRow, mv: Microversion) -> Value {
@@ -49,13 +60,7 @@ pub(super) fn migration_json(req: &HttpRequest, m: &MigrationRow, mv: Microversi
             v["links"] = migration_links(req, m);
         }
     }
-    if mv.0 >= 59 {
-        v["uuid"] = json!(m.uuid);
-    }
-    if mv.0 >= 80 {
-        v["user_id"] = json!(m.user_id);
-        v["project_id"] = json!(m.project_id);
-    }
+    migration_owner_fields(&mut v, m, mv);
     v
 }
 
@@ -126,10 +131,7 @@ pub(super) async fn migration_list(
         // Newest first, paged by uuid.
         rows.reverse();
         if let Some(marker) = q.get("marker") {
-            let pos = rows.iter().position(|m| m.uuid == marker).ok_or_else(|| {
-                NovaError::bad_request(format!("Marker {marker} could not be found."))
-            })?;
-            rows.drain(..=pos);
+            skip_past_marker(&mut rows, marker, |m| m.uuid == marker, marker_unknown)?;
         }
         let limit = q.page_size()?;
         rows.truncate(limit);
@@ -162,13 +164,7 @@ pub(super) fn server_migration_json(m: &MigrationRow, mv: Microversion) -> Value
         "disk_remaining_bytes": null,
     });
     migration_hosts(&mut v, m);
-    if mv.0 >= 59 {
-        v["uuid"] = json!(m.uuid);
-    }
-    if mv.0 >= 80 {
-        v["user_id"] = json!(m.user_id);
-        v["project_id"] = json!(m.project_id);
-    }
+    migration_owner_fields(&mut v, m, mv);
     v
 }
 
@@ -184,17 +180,14 @@ pub(super) fn migration_server(
     server_id: &str,
 ) -> Result<ServerRow, NovaError> {
     if mv.0 < min {
-        return Err(NovaError::not_found(format!(
-            "The resource could not be found: {}",
-            req.path()
-        )));
+        return Err(not_in_version(req));
     }
     if !caller.is_admin {
         return Err(NovaError::policy(&format!(
             "os_compute_api:servers:migrations:{action}"
         )));
     }
-    visible_server(&compute.view.snapshot(), caller, server_id, false)
+    server_row(compute, caller, server_id)
 }
 
 /// A migration of this server by Nova's integer id.

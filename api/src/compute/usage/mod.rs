@@ -9,9 +9,8 @@ use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha224};
 use strata_actors::compute::quota::{QuotaCommand, QUOTA_NAMES};
 use strata_actors::compute::server::task;
 use strata_actors::compute::ServerGroupCommand;
@@ -19,6 +18,10 @@ use strata_projections::compute::{ActionRow, ComputeView, GroupRow, MigrationRow
 
 use strata_actors::compute::quota::UsageCommand;
 
+use super::policy::common::{
+    host_id, links, marker_unknown, not_in_version, null_if_empty, parse_json, parse_time,
+    server_row, skip_past_marker, visible_server, Query, MAX_LIMIT,
+};
 use super::{Caller, Compute, Microversion, NovaError};
 use crate::identity::Identity;
 mod quotas;
@@ -93,165 +96,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 // Shared helpers
 // ---------------------------------------------------------------------------------------------------------
 
-/// Nova's `max_limit`: the largest page any list returns.
-const MAX_LIMIT: usize = 1000;
 /// Nova's `db.MAX_INT`, the largest quota limit.
 const MAX_QUOTA: i64 = 0x7FFF_FFFF;
-
-/// `changes-since` and `changes-before`, when given.
-type Changes = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
-
-/// A request's query parameters (decoded, repeated keys kept).
-struct Query(Vec<(String, String)>);
-
-impl Query {
-    fn of(req: &HttpRequest) -> Self {
-        Query(crate::common::query_pairs(req))
-    }
-
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn has(&self, key: &str) -> bool {
-        self.0.iter().any(|(k, _)| k == key)
-    }
-
-    /// 400 for a parameter outside `allowed` (Nova's query schemas with `additionalProperties: False`).
-    fn only(&self, allowed: &[&str]) -> Result<(), NovaError> {
-        match self.0.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
-            Some((k, _)) => Err(NovaError::bad_request(format!(
-                "Invalid input for query parameters {k}. Additional properties are not allowed ('{k}' was unexpected)"
-            ))),
-            None => Ok(()),
-        }
-    }
-
-    /// A non-negative integer parameter.
-    fn count(&self, key: &str) -> Result<Option<usize>, NovaError> {
-        let Some(v) = self.get(key) else {
-            return Ok(None);
-        };
-        match v.trim().parse::<i64>() {
-            Ok(n) if n >= 0 => Ok(Some(n as usize)),
-            Ok(_) => Err(NovaError::bad_request(format!(
-                "{key} param must be positive"
-            ))),
-            Err(_) => Err(NovaError::bad_request(format!(
-                "{key} param must be an integer"
-            ))),
-        }
-    }
-
-    /// Nova's page size: `limit` capped at `max_limit` (0 or absent = `max_limit`).
-    fn page_size(&self) -> Result<usize, NovaError> {
-        Ok(match self.count("limit")? {
-            Some(0) | None => MAX_LIMIT,
-            Some(n) => n.min(MAX_LIMIT),
-        })
-    }
-
-    fn time(&self, key: &str) -> Result<Option<DateTime<Utc>>, NovaError> {
-        self.get(key)
-            .map(|v| {
-                parse_time(v).ok_or_else(|| {
-                    NovaError::bad_request(format!(
-                        "Invalid input for query parameters {key}. Value: {v}. '{v}' is not a 'date-time'"
-                    ))
-                })
-            })
-            .transpose()
-    }
-
-    /// `changes-since` and (from `before_from`) `changes-before`, checked against each other.
-    fn changes(
-        &self,
-        mv: Microversion,
-        since_from: u32,
-        before_from: u32,
-    ) -> Result<Changes, NovaError> {
-        let since = if mv.0 >= since_from {
-            self.time("changes-since")?
-        } else {
-            None
-        };
-        let before = if mv.0 >= before_from {
-            self.time("changes-before")?
-        } else {
-            None
-        };
-        if let (Some(s), Some(b)) = (since, before) {
-            if b < s {
-                return Err(NovaError::bad_request(
-                    "The value of changes-since must be less than or equal to changes-before.",
-                ));
-            }
-        }
-        Ok((since, before))
-    }
-}
-
-/// ISO 8601 / RFC 3339 with or without an offset (UTC when none), with `T` or a space, optional fraction;
-/// also a bare date. A `+` decoded as a space in a query string is read as `+` again.
-fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    let s = s.trim();
-    let fixed;
-    let s = match s.split_once('T') {
-        Some((d, t)) if t.contains(' ') => {
-            fixed = format!("{d}T{}", t.replace(' ', "+"));
-            fixed.as_str()
-        }
-        _ => s,
-    };
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
-    }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
-        if let Ok(t) = DateTime::parse_from_str(s, fmt) {
-            return Some(t.with_timezone(&Utc));
-        }
-    }
-    let naive = s.trim_end_matches('Z');
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(naive, fmt) {
-            return Some(t.and_utc());
-        }
-    }
-    NaiveDate::parse_from_str(naive, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
-}
 
 /// Nova's own timestamp format in usage reports (naive UTC with microseconds).
 fn usage_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
-}
-
-fn null_if_empty(s: &str) -> Value {
-    if s.is_empty() {
-        Value::Null
-    } else {
-        json!(s)
-    }
-}
-
-/// Nova's `hostId`: SHA-224 of project id + host, hex ("" without a host).
-fn host_id(project_id: &str, host: &str) -> String {
-    if host.is_empty() {
-        return String::new();
-    }
-    let mut h = Sha224::new();
-    h.update(project_id.as_bytes());
-    h.update(host.as_bytes());
-    hex::encode(h.finalize())
 }
 
 /// `[{"rel": "next", "href": ...}]`: this request's parameters with `marker` set (sorted, as Nova does).
@@ -268,11 +118,6 @@ fn next_link(req: &HttpRequest, path: &str, q: &Query, marker: &str) -> Value {
         "rel": "next",
         "href": format!("{}{path}?{}", crate::common::base_url(req), qs.join("&")),
     }])
-}
-
-fn parse_json(body: &[u8]) -> Result<Value, NovaError> {
-    serde_json::from_slice(body)
-        .map_err(|e| NovaError::bad_request(format!("Malformed request body: {e}")))
 }
 
 /// The one top-level object `key` of a request body (no other top-level keys, as Nova's schemas say).
@@ -325,22 +170,6 @@ fn bool_value(v: &Value) -> Option<bool> {
         },
         _ => None,
     }
-}
-
-/// A server as the caller may see it: admins see every project's, others only their own (404 otherwise, so
-/// other projects' server ids are not revealed). Deleted servers only with `allow_deleted`.
-fn visible_server(
-    view: &ComputeView,
-    caller: &Caller,
-    id: &str,
-    allow_deleted: bool,
-) -> Result<ServerRow, NovaError> {
-    view.servers
-        .get(id)
-        .filter(|s| allow_deleted || !s.is_deleted())
-        .filter(|s| caller.is_admin || s.state.project_id == caller.project_id)
-        .map(|s| ServerRow::clone(s))
-        .ok_or_else(|| NovaError::not_found(format!("Instance {id} could not be found.")))
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -447,11 +276,7 @@ fn usage_page(
     };
     if mv.0 >= 40 {
         if let Some(m) = q.get("marker") {
-            let pos = rows
-                .iter()
-                .position(|r| r.id == m)
-                .ok_or_else(|| NovaError::bad_request(format!("Marker {m} could not be found.")))?;
-            rows.drain(..=pos);
+            skip_past_marker(&mut rows, m, |r| r.id == m, marker_unknown)?;
         }
     }
     rows.truncate(limit);
