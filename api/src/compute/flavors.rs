@@ -478,16 +478,21 @@ async fn specs_set(
         v.get("extra_specs")
             .ok_or_else(|| NovaError::bad_request("'extra_specs' is a required property"))?,
     )?;
-    change(
-        &compute,
-        &caller,
-        &id,
-        FlavorCommand::SetExtraSpecs {
-            specs: specs.clone(),
-        },
-    )
-    .await?;
+    set_specs(&compute, &caller, &id, &specs).await?;
     Ok(HttpResponse::Ok().json(json!({ "extra_specs": specs })))
+}
+
+/// Set (add or overwrite) `specs` among a visible flavor's extra specs.
+async fn set_specs(
+    compute: &Compute,
+    caller: &Caller,
+    id: &str,
+    specs: &BTreeMap<String, String>,
+) -> Result<(), NovaError> {
+    let cmd = FlavorCommand::SetExtraSpecs {
+        specs: specs.clone(),
+    };
+    change(compute, caller, id, cmd).await.map(|_| ())
 }
 
 async fn spec_show(
@@ -521,15 +526,7 @@ async fn spec_put(
     if specs.len() != 1 || !specs.contains_key(&key) {
         return Err(NovaError::bad_request("Request body and URI mismatch"));
     }
-    change(
-        &compute,
-        &caller,
-        &id,
-        FlavorCommand::SetExtraSpecs {
-            specs: specs.clone(),
-        },
-    )
-    .await?;
+    set_specs(&compute, &caller, &id, &specs).await?;
     Ok(HttpResponse::Ok().json(json!(specs)))
 }
 
