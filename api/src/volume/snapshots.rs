@@ -274,11 +274,20 @@ async fn delete(
     req: HttpRequest,
 ) -> Result<HttpResponse, CinderError> {
     caller.enforce("volume:delete_snapshot")?;
-    let id = param(&req, "id");
-    vols.snapshot(&caller, &id)?;
+    begin_delete(&vols, &caller, &param(&req, "id")).await
+}
+
+/// Start deleting snapshot `id`, which `caller` must be able to see (the volume service removes it from
+/// the backend).
+async fn begin_delete(
+    vols: &Volumes,
+    caller: &Caller,
+    id: &str,
+) -> Result<HttpResponse, CinderError> {
+    vols.snapshot(caller, id)?;
     vols.run(
         &vols.snapshots,
-        &id,
+        id,
         SnapshotCommand::BeginDelete,
         &caller.meta,
     )
@@ -300,15 +309,7 @@ async fn action(
     match name.as_str() {
         "os-force_delete" => {
             caller.enforce("volume_extension:snapshot_admin_actions:force_delete")?;
-            vols.snapshot(&caller, &id)?;
-            vols.run(
-                &vols.snapshots,
-                &id,
-                SnapshotCommand::BeginDelete,
-                &caller.meta,
-            )
-            .await?;
-            Ok(HttpResponse::Accepted().finish())
+            begin_delete(&vols, &caller, &id).await
         }
         "os-reset_status" | "os-update_snapshot_status" | "os-unmanage" => {
             Err(CinderError::not_implemented(format!(
