@@ -5,8 +5,12 @@ use serde_json::{json, Value};
 use strata_actors::identity::{assignment_id, AssignmentCommand, Target};
 use strata_projections::identity::{IdentityView, Scope};
 
-use super::roles::role_json;
-use super::util::{collection_links, query, query_bool};
+use super::domains::Domains;
+use super::kind::exists;
+use super::projects::Projects;
+use super::roles::{role_json, Roles};
+use super::users::Users;
+use super::util::{collection, query, query_bool};
 use super::{Authed, Identity, KeystoneError};
 use crate::common::{base_url, RequestId};
 
@@ -52,42 +56,33 @@ fn check_exists(
     role: Option<&str>,
     target: &Target,
 ) -> Result<(), KeystoneError> {
-    if !view.users.contains_key(user) {
-        return Err(KeystoneError::not_found("user", user));
-    }
+    exists::<Users>(view, user)?;
     if let Some(role) = role {
-        if !view.roles.contains_key(role) {
-            return Err(KeystoneError::not_found("role", role));
-        }
+        exists::<Roles>(view, role)?;
     }
     match target {
-        Target::Project(p) if !view.projects.contains_key(p) => {
-            Err(KeystoneError::not_found("project", p))
-        }
-        Target::Domain(d) if !view.domains.contains_key(d) => {
-            Err(KeystoneError::not_found("domain", d))
-        }
-        _ => Ok(()),
+        Target::Project(p) => exists::<Projects>(view, p),
+        Target::Domain(d) => exists::<Domains>(view, d),
     }
 }
 
-async fn grant(
-    identity: web::Data<Identity>,
-    caller: Authed,
-    req: HttpRequest,
-    rid: RequestId,
+/// `PUT` (grant) and `DELETE` (revoke) of a role for a user on a target: admins only (`action`), 404 unless
+/// the user, the role and the target exist; `command` makes the grant or the revoke.
+async fn change_grant(
+    identity: &Identity,
+    caller: &Authed,
+    req: &HttpRequest,
+    rid: &RequestId,
     path: web::Path<(String, String, String)>,
+    action: &str,
+    command: fn(String, Target, String) -> AssignmentCommand,
 ) -> Result<HttpResponse, KeystoneError> {
-    caller.require_admin("identity:create_grant")?;
+    caller.require_admin(action)?;
     let (target, user, role) = path.into_inner();
-    let target = target_of(&req, target);
+    let target = target_of(req, target);
     check_exists(&identity.view.snapshot(), &user, Some(&role), &target)?;
     let id = assignment_id(&user, &target);
-    let cmd = AssignmentCommand::Grant {
-        user_id: user,
-        target,
-        role_id: role,
-    };
+    let cmd = command(user, target, role);
     identity
         .run(
             &identity.assignments,
@@ -97,6 +92,22 @@ async fn grant(
         )
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+async fn grant(
+    identity: web::Data<Identity>,
+    caller: Authed,
+    req: HttpRequest,
+    rid: RequestId,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, KeystoneError> {
+    let grant = |user_id, target, role_id| AssignmentCommand::Grant {
+        user_id,
+        target,
+        role_id,
+    };
+    let action = "identity:create_grant";
+    change_grant(&identity, &caller, &req, &rid, path, action, grant).await
 }
 
 async fn check(
@@ -127,25 +138,13 @@ async fn revoke(
     rid: RequestId,
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, KeystoneError> {
-    caller.require_admin("identity:revoke_grant")?;
-    let (target, user, role) = path.into_inner();
-    let target = target_of(&req, target);
-    check_exists(&identity.view.snapshot(), &user, Some(&role), &target)?;
-    let id = assignment_id(&user, &target);
-    let cmd = AssignmentCommand::Revoke {
-        user_id: user,
+    let revoke = |user_id, target, role_id| AssignmentCommand::Revoke {
+        user_id,
         target,
-        role_id: role,
+        role_id,
     };
-    identity
-        .run(
-            &identity.assignments,
-            &id,
-            cmd,
-            &rid.metadata(caller.0.principal()),
-        )
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+    let action = "identity:revoke_grant";
+    change_grant(&identity, &caller, &req, &rid, path, action, revoke).await
 }
 
 async fn list_on_target(
@@ -165,7 +164,7 @@ async fn list_on_target(
         .filter_map(|r| view.roles.get(r))
         .map(|r| role_json(&req, r))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "roles": roles, "links": collection_links(&req) })))
+    Ok(collection(&req, "roles", roles))
 }
 
 fn domain_ref(view: &IdentityView, id: &str) -> Value {
@@ -269,8 +268,5 @@ async fn list_assignments(
             json!({ "role": role, "user": user, "scope": scope, "links": links })
         })
         .collect();
-    Ok(
-        HttpResponse::Ok()
-            .json(json!({ "role_assignments": out, "links": collection_links(&req) })),
-    )
+    Ok(collection(&req, "role_assignments", out))
 }

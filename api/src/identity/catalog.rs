@@ -3,14 +3,75 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
-use strata_actors::identity::{EndpointCommand, RegionCommand, ServiceCommand};
-use strata_projections::identity::{EndpointRow, RegionRow, ServiceRow};
-
-use super::util::{
-    collection_links, entity, opt_bool, opt_name, opt_str, query, req_name, self_link,
+use strata_actors::identity::{
+    Endpoint, EndpointCommand, Region, RegionCommand, Service, ServiceCommand,
 };
-use super::{new_id, Answer, Authed, Identity, KeystoneError};
+use strata_actors::Repository;
+use strata_projections::identity::{EndpointRow, IdentityView, RegionRow, ServiceRow};
+use strata_projections::persistent::OrdMap;
+
+use super::kind::{list, run, run_and_answer, show, Kind};
+use super::util::{entity, opt_bool, opt_name, opt_str, query, req_name, self_link};
+use super::{new_id, Authed, Identity, KeystoneError};
 use crate::common::RequestId;
+
+/// `/v3/services`.
+pub struct Services;
+/// `/v3/endpoints`.
+pub struct Endpoints;
+/// `/v3/regions`.
+pub struct Regions;
+
+impl Kind for Services {
+    type Row = ServiceRow;
+    type Aggregate = Service;
+    const KEY: &'static str = "service";
+    const COLLECTION: &'static str = "services";
+    const GET: &'static str = "identity:get_service";
+    fn table(view: &IdentityView) -> &OrdMap<String, ServiceRow> {
+        &view.services
+    }
+    fn repo(identity: &Identity) -> &Repository<Service> {
+        &identity.services
+    }
+    fn to_json(req: &HttpRequest, row: &ServiceRow) -> Value {
+        service_json(req, row)
+    }
+}
+
+impl Kind for Endpoints {
+    type Row = EndpointRow;
+    type Aggregate = Endpoint;
+    const KEY: &'static str = "endpoint";
+    const COLLECTION: &'static str = "endpoints";
+    const GET: &'static str = "identity:get_endpoint";
+    fn table(view: &IdentityView) -> &OrdMap<String, EndpointRow> {
+        &view.endpoints
+    }
+    fn repo(identity: &Identity) -> &Repository<Endpoint> {
+        &identity.endpoints
+    }
+    fn to_json(req: &HttpRequest, row: &EndpointRow) -> Value {
+        endpoint_json(req, row)
+    }
+}
+
+impl Kind for Regions {
+    type Row = RegionRow;
+    type Aggregate = Region;
+    const KEY: &'static str = "region";
+    const COLLECTION: &'static str = "regions";
+    const GET: &'static str = "identity:get_region";
+    fn table(view: &IdentityView) -> &OrdMap<String, RegionRow> {
+        &view.regions
+    }
+    fn repo(identity: &Identity) -> &Repository<Region> {
+        &identity.regions
+    }
+    fn to_json(req: &HttpRequest, row: &RegionRow) -> Value {
+        region_json(req, row)
+    }
+}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -20,7 +81,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/v3/services/{id}")
-            .route(web::get().to(show_service))
+            .route(web::get().to(show::<Services>))
             .route(web::patch().to(update_service))
             .route(web::delete().to(delete_service)),
     )
@@ -31,7 +92,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/v3/endpoints/{id}")
-            .route(web::get().to(show_endpoint))
+            .route(web::get().to(show::<Endpoints>))
             .route(web::patch().to(update_endpoint))
             .route(web::delete().to(delete_endpoint)),
     )
@@ -42,7 +103,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/v3/regions/{id}")
-            .route(web::get().to(show_region))
+            .route(web::get().to(show::<Regions>))
             .route(web::put().to(put_region))
             .route(web::patch().to(update_region))
             .route(web::delete().to(delete_region)),
@@ -83,14 +144,10 @@ async fn list_services(
     let ty = query(&req, "type");
     let name = query(&req, "name");
     let view = identity.view.snapshot();
-    let services: Vec<Value> = view
-        .services
-        .values()
-        .filter(|s| ty.as_ref().is_none_or(|t| &s.service_type == t))
-        .filter(|s| name.as_ref().is_none_or(|n| &s.name == n))
-        .map(|s| service_json(&req, s))
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "services": services, "links": collection_links(&req) })))
+    Ok(list::<Services>(&req, &view, |s| {
+        ty.as_ref().is_none_or(|t| &s.service_type == t)
+            && name.as_ref().is_none_or(|n| &s.name == n)
+    }))
 }
 
 async fn create_service(
@@ -114,38 +171,16 @@ async fn create_service(
         description,
         enabled,
     };
-    identity
-        .run(
-            &identity.services,
-            &id,
-            cmd,
-            &rid.metadata(caller.0.principal()),
-        )
-        .await?;
-    identity.answer(
+    run_and_answer::<Services>(
+        &identity,
+        &caller,
+        &rid,
+        &req,
         StatusCode::CREATED,
-        "service",
         &id,
-        |v| &v.services,
-        |r| service_json(&req, r),
+        cmd,
     )
-}
-
-async fn show_service(
-    identity: web::Data<Identity>,
-    caller: Authed,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> Result<HttpResponse, KeystoneError> {
-    caller.require_admin("identity:get_service")?;
-    let id = path.into_inner();
-    identity.answer(
-        StatusCode::OK,
-        "service",
-        &id,
-        |v| &v.services,
-        |r| service_json(&req, r),
-    )
+    .await
 }
 
 async fn update_service(
@@ -165,21 +200,7 @@ async fn update_service(
         description: opt_str(&mut m, "description", 255)?,
         enabled: opt_bool(&mut m, "enabled")?,
     };
-    identity
-        .run(
-            &identity.services,
-            &id,
-            cmd,
-            &rid.metadata(caller.0.principal()),
-        )
-        .await?;
-    identity.answer(
-        StatusCode::OK,
-        "service",
-        &id,
-        |v| &v.services,
-        |r| service_json(&req, r),
-    )
+    run_and_answer::<Services>(&identity, &caller, &rid, &req, StatusCode::OK, &id, cmd).await
 }
 
 async fn delete_service(
@@ -199,14 +220,10 @@ async fn delete_service(
         .map(|e| e.id.clone())
         .collect();
     let meta = rid.metadata(caller.0.principal());
-    identity
-        .run(&identity.services, &id, ServiceCommand::Delete, &meta)
-        .await?;
+    run::<Services>(&identity, &id, ServiceCommand::Delete, &meta).await?;
     // Keystone deletes a service's endpoints with it.
     for e in endpoints {
-        identity
-            .run(&identity.endpoints, &e, EndpointCommand::Delete, &meta)
-            .await?;
+        run::<Endpoints>(&identity, &e, EndpointCommand::Delete, &meta).await?;
     }
     Ok(HttpResponse::NoContent().finish())
 }
@@ -223,15 +240,11 @@ async fn list_endpoints(
     let interface = query(&req, "interface");
     let region = query(&req, "region_id").or_else(|| query(&req, "region"));
     let view = identity.view.snapshot();
-    let endpoints: Vec<Value> = view
-        .endpoints
-        .values()
-        .filter(|e| service_id.as_ref().is_none_or(|s| &e.service_id == s))
-        .filter(|e| interface.as_ref().is_none_or(|i| &e.interface == i))
-        .filter(|e| region.as_ref().is_none_or(|r| &e.region_id == r))
-        .map(|e| endpoint_json(&req, e))
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "endpoints": endpoints, "links": collection_links(&req) })))
+    Ok(list::<Endpoints>(&req, &view, |e| {
+        service_id.as_ref().is_none_or(|s| &e.service_id == s)
+            && interface.as_ref().is_none_or(|i| &e.interface == i)
+            && region.as_ref().is_none_or(|r| &e.region_id == r)
+    }))
 }
 
 fn check_refs(
@@ -284,38 +297,16 @@ async fn create_endpoint(
         region_id,
         enabled,
     };
-    identity
-        .run(
-            &identity.endpoints,
-            &id,
-            cmd,
-            &rid.metadata(caller.0.principal()),
-        )
-        .await?;
-    identity.answer(
+    run_and_answer::<Endpoints>(
+        &identity,
+        &caller,
+        &rid,
+        &req,
         StatusCode::CREATED,
-        "endpoint",
         &id,
-        |v| &v.endpoints,
-        |r| endpoint_json(&req, r),
+        cmd,
     )
-}
-
-async fn show_endpoint(
-    identity: web::Data<Identity>,
-    caller: Authed,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> Result<HttpResponse, KeystoneError> {
-    caller.require_admin("identity:get_endpoint")?;
-    let id = path.into_inner();
-    identity.answer(
-        StatusCode::OK,
-        "endpoint",
-        &id,
-        |v| &v.endpoints,
-        |r| endpoint_json(&req, r),
-    )
+    .await
 }
 
 async fn update_endpoint(
@@ -345,21 +336,7 @@ async fn update_endpoint(
         region_id,
         enabled,
     };
-    identity
-        .run(
-            &identity.endpoints,
-            &id,
-            cmd,
-            &rid.metadata(caller.0.principal()),
-        )
-        .await?;
-    identity.answer(
-        StatusCode::OK,
-        "endpoint",
-        &id,
-        |v| &v.endpoints,
-        |r| endpoint_json(&req, r),
-    )
+    run_and_answer::<Endpoints>(&identity, &caller, &rid, &req, StatusCode::OK, &id, cmd).await
 }
 
 async fn delete_endpoint(
@@ -370,14 +347,8 @@ async fn delete_endpoint(
 ) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:delete_endpoint")?;
     let id = path.into_inner();
-    identity
-        .run(
-            &identity.endpoints,
-            &id,
-            EndpointCommand::Delete,
-            &rid.metadata(caller.0.principal()),
-        )
-        .await?;
+    let meta = rid.metadata(caller.0.principal());
+    run::<Endpoints>(&identity, &id, EndpointCommand::Delete, &meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -391,13 +362,9 @@ async fn list_regions(
     caller.require_admin("identity:list_regions")?;
     let parent = query(&req, "parent_region_id");
     let view = identity.view.snapshot();
-    let regions: Vec<Value> = view
-        .regions
-        .values()
-        .filter(|r| parent.as_ref().is_none_or(|p| &r.parent_region_id == p))
-        .map(|r| region_json(&req, r))
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "regions": regions, "links": collection_links(&req) })))
+    Ok(list::<Regions>(&req, &view, |r| {
+        parent.as_ref().is_none_or(|p| &r.parent_region_id == p)
+    }))
 }
 
 async fn create_region_with(
@@ -438,14 +405,7 @@ async fn create_region_with(
         description,
         parent_region_id,
     };
-    identity
-        .run(
-            &identity.regions,
-            &id,
-            cmd,
-            &rid.metadata(caller.0.principal()),
-        )
-        .await?;
+    run::<Regions>(identity, &id, cmd, &rid.metadata(caller.0.principal())).await?;
     let view = identity.view.snapshot();
     let row = view
         .regions
@@ -483,23 +443,6 @@ async fn put_region(
     .await
 }
 
-async fn show_region(
-    identity: web::Data<Identity>,
-    caller: Authed,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> Result<HttpResponse, KeystoneError> {
-    caller.require_admin("identity:get_region")?;
-    let id = path.into_inner();
-    identity.answer(
-        StatusCode::OK,
-        "region",
-        &id,
-        |v| &v.regions,
-        |r| region_json(&req, r),
-    )
-}
-
 async fn update_region(
     identity: web::Data<Identity>,
     caller: Authed,
@@ -524,21 +467,7 @@ async fn update_region(
         description,
         parent_region_id,
     };
-    identity
-        .run(
-            &identity.regions,
-            &id,
-            cmd,
-            &rid.metadata(caller.0.principal()),
-        )
-        .await?;
-    identity.answer(
-        StatusCode::OK,
-        "region",
-        &id,
-        |v| &v.regions,
-        |r| region_json(&req, r),
-    )
+    run_and_answer::<Regions>(&identity, &caller, &rid, &req, StatusCode::OK, &id, cmd).await
 }
 
 async fn delete_region(
@@ -559,13 +488,7 @@ async fn delete_region(
             )));
         }
     }
-    identity
-        .run(
-            &identity.regions,
-            &id,
-            RegionCommand::Delete,
-            &rid.metadata(caller.0.principal()),
-        )
-        .await?;
+    let meta = rid.metadata(caller.0.principal());
+    run::<Regions>(&identity, &id, RegionCommand::Delete, &meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -3,15 +3,19 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
-use strata_actors::identity::{DomainCommand, ProjectCommand, UserCommand};
-use strata_projections::identity::DomainRow;
+use strata_actors::identity::{Domain, DomainCommand};
+use strata_actors::Repository;
+use strata_projections::identity::{DomainRow, IdentityView, ProjectRow, UserRow};
+use strata_projections::persistent::OrdMap;
 
-use super::projects::{merged_extra, DESCRIPTION_MAX};
+use super::kind::{self, answer, create_named, delete_named, row, Command, Kind, Named};
+use super::projects::{Projects, DESCRIPTION_MAX};
+use super::users::Users;
 use super::util::{
-    collection_links, entity, extra_json, merge_extra, opt_bool, opt_name, opt_str, query,
-    query_bool, req_name, self_link,
+    entity, extra_json, merge_extra, opt_bool, opt_name, opt_str, query, query_bool, req_name,
+    self_link, updated_extra,
 };
-use super::{new_id, Answer, Authed, Identity, KeystoneError};
+use super::{new_id, Authed, Identity, KeystoneError};
 use crate::common::RequestId;
 
 const NAME_MAX: usize = 64;
@@ -24,10 +28,51 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/v3/domains/{id}")
-            .route(web::get().to(show))
+            .route(web::get().to(kind::show::<Domains>))
             .route(web::patch().to(update))
             .route(web::delete().to(delete)),
     );
+}
+
+/// `/v3/domains`.
+pub struct Domains;
+
+impl Kind for Domains {
+    type Row = DomainRow;
+    type Aggregate = Domain;
+    const KEY: &'static str = "domain";
+    const COLLECTION: &'static str = "domains";
+    const GET: &'static str = "identity:get_domain";
+    fn table(view: &IdentityView) -> &OrdMap<String, DomainRow> {
+        &view.domains
+    }
+    fn repo(identity: &Identity) -> &Repository<Domain> {
+        &identity.domains
+    }
+    fn to_json(req: &HttpRequest, row: &DomainRow) -> Value {
+        domain_json(req, row)
+    }
+    /// Admins read any domain; others the domain of their user.
+    fn may_read(caller: &Authed, id: &str) -> Result<(), KeystoneError> {
+        if !caller.0.is_admin() && caller.0.user_domain_id != id {
+            return Err(KeystoneError::forbidden(Self::GET));
+        }
+        Ok(())
+    }
+}
+
+impl Named for Domains {
+    const DELETE: &'static str = "identity:delete_domain";
+    /// Domain names are unique across the deployment.
+    fn scope(_: &DomainRow) -> &str {
+        ""
+    }
+    fn name(row: &DomainRow) -> &str {
+        &row.name
+    }
+    fn delete_command() -> Command<Self> {
+        DomainCommand::Delete
+    }
 }
 
 pub fn domain_json(req: &HttpRequest, d: &DomainRow) -> Value {
@@ -53,14 +98,9 @@ async fn list(
     let name = query(&req, "name");
     let enabled = query_bool(&req, "enabled");
     let view = identity.view.snapshot();
-    let domains: Vec<Value> = view
-        .domains
-        .values()
-        .filter(|d| name.as_ref().is_none_or(|n| &d.name == n))
-        .filter(|d| enabled.is_none_or(|e| d.enabled == e))
-        .map(|d| domain_json(&req, d))
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "domains": domains, "links": collection_links(&req) })))
+    Ok(kind::list::<Domains>(&req, &view, |d| {
+        name.as_ref().is_none_or(|n| &d.name == n) && enabled.is_none_or(|e| d.enabled == e)
+    }))
 }
 
 async fn create(
@@ -86,35 +126,8 @@ async fn create(
         enabled,
         extra_json: extra,
     };
-    identity
-        .create_named(&identity.domains, "domain", "", &name, &id, cmd, &meta)
-        .await?;
-    identity.answer(
-        StatusCode::CREATED,
-        "domain",
-        &id,
-        |v| &v.domains,
-        |r| domain_json(&req, r),
-    )
-}
-
-async fn show(
-    identity: web::Data<Identity>,
-    caller: Authed,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> Result<HttpResponse, KeystoneError> {
-    let id = path.into_inner();
-    if !caller.0.is_admin() && caller.0.user_domain_id != id {
-        return Err(KeystoneError::forbidden("identity:get_domain"));
-    }
-    identity.answer(
-        StatusCode::OK,
-        "domain",
-        &id,
-        |v| &v.domains,
-        |r| domain_json(&req, r),
-    )
+    create_named::<Domains>(&identity, "", &name, &id, cmd, &meta).await?;
+    answer::<Domains>(&identity, StatusCode::CREATED, &req, &id)
 }
 
 async fn update(
@@ -132,18 +145,8 @@ async fn update(
     let description = opt_str(&mut m, "description", DESCRIPTION_MAX)?;
     let enabled = opt_bool(&mut m, "enabled")?;
     m.remove("tags");
-    let current = identity
-        .view
-        .snapshot()
-        .domains
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| KeystoneError::not_found("domain", &id))?;
-    let extra = if m.is_empty() {
-        None
-    } else {
-        Some(merged_extra(&current.extra_json, m))
-    };
+    let current = row::<Domains>(&identity, &id)?;
+    let extra = updated_extra(&current.extra_json, m);
     let meta = rid.metadata(caller.0.principal());
     let new_name = name.clone();
     let cmd = DomainCommand::Update {
@@ -152,26 +155,9 @@ async fn update(
         enabled,
         extra_json: extra,
     };
-    let old = &current.name;
-    identity
-        .update_named(
-            &identity.domains,
-            "domain",
-            "",
-            old,
-            new_name.as_deref(),
-            &id,
-            cmd,
-            &meta,
-        )
+    kind::update_named::<Domains>(&identity, &current, &id, new_name.as_deref(), cmd, &meta)
         .await?;
-    identity.answer(
-        StatusCode::OK,
-        "domain",
-        &id,
-        |v| &v.domains,
-        |r| domain_json(&req, r),
-    )
+    answer::<Domains>(&identity, StatusCode::OK, &req, &id)
 }
 
 /// Deleting a (disabled) domain deletes its projects and users first, as Keystone does.
@@ -181,7 +167,7 @@ async fn delete(
     rid: RequestId,
     path: web::Path<String>,
 ) -> Result<HttpResponse, KeystoneError> {
-    caller.require_admin("identity:delete_domain")?;
+    caller.require_admin(Domains::DELETE)?;
     let id = path.into_inner();
     let (current, projects, users) = {
         let view = identity.view.snapshot();
@@ -190,17 +176,17 @@ async fn delete(
             .get(&id)
             .cloned()
             .ok_or_else(|| KeystoneError::not_found("domain", &id))?;
-        let projects: Vec<(String, String)> = view
+        let projects: Vec<ProjectRow> = view
             .projects
             .values()
             .filter(|p| p.domain_id == id)
-            .map(|p| (p.id.clone(), p.name.clone()))
+            .cloned()
             .collect();
-        let users: Vec<(String, String)> = view
+        let users: Vec<UserRow> = view
             .users
             .values()
             .filter(|u| u.domain_id == id)
-            .map(|u| (u.id.clone(), u.name.clone()))
+            .cloned()
             .collect();
         (current, projects, users)
     };
@@ -208,29 +194,12 @@ async fn delete(
         return Err(KeystoneError::forbidden("identity:delete_domain (Cannot delete a domain that is enabled, please disable it first.)"));
     }
     let meta = rid.metadata(caller.0.principal());
-    for (pid, name) in projects {
-        let cmd = ProjectCommand::Delete;
-        identity
-            .delete_named(&identity.projects, "project", &id, &name, &pid, cmd, &meta)
-            .await?;
+    for p in projects {
+        delete_named::<Projects>(&identity, &p, &p.id, &meta).await?;
     }
-    for (uid, name) in users {
-        let cmd = UserCommand::Delete;
-        identity
-            .delete_named(&identity.users, "user", &id, &name, &uid, cmd, &meta)
-            .await?;
+    for u in users {
+        delete_named::<Users>(&identity, &u, &u.id, &meta).await?;
     }
-    let cmd = DomainCommand::Delete;
-    identity
-        .delete_named(
-            &identity.domains,
-            "domain",
-            "",
-            &current.name,
-            &id,
-            cmd,
-            &meta,
-        )
-        .await?;
+    delete_named::<Domains>(&identity, &current, &id, &meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }

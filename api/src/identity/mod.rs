@@ -5,6 +5,7 @@ mod assignments;
 mod catalog;
 mod domains;
 mod error;
+mod kind;
 mod policy;
 mod projects;
 mod roles;
@@ -12,48 +13,14 @@ mod tokens;
 mod users;
 mod util;
 
-use actix_web::http::StatusCode;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest, HttpRequest};
 use futures::future::LocalBoxFuture;
-use serde_json::Value;
-use strata_projections::identity::IdentityView;
-use strata_projections::persistent::OrdMap;
 
 pub use error::KeystoneError;
 pub use policy::POLICY;
 pub use strata_identity::{bootstrap, new_id, Identity};
 
 use crate::auth::AuthContext;
-
-/// Rendering a row of the identity view, for the handlers.
-pub trait Answer {
-    /// Answer `{"<key>": <row as JSON>}` with `status` for row `id` of one of the view's tables, or 404.
-    fn answer<R>(
-        &self,
-        status: StatusCode,
-        key: &'static str,
-        id: &str,
-        table: fn(&IdentityView) -> &OrdMap<String, R>,
-        to_json: impl Fn(&R) -> Value,
-    ) -> Result<HttpResponse, KeystoneError>;
-}
-
-impl Answer for Identity {
-    fn answer<R>(
-        &self,
-        status: StatusCode,
-        key: &'static str,
-        id: &str,
-        table: fn(&IdentityView) -> &OrdMap<String, R>,
-        to_json: impl Fn(&R) -> Value,
-    ) -> Result<HttpResponse, KeystoneError> {
-        let view = self.view.snapshot();
-        let row = table(&view)
-            .get(id)
-            .ok_or_else(|| KeystoneError::not_found(key, id))?;
-        Ok(HttpResponse::build(status).json(serde_json::json!({ key: to_json(row) })))
-    }
-}
 
 /// A request with a valid token. Extracting it answers 401 (Keystone format) when the token is missing or bad.
 pub struct Authed(pub AuthContext);

@@ -3,14 +3,18 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
-use strata_actors::identity::ProjectCommand;
-use strata_projections::identity::ProjectRow;
+use strata_actors::identity::{Project, ProjectCommand};
+use strata_actors::Repository;
+use strata_projections::identity::{IdentityView, ProjectRow};
+use strata_projections::persistent::OrdMap;
 
+use super::domains::Domains;
+use super::kind::{self, answer, create_named, exists, row, Command, Kind, Named};
 use super::util::{
-    collection_links, entity, extra_json, merge_extra, opt_bool, opt_name, opt_str, opt_tags,
-    query, query_bool, req_name, self_link,
+    entity, extra_json, merge_extra, opt_bool, opt_name, opt_str, opt_tags, query, query_bool,
+    req_name, same_domain, self_link, updated_extra,
 };
-use super::{new_id, Answer, Authed, Identity, KeystoneError};
+use super::{new_id, Authed, Identity, KeystoneError};
 use crate::common::RequestId;
 
 pub const NAME_MAX: usize = 64;
@@ -24,10 +28,50 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/v3/projects/{id}")
-            .route(web::get().to(show))
+            .route(web::get().to(kind::show::<Projects>))
             .route(web::patch().to(update))
-            .route(web::delete().to(delete)),
+            .route(web::delete().to(kind::delete::<Projects>)),
     );
+}
+
+/// `/v3/projects`.
+pub struct Projects;
+
+impl Kind for Projects {
+    type Row = ProjectRow;
+    type Aggregate = Project;
+    const KEY: &'static str = "project";
+    const COLLECTION: &'static str = "projects";
+    const GET: &'static str = "identity:get_project";
+    fn table(view: &IdentityView) -> &OrdMap<String, ProjectRow> {
+        &view.projects
+    }
+    fn repo(identity: &Identity) -> &Repository<Project> {
+        &identity.projects
+    }
+    fn to_json(req: &HttpRequest, row: &ProjectRow) -> Value {
+        project_json(req, row)
+    }
+    /// Members may read the project their token is scoped to; admins any project.
+    fn may_read(caller: &Authed, id: &str) -> Result<(), KeystoneError> {
+        if !caller.0.is_admin() && caller.0.project_id() != Some(id) {
+            return Err(KeystoneError::forbidden(Self::GET));
+        }
+        Ok(())
+    }
+}
+
+impl Named for Projects {
+    const DELETE: &'static str = "identity:delete_project";
+    fn scope(row: &ProjectRow) -> &str {
+        &row.domain_id
+    }
+    fn name(row: &ProjectRow) -> &str {
+        &row.name
+    }
+    fn delete_command() -> Command<Self> {
+        ProjectCommand::Delete
+    }
 }
 
 pub fn project_json(req: &HttpRequest, p: &ProjectRow) -> Value {
@@ -64,25 +108,18 @@ async fn list(
     let enabled = query_bool(&req, "enabled");
     let is_domain = query_bool(&req, "is_domain");
     let view = identity.view.snapshot();
-    let projects: Vec<Value> = view
-        .projects
-        .values()
-        .filter(|p| name.as_ref().is_none_or(|n| &p.name == n))
-        .filter(|p| domain_id.as_ref().is_none_or(|d| &p.domain_id == d))
-        .filter(|p| {
-            parent_id.as_ref().is_none_or(|d| {
-                (if p.parent_id.is_empty() {
-                    &p.domain_id
-                } else {
-                    &p.parent_id
-                }) == d
-            })
-        })
-        .filter(|p| enabled.is_none_or(|e| p.enabled == e))
-        .filter(|_| is_domain != Some(true))
-        .map(|p| project_json(&req, p))
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "projects": projects, "links": collection_links(&req) })))
+    Ok(kind::list::<Projects>(&req, &view, |p| {
+        let parent = if p.parent_id.is_empty() {
+            &p.domain_id
+        } else {
+            &p.parent_id
+        };
+        name.as_ref().is_none_or(|n| &p.name == n)
+            && domain_id.as_ref().is_none_or(|d| &p.domain_id == d)
+            && parent_id.as_ref().is_none_or(|d| parent == d)
+            && enabled.is_none_or(|e| p.enabled == e)
+            && is_domain != Some(true)
+    }))
 }
 
 async fn create(
@@ -108,9 +145,7 @@ async fn create(
     }
     {
         let view = identity.view.snapshot();
-        if !view.domains.contains_key(&domain_id) {
-            return Err(KeystoneError::not_found("domain", &domain_id));
-        }
+        exists::<Domains>(&view, &domain_id)?;
         if !parent_id.is_empty() && parent_id != domain_id {
             match view.projects.get(&parent_id) {
                 None => return Err(KeystoneError::not_found("project", &parent_id)),
@@ -141,44 +176,8 @@ async fn create(
         tags,
         extra_json: extra,
     };
-    identity
-        .create_named(
-            &identity.projects,
-            "project",
-            &domain_id,
-            &name,
-            &id,
-            cmd,
-            &meta,
-        )
-        .await?;
-    identity.answer(
-        StatusCode::CREATED,
-        "project",
-        &id,
-        |v| &v.projects,
-        |r| project_json(&req, r),
-    )
-}
-
-async fn show(
-    identity: web::Data<Identity>,
-    caller: Authed,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> Result<HttpResponse, KeystoneError> {
-    let id = path.into_inner();
-    // Members may read the project their token is scoped to; admins any project.
-    if !caller.0.is_admin() && caller.0.project_id() != Some(id.as_str()) {
-        return Err(KeystoneError::forbidden("identity:get_project"));
-    }
-    identity.answer(
-        StatusCode::OK,
-        "project",
-        &id,
-        |v| &v.projects,
-        |r| project_json(&req, r),
-    )
+    create_named::<Projects>(&identity, &domain_id, &name, &id, cmd, &meta).await?;
+    answer::<Projects>(&identity, StatusCode::CREATED, &req, &id)
 }
 
 async fn update(
@@ -196,27 +195,11 @@ async fn update(
     let description = opt_str(&mut m, "description", DESCRIPTION_MAX)?;
     let enabled = opt_bool(&mut m, "enabled")?;
     let tags = opt_tags(&mut m)?;
-    let current = identity
-        .view
-        .snapshot()
-        .projects
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| KeystoneError::not_found("project", &id))?;
-    if let Some(d) = opt_str(&mut m, "domain_id", 64)? {
-        if d != current.domain_id {
-            return Err(KeystoneError::bad_request(
-                "Update of `domain_id` is not allowed.",
-            ));
-        }
-    }
+    let current = row::<Projects>(&identity, &id)?;
+    same_domain(&mut m, &current.domain_id)?;
     m.remove("parent_id");
     m.remove("is_domain");
-    let extra = if m.is_empty() {
-        None
-    } else {
-        Some(merged_extra(&current.extra_json, m))
-    };
+    let extra = updated_extra(&current.extra_json, m);
     let meta = rid.metadata(caller.0.principal());
     let new_name = name.clone();
     let cmd = ProjectCommand::Update {
@@ -226,72 +209,7 @@ async fn update(
         tags,
         extra_json: extra,
     };
-    let (domain, old) = (&current.domain_id, &current.name);
-    identity
-        .update_named(
-            &identity.projects,
-            "project",
-            domain,
-            old,
-            new_name.as_deref(),
-            &id,
-            cmd,
-            &meta,
-        )
+    kind::update_named::<Projects>(&identity, &current, &id, new_name.as_deref(), cmd, &meta)
         .await?;
-    identity.answer(
-        StatusCode::OK,
-        "project",
-        &id,
-        |v| &v.projects,
-        |r| project_json(&req, r),
-    )
-}
-
-/// Extra properties after an update: the old ones with the new ones laid over them.
-pub fn merged_extra(old: &str, new: serde_json::Map<String, Value>) -> String {
-    let mut base = match serde_json::from_str::<Value>(old) {
-        Ok(Value::Object(o)) => o,
-        _ => serde_json::Map::new(),
-    };
-    let new = extra_json(new);
-    if let Ok(Value::Object(n)) = serde_json::from_str::<Value>(&new) {
-        base.extend(n);
-    }
-    if base.is_empty() {
-        String::new()
-    } else {
-        Value::Object(base).to_string()
-    }
-}
-
-async fn delete(
-    identity: web::Data<Identity>,
-    caller: Authed,
-    rid: RequestId,
-    path: web::Path<String>,
-) -> Result<HttpResponse, KeystoneError> {
-    caller.require_admin("identity:delete_project")?;
-    let id = path.into_inner();
-    let current = identity
-        .view
-        .snapshot()
-        .projects
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| KeystoneError::not_found("project", &id))?;
-    let meta = rid.metadata(caller.0.principal());
-    let (domain, name) = (&current.domain_id, &current.name);
-    identity
-        .delete_named(
-            &identity.projects,
-            "project",
-            domain,
-            name,
-            &id,
-            ProjectCommand::Delete,
-            &meta,
-        )
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+    answer::<Projects>(&identity, StatusCode::OK, &req, &id)
 }

@@ -3,11 +3,14 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
-use strata_actors::identity::RoleCommand;
+use strata_actors::identity::{Role, RoleCommand};
+use strata_actors::Repository;
 use strata_projections::identity::{IdentityView, RoleRow};
+use strata_projections::persistent::OrdMap;
 
-use super::util::{collection_links, entity, opt_name, opt_str, query, req_name, self_link};
-use super::{new_id, Answer, Authed, Identity, KeystoneError};
+use super::kind::{self, answer, create_named, row, run, Command, Kind, Named};
+use super::util::{collection, entity, opt_name, opt_str, query, req_name, self_link};
+use super::{new_id, Authed, Identity, KeystoneError};
 use crate::common::RequestId;
 
 const NAME_MAX: usize = 255;
@@ -20,9 +23,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/v3/roles/{id}")
-            .route(web::get().to(show))
+            .route(web::get().to(kind::show::<Roles>))
             .route(web::patch().to(update))
-            .route(web::delete().to(delete)),
+            .route(web::delete().to(kind::delete::<Roles>)),
     )
     .route("/v3/roles/{prior}/implies", web::get().to(list_implied))
     .service(
@@ -33,6 +36,40 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(remove_implied)),
     )
     .route("/v3/role_inferences", web::get().to(inferences));
+}
+
+/// `/v3/roles`.
+pub struct Roles;
+
+impl Kind for Roles {
+    type Row = RoleRow;
+    type Aggregate = Role;
+    const KEY: &'static str = "role";
+    const COLLECTION: &'static str = "roles";
+    const GET: &'static str = "identity:get_role";
+    fn table(view: &IdentityView) -> &OrdMap<String, RoleRow> {
+        &view.roles
+    }
+    fn repo(identity: &Identity) -> &Repository<Role> {
+        &identity.roles
+    }
+    fn to_json(req: &HttpRequest, row: &RoleRow) -> Value {
+        role_json(req, row)
+    }
+}
+
+impl Named for Roles {
+    const DELETE: &'static str = "identity:delete_role";
+    /// Global roles (no domain) share one scope; domain-specific roles are unique in their domain.
+    fn scope(row: &RoleRow) -> &str {
+        &row.domain_id
+    }
+    fn name(row: &RoleRow) -> &str {
+        &row.name
+    }
+    fn delete_command() -> Command<Self> {
+        RoleCommand::Delete
+    }
 }
 
 pub fn role_json(req: &HttpRequest, r: &RoleRow) -> Value {
@@ -59,14 +96,9 @@ async fn list(
     let name = query(&req, "name");
     let domain_id = query(&req, "domain_id").unwrap_or_default();
     let view = identity.view.snapshot();
-    let roles: Vec<Value> = view
-        .roles
-        .values()
-        .filter(|r| name.as_ref().is_none_or(|n| &r.name == n))
-        .filter(|r| r.domain_id == domain_id)
-        .map(|r| role_json(&req, r))
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "roles": roles, "links": collection_links(&req) })))
+    Ok(kind::list::<Roles>(&req, &view, |r| {
+        name.as_ref().is_none_or(|n| &r.name == n) && r.domain_id == domain_id
+    }))
 }
 
 async fn create(
@@ -92,33 +124,8 @@ async fn create(
         domain_id: domain_id.clone(),
         description,
     };
-    identity
-        .create_named(&identity.roles, "role", &domain_id, &name, &id, cmd, &meta)
-        .await?;
-    identity.answer(
-        StatusCode::CREATED,
-        "role",
-        &id,
-        |v| &v.roles,
-        |r| role_json(&req, r),
-    )
-}
-
-async fn show(
-    identity: web::Data<Identity>,
-    caller: Authed,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> Result<HttpResponse, KeystoneError> {
-    caller.require_admin("identity:get_role")?;
-    let id = path.into_inner();
-    identity.answer(
-        StatusCode::OK,
-        "role",
-        &id,
-        |v| &v.roles,
-        |r| role_json(&req, r),
-    )
+    create_named::<Roles>(&identity, &domain_id, &name, &id, cmd, &meta).await?;
+    answer::<Roles>(&identity, StatusCode::CREATED, &req, &id)
 }
 
 async fn update(
@@ -134,67 +141,12 @@ async fn update(
     let mut m = entity(&body, "role")?;
     let name = opt_name(&mut m, "name", NAME_MAX)?;
     let description = opt_str(&mut m, "description", 255)?;
-    let current = identity
-        .view
-        .snapshot()
-        .roles
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| KeystoneError::not_found("role", &id))?;
+    let current = row::<Roles>(&identity, &id)?;
     let meta = rid.metadata(caller.0.principal());
     let new_name = name.clone();
     let cmd = RoleCommand::Update { name, description };
-    let (domain, old) = (&current.domain_id, &current.name);
-    identity
-        .update_named(
-            &identity.roles,
-            "role",
-            domain,
-            old,
-            new_name.as_deref(),
-            &id,
-            cmd,
-            &meta,
-        )
-        .await?;
-    identity.answer(
-        StatusCode::OK,
-        "role",
-        &id,
-        |v| &v.roles,
-        |r| role_json(&req, r),
-    )
-}
-
-async fn delete(
-    identity: web::Data<Identity>,
-    caller: Authed,
-    rid: RequestId,
-    path: web::Path<String>,
-) -> Result<HttpResponse, KeystoneError> {
-    caller.require_admin("identity:delete_role")?;
-    let id = path.into_inner();
-    let current = identity
-        .view
-        .snapshot()
-        .roles
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| KeystoneError::not_found("role", &id))?;
-    let meta = rid.metadata(caller.0.principal());
-    let (domain, name) = (&current.domain_id, &current.name);
-    identity
-        .delete_named(
-            &identity.roles,
-            "role",
-            domain,
-            name,
-            &id,
-            RoleCommand::Delete,
-            &meta,
-        )
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+    kind::update_named::<Roles>(&identity, &current, &id, new_name.as_deref(), cmd, &meta).await?;
+    answer::<Roles>(&identity, StatusCode::OK, &req, &id)
 }
 
 fn pair(
@@ -202,16 +154,28 @@ fn pair(
     prior: &str,
     implied: &str,
 ) -> Result<(RoleRow, RoleRow), KeystoneError> {
-    let p = view
-        .roles
-        .get(prior)
-        .cloned()
-        .ok_or_else(|| KeystoneError::not_found("role", prior))?;
-    let i = view
-        .roles
-        .get(implied)
-        .cloned()
-        .ok_or_else(|| KeystoneError::not_found("role", implied))?;
+    let role = |id: &str| {
+        view.roles
+            .get(id)
+            .cloned()
+            .ok_or_else(|| KeystoneError::not_found("role", id))
+    };
+    Ok((role(prior)?, role(implied)?))
+}
+
+/// The two roles of an existing implication `prior` implies `implied`; 404 for either role or the rule.
+fn implication(
+    view: &IdentityView,
+    prior: &str,
+    implied: &str,
+) -> Result<(RoleRow, RoleRow), KeystoneError> {
+    let (p, i) = pair(view, prior, implied)?;
+    if !p.implies.contains(implied) {
+        return Err(KeystoneError::not_found(
+            "implied role",
+            &format!("{prior} implies {implied}"),
+        ));
+    }
     Ok((p, i))
 }
 
@@ -243,16 +207,10 @@ async fn add_implied(
         ));
     }
     let meta = rid.metadata(caller.0.principal());
-    identity
-        .run(
-            &identity.roles,
-            &prior,
-            RoleCommand::AddImplication {
-                implied_role_id: implied,
-            },
-            &meta,
-        )
-        .await?;
+    let cmd = RoleCommand::AddImplication {
+        implied_role_id: implied,
+    };
+    run::<Roles>(&identity, &prior, cmd, &meta).await?;
     Ok(HttpResponse::Created().json(inference_json(&req, &p, &i)))
 }
 
@@ -264,13 +222,7 @@ async fn get_implied(
 ) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:get_implied_role")?;
     let (prior, implied) = path.into_inner();
-    let (p, i) = pair(&identity.view.snapshot(), &prior, &implied)?;
-    if !p.implies.contains(&implied) {
-        return Err(KeystoneError::not_found(
-            "implied role",
-            &format!("{prior} implies {implied}"),
-        ));
-    }
+    let (p, i) = implication(&identity.view.snapshot(), &prior, &implied)?;
     Ok(HttpResponse::Ok().json(inference_json(&req, &p, &i)))
 }
 
@@ -281,13 +233,7 @@ async fn check_implied(
 ) -> Result<HttpResponse, KeystoneError> {
     caller.require_admin("identity:check_implied_role")?;
     let (prior, implied) = path.into_inner();
-    let (p, _) = pair(&identity.view.snapshot(), &prior, &implied)?;
-    if !p.implies.contains(&implied) {
-        return Err(KeystoneError::not_found(
-            "implied role",
-            &format!("{prior} implies {implied}"),
-        ));
-    }
+    implication(&identity.view.snapshot(), &prior, &implied)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -301,16 +247,10 @@ async fn remove_implied(
     let (prior, implied) = path.into_inner();
     pair(&identity.view.snapshot(), &prior, &implied)?;
     let meta = rid.metadata(caller.0.principal());
-    identity
-        .run(
-            &identity.roles,
-            &prior,
-            RoleCommand::RemoveImplication {
-                implied_role_id: implied,
-            },
-            &meta,
-        )
-        .await?;
+    let cmd = RoleCommand::RemoveImplication {
+        implied_role_id: implied,
+    };
+    run::<Roles>(&identity, &prior, cmd, &meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -356,6 +296,5 @@ async fn inferences(
         .filter(|r| !r.implies.is_empty())
         .map(|r| inference_list(&req, &view, r))
         .collect();
-    Ok(HttpResponse::Ok()
-        .json(json!({ "role_inferences": rules, "links": collection_links(&req) })))
+    Ok(collection(&req, "role_inferences", rules))
 }

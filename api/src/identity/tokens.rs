@@ -7,7 +7,10 @@ use serde_json::{json, Map, Value};
 use strata_actors::identity::RevocationCommand;
 use strata_projections::identity::{IdentityView, Scope, UserRow};
 
-use super::util::{entity, query_bool};
+use super::domains::Domains;
+use super::kind;
+use super::projects::Projects;
+use super::util::{collection, entity, query_bool};
 use super::{Authed, Identity, KeystoneError};
 use crate::auth::{self, AuthContext, Claims, TokenScope};
 use crate::common::RequestId;
@@ -376,25 +379,20 @@ async fn revoke(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Whether the caller holds a role (granted, not implied) on `scope`.
+fn has_roles(view: &IdentityView, caller: &Authed, scope: Scope) -> bool {
+    !view.direct_roles(&caller.0.user_id, &scope).is_empty()
+}
+
 async fn auth_projects(
     identity: web::Data<Identity>,
     caller: Authed,
     req: HttpRequest,
 ) -> HttpResponse {
     let view = identity.view.snapshot();
-    let projects: Vec<Value> = view
-        .projects
-        .values()
-        .filter(|p| {
-            p.enabled
-                && !view
-                    .direct_roles(&caller.0.user_id, &Scope::Project(p.id.clone()))
-                    .is_empty()
-        })
-        .map(|p| super::projects::project_json(&req, p))
-        .collect();
-    HttpResponse::Ok()
-        .json(json!({ "projects": projects, "links": super::util::collection_links(&req) }))
+    kind::list::<Projects>(&req, &view, |p| {
+        p.enabled && has_roles(&view, &caller, Scope::Project(p.id.clone()))
+    })
 }
 
 async fn auth_domains(
@@ -403,19 +401,9 @@ async fn auth_domains(
     req: HttpRequest,
 ) -> HttpResponse {
     let view = identity.view.snapshot();
-    let domains: Vec<Value> = view
-        .domains
-        .values()
-        .filter(|d| {
-            d.enabled
-                && !view
-                    .direct_roles(&caller.0.user_id, &Scope::Domain(d.id.clone()))
-                    .is_empty()
-        })
-        .map(|d| super::domains::domain_json(&req, d))
-        .collect();
-    HttpResponse::Ok()
-        .json(json!({ "domains": domains, "links": super::util::collection_links(&req) }))
+    kind::list::<Domains>(&req, &view, |d| {
+        d.enabled && has_roles(&view, &caller, Scope::Domain(d.id.clone()))
+    })
 }
 
 async fn auth_catalog(
@@ -429,10 +417,10 @@ async fn auth_catalog(
         ));
     }
     let view = identity.view.snapshot();
-    Ok(HttpResponse::Ok()
-        .json(json!({ "catalog": catalog(&view, caller.0.project_id()), "links": super::util::collection_links(&req) })))
+    let entries = catalog(&view, caller.0.project_id());
+    Ok(collection(&req, "catalog", entries))
 }
 
 async fn auth_system(_caller: Authed, req: HttpRequest) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "system": [], "links": super::util::collection_links(&req) }))
+    collection(&req, "system", vec![])
 }

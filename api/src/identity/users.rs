@@ -3,15 +3,19 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
-use strata_actors::identity::{password, UserCommand};
-use strata_projections::identity::{Scope, UserRow};
+use strata_actors::identity::{password, User, UserCommand};
+use strata_actors::Repository;
+use strata_projections::identity::{IdentityView, Scope, UserRow};
+use strata_projections::persistent::OrdMap;
 
-use super::projects::{merged_extra, project_json, DESCRIPTION_MAX};
+use super::domains::Domains;
+use super::kind::{self, answer, create_named, exists, row, run, Command, Kind, Named};
+use super::projects::{Projects, DESCRIPTION_MAX};
 use super::util::{
-    collection_links, entity, extra_json, merge_extra, opt_bool, opt_name, opt_str, query,
-    query_bool, req_name, self_link,
+    collection, entity, extra_json, merge_extra, opt_bool, opt_name, opt_str, query, query_bool,
+    req_name, same_domain, self_link, updated_extra,
 };
-use super::{new_id, Answer, Authed, Identity, KeystoneError};
+use super::{new_id, Authed, Identity, KeystoneError};
 use crate::common::RequestId;
 
 pub const NAME_MAX: usize = 255;
@@ -25,13 +29,59 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/v3/users/{id}")
-            .route(web::get().to(show))
+            .route(web::get().to(kind::show::<Users>))
             .route(web::patch().to(update))
-            .route(web::delete().to(delete)),
+            .route(web::delete().to(kind::delete::<Users>)),
     )
     .route("/v3/users/{id}/password", web::post().to(change_password))
     .route("/v3/users/{id}/projects", web::get().to(projects))
     .route("/v3/users/{id}/groups", web::get().to(groups));
+}
+
+/// `/v3/users`.
+pub struct Users;
+
+impl Kind for Users {
+    type Row = UserRow;
+    type Aggregate = User;
+    const KEY: &'static str = "user";
+    const COLLECTION: &'static str = "users";
+    const GET: &'static str = "identity:get_user";
+    fn table(view: &IdentityView) -> &OrdMap<String, UserRow> {
+        &view.users
+    }
+    fn repo(identity: &Identity) -> &Repository<User> {
+        &identity.users
+    }
+    fn to_json(req: &HttpRequest, row: &UserRow) -> Value {
+        user_json(req, row)
+    }
+    /// A user reads itself; admins any user.
+    fn may_read(caller: &Authed, id: &str) -> Result<(), KeystoneError> {
+        self_or_admin(caller, id, Self::GET)
+    }
+}
+
+impl Named for Users {
+    const DELETE: &'static str = "identity:delete_user";
+    fn scope(row: &UserRow) -> &str {
+        &row.domain_id
+    }
+    fn name(row: &UserRow) -> &str {
+        &row.name
+    }
+    fn delete_command() -> Command<Self> {
+        UserCommand::Delete
+    }
+    /// An admin may not delete itself.
+    fn may_delete(caller: &Authed, id: &str) -> Result<(), KeystoneError> {
+        if id == caller.0.user_id {
+            return Err(KeystoneError::forbidden(
+                "identity:delete_user (you cannot delete yourself)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 pub fn user_json(req: &HttpRequest, u: &UserRow) -> Value {
@@ -82,15 +132,11 @@ async fn list(
     let domain_id = query(&req, "domain_id");
     let enabled = query_bool(&req, "enabled");
     let view = identity.view.snapshot();
-    let users: Vec<Value> = view
-        .users
-        .values()
-        .filter(|u| name.as_ref().is_none_or(|n| &u.name == n))
-        .filter(|u| domain_id.as_ref().is_none_or(|d| &u.domain_id == d))
-        .filter(|u| enabled.is_none_or(|e| u.enabled == e))
-        .map(|u| user_json(&req, u))
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "users": users, "links": collection_links(&req) })))
+    Ok(kind::list::<Users>(&req, &view, |u| {
+        name.as_ref().is_none_or(|n| &u.name == n)
+            && domain_id.as_ref().is_none_or(|d| &u.domain_id == d)
+            && enabled.is_none_or(|e| u.enabled == e)
+    }))
 }
 
 async fn create(
@@ -112,11 +158,9 @@ async fn create(
         opt_str(&mut m, "domain_id", 64)?.unwrap_or_else(|| caller.0.user_domain_id.clone());
     {
         let view = identity.view.snapshot();
-        if !view.domains.contains_key(&domain_id) {
-            return Err(KeystoneError::not_found("domain", &domain_id));
-        }
-        if !default_project_id.is_empty() && !view.projects.contains_key(&default_project_id) {
-            return Err(KeystoneError::not_found("project", &default_project_id));
+        exists::<Domains>(&view, &domain_id)?;
+        if !default_project_id.is_empty() {
+            exists::<Projects>(&view, &default_project_id)?;
         }
     }
     let extra = extra_json(m);
@@ -137,33 +181,8 @@ async fn create(
         default_project_id,
         extra_json: extra,
     };
-    identity
-        .create_named(&identity.users, "user", &domain_id, &name, &id, cmd, &meta)
-        .await?;
-    identity.answer(
-        StatusCode::CREATED,
-        "user",
-        &id,
-        |v| &v.users,
-        |r| user_json(&req, r),
-    )
-}
-
-async fn show(
-    identity: web::Data<Identity>,
-    caller: Authed,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> Result<HttpResponse, KeystoneError> {
-    let id = path.into_inner();
-    self_or_admin(&caller, &id, "identity:get_user")?;
-    identity.answer(
-        StatusCode::OK,
-        "user",
-        &id,
-        |v| &v.users,
-        |r| user_json(&req, r),
-    )
+    create_named::<Users>(&identity, &domain_id, &name, &id, cmd, &meta).await?;
+    answer::<Users>(&identity, StatusCode::CREATED, &req, &id)
 }
 
 async fn update(
@@ -183,30 +202,12 @@ async fn update(
     let description = opt_str(&mut m, "description", DESCRIPTION_MAX)?;
     let email = opt_str(&mut m, "email", 255)?;
     let default_project_id = opt_str(&mut m, "default_project_id", 64)?;
-    let current = identity
-        .view
-        .snapshot()
-        .users
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| KeystoneError::not_found("user", &id))?;
-    if let Some(d) = opt_str(&mut m, "domain_id", 64)? {
-        if d != current.domain_id {
-            return Err(KeystoneError::bad_request(
-                "Update of `domain_id` is not allowed.",
-            ));
-        }
-    }
+    let current = row::<Users>(&identity, &id)?;
+    same_domain(&mut m, &current.domain_id)?;
     if let Some(p) = default_project_id.as_ref().filter(|p| !p.is_empty()) {
-        if !identity.view.snapshot().projects.contains_key(p) {
-            return Err(KeystoneError::not_found("project", p));
-        }
+        exists::<Projects>(&identity.view.snapshot(), p)?;
     }
-    let extra = if m.is_empty() {
-        None
-    } else {
-        Some(merged_extra(&current.extra_json, m))
-    };
+    let extra = updated_extra(&current.extra_json, m);
     let new_hash = match plain {
         Some(p) => Some(hash(p).await?),
         None => None,
@@ -221,72 +222,17 @@ async fn update(
         default_project_id,
         extra_json: extra,
     };
-    let (domain, old) = (&current.domain_id, &current.name);
-    identity
-        .update_named(
-            &identity.users,
-            "user",
-            domain,
-            old,
-            new_name.as_deref(),
-            &id,
-            cmd,
-            &meta,
-        )
-        .await?;
+    kind::update_named::<Users>(&identity, &current, &id, new_name.as_deref(), cmd, &meta).await?;
     if let Some(new_hash) = new_hash {
-        identity
-            .run(
-                &identity.users,
-                &id,
-                UserCommand::ChangePassword { new_hash },
-                &meta,
-            )
-            .await?;
-    }
-    identity.answer(
-        StatusCode::OK,
-        "user",
-        &id,
-        |v| &v.users,
-        |r| user_json(&req, r),
-    )
-}
-
-async fn delete(
-    identity: web::Data<Identity>,
-    caller: Authed,
-    rid: RequestId,
-    path: web::Path<String>,
-) -> Result<HttpResponse, KeystoneError> {
-    caller.require_admin("identity:delete_user")?;
-    let id = path.into_inner();
-    if id == caller.0.user_id {
-        return Err(KeystoneError::forbidden(
-            "identity:delete_user (you cannot delete yourself)",
-        ));
-    }
-    let current = identity
-        .view
-        .snapshot()
-        .users
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| KeystoneError::not_found("user", &id))?;
-    let meta = rid.metadata(caller.0.principal());
-    let (domain, name) = (&current.domain_id, &current.name);
-    identity
-        .delete_named(
-            &identity.users,
-            "user",
-            domain,
-            name,
+        run::<Users>(
+            &identity,
             &id,
-            UserCommand::Delete,
+            UserCommand::ChangePassword { new_hash },
             &meta,
         )
         .await?;
-    Ok(HttpResponse::NoContent().finish())
+    }
+    answer::<Users>(&identity, StatusCode::OK, &req, &id)
 }
 
 /// `POST /v3/users/{id}/password`: a user changes its own password, proving the old one. Every token the
@@ -311,13 +257,7 @@ async fn change_password(
             return Err(KeystoneError::forbidden("identity:change_password"));
         }
     }
-    let row = identity
-        .view
-        .snapshot()
-        .users
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| KeystoneError::not_found("user", &id))?;
+    let row = row::<Users>(&identity, &id)?;
     let stored = row.password_hash.clone();
     let ok = web::block(move || password::verify_password(&original, &stored))
         .await
@@ -332,14 +272,14 @@ async fn change_password(
         domain_id: row.domain_id.clone(),
         ..Default::default()
     };
-    identity
-        .run(
-            &identity.users,
-            &id,
-            UserCommand::ChangePassword { new_hash },
-            &rid.metadata(principal),
-        )
-        .await?;
+    let meta = rid.metadata(principal);
+    run::<Users>(
+        &identity,
+        &id,
+        UserCommand::ChangePassword { new_hash },
+        &meta,
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -352,20 +292,12 @@ async fn projects(
     let id = path.into_inner();
     self_or_admin(&caller, &id, "identity:list_user_projects")?;
     let view = identity.view.snapshot();
-    if !view.users.contains_key(&id) {
-        return Err(KeystoneError::not_found("user", &id));
-    }
-    let projects: Vec<Value> = view
-        .projects
-        .values()
-        .filter(|p| {
-            !view
-                .direct_roles(&id, &Scope::Project(p.id.clone()))
-                .is_empty()
-        })
-        .map(|p| project_json(&req, p))
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "projects": projects, "links": collection_links(&req) })))
+    exists::<Users>(&view, &id)?;
+    Ok(kind::list::<Projects>(&req, &view, |p| {
+        !view
+            .direct_roles(&id, &Scope::Project(p.id.clone()))
+            .is_empty()
+    }))
 }
 
 async fn groups(
@@ -376,9 +308,7 @@ async fn groups(
 ) -> Result<HttpResponse, KeystoneError> {
     let id = path.into_inner();
     self_or_admin(&caller, &id, "identity:list_groups_for_user")?;
-    if !identity.view.snapshot().users.contains_key(&id) {
-        return Err(KeystoneError::not_found("user", &id));
-    }
+    exists::<Users>(&identity.view.snapshot(), &id)?;
     // Groups are not implemented yet: every user belongs to none.
-    Ok(HttpResponse::Ok().json(json!({ "groups": [], "links": collection_links(&req) })))
+    Ok(collection(&req, "groups", vec![]))
 }

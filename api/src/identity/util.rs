@@ -1,6 +1,6 @@
 //! Request-body parsing and response shaping shared by the identity handlers.
 
-use actix_web::HttpRequest;
+use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{Map, Value};
 
 use super::KeystoneError;
@@ -120,6 +120,43 @@ pub fn extra_json(mut m: Map<String, Value>) -> String {
     }
 }
 
+/// The extra properties after an update: none to change when the body has no fields left, else the old
+/// ones with the body's laid over them.
+pub fn updated_extra(old: &str, rest: Map<String, Value>) -> Option<String> {
+    if rest.is_empty() {
+        None
+    } else {
+        Some(merged_extra(old, rest))
+    }
+}
+
+/// Extra properties after an update: the old ones with the new ones laid over them.
+pub fn merged_extra(old: &str, new: Map<String, Value>) -> String {
+    let mut base = match serde_json::from_str::<Value>(old) {
+        Ok(Value::Object(o)) => o,
+        _ => Map::new(),
+    };
+    let new = extra_json(new);
+    if let Ok(Value::Object(n)) = serde_json::from_str::<Value>(&new) {
+        base.extend(n);
+    }
+    if base.is_empty() {
+        String::new()
+    } else {
+        Value::Object(base).to_string()
+    }
+}
+
+/// An update may repeat a row's `domain_id` but not change it (400).
+pub fn same_domain(m: &mut Map<String, Value>, domain_id: &str) -> Result<(), KeystoneError> {
+    match opt_str(m, "domain_id", 64)? {
+        Some(d) if d != domain_id => Err(KeystoneError::bad_request(
+            "Update of `domain_id` is not allowed.",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Merge stored extra properties into a response object (without overriding its own fields).
 pub fn merge_extra(obj: &mut Value, extra_json: &str) {
     if extra_json.is_empty() {
@@ -147,6 +184,11 @@ pub fn collection_links(req: &HttpRequest) -> Value {
         format!("{base}{}?{query}", req.path())
     };
     serde_json::json!({ "self": this, "previous": null, "next": null })
+}
+
+/// Answer `{"<key>": [...], "links": {...}}`: a list of rows as Keystone shows every collection.
+pub fn collection(req: &HttpRequest, key: &str, items: Vec<Value>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ key: items, "links": collection_links(req) }))
 }
 
 /// Query parameters as pairs (repeated keys kept), decoded; never fails.

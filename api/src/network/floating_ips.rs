@@ -16,10 +16,7 @@ use strata_actors::network::ipam::canonical_ip;
 use strata_projections::network::{FloatingIpRow, NetworkView};
 
 use super::list::{self, ListQuery};
-use super::{
-    body_object, check_keys, if_match_revision, opt_string, tags_value, Caller, Networks,
-    NeutronError,
-};
+use super::{opt_string, tags_value, Caller, Networks, NeutronError};
 #[allow(unused_imports)]
 use strata_network::floating_ips::*;
 use strata_network::networks::owner_of;
@@ -148,8 +145,7 @@ async fn show(
     id: web::Path<String>,
 ) -> Result<HttpResponse, NeutronError> {
     let row = find(&networks, &caller, &id)?;
-    let v = list::select_fields(render(&networks, &row), &list::fields_of(&req));
-    Ok(HttpResponse::Ok().json(json!({ "floatingip": v })))
+    Ok(list::show(&req, "floatingip", render(&networks, &row)))
 }
 
 const CREATE_KEYS: &[&str] = &[
@@ -172,9 +168,13 @@ async fn create(
     caller: Caller,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
-    caller.enforce("create_floatingip")?;
-    let m = body_object(&body, "floatingip")?;
-    check_keys(&m, CREATE_KEYS)?;
+    let m = list::create_request(
+        &caller,
+        "create_floatingip",
+        &body,
+        "floatingip",
+        CREATE_KEYS,
+    )?;
     for k in ["qos_policy_id", "dns_name", "dns_domain"] {
         if m.get(k).is_some_and(|v| !v.is_null() && v != "") {
             return Err(NeutronError::bad_request(format!(
@@ -249,17 +249,10 @@ async fn update(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
-    caller.enforce("update_floatingip")?;
-    let if_revision = if_match_revision(&req)?;
-    let m = body_object(&body, "floatingip")?;
+    let (if_revision, m) =
+        list::update_request(&caller, "update_floatingip", &req, &body, "floatingip")?;
     find(&networks, &caller, &id)?;
-    for k in m.keys() {
-        if !["port_id", "fixed_ip_address", "description"].contains(&k.as_str()) {
-            return Err(NeutronError::bad_request(format!(
-                "Cannot update read-only attribute {k}"
-            )));
-        }
-    }
+    list::check_updatable(&m, &["port_id", "fixed_ip_address", "description"])?;
     let association = parse_association(&m)?;
     let description = opt_string(&m, "description", 255)?;
     let row = update_floating_ip(

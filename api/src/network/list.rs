@@ -1,12 +1,13 @@
 //! Neutron's list conventions, shared by every collection: attribute filters (repeated keys are alternatives),
 //! `tags`/`tags-any`/`not-tags`/`not-tags-any`, `sort_key`/`sort_dir`, `limit`/`marker`/`page_reverse` with
 //! `<collection>_links`, and `fields`. They work on the JSON representation of each row, so any resource
-//! that renders its rows can use them.
+//! that renders its rows can use them. Also the conventions of one resource every collection shares: `fields`
+//! on a show, the read-only attributes of an update.
 
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
-use super::NeutronError;
+use super::{body_object, check_keys, if_match_revision, Caller, NeutronError};
 
 /// Query keys that shape the list rather than filter it.
 const CONTROL: &[&str] = &[
@@ -250,6 +251,68 @@ pub fn fields_of(req: &HttpRequest) -> Vec<String> {
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// Answer a show: `{"<key>": <row trimmed to the request's fields>}`.
+pub fn show(req: &HttpRequest, key: &str, row: Value) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ key: select_fields(row, &fields_of(req)) }))
+}
+
+/// The start of a create: the policy `action`, then the `{"<key>": {...}}` body, which may only name the
+/// attributes in `keys`.
+pub fn create_request(
+    caller: &Caller,
+    action: &str,
+    body: &[u8],
+    key: &str,
+    keys: &[&str],
+) -> Result<Map<String, Value>, NeutronError> {
+    caller.enforce(action)?;
+    let m = body_object(body, key)?;
+    check_keys(&m, keys)?;
+    Ok(m)
+}
+
+/// The start of every update: the policy `action`, the `If-Match: revision_number=N` constraint, and the
+/// `{"<key>": {...}}` body, checked in that order.
+pub fn update_request(
+    caller: &Caller,
+    action: &str,
+    req: &HttpRequest,
+    body: &[u8],
+    key: &str,
+) -> Result<(Option<u64>, Map<String, Value>), NeutronError> {
+    caller.enforce(action)?;
+    let if_revision = if_match_revision(req)?;
+    let m = body_object(body, key)?;
+    Ok((if_revision, m))
+}
+
+/// An update body may only name the attributes in `updatable` (400 "Cannot update read-only attribute").
+pub fn check_updatable(m: &Map<String, Value>, updatable: &[&str]) -> Result<(), NeutronError> {
+    match m.keys().find(|k| !updatable.contains(&k.as_str())) {
+        Some(k) => Err(NeutronError::bad_request(format!(
+            "Cannot update read-only attribute {k}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A list attribute of an update body, which replaces the resource's: absent leaves it (`None`), null
+/// empties it, anything else is `parse`d.
+pub fn replacement<T, E>(
+    m: &Map<String, Value>,
+    key: &str,
+    parse: impl FnOnce(&Value) -> Result<Vec<T>, E>,
+) -> Result<Option<Vec<T>>, NeutronError>
+where
+    NeutronError: From<E>,
+{
+    match m.get(key) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(vec![])),
+        Some(v) => Ok(Some(parse(v)?)),
+    }
 }
 
 /// Filter, sort, page and trim `rows` (each a JSON object with an `id`) as `q` asks; the response body is

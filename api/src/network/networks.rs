@@ -11,8 +11,8 @@ use strata_projections::network::NetworkRow;
 
 use super::list::{self, ListQuery};
 use super::{
-    body_object, check_keys, if_match_revision, new_id, opt_bool, opt_string, opt_strings,
-    tags_value, Caller, Networks, NeutronError,
+    body_object, check_keys, new_id, opt_bool, opt_string, opt_strings, tags_value, Caller,
+    Networks, NeutronError,
 };
 #[allow(unused_imports)]
 use strata_network::networks::*;
@@ -112,7 +112,11 @@ fn parse_mtu(m: &Map<String, Value>, max: u32) -> Result<Option<u32>, NeutronErr
     }
 }
 
-fn parse_zones(m: &Map<String, Value>, known: &[String]) -> Result<Vec<String>, NeutronError> {
+/// `availability_zone_hints` of a create body: each must be one of the `known` zones (404 otherwise).
+pub(super) fn parse_zones(
+    m: &Map<String, Value>,
+    known: &[String],
+) -> Result<Vec<String>, NeutronError> {
     let zones = opt_strings(m, "availability_zone_hints")?.unwrap_or_default();
     for z in &zones {
         if !known.contains(z) {
@@ -261,8 +265,11 @@ async fn show(
     id: web::Path<String>,
 ) -> Result<HttpResponse, NeutronError> {
     let row = find(&networks, &caller, &id)?;
-    let v = list::select_fields(render(&networks, &caller, &row), &list::fields_of(&req));
-    Ok(HttpResponse::Ok().json(json!({ "network": v })))
+    Ok(list::show(
+        &req,
+        "network",
+        render(&networks, &caller, &row),
+    ))
 }
 
 async fn update(
@@ -272,17 +279,9 @@ async fn update(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
-    caller.enforce("update_network")?;
-    let if_revision = if_match_revision(&req)?;
-    let m = body_object(&body, "network")?;
+    let (if_revision, m) = list::update_request(&caller, "update_network", &req, &body, "network")?;
     let row = owned(&networks, &caller, &id, "update_network")?;
-    for k in m.keys() {
-        if !UPDATE_KEYS.contains(&k.as_str()) {
-            return Err(NeutronError::bad_request(format!(
-                "Cannot update read-only attribute {k}"
-            )));
-        }
-    }
+    list::check_updatable(&m, UPDATE_KEYS)?;
     let shared = opt_bool(&m, "shared")?;
     let external = opt_bool(&m, "router:external")?;
     if shared.is_some_and(|s| s != row.state.shared) {

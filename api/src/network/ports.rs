@@ -12,10 +12,7 @@ use strata_actors::network::IpRequest;
 use strata_projections::network::PortRow;
 
 use super::list::{self, ListQuery};
-use super::{
-    body_object, check_keys, if_match_revision, opt_bool, opt_string, opt_strings, tags_value,
-    Caller, Networks, NeutronError,
-};
+use super::{opt_bool, opt_string, opt_strings, tags_value, Caller, Networks, NeutronError};
 use strata_network::networks::owner_of;
 #[allow(unused_imports)]
 use strata_network::ports::*;
@@ -208,9 +205,7 @@ async fn create(
     caller: Caller,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
-    caller.enforce("create_port")?;
-    let m = body_object(&body, "port")?;
-    check_keys(&m, CREATE_KEYS)?;
+    let m = list::create_request(&caller, "create_port", &body, "port", CREATE_KEYS)?;
     let network_id = match m.get("network_id") {
         Some(Value::String(s)) => s.clone(),
         _ => return Err(NeutronError::bad_request("network_id must be specified")),
@@ -291,8 +286,7 @@ async fn show(
     id: web::Path<String>,
 ) -> Result<HttpResponse, NeutronError> {
     let row = find(&networks, &caller, &id)?;
-    let v = list::select_fields(port_json(&row, caller.is_admin), &list::fields_of(&req));
-    Ok(HttpResponse::Ok().json(json!({ "port": v })))
+    Ok(list::show(&req, "port", port_json(&row, caller.is_admin)))
 }
 
 async fn update(
@@ -302,28 +296,16 @@ async fn update(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
-    caller.enforce("update_port")?;
-    let if_revision = if_match_revision(&req)?;
-    let m = body_object(&body, "port")?;
+    let (if_revision, m) = list::update_request(&caller, "update_port", &req, &body, "port")?;
     find(&networks, &caller, &id)?;
-    for k in m.keys() {
-        if !UPDATE_KEYS.contains(&k.as_str()) {
-            return Err(NeutronError::bad_request(format!(
-                "Cannot update read-only attribute {k}"
-            )));
-        }
-    }
+    list::check_updatable(&m, UPDATE_KEYS)?;
     let u = PortUpdate {
         name: opt_string(&m, "name", 255)?,
         description: opt_string(&m, "description", 255)?,
         admin_state_up: opt_bool(&m, "admin_state_up")?,
         device_id: opt_string(&m, "device_id", 255)?,
         device_owner: opt_string(&m, "device_owner", 255)?,
-        fixed_ips: match m.get("fixed_ips") {
-            None => None,
-            Some(Value::Null) => Some(vec![]),
-            Some(v) => Some(fixed_ips_of(v)?),
-        },
+        fixed_ips: list::replacement(&m, "fixed_ips", fixed_ips_of)?,
         security_groups: opt_strings(&m, "security_groups")?,
         allowed_address_pairs: match m.get("allowed_address_pairs") {
             None => None,

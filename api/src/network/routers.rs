@@ -14,10 +14,8 @@ use strata_actors::network::{IpRequest, Route};
 use strata_projections::network::RouterRow;
 
 use super::list::{self, ListQuery};
-use super::{
-    body_object, check_keys, if_match_revision, opt_bool, opt_string, opt_strings, tags_value,
-    Caller, Networks, NeutronError,
-};
+use super::networks::parse_zones;
+use super::{check_keys, opt_bool, opt_string, tags_value, Caller, Networks, NeutronError};
 use strata_network::networks::owner_of;
 #[allow(unused_imports)]
 use strata_network::routers::*;
@@ -261,8 +259,7 @@ async fn show(
     id: web::Path<String>,
 ) -> Result<HttpResponse, NeutronError> {
     let row = find(&networks, &caller, &id)?;
-    let v = list::select_fields(render(&networks, &caller, &row), &list::fields_of(&req));
-    Ok(HttpResponse::Ok().json(json!({ "router": v })))
+    Ok(list::show(&req, "router", render(&networks, &caller, &row)))
 }
 
 const CREATE_KEYS: &[&str] = &[
@@ -279,27 +276,12 @@ const CREATE_KEYS: &[&str] = &[
     "project_id",
 ];
 
-fn parse_zones(networks: &Networks, m: &Map<String, Value>) -> Result<Vec<String>, NeutronError> {
-    let zones = opt_strings(m, "availability_zone_hints")?.unwrap_or_default();
-    for z in &zones {
-        if !networks.availability_zones.contains(z) {
-            return Err(NeutronError::not_found(
-                "AvailabilityZoneNotFound",
-                format!("AvailabilityZone {z} could not be found."),
-            ));
-        }
-    }
-    Ok(zones)
-}
-
 async fn create(
     networks: web::Data<Networks>,
     caller: Caller,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
-    caller.enforce("create_router")?;
-    let m = body_object(&body, "router")?;
-    check_keys(&m, CREATE_KEYS)?;
+    let m = list::create_request(&caller, "create_router", &body, "router", CREATE_KEYS)?;
     if m.get("flavor_id").is_some_and(|v| !v.is_null()) {
         return Err(NeutronError::bad_request(
             "Router flavors are not supported.",
@@ -310,7 +292,7 @@ async fn create(
     let name = opt_string(&m, "name", 255)?.unwrap_or_default();
     let description = opt_string(&m, "description", 255)?.unwrap_or_default();
     let admin_state_up = opt_bool(&m, "admin_state_up")?.unwrap_or(true);
-    let zones = parse_zones(&networks, &m)?;
+    let zones = parse_zones(&m, &networks.availability_zones)?;
     let tags = tags_value(&m)?;
     let gateway = parse_gateway(&caller, &m, "create_router")?.flatten();
     let row = create_router(
@@ -347,17 +329,9 @@ async fn update(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
-    caller.enforce("update_router")?;
-    let if_revision = if_match_revision(&req)?;
-    let m = body_object(&body, "router")?;
+    let (if_revision, m) = list::update_request(&caller, "update_router", &req, &body, "router")?;
     let row = find(&networks, &caller, &id)?;
-    for k in m.keys() {
-        if !UPDATE_KEYS.contains(&k.as_str()) {
-            return Err(NeutronError::bad_request(format!(
-                "Cannot update read-only attribute {k}"
-            )));
-        }
-    }
+    list::check_updatable(&m, UPDATE_KEYS)?;
     check_router_flags(&caller, &m, "update_router")?;
     let name = opt_string(&m, "name", 255)?;
     let description = opt_string(&m, "description", 255)?;

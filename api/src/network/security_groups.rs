@@ -15,10 +15,7 @@ use strata_actors::network::{
 use strata_projections::network::SecurityGroupRow;
 
 use super::list::{self, ListQuery};
-use super::{
-    body_object, check_keys, if_match_revision, new_id, opt_bool, opt_string, tags_value, Caller,
-    Networks, NeutronError,
-};
+use super::{new_id, opt_bool, opt_string, tags_value, Caller, Networks, NeutronError};
 use strata_network::networks::owner_of;
 #[allow(unused_imports)]
 use strata_network::security_groups::*;
@@ -132,8 +129,7 @@ async fn show_group(
     id: web::Path<String>,
 ) -> Result<HttpResponse, NeutronError> {
     let row = find_group(&networks, &caller, &id)?;
-    let v = list::select_fields(group_json(&row), &list::fields_of(&req));
-    Ok(HttpResponse::Ok().json(json!({ "security_group": v })))
+    Ok(list::show(&req, "security_group", group_json(&row)))
 }
 
 const GROUP_CREATE_KEYS: &[&str] = &[
@@ -150,9 +146,13 @@ async fn create_group(
     caller: Caller,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
-    caller.enforce("create_security_group")?;
-    let m = body_object(&body, "security_group")?;
-    check_keys(&m, GROUP_CREATE_KEYS)?;
+    let m = list::create_request(
+        &caller,
+        "create_security_group",
+        &body,
+        "security_group",
+        GROUP_CREATE_KEYS,
+    )?;
     let project = owner_of(&caller, &m)?;
     let name = opt_string(&m, "name", 255)?.unwrap_or_default();
     if name.eq_ignore_ascii_case(DEFAULT_GROUP_NAME) {
@@ -185,17 +185,15 @@ async fn update_group(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
-    caller.enforce("update_security_group")?;
-    let if_revision = if_match_revision(&req)?;
-    let m = body_object(&body, "security_group")?;
+    let (if_revision, m) = list::update_request(
+        &caller,
+        "update_security_group",
+        &req,
+        &body,
+        "security_group",
+    )?;
     let row = find_group(&networks, &caller, &id)?;
-    for k in m.keys() {
-        if !GROUP_UPDATE_KEYS.contains(&k.as_str()) {
-            return Err(NeutronError::bad_request(format!(
-                "Cannot update read-only attribute {k}"
-            )));
-        }
-    }
+    list::check_updatable(&m, GROUP_UPDATE_KEYS)?;
     let name = opt_string(&m, "name", 255)?;
     if !row.state.is_default
         && name
@@ -267,8 +265,7 @@ async fn show_rule(
             .ok_or_else(|| rule_not_found(&id))?;
         rule_json(group, rule)
     };
-    let v = list::select_fields(v, &list::fields_of(&req));
-    Ok(HttpResponse::Ok().json(json!({ "security_group_rule": v })))
+    Ok(list::show(&req, "security_group_rule", v))
 }
 
 const RULE_CREATE_KEYS: &[&str] = &[
@@ -323,9 +320,13 @@ async fn create_rule(
     caller: Caller,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
-    caller.enforce("create_security_group_rule")?;
-    let m = body_object(&body, "security_group_rule")?;
-    check_keys(&m, RULE_CREATE_KEYS)?;
+    let m = list::create_request(
+        &caller,
+        "create_security_group_rule",
+        &body,
+        "security_group_rule",
+        RULE_CREATE_KEYS,
+    )?;
     owner_of(&caller, &m)?;
     let group_id = match m.get("security_group_id") {
         Some(Value::String(s)) => s.clone(),

@@ -9,9 +9,7 @@ use strata_actors::network::{NetworkCommand, Subnet, SubnetChanges};
 use strata_projections::network::{NetworkRow, SubnetRef};
 
 use super::list::{self, ListQuery};
-use super::{
-    body_object, if_match_revision, new_id, opt_bool, opt_string, Caller, Networks, NeutronError,
-};
+use super::{body_object, new_id, opt_bool, opt_string, Caller, Networks, NeutronError};
 use strata_network::networks::owner_of;
 #[allow(unused_imports)]
 use strata_network::subnets::*;
@@ -91,11 +89,7 @@ async fn show(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, NeutronError> {
-    let v = find(&networks, &caller, &id)?;
-    Ok(
-        HttpResponse::Ok()
-            .json(json!({ "subnet": list::select_fields(v, &list::fields_of(&req)) })),
-    )
+    Ok(list::show(&req, "subnet", find(&networks, &caller, &id)?))
 }
 
 const UPDATE_KEYS: &[&str] = &[
@@ -115,17 +109,9 @@ async fn update(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, NeutronError> {
-    caller.enforce("update_subnet")?;
-    let if_revision = if_match_revision(&req)?;
-    let m = body_object(&body, "subnet")?;
+    let (if_revision, m) = list::update_request(&caller, "update_subnet", &req, &body, "subnet")?;
     let (network_id, s) = owned(&networks, &caller, &id, "update_subnet")?;
-    for k in m.keys() {
-        if !UPDATE_KEYS.contains(&k.as_str()) {
-            return Err(NeutronError::bad_request(format!(
-                "Cannot update read-only attribute {k}"
-            )));
-        }
-    }
+    list::check_updatable(&m, UPDATE_KEYS)?;
     let cidr = Cidr::parse(&s.cidr).map_err(NeutronError::invalid_input)?;
     let gateway_ip = match m.get("gateway_ip") {
         None => None,
@@ -145,21 +131,9 @@ async fn update(
         name: opt_string(&m, "name", 255)?,
         description: opt_string(&m, "description", 255)?,
         gateway_ip,
-        allocation_pools: match m.get("allocation_pools") {
-            None => None,
-            Some(Value::Null) => Some(vec![]),
-            Some(v) => Some(parse_pools(v, cidr.v6)?),
-        },
-        dns_nameservers: match m.get("dns_nameservers") {
-            None => None,
-            Some(Value::Null) => Some(vec![]),
-            Some(v) => Some(parse_dns(v, cidr.v6)?),
-        },
-        host_routes: match m.get("host_routes") {
-            None => None,
-            Some(Value::Null) => Some(vec![]),
-            Some(v) => Some(parse_routes(v, cidr.v6)?),
-        },
+        allocation_pools: list::replacement(&m, "allocation_pools", |v| parse_pools(v, cidr.v6))?,
+        dns_nameservers: list::replacement(&m, "dns_nameservers", |v| parse_dns(v, cidr.v6))?,
+        host_routes: list::replacement(&m, "host_routes", |v| parse_routes(v, cidr.v6))?,
         enable_dhcp: opt_bool(&m, "enable_dhcp")?,
     };
     networks
