@@ -1,5 +1,6 @@
 //! Role assignments: grant/check/revoke/list on projects and domains, and `GET /v3/role_assignments`.
 
+use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use strata_actors::identity::{assignment_id, AssignmentCommand, Target};
@@ -24,10 +25,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource(format!(
                 "/v3/{kind}/{{target}}/users/{{user}}/roles/{{role}}"
             ))
-            .route(web::put().to(grant))
+            .route(web::put().to(change_grant))
             .route(web::head().to(check))
             .route(web::get().to(check))
-            .route(web::delete().to(revoke)),
+            .route(web::delete().to(change_grant)),
         );
     }
     cfg.route("/v3/role_assignments", web::get().to(list_assignments));
@@ -66,23 +67,38 @@ fn check_exists(
     }
 }
 
-/// `PUT` (grant) and `DELETE` (revoke) of a role for a user on a target: admins only (`action`), 404 unless
-/// the user, the role and the target exist; `command` makes the grant or the revoke.
+/// `PUT` grants the role to the user on the target, `DELETE` revokes it: admins only
+/// (`identity:create_grant`, `identity:revoke_grant`), 404 unless the user, the role and the target exist.
 async fn change_grant(
-    identity: &Identity,
-    caller: &Authed,
-    req: &HttpRequest,
-    rid: &RequestId,
+    identity: web::Data<Identity>,
+    caller: Authed,
+    req: HttpRequest,
+    rid: RequestId,
     path: web::Path<(String, String, String)>,
-    action: &str,
-    command: fn(String, Target, String) -> AssignmentCommand,
 ) -> Result<HttpResponse, KeystoneError> {
-    caller.require_admin(action)?;
+    let revoking = req.method() == Method::DELETE;
+    caller.require_admin(if revoking {
+        "identity:revoke_grant"
+    } else {
+        "identity:create_grant"
+    })?;
     let (target, user, role) = path.into_inner();
-    let target = target_of(req, target);
+    let target = target_of(&req, target);
     check_exists(&identity.view.snapshot(), &user, Some(&role), &target)?;
     let id = assignment_id(&user, &target);
-    let cmd = command(user, target, role);
+    let cmd = if revoking {
+        AssignmentCommand::Revoke {
+            user_id: user,
+            target,
+            role_id: role,
+        }
+    } else {
+        AssignmentCommand::Grant {
+            user_id: user,
+            target,
+            role_id: role,
+        }
+    };
     identity
         .run(
             &identity.assignments,
@@ -92,22 +108,6 @@ async fn change_grant(
         )
         .await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-async fn grant(
-    identity: web::Data<Identity>,
-    caller: Authed,
-    req: HttpRequest,
-    rid: RequestId,
-    path: web::Path<(String, String, String)>,
-) -> Result<HttpResponse, KeystoneError> {
-    let grant = |user_id, target, role_id| AssignmentCommand::Grant {
-        user_id,
-        target,
-        role_id,
-    };
-    let action = "identity:create_grant";
-    change_grant(&identity, &caller, &req, &rid, path, action, grant).await
 }
 
 async fn check(
@@ -129,22 +129,6 @@ async fn check(
             &format!("role {role} for user {user}"),
         ))
     }
-}
-
-async fn revoke(
-    identity: web::Data<Identity>,
-    caller: Authed,
-    req: HttpRequest,
-    rid: RequestId,
-    path: web::Path<(String, String, String)>,
-) -> Result<HttpResponse, KeystoneError> {
-    let revoke = |user_id, target, role_id| AssignmentCommand::Revoke {
-        user_id,
-        target,
-        role_id,
-    };
-    let action = "identity:revoke_grant";
-    change_grant(&identity, &caller, &req, &rid, path, action, revoke).await
 }
 
 async fn list_on_target(
