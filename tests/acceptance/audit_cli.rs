@@ -331,21 +331,14 @@ fn audit_commands_through_the_api_offline_and_on_a_damaged_copy() {
     assert!(text.contains("400") && text.contains("RFC 3339"), "{text}");
     // The test-only rewrite refuses a data dir a server holds.
     let created = api_timeline["events"][0]["position"].as_u64().unwrap();
-    let out = run_with_timeout(
-        {
-            let mut c = Command::new(STRATA_BIN);
-            c.args([
-                "debug",
-                "rewrite-event",
-                "--data-dir",
-                path(&data),
-                "--position",
-                &created.to_string(),
-            ]);
-            c
-        },
-        TOOL_TIMEOUT,
-    );
+    let out = strata(&[
+        "debug",
+        "rewrite-event",
+        "--data-dir",
+        path(&data),
+        "--position",
+        &created.to_string(),
+    ]);
     assert!(
         !out.success,
         "rewrote a live server's log: {}",
@@ -392,23 +385,16 @@ fn audit_commands_through_the_api_offline_and_on_a_damaged_copy() {
     let prev_hash = prev["events"][0]["hash"].as_str().unwrap().to_string();
     assert_eq!(prev["events"][0]["position"], created - 1);
 
-    let out = run_with_timeout(
-        {
-            let mut c = Command::new(STRATA_BIN);
-            c.args([
-                "debug",
-                "rewrite-event",
-                "--data-dir",
-                path(&copy),
-                "--position",
-                &created.to_string(),
-                "--payload-byte",
-                "3",
-            ]);
-            c
-        },
-        TOOL_TIMEOUT,
-    );
+    let out = strata(&[
+        "debug",
+        "rewrite-event",
+        "--data-dir",
+        path(&copy),
+        "--position",
+        &created.to_string(),
+        "--payload-byte",
+        "3",
+    ]);
     assert!(out.success, "{}", out.describe());
     let text = fails(on_copy(&copy, &["verify"]));
     assert!(
@@ -473,22 +459,15 @@ fn audit_commands_through_the_api_offline_and_on_a_damaged_copy() {
     // Bytes that are not an event at all (a storage-level corruption) are found too.
     let copy2 = server.dir().join("copy2");
     copy_dir(&data, &copy2);
-    let out = run_with_timeout(
-        {
-            let mut c = Command::new(STRATA_BIN);
-            c.args([
-                "debug",
-                "rewrite-event",
-                "--data-dir",
-                path(&copy2),
-                "--position",
-                &created.to_string(),
-                "--garbage",
-            ]);
-            c
-        },
-        TOOL_TIMEOUT,
-    );
+    let out = strata(&[
+        "debug",
+        "rewrite-event",
+        "--data-dir",
+        path(&copy2),
+        "--position",
+        &created.to_string(),
+        "--garbage",
+    ]);
     assert!(out.success, "{}", out.describe());
     let text = fails(on_copy(&copy2, &["verify"]));
     assert!(

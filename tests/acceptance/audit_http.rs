@@ -12,7 +12,6 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -316,13 +315,6 @@ fn billing_consumer(events: String, token: String, target: Arc<AtomicU64>) -> Co
             out.mid_scenario += 1;
         }
     }
-}
-
-/// `strata ARGS...`.
-fn strata_tool(args: &[&str]) -> CmdOutput {
-    let mut c = Command::new(STRATA_BIN);
-    c.args(args);
-    run_with_timeout(c, TOOL_TIMEOUT)
 }
 
 #[test]
@@ -924,7 +916,7 @@ fn scenario_timelines_states_queries_and_integrity() {
     copy_dir(&data, &copy);
     let copy_s = copy.to_str().expect("UTF-8 temp path");
     let verify = |dir: &str| {
-        let out = strata_tool(&["audit", "--data-dir", dir, "verify", "--json"]);
+        let out = strata(&["audit", "--data-dir", dir, "verify", "--json"]);
         assert!(!out.stderr.contains("panicked"), "{}", out.describe());
         let v: Value =
             serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.describe()));
@@ -934,7 +926,7 @@ fn scenario_timelines_states_queries_and_integrity() {
     assert_eq!(code, Some(0), "{v}");
     assert_eq!(v["ok"], true, "{v}");
     assert!(v["head"]["position"].as_u64().unwrap() >= head, "{v}");
-    let out = strata_tool(&[
+    let out = strata(&[
         "debug",
         "rewrite-event",
         "--data-dir",

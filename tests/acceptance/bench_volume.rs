@@ -5,10 +5,7 @@ use crate::common::*;
 
 #[test]
 fn bench_volume_runs_at_a_tiny_size() {
-    let scratch = tempfile::Builder::new()
-        .prefix("strata-test-")
-        .tempdir()
-        .expect("create temp dir");
+    let scratch = scratch_dir();
     let dir = scratch.path().to_str().expect("utf-8 temp dir");
     let out = strata(&[
         "bench",

@@ -15,45 +15,20 @@ fn start() -> Server {
     Server::start_with_args(&["--fake-hosts", "3", "--fake-host-spec", SPEC])
 }
 
-/// A request at microversion 2.`minor`.
+/// A request at microversion 2.`minor` (Nova's [`at`] with the arguments in this module's order).
 fn call(method: &str, url: &str, token: &str, minor: u32, body: Option<&Value>) -> Resp {
-    let body = body.map(Value::to_string);
-    let version = format!("compute 2.{minor}");
-    request_raw(
-        method,
-        url,
-        &[("X-Auth-Token", token), ("OpenStack-API-Version", &version)],
-        body.as_deref(),
-    )
-    .unwrap_or_else(|e| panic!("HTTP transport error: {e}"))
+    at(minor, method, url, token, body)
 }
 
 fn ok(r: Resp) -> Value {
     r.expect(200).json()
 }
 
-/// The highest microversion the server offers (2.X -> X).
-fn max_minor(server: &Server) -> u32 {
-    let root = nova_url(server).trim_end_matches("/v2.1").to_string();
-    let v = get(&format!("{root}/"), None).expect(200).json();
-    v["versions"][0]["version"]
-        .as_str()
-        .and_then(|s| s.strip_prefix("2."))
-        .and_then(|m| m.parse().ok())
-        .unwrap_or_else(|| panic!("no max version in {v}"))
-}
-
 /// The fake hosts register in the background: wait until all three are hypervisors.
 fn wait_for_hosts(url: &str, token: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let v = ok(call(
-            "GET",
-            &format!("{url}/os-hypervisors"),
-            token,
-            1,
-            None,
-        ));
+        let v = get_at(1, &format!("{url}/os-hypervisors"), token);
         let n = v["hypervisors"].as_array().map_or(0, Vec::len);
         if n == 3 {
             return;
@@ -65,38 +40,7 @@ fn wait_for_hosts(url: &str, token: &str) {
 
 /// A token of a user with the member role on a new project.
 fn member_token(server: &Server) -> String {
-    let id_url = server.identity_url().to_string();
-    let admin = server.admin_token();
-    let project = post(
-        &format!("{id_url}/projects"),
-        Some(&admin),
-        &json!({"project": {"name": "tenant-a"}}),
-    )
-    .expect(201)
-    .json()["project"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let user = post(
-        &format!("{id_url}/users"),
-        Some(&admin),
-        &json!({"user": {"name": "ua", "password": "pw-ua"}}),
-    )
-    .expect(201)
-    .json()["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let member = find_by_name(&id_url, &admin, "roles", "member").expect("member role")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    put(
-        &format!("{id_url}/projects/{project}/users/{user}/roles/{member}"),
-        Some(&admin),
-    )
-    .expect(204);
-    get_token(&id_url, "ua", "pw-ua", Some("tenant-a")).unwrap()
+    new_member(server, &server.admin_token(), "tenant-a", "ua").2
 }
 
 fn names(list: &Value, key: &str) -> Vec<String> {
@@ -120,16 +64,10 @@ fn hypervisors_show_hosts_and_usage_per_microversion() {
     let url = nova_url(&server);
     let admin = server.admin_token();
     wait_for_hosts(&url, &admin);
-    let max = max_minor(&server);
+    let max = max_minor(&nova_url(&server));
 
     // 2.1: integer ids in name order, summary fields only.
-    let list = ok(call(
-        "GET",
-        &format!("{url}/os-hypervisors"),
-        &admin,
-        1,
-        None,
-    ));
+    let list = get_at(1, &format!("{url}/os-hypervisors"), &admin);
     let hyps = list["hypervisors"].as_array().unwrap();
     assert_eq!(
         names(&list["hypervisors"], "hypervisor_hostname"),
@@ -143,13 +81,7 @@ fn hypervisors_show_hosts_and_usage_per_microversion() {
     }
 
     // Detail: the inventory of --fake-host-spec and nothing used yet.
-    let detail = ok(call(
-        "GET",
-        &format!("{url}/os-hypervisors/detail"),
-        &admin,
-        1,
-        None,
-    ));
+    let detail = get_at(1, &format!("{url}/os-hypervisors/detail"), &admin);
     let h = &detail["hypervisors"][0];
     assert_eq!(h["vcpus"], 8, "{h}");
     assert_eq!(h["memory_mb"], 8192, "{h}");
@@ -171,41 +103,20 @@ fn hypervisors_show_hosts_and_usage_per_microversion() {
         h["cpu_info"].is_string(),
         "cpu_info is a string before 2.28: {h}"
     );
-    let h28 = ok(call(
-        "GET",
-        &format!("{url}/os-hypervisors/1"),
-        &admin,
-        28,
-        None,
-    ));
+    let h28 = get_at(28, &format!("{url}/os-hypervisors/1"), &admin);
     assert!(h28["hypervisor"]["cpu_info"].is_object(), "{h28}");
 
     // Show by integer id before 2.53, by uuid from 2.53.
-    let one = ok(call(
-        "GET",
-        &format!("{url}/os-hypervisors/2"),
-        &admin,
-        1,
-        None,
-    ));
+    let one = get_at(1, &format!("{url}/os-hypervisors/2"), &admin);
     assert_eq!(one["hypervisor"]["hypervisor_hostname"], "fake-1");
-    nova_fault(
-        &call("GET", &format!("{url}/os-hypervisors/9"), &admin, 1, None),
-        404,
-        "itemNotFound",
+    assert_faults(
+        |m, p, b| call(m, &format!("{url}{p}"), &admin, 1, b),
+        &[
+            ("GET", "/os-hypervisors/9", None, 404, "itemNotFound"),
+            ("GET", "/os-hypervisors/abc", None, 404, "itemNotFound"),
+        ],
     );
-    nova_fault(
-        &call("GET", &format!("{url}/os-hypervisors/abc"), &admin, 1, None),
-        404,
-        "itemNotFound",
-    );
-    let d53 = ok(call(
-        "GET",
-        &format!("{url}/os-hypervisors/detail"),
-        &admin,
-        53,
-        None,
-    ));
+    let d53 = get_at(53, &format!("{url}/os-hypervisors/detail"), &admin);
     let h53 = &d53["hypervisors"][1];
     assert!(is_uuid(&h53["id"]), "uuid id from 2.53: {h53}");
     assert!(
@@ -213,29 +124,20 @@ fn hypervisors_show_hosts_and_usage_per_microversion() {
         "uuid service id from 2.53: {h53}"
     );
     let uuid = h53["id"].as_str().unwrap();
-    let shown = ok(call(
-        "GET",
-        &format!("{url}/os-hypervisors/{uuid}"),
-        &admin,
-        53,
-        None,
-    ));
+    let shown = get_at(53, &format!("{url}/os-hypervisors/{uuid}"), &admin);
     assert_eq!(shown["hypervisor"]["hypervisor_hostname"], "fake-1");
-    nova_fault(
-        &call("GET", &format!("{url}/os-hypervisors/2"), &admin, 53, None),
-        400,
-        "badRequest",
-    );
-    nova_fault(
-        &call(
-            "GET",
-            &format!("{url}/os-hypervisors/{}", uuid::Uuid::new_v4()),
-            &admin,
-            53,
-            None,
-        ),
-        404,
-        "itemNotFound",
+    assert_faults(
+        |m, p, b| call(m, &format!("{url}{p}"), &admin, 53, b),
+        &[
+            ("GET", "/os-hypervisors/2", None, 400, "badRequest"),
+            (
+                "GET",
+                &format!("/os-hypervisors/{}", uuid::Uuid::new_v4()),
+                None,
+                404,
+                "itemNotFound",
+            ),
+        ],
     );
     // Uptime is not reported by the fake driver.
     nova_fault(
@@ -251,77 +153,54 @@ fn hypervisors_show_hosts_and_usage_per_microversion() {
     );
 
     // 2.53 query: hostname pattern, with_servers; paging with a pattern and unknown parameters are refused.
-    let m = ok(call(
-        "GET",
+    let m = get_at(
+        53,
         &format!("{url}/os-hypervisors?hypervisor_hostname_pattern=fake-2"),
         &admin,
-        53,
-        None,
-    ));
+    );
     assert_eq!(names(&m["hypervisors"], "hypervisor_hostname"), ["fake-2"]);
-    nova_fault(
-        &call(
-            "GET",
-            &format!("{url}/os-hypervisors?hypervisor_hostname_pattern=nope"),
-            &admin,
-            53,
-            None,
-        ),
-        404,
-        "itemNotFound",
+    assert_faults(
+        |m, p, b| call(m, &format!("{url}{p}"), &admin, 53, b),
+        &[
+            (
+                "GET",
+                "/os-hypervisors?hypervisor_hostname_pattern=nope",
+                None,
+                404,
+                "itemNotFound",
+            ),
+            (
+                "GET",
+                "/os-hypervisors?hypervisor_hostname_pattern=fake&limit=1",
+                None,
+                400,
+                "badRequest",
+            ),
+            ("GET", "/os-hypervisors?bogus=1", None, 400, "badRequest"),
+            (
+                "GET",
+                "/os-hypervisors?with_servers=maybe",
+                None,
+                400,
+                "badRequest",
+            ),
+        ],
     );
-    nova_fault(
-        &call(
-            "GET",
-            &format!("{url}/os-hypervisors?hypervisor_hostname_pattern=fake&limit=1"),
-            &admin,
-            53,
-            None,
-        ),
-        400,
-        "badRequest",
-    );
-    nova_fault(
-        &call(
-            "GET",
-            &format!("{url}/os-hypervisors?bogus=1"),
-            &admin,
-            53,
-            None,
-        ),
-        400,
-        "badRequest",
-    );
-    nova_fault(
-        &call(
-            "GET",
-            &format!("{url}/os-hypervisors?with_servers=maybe"),
-            &admin,
-            53,
-            None,
-        ),
-        400,
-        "badRequest",
-    );
-    let ws = ok(call(
-        "GET",
+    let ws = get_at(
+        53,
         &format!("{url}/os-hypervisors?with_servers=true"),
         &admin,
-        53,
-        None,
-    ));
+    );
     assert!(
         ws["hypervisors"][0].get("servers").is_none(),
         "no servers key before 2.75: {ws}"
     );
     if max >= 75 {
-        let ws = ok(call(
-            "GET",
+        let ws = get_at(
+            75,
             &format!("{url}/os-hypervisors?with_servers=true"),
             &admin,
-            75,
-            None,
-        ));
+        );
         assert_eq!(
             ws["hypervisors"][0]["servers"],
             json!([]),
@@ -330,21 +209,9 @@ fn hypervisors_show_hosts_and_usage_per_microversion() {
     }
 
     // Before 2.53: the search and servers routes; from 2.53 they are gone.
-    let s = ok(call(
-        "GET",
-        &format!("{url}/os-hypervisors/fake/search"),
-        &admin,
-        1,
-        None,
-    ));
+    let s = get_at(1, &format!("{url}/os-hypervisors/fake/search"), &admin);
     assert_eq!(s["hypervisors"].as_array().map(Vec::len), Some(3), "{s}");
-    let s = ok(call(
-        "GET",
-        &format!("{url}/os-hypervisors/fake-1/servers"),
-        &admin,
-        1,
-        None,
-    ));
+    let s = get_at(1, &format!("{url}/os-hypervisors/fake-1/servers"), &admin);
     assert_eq!(names(&s["hypervisors"], "hypervisor_hostname"), ["fake-1"]);
     nova_fault(
         &call(
@@ -370,57 +237,24 @@ fn hypervisors_show_hosts_and_usage_per_microversion() {
     );
 
     // Paging from 2.33.
-    let p = ok(call(
-        "GET",
-        &format!("{url}/os-hypervisors?limit=2"),
-        &admin,
-        33,
-        None,
-    ));
+    let p = get_at(33, &format!("{url}/os-hypervisors?limit=2"), &admin);
     assert_eq!(p["hypervisors"].as_array().map(Vec::len), Some(2), "{p}");
     let next = p["hypervisors_links"][0]["href"]
         .as_str()
         .unwrap_or_default();
     assert!(next.contains("marker=2"), "next link after id 2: {p}");
-    let p = ok(call(
-        "GET",
-        &format!("{url}/os-hypervisors/detail?marker=2"),
-        &admin,
-        33,
-        None,
-    ));
+    let p = get_at(33, &format!("{url}/os-hypervisors/detail?marker=2"), &admin);
     assert_eq!(names(&p["hypervisors"], "hypervisor_hostname"), ["fake-2"]);
-    nova_fault(
-        &call(
-            "GET",
-            &format!("{url}/os-hypervisors?marker=99"),
-            &admin,
-            33,
-            None,
-        ),
-        400,
-        "badRequest",
-    );
-    nova_fault(
-        &call(
-            "GET",
-            &format!("{url}/os-hypervisors?limit=-1"),
-            &admin,
-            33,
-            None,
-        ),
-        400,
-        "badRequest",
+    assert_faults(
+        |m, p, b| call(m, &format!("{url}{p}"), &admin, 33, b),
+        &[
+            ("GET", "/os-hypervisors?marker=99", None, 400, "badRequest"),
+            ("GET", "/os-hypervisors?limit=-1", None, 400, "badRequest"),
+        ],
     );
 
     // Statistics over enabled hosts.
-    let st = ok(call(
-        "GET",
-        &format!("{url}/os-hypervisors/statistics"),
-        &admin,
-        1,
-        None,
-    ));
+    let st = get_at(1, &format!("{url}/os-hypervisors/statistics"), &admin);
     let st = &st["hypervisor_statistics"];
     assert_eq!(st["count"], 3, "{st}");
     assert_eq!(st["vcpus"], 24, "{st}");
@@ -439,16 +273,9 @@ fn hypervisors_show_hosts_and_usage_per_microversion() {
         "{}",
         r.body
     );
-    nova_fault(
-        &call(
-            "GET",
-            &format!("{url}/os-hypervisors/statistics"),
-            &member,
-            1,
-            None,
-        ),
-        403,
-        "forbidden",
+    assert_faults(
+        |m, p, b| call(m, &format!("{url}{p}"), &member, 1, b),
+        &[("GET", "/os-hypervisors/statistics", None, 403, "forbidden")],
     );
 }
 
@@ -468,11 +295,11 @@ fn services_disable_enable_and_force_down() {
     let url = nova_url(&server);
     let admin = server.admin_token();
     wait_for_hosts(&url, &admin);
-    let max = max_minor(&server);
+    let max = max_minor(&nova_url(&server));
     let services_url = format!("{url}/os-services");
 
     // 2.1: integer ids, no forced_down; compute rows plus the scheduler and conductor.
-    let list = ok(call("GET", &services_url, &admin, 1, None));
+    let list = get_at(1, &services_url, &admin);
     assert_eq!(list["services"].as_array().map(Vec::len), Some(5), "{list}");
     let c0 = service(&list, "fake-0", "nova-compute");
     assert!(c0["id"].is_u64(), "{c0}");
@@ -490,21 +317,9 @@ fn services_disable_enable_and_force_down() {
         assert_eq!(s["zone"], "internal", "{s}");
         assert_eq!(s["state"], "up", "{s}");
     }
-    let filtered = ok(call(
-        "GET",
-        &format!("{services_url}?host=fake-1"),
-        &admin,
-        1,
-        None,
-    ));
+    let filtered = get_at(1, &format!("{services_url}?host=fake-1"), &admin);
     assert_eq!(names(&filtered["services"], "host"), ["fake-1"]);
-    let filtered = ok(call(
-        "GET",
-        &format!("{services_url}?binary=nova-scheduler"),
-        &admin,
-        1,
-        None,
-    ));
+    let filtered = get_at(1, &format!("{services_url}?binary=nova-scheduler"), &admin);
     assert_eq!(names(&filtered["services"], "binary"), ["nova-scheduler"]);
 
     // Legacy actions (before 2.53): disable with a reason, enable, force down.
@@ -519,32 +334,20 @@ fn services_disable_enable_and_force_down() {
     ));
     assert_eq!(r["service"]["status"], "disabled", "{r}");
     assert_eq!(r["service"]["disabled_reason"], "maintenance", "{r}");
-    let list = ok(call("GET", &services_url, &admin, 11, None));
+    let list = get_at(11, &services_url, &admin);
     let c0 = service(&list, "fake-0", "nova-compute");
     assert_eq!(c0["status"], "disabled", "{c0}");
     assert_eq!(c0["disabled_reason"], "maintenance", "{c0}");
     assert_eq!(c0["forced_down"], false, "{c0}");
     // The hypervisor shows the service's status and reason.
-    let h = ok(call(
-        "GET",
-        &format!("{url}/os-hypervisors/1"),
-        &admin,
-        1,
-        None,
-    ));
+    let h = get_at(1, &format!("{url}/os-hypervisors/1"), &admin);
     assert_eq!(h["hypervisor"]["status"], "disabled", "{h}");
     assert_eq!(
         h["hypervisor"]["service"]["disabled_reason"], "maintenance",
         "{h}"
     );
     // Disabled hosts leave the statistics.
-    let st = ok(call(
-        "GET",
-        &format!("{url}/os-hypervisors/statistics"),
-        &admin,
-        1,
-        None,
-    ));
+    let st = get_at(1, &format!("{url}/os-hypervisors/statistics"), &admin);
     assert_eq!(st["hypervisor_statistics"]["count"], 2, "{st}");
 
     let body = json!({"host": "fake-0", "binary": "nova-compute"});
@@ -565,18 +368,12 @@ fn services_disable_enable_and_force_down() {
         Some(&body),
     ));
     assert_eq!(r["service"]["forced_down"], true, "{r}");
-    let list = ok(call("GET", &services_url, &admin, 11, None));
+    let list = get_at(11, &services_url, &admin);
     let c0 = service(&list, "fake-0", "nova-compute");
     assert_eq!(c0["state"], "down", "forced down: {c0}");
     assert_eq!(c0["status"], "enabled", "{c0}");
     assert!(c0["disabled_reason"].is_null(), "{c0}");
-    let h = ok(call(
-        "GET",
-        &format!("{url}/os-hypervisors/1"),
-        &admin,
-        1,
-        None,
-    ));
+    let h = get_at(1, &format!("{url}/os-hypervisors/1"), &admin);
     assert_eq!(h["hypervisor"]["state"], "down", "{h}");
     let body = json!({"host": "fake-0", "binary": "nova-compute", "forced_down": false});
     ok(call(
@@ -672,7 +469,7 @@ fn services_disable_enable_and_force_down() {
     nova_fault(&r, 400, "badRequest");
 
     // 2.53: uuid ids and PUT /os-services/{uuid}.
-    let list = ok(call("GET", &services_url, &admin, 53, None));
+    let list = get_at(53, &services_url, &admin);
     let c1 = service(&list, "fake-1", "nova-compute").clone();
     assert!(is_uuid(&c1["id"]), "{c1}");
     let id = c1["id"].as_str().unwrap();
@@ -753,23 +550,20 @@ fn services_disable_enable_and_force_down() {
         nova_fault(&r, status, key);
     }
     let member = member_token(&server);
-    nova_fault(
-        &call("GET", &services_url, &member, 53, None),
-        403,
-        "forbidden",
+    assert_faults(
+        |m, p, b| call(m, &format!("{services_url}{p}"), &member, 53, b),
+        &[
+            ("GET", "", None, 403, "forbidden"),
+            (
+                "PUT",
+                &format!("/{id}"),
+                Some(json!({"status": "disabled"})),
+                403,
+                "forbidden",
+            ),
+        ],
     );
-    nova_fault(
-        &call(
-            "PUT",
-            &format!("{services_url}/{id}"),
-            &member,
-            53,
-            Some(&json!({"status": "disabled"})),
-        ),
-        403,
-        "forbidden",
-    );
-    let list = ok(call("GET", &services_url, &admin, 53, None));
+    let list = get_at(53, &services_url, &admin);
     for host in ["fake-0", "fake-1", "fake-2"] {
         let s = service(&list, host, "nova-compute");
         assert_eq!(
@@ -781,37 +575,20 @@ fn services_disable_enable_and_force_down() {
     }
 
     // Deleting: the scheduler is this server (409); a compute agent would register again (501).
-    nova_fault(
-        &call(
-            "DELETE",
-            &format!("{services_url}/{scheduler}"),
-            &admin,
-            53,
-            None,
-        ),
-        409,
-        "conflictingRequest",
-    );
-    nova_fault(
-        &call("DELETE", &format!("{services_url}/{id}"), &admin, 53, None),
-        501,
-        "notImplemented",
-    );
-    nova_fault(
-        &call(
-            "DELETE",
-            &format!("{services_url}/{missing}"),
-            &admin,
-            53,
-            None,
-        ),
-        404,
-        "itemNotFound",
-    );
-    nova_fault(
-        &call("DELETE", &format!("{services_url}/x"), &admin, 53, None),
-        400,
-        "badRequest",
+    assert_faults(
+        |m, p, b| call(m, &format!("{services_url}{p}"), &admin, 53, b),
+        &[
+            (
+                "DELETE",
+                &format!("/{scheduler}"),
+                None,
+                409,
+                "conflictingRequest",
+            ),
+            ("DELETE", &format!("/{id}"), None, 501, "notImplemented"),
+            ("DELETE", &format!("/{missing}"), None, 404, "itemNotFound"),
+            ("DELETE", "/x", None, 400, "badRequest"),
+        ],
     );
 
     if max >= 75 {
@@ -821,13 +598,7 @@ fn services_disable_enable_and_force_down() {
             "badRequest",
         );
     }
-    ok(call(
-        "GET",
-        &format!("{services_url}?bogus=1"),
-        &admin,
-        53,
-        None,
-    ));
+    get_at(53, &format!("{services_url}?bogus=1"), &admin);
 }
 
 fn zone<'a>(detail: &'a Value, name: &str) -> Option<&'a Value> {
@@ -849,21 +620,21 @@ fn availability_zones_and_aggregates() {
     let url = nova_url(&server);
     let admin = server.admin_token();
     wait_for_hosts(&url, &admin);
-    let max = max_minor(&server);
+    let max = max_minor(&nova_url(&server));
     let member = member_token(&server);
     let az_url = format!("{url}/os-availability-zone");
     let aggs = format!("{url}/os-aggregates");
 
     // Zones: everyone sees "nova" (not "internal"); admins see hosts and services.
     for token in [&admin, &member] {
-        let z = ok(call("GET", &az_url, token, 1, None));
+        let z = get_at(1, &az_url, token);
         assert_eq!(
             z["availabilityZoneInfo"],
             json!([{"zoneName": "nova", "zoneState": {"available": true}, "hosts": null}]),
             "{z}"
         );
     }
-    let d = ok(call("GET", &format!("{az_url}/detail"), &admin, 1, None));
+    let d = get_at(1, &format!("{az_url}/detail"), &admin);
     assert_eq!(
         zone_hosts(&d, "nova"),
         ["fake-0", "fake-1", "fake-2"],
@@ -900,7 +671,7 @@ fn availability_zones_and_aggregates() {
     );
     let id1 = a1["id"].as_i64().unwrap();
     let a1_url = format!("{aggs}/{id1}");
-    let shown = ok(call("GET", &a1_url, &admin, 1, None));
+    let shown = get_at(1, &a1_url, &admin);
     assert!(
         shown["aggregate"].get("uuid").is_none(),
         "no uuid before 2.41: {shown}"
@@ -939,29 +710,27 @@ fn availability_zones_and_aggregates() {
             "badRequest",
         );
     }
-    nova_fault(
-        &call(
-            "POST",
-            &aggs,
-            &member,
-            41,
-            Some(&json!({"aggregate": {"name": "m"}})),
-        ),
-        403,
-        "forbidden",
+    assert_faults(
+        |m, p, b| call(m, &format!("{aggs}{p}"), &member, 41, b),
+        &[
+            (
+                "POST",
+                "",
+                Some(json!({"aggregate": {"name": "m"}})),
+                403,
+                "forbidden",
+            ),
+            ("GET", "", None, 403, "forbidden"),
+        ],
     );
-    nova_fault(&call("GET", &aggs, &member, 41, None), 403, "forbidden");
-    let list = ok(call("GET", &aggs, &admin, 41, None));
+    let list = get_at(41, &aggs, &admin);
     assert_eq!(names(&list["aggregates"], "name"), ["a1"], "{list}");
-    nova_fault(
-        &call("GET", &format!("{aggs}/abc"), &admin, 1, None),
-        400,
-        "badRequest",
-    );
-    nova_fault(
-        &call("GET", &format!("{aggs}/999"), &admin, 1, None),
-        404,
-        "itemNotFound",
+    assert_faults(
+        |m, p, b| call(m, &format!("{aggs}{p}"), &admin, 1, b),
+        &[
+            ("GET", "/abc", None, 400, "badRequest"),
+            ("GET", "/999", None, 404, "itemNotFound"),
+        ],
     );
 
     // add_host moves the host into the aggregate's zone.
@@ -974,38 +743,23 @@ fn availability_zones_and_aggregates() {
         Some(&add("fake-0")),
     ));
     assert_eq!(r["aggregate"]["hosts"], json!(["fake-0"]), "{r}");
-    let d = ok(call("GET", &format!("{az_url}/detail"), &admin, 1, None));
+    let d = get_at(1, &format!("{az_url}/detail"), &admin);
     assert_eq!(zone_hosts(&d, "z1"), ["fake-0"], "{d}");
     assert_eq!(zone_hosts(&d, "nova"), ["fake-1", "fake-2"], "{d}");
-    let s = ok(call(
-        "GET",
-        &format!("{url}/os-services?host=fake-0"),
-        &admin,
-        1,
-        None,
-    ));
+    let s = get_at(1, &format!("{url}/os-services?host=fake-0"), &admin);
     assert_eq!(s["services"][0]["zone"], "z1", "{s}");
-    nova_fault(
-        &call(
-            "POST",
-            &format!("{a1_url}/action"),
-            &admin,
-            41,
-            Some(&add("nope")),
-        ),
-        404,
-        "itemNotFound",
-    );
-    nova_fault(
-        &call(
-            "POST",
-            &format!("{a1_url}/action"),
-            &admin,
-            41,
-            Some(&add("fake-0")),
-        ),
-        409,
-        "conflictingRequest",
+    assert_faults(
+        |m, p, b| call(m, &format!("{a1_url}{p}"), &admin, 41, b),
+        &[
+            ("POST", "/action", Some(add("nope")), 404, "itemNotFound"),
+            (
+                "POST",
+                "/action",
+                Some(add("fake-0")),
+                409,
+                "conflictingRequest",
+            ),
+        ],
     );
 
     // A host cannot be in two zones.
@@ -1029,7 +783,7 @@ fn availability_zones_and_aggregates() {
         409,
         "conflictingRequest",
     );
-    let shown = ok(call("GET", &a2_url, &admin, 41, None));
+    let shown = get_at(41, &a2_url, &admin);
     assert_eq!(
         shown["aggregate"]["hosts"],
         json!([]),
@@ -1087,7 +841,7 @@ fn availability_zones_and_aggregates() {
         json!({"ssd": "true", "availability_zone": "z3"}),
         "{r}"
     );
-    let d = ok(call("GET", &format!("{az_url}/detail"), &admin, 1, None));
+    let d = get_at(1, &format!("{az_url}/detail"), &admin);
     assert_eq!(zone_hosts(&d, "z3"), ["fake-0"], "{d}");
     assert!(zone(&d, "z1").is_none(), "z1 has no hosts left: {d}");
     let r = ok(call(
@@ -1129,7 +883,7 @@ fn availability_zones_and_aggregates() {
         403,
         "forbidden",
     );
-    let shown = ok(call("GET", &a1_url, &admin, 41, None));
+    let shown = get_at(41, &a1_url, &admin);
     assert_eq!(
         shown["aggregate"]["metadata"],
         json!({"availability_zone": "z3"}),
@@ -1137,13 +891,7 @@ fn availability_zones_and_aggregates() {
     );
 
     // A zone whose only service is disabled is listed as unavailable.
-    let services = ok(call(
-        "GET",
-        &format!("{url}/os-services?host=fake-0"),
-        &admin,
-        53,
-        None,
-    ));
+    let services = get_at(53, &format!("{url}/os-services?host=fake-0"), &admin);
     let sid = services["services"][0]["id"].as_str().unwrap().to_string();
     ok(call(
         "PUT",
@@ -1152,7 +900,7 @@ fn availability_zones_and_aggregates() {
         53,
         Some(&json!({"status": "disabled"})),
     ));
-    let z = ok(call("GET", &az_url, &member, 1, None));
+    let z = get_at(1, &az_url, &member);
     assert!(
         z["availabilityZoneInfo"]
             .as_array()
@@ -1178,21 +926,18 @@ fn availability_zones_and_aggregates() {
     ));
     assert_eq!(r["aggregate"]["name"], "a1-renamed", "{r}");
     assert_eq!(r["aggregate"]["hosts"], json!(["fake-0"]), "{r}");
-    nova_fault(
-        &call(
-            "PUT",
-            &a1_url,
-            &admin,
-            41,
-            Some(&json!({"aggregate": {"name": "a2"}})),
-        ),
-        409,
-        "conflictingRequest",
-    );
-    nova_fault(
-        &call("PUT", &a1_url, &admin, 41, Some(&json!({"aggregate": {}}))),
-        400,
-        "badRequest",
+    assert_faults(
+        |m, p, b| call(m, &format!("{a1_url}{p}"), &admin, 41, b),
+        &[
+            (
+                "PUT",
+                "",
+                Some(json!({"aggregate": {"name": "a2"}})),
+                409,
+                "conflictingRequest",
+            ),
+            ("PUT", "", Some(json!({"aggregate": {}})), 400, "badRequest"),
+        ],
     );
     let again = ok(call(
         "POST",
@@ -1223,7 +968,7 @@ fn availability_zones_and_aggregates() {
         404,
         "itemNotFound",
     );
-    let d = ok(call("GET", &format!("{az_url}/detail"), &admin, 1, None));
+    let d = get_at(1, &format!("{az_url}/detail"), &admin);
     assert_eq!(
         zone_hosts(&d, "nova"),
         ["fake-0", "fake-1", "fake-2"],
@@ -1241,39 +986,23 @@ fn availability_zones_and_aggregates() {
 
     // Image caching is 2.81.
     let cache = json!({"cache": [{"id": uuid::Uuid::new_v4().to_string()}]});
-    nova_fault(
-        &call(
-            "POST",
-            &format!("{a1_url}/images"),
-            &admin,
-            60.min(max),
-            Some(&cache),
-        ),
-        404,
-        "itemNotFound",
+    assert_faults(
+        |m, p, b| call(m, &format!("{a1_url}{p}"), &admin, 60.min(max), b),
+        &[("POST", "/images", Some(cache.clone()), 404, "itemNotFound")],
     );
     if max >= 81 {
-        nova_fault(
-            &call(
-                "POST",
-                &format!("{a1_url}/images"),
-                &admin,
-                81,
-                Some(&cache),
-            ),
-            400,
-            "badRequest",
-        );
-        nova_fault(
-            &call(
-                "POST",
-                &format!("{a1_url}/images"),
-                &admin,
-                81,
-                Some(&json!({"cache": []})),
-            ),
-            400,
-            "badRequest",
+        assert_faults(
+            |m, p, b| call(m, &format!("{a1_url}{p}"), &admin, 81, b),
+            &[
+                ("POST", "/images", Some(cache.clone()), 400, "badRequest"),
+                (
+                    "POST",
+                    "/images",
+                    Some(json!({"cache": []})),
+                    400,
+                    "badRequest",
+                ),
+            ],
         );
         let img = server
             .endpoint("image")
@@ -1302,16 +1031,9 @@ fn availability_zones_and_aggregates() {
             400,
             "badRequest",
         );
-        nova_fault(
-            &call(
-                "POST",
-                &format!("{a1_url}/images"),
-                &member,
-                81,
-                Some(&cache),
-            ),
-            403,
-            "forbidden",
+        assert_faults(
+            |m, p, b| call(m, &format!("{a1_url}{p}"), &member, 81, b),
+            &[("POST", "/images", Some(cache.clone()), 403, "forbidden")],
         );
     }
 }
@@ -1385,13 +1107,7 @@ fn a_server_shows_in_hypervisor_usage_and_pins_its_host() {
         .to_string();
 
     // The host's usage counts the server's flavor; the others stay empty.
-    let detail = ok(call(
-        "GET",
-        &format!("{url}/os-hypervisors/detail"),
-        &admin,
-        53,
-        None,
-    ));
+    let detail = get_at(53, &format!("{url}/os-hypervisors/detail"), &admin);
     for h in detail["hypervisors"].as_array().unwrap() {
         let mine = h["hypervisor_hostname"] == host.as_str();
         assert_eq!(h["vcpus_used"], if mine { 2 } else { 0 }, "{h}");
@@ -1404,34 +1120,20 @@ fn a_server_shows_in_hypervisor_usage_and_pins_its_host() {
         );
         assert_eq!(h["running_vms"], u64::from(mine), "{h}");
     }
-    let st = ok(call(
-        "GET",
-        &format!("{url}/os-hypervisors/statistics"),
-        &admin,
-        1,
-        None,
-    ));
+    let st = get_at(1, &format!("{url}/os-hypervisors/statistics"), &admin);
     assert_eq!(st["hypervisor_statistics"]["vcpus_used"], 2, "{st}");
     assert_eq!(st["hypervisor_statistics"]["running_vms"], 1, "{st}");
-    let ws = ok(call(
-        "GET",
+    let ws = get_at(
+        53,
         &format!("{url}/os-hypervisors?with_servers=true&hypervisor_hostname_pattern={host}"),
         &admin,
-        53,
-        None,
-    ));
+    );
     assert_eq!(
         ws["hypervisors"][0]["servers"],
         json!([{"name": "vm1", "uuid": id}]),
         "{ws}"
     );
-    let legacy = ok(call(
-        "GET",
-        &format!("{url}/os-hypervisors/{host}/servers"),
-        &admin,
-        1,
-        None,
-    ));
+    let legacy = get_at(1, &format!("{url}/os-hypervisors/{host}/servers"), &admin);
     assert_eq!(
         legacy["hypervisors"][0]["servers"][0]["uuid"],
         id.as_str(),
@@ -1439,13 +1141,7 @@ fn a_server_shows_in_hypervisor_usage_and_pins_its_host() {
     );
 
     // A host with a server: its service cannot be deleted, its aggregate's zone cannot change.
-    let services = ok(call(
-        "GET",
-        &format!("{url}/os-services?host={host}"),
-        &admin,
-        53,
-        None,
-    ));
+    let services = get_at(53, &format!("{url}/os-services?host={host}"), &admin);
     let sid = services["services"][0]["id"].as_str().unwrap().to_string();
     nova_fault(
         &call(
@@ -1473,29 +1169,26 @@ fn a_server_shows_in_hypervisor_usage_and_pins_its_host() {
         41,
         Some(&json!({"add_host": {"host": host}})),
     ));
-    nova_fault(
-        &call(
-            "PUT",
-            &agg_url,
-            &admin,
-            41,
-            Some(&json!({"aggregate": {"availability_zone": "z2"}})),
-        ),
-        400,
-        "badRequest",
+    assert_faults(
+        |m, p, b| call(m, &format!("{agg_url}{p}"), &admin, 41, b),
+        &[
+            (
+                "PUT",
+                "",
+                Some(json!({"aggregate": {"availability_zone": "z2"}})),
+                400,
+                "badRequest",
+            ),
+            (
+                "POST",
+                "/action",
+                Some(json!({"set_metadata": {"metadata": {"availability_zone": "z2"}}})),
+                400,
+                "badRequest",
+            ),
+        ],
     );
-    nova_fault(
-        &call(
-            "POST",
-            &format!("{agg_url}/action"),
-            &admin,
-            41,
-            Some(&json!({"set_metadata": {"metadata": {"availability_zone": "z2"}}})),
-        ),
-        400,
-        "badRequest",
-    );
-    let shown = ok(call("GET", &agg_url, &admin, 41, None));
+    let shown = get_at(41, &agg_url, &admin);
     assert_eq!(shown["aggregate"]["availability_zone"], "z1", "{shown}");
 
     // Deleting the server gives the resources back.
@@ -1503,13 +1196,7 @@ fn a_server_shows_in_hypervisor_usage_and_pins_its_host() {
     wait_server(&url, &admin, &id, |r| r.status == 404);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let st = ok(call(
-            "GET",
-            &format!("{url}/os-hypervisors/statistics"),
-            &admin,
-            1,
-            None,
-        ));
+        let st = get_at(1, &format!("{url}/os-hypervisors/statistics"), &admin);
         if st["hypervisor_statistics"]["vcpus_used"] == 0
             && st["hypervisor_statistics"]["running_vms"] == 0
         {

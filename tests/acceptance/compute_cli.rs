@@ -2,21 +2,10 @@
 //! few calls (each costs seconds); error cases are in compute_http.rs.
 
 use crate::common::*;
-use serde_json::Value;
 
 const PUBLIC_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f strata-test";
 const FINGERPRINT: &str = "0f:a2:0a:d7:38:3e:65:45:08:6b:63:84:1c:ff:dc:ba";
-
-fn names(list: &Value) -> Vec<String> {
-    list.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|r| r["Name"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 #[test]
 fn flavors_and_keypairs_through_the_openstack_cli() {
@@ -62,9 +51,9 @@ fn flavors_and_keypairs_through_the_openstack_cli() {
         "m1.private",
     ]);
     let listed = osj(&["flavor", "list", "--all"]);
-    let listed = names(&listed);
+    let listed = column(&listed, "Name");
     assert!(
-        listed.contains(&"m1.tiny".to_string()) && listed.contains(&"m1.private".to_string()),
+        listed.contains(&"m1.tiny") && listed.contains(&"m1.private"),
         "{listed:?}"
     );
     os(&["flavor", "delete", "m1.tiny"]);
@@ -84,11 +73,11 @@ fn flavors_and_keypairs_through_the_openstack_cli() {
     ]);
     assert_eq!(kp["fingerprint"], FINGERPRINT, "{kp}");
     let kps = osj(&["keypair", "list"]);
-    assert_eq!(names(&kps), vec!["k1".to_string()], "{kps}");
+    assert_eq!(column(&kps, "Name"), ["k1"], "{kps}");
     let shown = osj(&["keypair", "show", "k1"]);
     assert_eq!(shown["fingerprint"], FINGERPRINT, "{shown}");
     os(&["keypair", "delete", "k1"]);
-    assert!(names(&osj(&["keypair", "list"])).is_empty());
+    assert!(column(&osj(&["keypair", "list"]), "Name").is_empty());
     // A generated keypair: the CLI writes the private key where asked.
     let private_file = server.dir().join("k2.pem");
     os(&[

@@ -72,7 +72,6 @@ fn versions_and_microversions() {
 fn flavor_rules_policy_and_access() {
     let server = Server::start();
     let url = nova_url(&server);
-    let id_url = server.identity_url().to_string();
     let admin = server.admin_token();
     let body = json!({"flavor": {"name": "f1", "ram": 256, "vcpus": 1, "disk": 0, "id": "f1-id"}});
     let f = post(&format!("{url}/flavors"), Some(&admin), &body)
@@ -110,36 +109,7 @@ fn flavor_rules_policy_and_access() {
     );
 
     // A member may list and show public flavors but not manage them, nor see private ones it has no access to.
-    let project = post(
-        &format!("{id_url}/projects"),
-        Some(&admin),
-        &json!({"project": {"name": "tenant-a"}}),
-    )
-    .expect(201)
-    .json()["project"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let user = post(
-        &format!("{id_url}/users"),
-        Some(&admin),
-        &json!({"user": {"name": "ua", "password": "pw-ua"}}),
-    )
-    .expect(201)
-    .json()["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let member = find_by_name(&id_url, &admin, "roles", "member").expect("member role")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    put(
-        &format!("{id_url}/projects/{project}/users/{user}/roles/{member}"),
-        Some(&admin),
-    )
-    .expect(204);
-    let ua = get_token(&id_url, "ua", "pw-ua", Some("tenant-a")).unwrap();
+    let (project, _, ua) = new_member(&server, &admin, "tenant-a", "ua");
     assert_eq!(get(&format!("{url}/flavors/f1-id"), Some(&ua)).status, 200);
     nova_fault(
         &post(

@@ -20,23 +20,7 @@ fn servers_on_networks_through_the_openstack_cli() {
     let nova = nova_url(&server);
     let token = server.admin_token();
 
-    let disk = server.dir().join("cirros.img");
-    std::fs::write(&disk, random_bytes(64 * 1024)).unwrap();
-    os(&[
-        "image",
-        "create",
-        "--file",
-        disk.to_str().unwrap(),
-        "--disk-format",
-        "raw",
-        "--container-format",
-        "bare",
-        "--public",
-        "cirros",
-    ]);
-    os(&[
-        "flavor", "create", "--vcpus", "1", "--ram", "512", "--disk", "1", "m1.tiny",
-    ]);
+    cli_cirros_and_tiny(&server, 64 * 1024);
     os(&["network", "create", "private"]);
     os(&[
         "subnet",

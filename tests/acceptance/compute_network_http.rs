@@ -24,25 +24,6 @@ fn port_count(neutron: &str, token: &str) -> usize {
         .map_or(0, Vec::len)
 }
 
-fn make_network(neutron: &str, token: &str, name: &str, cidr: &str) -> (String, String) {
-    let n = post(
-        &format!("{neutron}/networks"),
-        Some(token),
-        &json!({"network": {"name": name}}),
-    )
-    .expect(201)
-    .json();
-    let net = n["network"]["id"].as_str().unwrap().to_string();
-    let s = post(
-        &format!("{neutron}/subnets"),
-        Some(token),
-        &json!({"subnet": {"network_id": net, "cidr": cidr, "ip_version": 4, "name": format!("{name}-v4")}}),
-    )
-    .expect(201)
-    .json();
-    (net, s["subnet"]["id"].as_str().unwrap().to_string())
-}
-
 fn fixed_addrs(server: &Value, network: &str) -> Vec<String> {
     server["addresses"][network]
         .as_array()
@@ -63,7 +44,13 @@ fn servers_get_ports_addresses_and_give_them_back() {
     let token = server.admin_token();
     let flavor = create_flavor(&nova, &token, "m1.net", 1, 512, 1);
     let image = upload_image(&server, &token, "cirros", &random_bytes(64 * 1024));
-    let (net, subnet) = make_network(&neutron, &token, "private", "10.1.0.0/24");
+    let (net, subnet) = network_with_subnet(
+        &neutron,
+        &token,
+        "private",
+        "10.1.0.0/24",
+        Some("private-v4"),
+    );
 
     // A port on a network, and a fixed address.
     let a = boot(
@@ -100,9 +87,7 @@ fn servers_get_ports_addresses_and_give_them_back() {
         pa[0]["mac_address"],
         sa["addresses"]["private"][0]["OS-EXT-IPS-MAC:mac_addr"]
     );
-    let ips = at(60, "GET", &format!("{nova}/servers/{a}/ips"), &token, None)
-        .expect(200)
-        .json();
+    let ips = get_at(60, &format!("{nova}/servers/{a}/ips"), &token);
     assert_eq!(ips["addresses"]["private"][0]["addr"], a_ips[0].as_str());
 
     // The same fixed address again, an unknown network: refused, nothing left behind.
@@ -169,7 +154,8 @@ fn servers_get_ports_addresses_and_give_them_back() {
     nova_fault(&r, 409, "conflictingRequest");
 
     // os-interface: attach a second port on another network, list, detach.
-    let (net2, _) = make_network(&neutron, &token, "second", "10.2.0.0/24");
+    let (net2, _) =
+        network_with_subnet(&neutron, &token, "second", "10.2.0.0/24", Some("second-v4"));
     let iface = format!("{nova}/servers/{a}/os-interface");
     let att = post(
         &iface,

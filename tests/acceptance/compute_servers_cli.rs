@@ -4,20 +4,9 @@
 
 use crate::common::nova::*;
 use crate::common::*;
-use serde_json::Value;
 
 const PUBLIC_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f strata-test";
-
-fn names(list: &Value) -> Vec<String> {
-    list.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|r| r["Name"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 #[test]
 fn servers_through_the_openstack_cli() {
@@ -37,23 +26,7 @@ fn servers_through_the_openstack_cli() {
     let wait = |id: &str, status: &str| wait_status(&nova, &token, id, status);
 
     // What a first boot needs: an image uploaded through Glance, flavors, a keypair.
-    let disk = server.dir().join("cirros.img");
-    std::fs::write(&disk, random_bytes(256 * 1024)).unwrap();
-    os(&[
-        "image",
-        "create",
-        "--file",
-        disk.to_str().unwrap(),
-        "--disk-format",
-        "raw",
-        "--container-format",
-        "bare",
-        "--public",
-        "cirros",
-    ]);
-    os(&[
-        "flavor", "create", "--vcpus", "1", "--ram", "512", "--disk", "1", "m1.tiny",
-    ]);
+    cli_cirros_and_tiny(&server, 256 * 1024);
     os(&[
         "flavor", "create", "--vcpus", "2", "--ram", "1024", "--disk", "2", "m1.small",
     ]);
@@ -87,14 +60,14 @@ fn servers_through_the_openstack_cli() {
     assert_eq!(created["key_name"], "k1", "{created}");
     let id = created["id"].as_str().unwrap().to_string();
     let long = osj(&["server", "list", "--long"]);
-    assert_eq!(names(&long), vec!["vm1".to_string()], "{long}");
+    assert_eq!(column(&long, "Name"), ["vm1"], "{long}");
     assert_eq!(long[0]["Status"], "ACTIVE", "{long}");
     assert!(
         long[0]["Host"].as_str().unwrap_or("").starts_with("fake-"),
         "{long}"
     );
     let filtered = osj(&["server", "list", "--status", "SHUTOFF"]);
-    assert!(names(&filtered).is_empty(), "{filtered}");
+    assert!(column(&filtered, "Name").is_empty(), "{filtered}");
     os(&[
         "server",
         "set",

@@ -33,9 +33,15 @@ fn cloud(args: &[&str]) -> Cloud {
     }
 }
 
-fn boot_active(c: &Cloud, name: &str, extra: Value) -> (String, Value) {
-    let id = boot(&c.nova, &c.token, name, &c.flavor, &c.image, extra);
-    let v = wait_status(&c.nova, &c.token, &id, "ACTIVE");
+/// POST /servers with this cloud's flavor and image (and `extra` in the server body); returns the id.
+fn boot_on(c: &Cloud, name: &str, extra: Value) -> String {
+    boot(&c.nova, &c.token, name, &c.flavor, &c.image, extra)
+}
+
+/// Boot `name` (see [`boot_on`]) and wait until it is `status` with no task running; returns (id, server).
+fn boot_until(c: &Cloud, name: &str, extra: Value, status: &str) -> (String, Value) {
+    let id = boot_on(c, name, extra);
+    let v = wait_status(&c.nova, &c.token, &id, status);
     (id, v)
 }
 
@@ -58,7 +64,7 @@ fn cores_in_use(c: &Cloud, project: &str) -> i64 {
 #[test]
 fn boot_shows_novas_fields_and_lists_with_filters_and_paging() {
     let c = cloud(&["--fake-hosts", "2"]);
-    let (id, v) = boot_active(&c, "web-1", json!({"metadata": {"role": "web"}}));
+    let (id, v) = boot_until(&c, "web-1", json!({"metadata": {"role": "web"}}), "ACTIVE");
     assert_eq!(v["OS-EXT-STS:vm_state"], "active", "{v}");
     assert_eq!(v["OS-EXT-STS:power_state"], 1, "{v}");
     assert_eq!(v["OS-EXT-AZ:availability_zone"], "nova");
@@ -74,40 +80,16 @@ fn boot_shows_novas_fields_and_lists_with_filters_and_paging() {
     assert_eq!(v["image"]["id"], c.image.as_str());
     assert!(v["OS-SRV-USG:launched_at"].is_string(), "{v}");
     // 2.47+: the embedded flavor; before: a link by id.
-    let v47 = at(
-        47,
-        "GET",
-        &format!("{}/servers/{id}", c.nova),
-        &c.token,
-        None,
-    )
-    .expect(200)
-    .json();
+    let v47 = get_at(47, &format!("{}/servers/{id}", c.nova), &c.token);
     assert_eq!(v47["server"]["flavor"]["vcpus"], 1, "{v47}");
     assert_eq!(v47["server"]["flavor"]["original_name"], "m1.tiny");
-    let v1 = at(
-        1,
-        "GET",
-        &format!("{}/servers/{id}", c.nova),
-        &c.token,
-        None,
-    )
-    .expect(200)
-    .json();
+    let v1 = get_at(1, &format!("{}/servers/{id}", c.nova), &c.token);
     assert_eq!(v1["server"]["flavor"]["id"], c.flavor.as_str(), "{v1}");
     assert!(
         v1["server"].get("locked").is_none(),
         "locked appears at 2.9: {v1}"
     );
-    let v73 = at(
-        73,
-        "GET",
-        &format!("{}/servers/{id}", c.nova),
-        &c.token,
-        None,
-    )
-    .expect(200)
-    .json();
+    let v73 = get_at(73, &format!("{}/servers/{id}", c.nova), &c.token);
     assert!(
         v73["server"]["locked_reason"].is_null() && v73["server"]["server_groups"].is_array(),
         "{v73}"
@@ -177,7 +159,7 @@ fn boot_shows_novas_fields_and_lists_with_filters_and_paging() {
 #[test]
 fn update_metadata_power_actions_console_and_delete() {
     let c = cloud(&["--fake-hosts", "1"]);
-    let (id, _) = boot_active(&c, "vm", json!({}));
+    let (id, _) = boot_until(&c, "vm", json!({}), "ACTIVE");
     let url = format!("{}/servers/{id}", c.nova);
     let r = at(
         60,
@@ -266,15 +248,7 @@ fn update_metadata_power_actions_console_and_delete() {
     assert!(text.contains("reboot"), "{text}");
 
     // Instance actions, with the steps the conductor and agent recorded.
-    let acts = at(
-        60,
-        "GET",
-        &format!("{url}/os-instance-actions"),
-        &c.token,
-        None,
-    )
-    .expect(200)
-    .json();
+    let acts = get_at(60, &format!("{url}/os-instance-actions"), &c.token);
     let names: Vec<&str> = acts["instanceActions"]
         .as_array()
         .unwrap()
@@ -292,15 +266,7 @@ fn update_metadata_power_actions_console_and_delete() {
         .find(|a| a["action"] == "create")
         .unwrap();
     let rid = create["request_id"].as_str().unwrap();
-    let one = at(
-        60,
-        "GET",
-        &format!("{url}/os-instance-actions/{rid}"),
-        &c.token,
-        None,
-    )
-    .expect(200)
-    .json();
+    let one = get_at(60, &format!("{url}/os-instance-actions/{rid}"), &c.token);
     let events: Vec<&str> = one["instanceAction"]["events"]
         .as_array()
         .unwrap()
@@ -513,15 +479,7 @@ fn bad_input_gets_novas_faults_and_changes_nothing() {
         &json!({"keypair": {"name": "k1", "public_key": PUBLIC_KEY}}),
     )
     .expect(200);
-    let id = boot(
-        &c.nova,
-        &c.token,
-        "keyed",
-        &c.flavor,
-        &c.image,
-        json!({"key_name": "k1"}),
-    );
-    let v = wait_status(&c.nova, &c.token, &id, "ACTIVE");
+    let (_, v) = boot_until(&c, "keyed", json!({"key_name": "k1"}), "ACTIVE");
     assert_eq!(v["key_name"], "k1");
 }
 
@@ -627,7 +585,7 @@ fn resize_migrate_live_migrate_shelve_rebuild_snapshot_and_evacuate() {
     ]);
     let project = project_id_of(&c.server, &c.token, "admin");
     let small = create_flavor(&c.nova, &c.token, "m1.small", 2, 1024, 2);
-    let (id, v) = boot_active(&c, "mover", json!({}));
+    let (id, v) = boot_until(&c, "mover", json!({}), "ACTIVE");
     let first = v["OS-EXT-SRV-ATTR:host"].as_str().unwrap().to_string();
     let host_of = |v: &Value| v["OS-EXT-SRV-ATTR:host"].as_str().unwrap().to_string();
 
@@ -669,15 +627,7 @@ fn resize_migrate_live_migrate_shelve_rebuild_snapshot_and_evacuate() {
         v["status"] == "ACTIVE" && v["OS-EXT-SRV-ATTR:host"] == here.as_str()
     });
     assert_eq!(host_of(&v), here);
-    let migs = at(
-        60,
-        "GET",
-        &format!("{}/os-migrations", c.nova),
-        &c.token,
-        None,
-    )
-    .expect(200)
-    .json();
+    let migs = get_at(60, &format!("{}/os-migrations", c.nova), &c.token);
     let kinds: Vec<&str> = migs["migrations"]
         .as_array()
         .unwrap()
@@ -764,15 +714,11 @@ fn resize_migrate_live_migrate_shelve_rebuild_snapshot_and_evacuate() {
     let host = host_of(&wait_status(&c.nova, &c.token, &id, "ACTIVE"));
     let r = act(&c, &id, json!({"evacuate": {}}), 400);
     assert!(r.describe().contains("still in use"), "{}", r.describe());
-    let services = at(
+    let services = get_at(
         60,
-        "GET",
         &format!("{}/os-services?binary=nova-compute&host={host}", c.nova),
         &c.token,
-        None,
-    )
-    .expect(200)
-    .json();
+    );
     let svc = services["services"][0]["id"].as_str().unwrap().to_string();
     at(
         60,
@@ -800,15 +746,12 @@ fn fault_injection_power_sync_and_build_timeout() {
         "3",
     ]);
     // A spawn failure: ERROR with the driver's message, the claim given back.
-    let id = boot(
-        &c.nova,
-        &c.token,
+    let (_, v) = boot_until(
+        &c,
         "broken",
-        &c.flavor,
-        &c.image,
         json!({"metadata": {"fake:fail": "spawn"}}),
+        "ERROR",
     );
-    let v = wait_status(&c.nova, &c.token, &id, "ERROR");
     assert!(
         v["fault"]["message"]
             .as_str()
@@ -817,26 +760,20 @@ fn fault_injection_power_sync_and_build_timeout() {
         "{v}"
     );
     // A guest that powers itself off is recorded SHUTOFF by the power-state sync.
-    let id = boot(
-        &c.nova,
-        &c.token,
+    let (_, v) = boot_until(
+        &c,
         "flaky",
-        &c.flavor,
-        &c.image,
         json!({"metadata": {"fake:power_off_after_ms": "100"}}),
+        "SHUTOFF",
     );
-    let v = wait_status(&c.nova, &c.token, &id, "SHUTOFF");
     assert_eq!(v["OS-EXT-STS:power_state"], 4, "{v}");
     // A failing power action keeps the server as it was and records the error in its action.
-    let id2 = boot(
-        &c.nova,
-        &c.token,
+    let (id2, _) = boot_until(
+        &c,
         "noreboot",
-        &c.flavor,
-        &c.image,
         json!({"metadata": {"fake:fail": "reboot"}}),
+        "ACTIVE",
     );
-    wait_status(&c.nova, &c.token, &id2, "ACTIVE");
     act(&c, &id2, json!({"reboot": {"type": "SOFT"}}), 202);
     wait_status(&c.nova, &c.token, &id2, "ACTIVE");
     let acts = get(
@@ -853,15 +790,12 @@ fn fault_injection_power_sync_and_build_timeout() {
         .unwrap();
     assert_eq!(reboot["message"], "Error", "{acts}");
     // A build that outlives the build timeout ends in ERROR.
-    let id3 = boot(
-        &c.nova,
-        &c.token,
+    let (_, v) = boot_until(
+        &c,
         "slow",
-        &c.flavor,
-        &c.image,
         json!({"metadata": {"fake:spawn_delay_ms": "60000"}}),
+        "ERROR",
     );
-    let v = wait_status(&c.nova, &c.token, &id3, "ERROR");
     assert!(
         v["fault"]["message"]
             .as_str()
@@ -881,14 +815,7 @@ fn fault_injection_power_sync_and_build_timeout() {
 #[test]
 fn a_flow_interrupted_by_a_crash_resumes_after_restart() {
     let mut c = cloud(&["--fake-hosts", "1", "--fake-driver-latency-ms", "1500"]);
-    let id = boot(
-        &c.nova,
-        &c.token,
-        "survivor",
-        &c.flavor,
-        &c.image,
-        json!({}),
-    );
+    let id = boot_on(&c, "survivor", json!({}));
     // Kill the server while the boot is in the hypervisor.
     wait_server(&c.nova, &c.token, &id, |v| {
         v["OS-EXT-STS:task_state"] == "spawning"
@@ -915,22 +842,8 @@ fn a_flow_interrupted_by_a_crash_resumes_after_restart() {
 #[test]
 fn image_cache_fills_once_and_aggregate_pre_caching() {
     let mut c = cloud(&["--fake-hosts", "2"]);
-    let a = boot(
-        &c.nova,
-        &c.token,
-        "a",
-        &c.flavor,
-        &c.image,
-        json!({"availability_zone": "nova:fake-0"}),
-    );
-    let b = boot(
-        &c.nova,
-        &c.token,
-        "b",
-        &c.flavor,
-        &c.image,
-        json!({"availability_zone": "nova:fake-0"}),
-    );
+    let a = boot_on(&c, "a", json!({"availability_zone": "nova:fake-0"}));
+    let b = boot_on(&c, "b", json!({"availability_zone": "nova:fake-0"}));
     wait_status(&c.nova, &c.token, &a, "ACTIVE");
     let v = wait_status(&c.nova, &c.token, &b, "ACTIVE");
     assert_eq!(v["OS-EXT-SRV-ATTR:host"], "fake-0");

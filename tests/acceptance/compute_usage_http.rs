@@ -9,30 +9,6 @@ use serde_json::{json, Value};
 const PUBLIC_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f strata-test";
 
-/// A request at microversion `2.<minor>`.
-fn at(minor: u32, method: &str, url: &str, token: &str, body: Option<&Value>) -> Resp {
-    let version = format!("compute 2.{minor}");
-    let body = body.map(Value::to_string);
-    request_raw(
-        method,
-        url,
-        &[("X-Auth-Token", token), ("OpenStack-API-Version", &version)],
-        body.as_deref(),
-    )
-    .unwrap_or_else(|e| panic!("HTTP transport error: {e}"))
-}
-
-/// The highest microversion the server offers (features above it are checked once it offers them).
-fn max_minor(url: &str) -> u32 {
-    let root = url.trim_end_matches("/v2.1");
-    let v = get(&format!("{root}/"), None).expect(200).json();
-    v["versions"][0]["version"]
-        .as_str()
-        .and_then(|s| s.strip_prefix("2."))
-        .and_then(|m| m.parse().ok())
-        .unwrap_or_else(|| panic!("no version in {v}"))
-}
-
 fn message(r: &Resp) -> String {
     let v = r.json();
     v.as_object()
@@ -49,46 +25,6 @@ fn id_of(v: &Value, kind: &str) -> String {
         .to_string()
 }
 
-/// A new project with a new member user; returns (project id, user id, project-scoped token).
-fn member(server: &Server, admin: &str, project: &str, user: &str) -> (String, String, String) {
-    let id_url = server.identity_url();
-    let p = post(
-        &format!("{id_url}/projects"),
-        Some(admin),
-        &json!({"project": {"name": project}}),
-    )
-    .expect(201)
-    .json();
-    let p = id_of(&p, "project");
-    let password = format!("pw-{user}");
-    let u = post(
-        &format!("{id_url}/users"),
-        Some(admin),
-        &json!({"user": {"name": user, "password": password}}),
-    )
-    .expect(201)
-    .json();
-    let u = id_of(&u, "user");
-    let role = find_by_name(id_url, admin, "roles", "member").expect("member role")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    put(
-        &format!("{id_url}/projects/{p}/users/{u}/roles/{role}"),
-        Some(admin),
-    )
-    .expect(204);
-    let token = get_token(id_url, user, &password, Some(project)).unwrap();
-    (p, u, token)
-}
-
-fn admin_project(server: &Server, admin: &str) -> String {
-    find_by_name(server.identity_url(), admin, "projects", "admin").expect("admin project")["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 fn keys(v: &Value) -> Vec<String> {
     v.as_object()
         .map(|o| o.keys().cloned().collect())
@@ -100,11 +36,11 @@ fn quota_sets_show_detail_defaults_update_and_reset() {
     let server = Server::start();
     let url = nova_url(&server);
     let admin = server.admin_token();
-    let ap = admin_project(&server, &admin);
+    let ap = project_id_of(&server, &admin, "admin");
     let qs = format!("{url}/os-quota-sets/{ap}");
 
     // The fields follow the microversion: network quotas until 2.36, file quotas until 2.57.
-    let v21 = at(1, "GET", &qs, &admin, None).expect(200).json();
+    let v21 = get_at(1, &qs, &admin);
     let set = &v21["quota_set"];
     assert_eq!(set["id"], json!(ap), "{v21}");
     assert_eq!(set["floating_ips"], -1, "{v21}");
@@ -118,10 +54,10 @@ fn quota_sets_show_detail_defaults_update_and_reset() {
         ),
         (json!(10), json!(20), json!(51200))
     );
-    let v236 = at(36, "GET", &qs, &admin, None).expect(200).json();
+    let v236 = get_at(36, &qs, &admin);
     assert!(v236["quota_set"].get("floating_ips").is_none(), "{v236}");
     assert_eq!(v236["quota_set"]["injected_files"], 5, "{v236}");
-    let v257 = at(57, "GET", &qs, &admin, None).expect(200).json();
+    let v257 = get_at(57, &qs, &admin);
     assert_eq!(
         keys(&v257["quota_set"]),
         vec![
@@ -149,9 +85,7 @@ fn quota_sets_show_detail_defaults_update_and_reset() {
         400,
         "badRequest",
     );
-    let defaults = at(57, "GET", &format!("{qs}/defaults"), &admin, None)
-        .expect(200)
-        .json();
+    let defaults = get_at(57, &format!("{qs}/defaults"), &admin);
     assert_eq!(defaults["quota_set"]["server_groups"], 10, "{defaults}");
     nova_fault(
         &at(
@@ -182,9 +116,7 @@ fn quota_sets_show_detail_defaults_update_and_reset() {
         )
         .expect(200);
     }
-    let detail = at(57, "GET", &format!("{qs}/detail"), &admin, None)
-        .expect(200)
-        .json();
+    let detail = get_at(57, &format!("{qs}/detail"), &admin);
     let d = &detail["quota_set"];
     assert_eq!(
         d["cores"],
@@ -194,9 +126,7 @@ fn quota_sets_show_detail_defaults_update_and_reset() {
     assert_eq!(d["key_pairs"]["in_use"], 1, "{detail}");
     assert_eq!(d["server_groups"]["in_use"], 2, "{detail}");
     assert!(d.get("injected_files").is_none(), "{detail}");
-    let old_detail = at(1, "GET", &format!("{qs}/detail"), &admin, None)
-        .expect(200)
-        .json();
+    let old_detail = get_at(1, &format!("{qs}/detail"), &admin);
     assert_eq!(
         old_detail["quota_set"]["fixed_ips"],
         json!({"limit": -1, "in_use": 0, "reserved": 0}),
@@ -216,7 +146,7 @@ fn quota_sets_show_detail_defaults_update_and_reset() {
     assert_eq!(updated["quota_set"]["cores"], 30, "{updated}");
     assert_eq!(updated["quota_set"]["instances"], 12, "{updated}");
     assert!(updated["quota_set"].get("id").is_none(), "{updated}");
-    let shown = at(57, "GET", &qs, &admin, None).expect(200).json();
+    let shown = get_at(57, &qs, &admin);
     assert_eq!(shown["quota_set"]["cores"], 30, "{shown}");
     assert_eq!(
         shown["quota_set"]["ram"], 51200,
@@ -308,15 +238,13 @@ fn quota_sets_show_detail_defaults_update_and_reset() {
 
     // Reset: back to the defaults.
     at(57, "DELETE", &qs, &admin, None).expect(202);
-    let reset = at(57, "GET", &qs, &admin, None).expect(200).json();
+    let reset = get_at(57, &qs, &admin);
     assert_eq!(reset["quota_set"]["cores"], 20, "{reset}");
     assert_eq!(reset["quota_set"]["server_groups"], 10, "{reset}");
 
     // Members read their own project's quotas only, and change none.
-    let (mp, _mu, mt) = member(&server, &admin, "quota-p", "quota-u");
-    let mine = at(57, "GET", &format!("{url}/os-quota-sets/{mp}"), &mt, None)
-        .expect(200)
-        .json();
+    let (mp, _mu, mt) = new_member(&server, &admin, "quota-p", "quota-u");
+    let mine = get_at(57, &format!("{url}/os-quota-sets/{mp}"), &mt);
     assert_eq!(mine["quota_set"]["id"], json!(mp), "{mine}");
     at(
         57,
@@ -334,62 +262,44 @@ fn quota_sets_show_detail_defaults_update_and_reset() {
         None,
     )
     .expect(200);
-    nova_fault(&at(57, "GET", &qs, &mt, None), 403, "forbidden");
-    nova_fault(
-        &at(57, "GET", &format!("{qs}/detail"), &mt, None),
-        403,
-        "forbidden",
+    assert_faults(
+        |m, p, b| at(57, m, &format!("{qs}{p}"), &mt, b),
+        &[
+            ("GET", "", None, 403, "forbidden"),
+            ("GET", "/detail", None, 403, "forbidden"),
+        ],
     );
     let body = json!({"quota_set": {"cores": 100}});
-    nova_fault(
-        &at(
-            57,
-            "PUT",
-            &format!("{url}/os-quota-sets/{mp}"),
-            &mt,
-            Some(&body),
-        ),
-        403,
-        "forbidden",
-    );
-    nova_fault(
-        &at(
-            57,
-            "DELETE",
-            &format!("{url}/os-quota-sets/{mp}"),
-            &mt,
-            None,
-        ),
-        403,
-        "forbidden",
+    assert_faults(
+        |m, p, b| at(57, m, &format!("{url}{p}"), &mt, b),
+        &[
+            (
+                "PUT",
+                &format!("/os-quota-sets/{mp}"),
+                Some(body.clone()),
+                403,
+                "forbidden",
+            ),
+            (
+                "DELETE",
+                &format!("/os-quota-sets/{mp}"),
+                None,
+                403,
+                "forbidden",
+            ),
+        ],
     );
     assert_eq!(get(&qs, None).status, 401);
 
     // The quota class `default` shows the defaults, with the fields of its own microversions.
-    let class = at(
-        1,
-        "GET",
-        &format!("{url}/os-quota-class-sets/default"),
-        &admin,
-        None,
-    )
-    .expect(200)
-    .json();
+    let class = get_at(1, &format!("{url}/os-quota-class-sets/default"), &admin);
     assert_eq!(class["quota_class_set"]["id"], "default", "{class}");
     assert_eq!(class["quota_class_set"]["floating_ips"], -1, "{class}");
     assert!(
         class["quota_class_set"].get("server_groups").is_none(),
         "{class}"
     );
-    let class = at(
-        57,
-        "GET",
-        &format!("{url}/os-quota-class-sets/default"),
-        &admin,
-        None,
-    )
-    .expect(200)
-    .json();
+    let class = get_at(57, &format!("{url}/os-quota-class-sets/default"), &admin);
     assert_eq!(class["quota_class_set"]["server_groups"], 10, "{class}");
     assert!(
         class["quota_class_set"].get("injected_files").is_none(),
@@ -413,11 +323,9 @@ fn limits_follow_quotas_usage_and_microversions() {
     let server = Server::start();
     let url = nova_url(&server);
     let admin = server.admin_token();
-    let (mp, _mu, mt) = member(&server, &admin, "limits-p", "limits-u");
+    let (mp, _mu, mt) = new_member(&server, &admin, "limits-p", "limits-u");
 
-    let v21 = at(1, "GET", &format!("{url}/limits"), &mt, None)
-        .expect(200)
-        .json();
+    let v21 = get_at(1, &format!("{url}/limits"), &mt);
     assert_eq!(v21["limits"]["rate"], json!([]), "{v21}");
     let abs = &v21["limits"]["absolute"];
     for (k, v) in [
@@ -443,9 +351,7 @@ fn limits_follow_quotas_usage_and_microversions() {
     ] {
         assert_eq!(abs[k], v, "{k} in {v21}");
     }
-    let v236 = at(36, "GET", &format!("{url}/limits"), &mt, None)
-        .expect(200)
-        .json();
+    let v236 = get_at(36, &format!("{url}/limits"), &mt);
     assert!(
         v236["limits"]["absolute"]
             .get("maxTotalFloatingIps")
@@ -453,9 +359,7 @@ fn limits_follow_quotas_usage_and_microversions() {
         "{v236}"
     );
     assert_eq!(v236["limits"]["absolute"]["maxImageMeta"], 128, "{v236}");
-    let v239 = at(39, "GET", &format!("{url}/limits"), &mt, None)
-        .expect(200)
-        .json();
+    let v239 = get_at(39, &format!("{url}/limits"), &mt);
     assert!(
         v239["limits"]["absolute"].get("maxImageMeta").is_none(),
         "{v239}"
@@ -479,9 +383,7 @@ fn limits_follow_quotas_usage_and_microversions() {
         Some(&json!({"server_group": {"name": "lg", "policies": ["anti-affinity"]}})),
     )
     .expect(200);
-    let v257 = at(57, "GET", &format!("{url}/limits"), &mt, None)
-        .expect(200)
-        .json();
+    let v257 = get_at(57, &format!("{url}/limits"), &mt);
     let abs = &v257["limits"]["absolute"];
     assert_eq!(abs["maxTotalCores"], 7, "{v257}");
     assert_eq!(abs["totalServerGroupsUsed"], 1, "{v257}");
@@ -489,17 +391,9 @@ fn limits_follow_quotas_usage_and_microversions() {
     assert_eq!(keys(abs).len(), 11, "{v257}");
 
     // Another project's limits: admins only.
-    let theirs = at(
-        57,
-        "GET",
-        &format!("{url}/limits?tenant_id={mp}"),
-        &admin,
-        None,
-    )
-    .expect(200)
-    .json();
+    let theirs = get_at(57, &format!("{url}/limits?tenant_id={mp}"), &admin);
     assert_eq!(theirs["limits"]["absolute"]["maxTotalCores"], 7, "{theirs}");
-    let ap = admin_project(&server, &admin);
+    let ap = project_id_of(&server, &admin, "admin");
     nova_fault(
         &at(
             57,
@@ -519,9 +413,7 @@ fn limits_follow_quotas_usage_and_microversions() {
         None,
     )
     .expect(200);
-    let own = at(57, "GET", &format!("{url}/limits"), &admin, None)
-        .expect(200)
-        .json();
+    let own = get_at(57, &format!("{url}/limits"), &admin);
     assert_eq!(own["limits"]["absolute"]["maxTotalCores"], 20, "{own}");
 }
 
@@ -554,12 +446,10 @@ fn server_groups_in_both_formats_with_quota_and_isolation() {
     );
     let web = id_of(&g, "server_group");
     assert_eq!(web.len(), 36, "a uuid: {web}");
-    let shown = at(13, "GET", &format!("{groups}/{web}"), &admin, None)
-        .expect(200)
-        .json();
+    let shown = get_at(13, &format!("{groups}/{web}"), &admin);
     assert_eq!(
         shown["server_group"]["project_id"],
-        json!(admin_project(&server, &admin)),
+        json!(project_id_of(&server, &admin, "admin")),
         "{shown}"
     );
     assert!(shown["server_group"]["user_id"].is_string(), "{shown}");
@@ -613,15 +503,11 @@ fn server_groups_in_both_formats_with_quota_and_isolation() {
         );
         assert!(sg["project_id"].is_string(), "{g}");
         // Groups made in the old format read in the new one and back.
-        let old = at(64, "GET", &format!("{groups}/{web}"), &admin, None)
-            .expect(200)
-            .json();
+        let old = get_at(64, &format!("{groups}/{web}"), &admin);
         assert_eq!(old["server_group"]["policy"], "anti-affinity", "{old}");
         assert_eq!(old["server_group"]["rules"], json!({}), "{old}");
         let db = id_of(&g, "server_group");
-        let back = at(63, "GET", &format!("{groups}/{db}"), &admin, None)
-            .expect(200)
-            .json();
+        let back = get_at(63, &format!("{groups}/{db}"), &admin);
         assert_eq!(
             back["server_group"]["policies"],
             json!(["anti-affinity"]),
@@ -654,49 +540,39 @@ fn server_groups_in_both_formats_with_quota_and_isolation() {
     }
 
     // Listing with limit and offset.
-    let all = at(13, "GET", &groups, &admin, None).expect(200).json();
+    let all = get_at(13, &groups, &admin);
     let n = all["server_groups"].as_array().map(Vec::len).unwrap_or(0);
     assert!(n >= 2, "{all}");
-    let page = at(13, "GET", &format!("{groups}?limit=1"), &admin, None)
-        .expect(200)
-        .json();
+    let page = get_at(13, &format!("{groups}?limit=1"), &admin);
     assert_eq!(
         page["server_groups"].as_array().map(Vec::len),
         Some(1),
         "{page}"
     );
-    let rest = at(13, "GET", &format!("{groups}?offset=1"), &admin, None)
-        .expect(200)
-        .json();
+    let rest = get_at(13, &format!("{groups}?offset=1"), &admin);
     assert_eq!(
         rest["server_groups"].as_array().map(Vec::len),
         Some(n - 1),
         "{rest}"
     );
-    nova_fault(
-        &at(13, "GET", &format!("{groups}?limit=-1"), &admin, None),
-        400,
-        "badRequest",
-    );
-    nova_fault(
-        &at(13, "GET", &format!("{groups}?offset=x"), &admin, None),
-        400,
-        "badRequest",
+    assert_faults(
+        |m, p, b| at(13, m, &format!("{groups}{p}"), &admin, b),
+        &[
+            ("GET", "?limit=-1", None, 400, "badRequest"),
+            ("GET", "?offset=x", None, 400, "badRequest"),
+        ],
     );
 
     // Isolation: a member sees and touches only its project's groups; admins list all with all_projects.
-    let (mp, _mu, mt) = member(&server, &admin, "groups-p", "groups-u");
-    let mine = at(13, "GET", &groups, &mt, None).expect(200).json();
+    let (mp, _mu, mt) = new_member(&server, &admin, "groups-p", "groups-u");
+    let mine = get_at(13, &groups, &mt);
     assert_eq!(mine["server_groups"], json!([]), "{mine}");
-    nova_fault(
-        &at(13, "GET", &format!("{groups}/{web}"), &mt, None),
-        404,
-        "itemNotFound",
-    );
-    nova_fault(
-        &at(13, "DELETE", &format!("{groups}/{web}"), &mt, None),
-        404,
-        "itemNotFound",
+    assert_faults(
+        |m, p, b| at(13, m, &format!("{groups}{p}"), &mt, b),
+        &[
+            ("GET", &format!("/{web}"), None, 404, "itemNotFound"),
+            ("DELETE", &format!("/{web}"), None, 404, "itemNotFound"),
+        ],
     );
     let g = at(
         13,
@@ -709,28 +585,18 @@ fn server_groups_in_both_formats_with_quota_and_isolation() {
     .json();
     assert_eq!(g["server_group"]["project_id"], json!(mp), "{g}");
     let m1 = id_of(&g, "server_group");
-    let mine = at(13, "GET", &format!("{groups}?all_projects=True"), &mt, None)
-        .expect(200)
-        .json();
+    let mine = get_at(13, &format!("{groups}?all_projects=True"), &mt);
     assert_eq!(
         mine["server_groups"].as_array().map(Vec::len),
         Some(1),
         "{mine}"
     );
-    let own = at(13, "GET", &groups, &admin, None).expect(200).json();
+    let own = get_at(13, &groups, &admin);
     assert!(
         !own.to_string().contains(&m1),
         "admins list their own project by default: {own}"
     );
-    let every = at(
-        13,
-        "GET",
-        &format!("{groups}?all_projects=True"),
-        &admin,
-        None,
-    )
-    .expect(200)
-    .json();
+    let every = get_at(13, &format!("{groups}?all_projects=True"), &admin);
     assert!(
         every.to_string().contains(&m1) && every.to_string().contains(&web),
         "{every}"
@@ -765,15 +631,12 @@ fn server_groups_in_both_formats_with_quota_and_isolation() {
     assert_eq!(message(&r), "Quota exceeded, too many server groups.");
     // Deleting frees a slot.
     at(13, "DELETE", &format!("{groups}/{m1}"), &mt, None).expect(204);
-    nova_fault(
-        &at(13, "GET", &format!("{groups}/{m1}"), &mt, None),
-        404,
-        "itemNotFound",
-    );
-    nova_fault(
-        &at(13, "DELETE", &format!("{groups}/{m1}"), &mt, None),
-        404,
-        "itemNotFound",
+    assert_faults(
+        |m, p, b| at(13, m, &format!("{groups}{p}"), &mt, b),
+        &[
+            ("GET", &format!("/{m1}"), None, 404, "itemNotFound"),
+            ("DELETE", &format!("/{m1}"), None, 404, "itemNotFound"),
+        ],
     );
     at(
         13,
@@ -798,30 +661,22 @@ fn usage_migrations_and_actions_policy_and_validation() {
     let server = Server::start();
     let url = nova_url(&server);
     let admin = server.admin_token();
-    let (mp, _mu, mt) = member(&server, &admin, "usage-p", "usage-u");
-    let ap = admin_project(&server, &admin);
+    let (mp, _mu, mt) = new_member(&server, &admin, "usage-p", "usage-u");
+    let ap = project_id_of(&server, &admin, "admin");
 
     // Simple tenant usage: everything for admins, a member its own project.
     let window = "start=2020-01-01T00:00:00&end=2020-01-02T00:00:00.000000";
-    let all = at(
+    let all = get_at(
         40,
-        "GET",
         &format!("{url}/os-simple-tenant-usage?{window}&detailed=1"),
         &admin,
-        None,
-    )
-    .expect(200)
-    .json();
+    );
     assert_eq!(all["tenant_usages"], json!([]), "{all}");
-    let mine = at(
+    let mine = get_at(
         40,
-        "GET",
         &format!("{url}/os-simple-tenant-usage/{mp}?{window}"),
         &mt,
-        None,
-    )
-    .expect(200)
-    .json();
+    );
     assert_eq!(mine["tenant_usage"], json!({}), "{mine}");
     at(
         1,
@@ -831,27 +686,18 @@ fn usage_migrations_and_actions_policy_and_validation() {
         None,
     )
     .expect(200);
-    nova_fault(
-        &at(
-            40,
-            "GET",
-            &format!("{url}/os-simple-tenant-usage"),
-            &mt,
-            None,
-        ),
-        403,
-        "forbidden",
-    );
-    nova_fault(
-        &at(
-            40,
-            "GET",
-            &format!("{url}/os-simple-tenant-usage/{ap}"),
-            &mt,
-            None,
-        ),
-        403,
-        "forbidden",
+    assert_faults(
+        |m, p, b| at(40, m, &format!("{url}{p}"), &mt, b),
+        &[
+            ("GET", "/os-simple-tenant-usage", None, 403, "forbidden"),
+            (
+                "GET",
+                &format!("/os-simple-tenant-usage/{ap}"),
+                None,
+                403,
+                "forbidden",
+            ),
+        ],
     );
     for bad in [
         "start=2020-01-02T00:00:00&end=2020-01-01T00:00:00",
@@ -874,9 +720,7 @@ fn usage_migrations_and_actions_policy_and_validation() {
     }
 
     // os-migrations: admins only; paging and filters from 2.59 (unknown parameters refused there).
-    let m = at(1, "GET", &format!("{url}/os-migrations"), &admin, None)
-        .expect(200)
-        .json();
+    let m = get_at(1, &format!("{url}/os-migrations"), &admin);
     assert_eq!(m["migrations"], json!([]), "{m}");
     at(
         1,
@@ -886,15 +730,11 @@ fn usage_migrations_and_actions_policy_and_validation() {
         None,
     )
     .expect(200);
-    let m = at(
+    let m = get_at(
         59,
-        "GET",
         &format!("{url}/os-migrations?limit=5&status=done&changes-since=2020-01-01T00:00:00Z"),
         &admin,
-        None,
-    )
-    .expect(200)
-    .json();
+    );
     assert_eq!(m["migrations"], json!([]), "{m}");
     nova_fault(
         &at(59, "GET", &format!("{url}/os-migrations"), &mt, None),
@@ -1002,9 +842,7 @@ fn wait_server(
 ) -> Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let s = at(81, "GET", &format!("{url}/servers/{id}"), token, None)
-            .expect(200)
-            .json();
+        let s = get_at(81, &format!("{url}/servers/{id}"), token);
         if done(&s["server"]) {
             return s["server"].clone();
         }
@@ -1014,34 +852,6 @@ fn wait_server(
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-}
-
-/// A public image with a little data, through Glance; returns its id.
-fn upload_image(server: &Server, admin: &str) -> String {
-    let img = server
-        .endpoint("image")
-        .expect("image endpoint")
-        .to_string();
-    let image = post(
-        &format!("{img}/v2/images"),
-        Some(admin),
-        &json!({"name": "tiny", "disk_format": "raw", "container_format": "bare", "visibility": "public"}),
-    )
-    .expect(201)
-    .json();
-    let id = image["id"].as_str().unwrap().to_string();
-    let r = request_bytes(
-        "PUT",
-        &format!("{img}/v2/images/{id}/file"),
-        &[
-            ("X-Auth-Token", admin),
-            ("Content-Type", "application/octet-stream"),
-        ],
-        Some(&random_bytes(64 * 1024)),
-    )
-    .unwrap();
-    assert_eq!(r.status, 204, "{}", r.describe());
-    id
 }
 
 fn action_names(list: &Value) -> Vec<String> {
@@ -1060,15 +870,15 @@ fn a_booted_server_has_instance_actions_usage_and_migrations() {
     let server = Server::start_with_args(&["--fake-hosts", "2"]);
     let url = nova_url(&server);
     let admin = server.admin_token();
-    let (mp, _mu, mt) = member(&server, &admin, "vm-p", "vm-u");
-    let (_op, _ou, other) = member(&server, &admin, "other-p", "other-u");
+    let (mp, _mu, mt) = new_member(&server, &admin, "vm-p", "vm-u");
+    let (_op, _ou, other) = new_member(&server, &admin, "other-p", "other-u");
     post(
         &format!("{url}/flavors"),
         Some(&admin),
         &json!({"flavor": {"name": "m1.small", "ram": 512, "vcpus": 1, "disk": 1, "id": "1"}}),
     )
     .expect(200);
-    let image = upload_image(&server, &admin);
+    let image = upload_image(&server, &admin, "tiny", &random_bytes(64 * 1024));
     let before = chrono_now_minus_minutes(5);
 
     // The member boots a server; it becomes ACTIVE on a fake host.
@@ -1085,9 +895,8 @@ fn a_booted_server_has_instance_actions_usage_and_migrations() {
     wait_server(&url, &mt, &id, "ACTIVE", |s| s["status"] == "ACTIVE");
 
     // Admins live-migrate it to the other host: os-migrations records the move.
-    let source = at(81, "GET", &format!("{url}/servers/{id}"), &admin, None)
-        .expect(200)
-        .json()["server"]["OS-EXT-SRV-ATTR:host"]
+    let source = get_at(81, &format!("{url}/servers/{id}"), &admin)["server"]
+        ["OS-EXT-SRV-ATTR:host"]
         .as_str()
         .unwrap_or_default()
         .to_string();
@@ -1108,9 +917,7 @@ fn a_booted_server_has_instance_actions_usage_and_migrations() {
                 .is_some_and(|h| h != source)
     });
     let dest = moved["OS-EXT-SRV-ATTR:host"].as_str().unwrap().to_string();
-    let migrations = at(80, "GET", &format!("{url}/os-migrations"), &admin, None)
-        .expect(200)
-        .json();
+    let migrations = get_at(80, &format!("{url}/os-migrations"), &admin);
     let m = &migrations["migrations"][0];
     assert_eq!(
         migrations["migrations"].as_array().map(Vec::len),
@@ -1131,9 +938,7 @@ fn a_booted_server_has_instance_actions_usage_and_migrations() {
         m.get("links").is_none(),
         "links only while in progress: {migrations}"
     );
-    let old = at(1, "GET", &format!("{url}/os-migrations"), &admin, None)
-        .expect(200)
-        .json();
+    let old = get_at(1, &format!("{url}/os-migrations"), &admin);
     assert!(
         old["migrations"][0].get("migration_type").is_none(),
         "{old}"
@@ -1149,77 +954,46 @@ fn a_booted_server_has_instance_actions_usage_and_migrations() {
         ("user_id=nobody".to_string(), 0),
         ("changes-since=2999-01-01T00:00:00Z".to_string(), 0),
     ] {
-        let l = at(
-            80,
-            "GET",
-            &format!("{url}/os-migrations?{query}"),
-            &admin,
-            None,
-        )
-        .expect(200)
-        .json();
+        let l = get_at(80, &format!("{url}/os-migrations?{query}"), &admin);
         assert_eq!(
             l["migrations"].as_array().map(Vec::len),
             Some(n),
             "{query}: {l}"
         );
     }
-    let page = at(
-        59,
-        "GET",
-        &format!("{url}/os-migrations?limit=1"),
-        &admin,
-        None,
-    )
-    .expect(200)
-    .json();
+    let page = get_at(59, &format!("{url}/os-migrations?limit=1"), &admin);
     let next = page["migrations_links"][0]["href"]
         .as_str()
         .unwrap_or_default();
     assert!(next.contains("marker="), "{page}");
-    let after = at(
+    let after = get_at(
         59,
-        "GET",
         &format!("{url}/os-migrations?marker={}", m["uuid"].as_str().unwrap()),
         &admin,
-        None,
-    )
-    .expect(200)
-    .json();
+    );
     assert_eq!(after["migrations"], json!([]), "{after}");
     // Nothing is in progress any more.
-    let live = at(
-        80,
-        "GET",
-        &format!("{url}/servers/{id}/migrations"),
-        &admin,
-        None,
-    )
-    .expect(200)
-    .json();
+    let live = get_at(80, &format!("{url}/servers/{id}/migrations"), &admin);
     assert_eq!(live["migrations"], json!([]), "{live}");
     let mid = m["id"].as_u64().unwrap();
-    nova_fault(
-        &at(
-            80,
-            "GET",
-            &format!("{url}/servers/{id}/migrations/{mid}"),
-            &admin,
-            None,
-        ),
-        404,
-        "itemNotFound",
-    );
-    nova_fault(
-        &at(
-            80,
-            "DELETE",
-            &format!("{url}/servers/{id}/migrations/{mid}"),
-            &admin,
-            None,
-        ),
-        409,
-        "conflictingRequest",
+    assert_faults(
+        |m, p, b| at(80, m, &format!("{url}{p}"), &admin, b),
+        &[
+            (
+                "GET",
+                &format!("/servers/{id}/migrations/{mid}"),
+                None,
+                404,
+                "itemNotFound",
+            ),
+            (
+                "DELETE",
+                &format!("/servers/{id}/migrations/{mid}"),
+                None,
+                409,
+                "conflictingRequest",
+            ),
+        ],
     );
 
     // The member stops it.
@@ -1237,7 +1011,7 @@ fn a_booted_server_has_instance_actions_usage_and_migrations() {
 
     // Instance actions, newest first.
     let actions_url = format!("{url}/servers/{id}/os-instance-actions");
-    let list = at(58, "GET", &actions_url, &mt, None).expect(200).json();
+    let list = get_at(58, &actions_url, &mt);
     assert_eq!(
         action_names(&list),
         vec!["stop", "live-migration", "create"],
@@ -1252,15 +1026,13 @@ fn a_booted_server_has_instance_actions_usage_and_migrations() {
     );
     let stop_req = stop["request_id"].as_str().unwrap().to_string();
     assert!(stop_req.starts_with("req-"), "{list}");
-    let v21 = at(1, "GET", &actions_url, &mt, None).expect(200).json();
+    let v21 = get_at(1, &actions_url, &mt);
     assert!(
         v21["instanceActions"][0].get("updated_at").is_none(),
         "{v21}"
     );
     // Paging (2.58).
-    let page = at(58, "GET", &format!("{actions_url}?limit=1"), &mt, None)
-        .expect(200)
-        .json();
+    let page = get_at(58, &format!("{actions_url}?limit=1"), &mt);
     assert_eq!(action_names(&page), vec!["stop"], "{page}");
     assert!(
         page["links"][0]["href"]
@@ -1268,45 +1040,24 @@ fn a_booted_server_has_instance_actions_usage_and_migrations() {
             .is_some_and(|h| h.contains(&stop_req)),
         "{page}"
     );
-    let rest = at(
-        58,
-        "GET",
-        &format!("{actions_url}?marker={stop_req}"),
-        &mt,
-        None,
-    )
-    .expect(200)
-    .json();
+    let rest = get_at(58, &format!("{actions_url}?marker={stop_req}"), &mt);
     assert_eq!(
         action_names(&rest),
         vec!["live-migration", "create"],
         "{rest}"
     );
-    let none = at(
+    let none = get_at(
         58,
-        "GET",
         &format!("{actions_url}?changes-since=2999-01-01T00:00:00Z"),
         &mt,
-        None,
-    )
-    .expect(200)
-    .json();
-    assert_eq!(none["instanceActions"], json!([]), "{none}");
-    nova_fault(
-        &at(
-            58,
-            "GET",
-            &format!("{actions_url}?marker=req-nope"),
-            &mt,
-            None,
-        ),
-        400,
-        "badRequest",
     );
-    nova_fault(
-        &at(58, "GET", &format!("{actions_url}?limit=-1"), &mt, None),
-        400,
-        "badRequest",
+    assert_eq!(none["instanceActions"], json!([]), "{none}");
+    assert_faults(
+        |m, p, b| at(58, m, &format!("{actions_url}{p}"), &mt, b),
+        &[
+            ("GET", "?marker=req-nope", None, 400, "badRequest"),
+            ("GET", "?limit=-1", None, 400, "badRequest"),
+        ],
     );
     nova_fault(
         &at(66, "GET", &format!("{actions_url}?changes-since=2020-01-02T00:00:00Z&changes-before=2020-01-01T00:00:00Z"), &mt, None),
@@ -1316,9 +1067,9 @@ fn a_booted_server_has_instance_actions_usage_and_migrations() {
 
     // Events: members from 2.51, without traceback or host; admins always, with both (host from 2.62).
     let show = format!("{actions_url}/{stop_req}");
-    let v50 = at(50, "GET", &show, &mt, None).expect(200).json();
+    let v50 = get_at(50, &show, &mt);
     assert!(v50["instanceAction"].get("events").is_none(), "{v50}");
-    let v62 = at(62, "GET", &show, &mt, None).expect(200).json();
+    let v62 = get_at(62, &show, &mt);
     let ev = &v62["instanceAction"]["events"][0];
     assert_eq!(ev["event"], "compute_stop_instance", "{v62}");
     assert_eq!(ev["result"], "Success", "{v62}");
@@ -1331,19 +1082,17 @@ fn a_booted_server_has_instance_actions_usage_and_migrations() {
         ev.get("host").is_none() && ev.get("traceback").is_none(),
         "{v62}"
     );
-    let adm = at(62, "GET", &show, &admin, None).expect(200).json();
+    let adm = get_at(62, &show, &admin);
     let ev = &adm["instanceAction"]["events"][0];
     assert_eq!(ev["host"], json!(dest), "{adm}");
     assert!(ev["traceback"].is_null(), "{adm}");
-    let adm = at(1, "GET", &show, &admin, None).expect(200).json();
+    let adm = get_at(1, &show, &admin);
     assert!(adm["instanceAction"]["events"].is_array(), "{adm}");
     let create_req = list["instanceActions"][2]["request_id"]
         .as_str()
         .unwrap()
         .to_string();
-    let create = at(51, "GET", &format!("{actions_url}/{create_req}"), &mt, None)
-        .expect(200)
-        .json();
+    let create = get_at(51, &format!("{actions_url}/{create_req}"), &mt);
     let events: Vec<&str> = create["instanceAction"]["events"]
         .as_array()
         .map(|a| a.iter().filter_map(|e| e["event"].as_str()).collect())
@@ -1366,21 +1115,11 @@ fn a_booted_server_has_instance_actions_usage_and_migrations() {
     nova_fault(&at(58, "GET", &show, &other, None), 404, "itemNotFound");
 
     // Quota usage and limits count the server.
-    let detail = at(
-        81,
-        "GET",
-        &format!("{url}/os-quota-sets/{mp}/detail"),
-        &mt,
-        None,
-    )
-    .expect(200)
-    .json();
+    let detail = get_at(81, &format!("{url}/os-quota-sets/{mp}/detail"), &mt);
     assert_eq!(detail["quota_set"]["instances"]["in_use"], 1, "{detail}");
     assert_eq!(detail["quota_set"]["cores"]["in_use"], 1, "{detail}");
     assert_eq!(detail["quota_set"]["ram"]["in_use"], 512, "{detail}");
-    let limits = at(81, "GET", &format!("{url}/limits"), &mt, None)
-        .expect(200)
-        .json();
+    let limits = get_at(81, &format!("{url}/limits"), &mt);
     assert_eq!(
         limits["limits"]["absolute"]["totalRAMUsed"], 512,
         "{limits}"
@@ -1400,15 +1139,11 @@ fn a_booted_server_has_instance_actions_usage_and_migrations() {
 
     // Usage: the server counts from its launch, whatever its power state.
     let window = format!("start={before}&end=2999-01-01T00:00:00");
-    let usage = at(
+    let usage = get_at(
         40,
-        "GET",
         &format!("{url}/os-simple-tenant-usage/{mp}?{window}"),
         &mt,
-        None,
-    )
-    .expect(200)
-    .json();
+    );
     let u = &usage["tenant_usage"];
     assert_eq!(u["tenant_id"], json!(mp), "{usage}");
     assert!(
@@ -1438,15 +1173,11 @@ fn a_booted_server_has_instance_actions_usage_and_migrations() {
         (total_vcpus - u["total_hours"].as_f64().unwrap()).abs() < 1e-9,
         "{usage}"
     );
-    let all = at(
+    let all = get_at(
         40,
-        "GET",
         &format!("{url}/os-simple-tenant-usage?{window}&limit=1"),
         &admin,
-        None,
-    )
-    .expect(200)
-    .json();
+    );
     assert_eq!(all["tenant_usages"][0]["tenant_id"], json!(mp), "{all}");
     assert!(
         all["tenant_usages"][0].get("server_usages").is_none(),
@@ -1458,31 +1189,23 @@ fn a_booted_server_has_instance_actions_usage_and_migrations() {
             .is_some_and(|h| h.contains(&id)),
         "{all}"
     );
-    let detailed = at(
+    let detailed = get_at(
         40,
-        "GET",
         &format!("{url}/os-simple-tenant-usage?{window}&detailed=1"),
         &admin,
-        None,
-    )
-    .expect(200)
-    .json();
+    );
     assert_eq!(
         detailed["tenant_usages"][0]["server_usages"][0]["instance_id"],
         json!(id),
         "{detailed}"
     );
-    let earlier = at(
+    let earlier = get_at(
         40,
-        "GET",
         &format!(
             "{url}/os-simple-tenant-usage/{mp}?start=2000-01-01T00:00:00&end=2000-01-02T00:00:00"
         ),
         &mt,
-        None,
-    )
-    .expect(200)
-    .json();
+    );
     assert_eq!(earlier["tenant_usage"], json!({}), "{earlier}");
 
     // Deleted: its actions stay readable from 2.21, and usage shows it terminated.
@@ -1496,18 +1219,14 @@ fn a_booted_server_has_instance_actions_usage_and_migrations() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     nova_fault(&at(20, "GET", &actions_url, &mt, None), 404, "itemNotFound");
-    let gone = at(21, "GET", &actions_url, &admin, None).expect(200).json();
+    let gone = get_at(21, &actions_url, &admin);
     assert_eq!(action_names(&gone)[0], "delete", "{gone}");
     at(21, "GET", &actions_url, &mt, None).expect(200);
-    let usage = at(
+    let usage = get_at(
         40,
-        "GET",
         &format!("{url}/os-simple-tenant-usage/{mp}?{window}"),
         &mt,
-        None,
-    )
-    .expect(200)
-    .json();
+    );
     let su = &usage["tenant_usage"]["server_usages"][0];
     assert_eq!(su["state"], "terminated", "{usage}");
     assert!(su["ended_at"].is_string(), "{usage}");

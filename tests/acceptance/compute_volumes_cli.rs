@@ -51,23 +51,7 @@ fn volumes_and_servers_through_the_openstack_cli() {
             .join(format!("volume-{id}"))
     };
 
-    let disk = server.dir().join("cirros.img");
-    std::fs::write(&disk, random_bytes(256 * 1024)).unwrap();
-    os(&[
-        "image",
-        "create",
-        "--file",
-        disk.to_str().unwrap(),
-        "--disk-format",
-        "raw",
-        "--container-format",
-        "bare",
-        "--public",
-        "cirros",
-    ]);
-    os(&[
-        "flavor", "create", "--vcpus", "1", "--ram", "512", "--disk", "1", "m1.tiny",
-    ]);
+    cli_cirros_and_tiny(&server, 256 * 1024);
 
     // A type that lands on the qcow2 backend; a volume from the image, then from its snapshot and from it.
     os(&[

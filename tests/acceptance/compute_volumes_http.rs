@@ -259,7 +259,7 @@ fn boot_from_volume_and_volumes_follow_the_server() {
         before,
         "no volume left behind"
     );
-    let list = at(60, "GET", &servers_url, &token, None).expect(200).json();
+    let list = get_at(60, &servers_url, &token);
     assert_eq!(list["servers"].as_array().map(Vec::len), Some(2), "{list}");
 
     // Deleting the servers: the existing volume is available again, the made one is deleted.

@@ -2,13 +2,6 @@
 //! version-less URL). One scenario, few calls (each costs seconds); error cases are in network_http.rs.
 
 use crate::common::*;
-use serde_json::Value;
-
-fn column<'a>(list: &'a Value, key: &str) -> Vec<&'a str> {
-    list.as_array()
-        .map(|a| a.iter().filter_map(|r| r[key].as_str()).collect())
-        .unwrap_or_default()
-}
 
 #[test]
 fn networks_subnets_ports_and_quotas_through_the_openstack_cli() {

@@ -3,14 +3,8 @@
 //! costs seconds); the network and subnet are made over HTTP, and the error cases are in
 //! network_l3_http.rs and network_secgroup_http.rs.
 
+use crate::common::neutron::*;
 use crate::common::*;
-use serde_json::{json, Value};
-
-fn column<'a>(list: &'a Value, key: &str) -> Vec<&'a str> {
-    list.as_array()
-        .map(|a| a.iter().filter_map(|r| r[key].as_str()).collect())
-        .unwrap_or_default()
-}
 
 #[test]
 fn routers_floating_ips_and_security_groups_through_the_openstack_cli() {
@@ -18,31 +12,10 @@ fn routers_floating_ips_and_security_groups_through_the_openstack_cli() {
     let server = Server::start();
     let os = |args: &[&str]| ok(&server, &args.join(" "), openstack(&server, args));
     let osj = |args: &[&str]| ok(&server, &args.join(" "), openstack_json(&server, args));
-    let url = format!(
-        "{}/v2.0",
-        server.endpoint("network").expect("network endpoint")
-    );
+    let url = neutron(&server);
     let admin = server.admin_token();
-    let net = post(
-        &format!("{url}/networks"),
-        Some(&admin),
-        &json!({"network": {"name": "cli-net"}}),
-    )
-    .expect(201)
-    .json()["network"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let subnet = post(
-        &format!("{url}/subnets"),
-        Some(&admin),
-        &json!({"subnet": {"network_id": net, "name": "cli-sub", "ip_version": 4, "cidr": "10.10.0.0/24"}}),
-    )
-    .expect(201)
-    .json()["subnet"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (_net, subnet) =
+        network_with_subnet(&url, &admin, "cli-net", "10.10.0.0/24", Some("cli-sub"));
 
     // Routers.
     let r = osj(&["router", "create", "r1"]);

@@ -15,33 +15,6 @@ use crate::common::nova::new_member;
 use crate::common::*;
 use serde_json::{json, Value};
 
-fn id_of(v: &Value, key: &str) -> String {
-    v[key]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {key}.id in {v}"))
-        .to_string()
-}
-
-/// A network with one IPv4 subnet (gateway .1); returns (network id, subnet id).
-fn network(url: &str, token: &str, name: &str, cidr: &str) -> (String, String) {
-    let n = post(
-        &format!("{url}/networks"),
-        Some(token),
-        &json!({"network": {"name": name}}),
-    )
-    .expect(201)
-    .json();
-    let net = id_of(&n, "network");
-    let s = post(
-        &format!("{url}/subnets"),
-        Some(token),
-        &json!({"subnet": {"network_id": net, "ip_version": 4, "cidr": cidr, "name": format!("{name}-sub")}}),
-    )
-    .expect(201)
-    .json();
-    (net, id_of(&s, "subnet"))
-}
-
 fn port(url: &str, token: &str, network: &str) -> Value {
     post(
         &format!("{url}/ports"),
@@ -95,22 +68,9 @@ fn in_public(ip: &Value) -> bool {
     ip.as_str().is_some_and(|a| a.starts_with("172.24.4."))
 }
 
-fn used(url: &str, admin: &str, project: &str, resource: &str) -> i64 {
-    get(&format!("{url}/quotas/{project}/details"), Some(admin))
-        .expect(200)
-        .json()["quota"][resource]["used"]
-        .as_i64()
-        .unwrap()
-}
-
 #[test]
 fn routers_and_floating_ips_over_http() {
-    let server = Server::start_with_args(&[
-        "--heartbeat-interval",
-        "3600",
-        "--service-down-time",
-        "7200",
-    ]);
+    let server = start_without_heartbeats();
     let url = neutron(&server);
     let admin = server.admin_token();
     let (pa, _, alice) = new_member(&server, &admin, "l3-a", "l3-alice");
@@ -121,9 +81,9 @@ fn routers_and_floating_ips_over_http() {
         .clone();
     assert_eq!(public["router:external"], true, "{public}");
     let public_id = public["id"].as_str().unwrap().to_string();
-    let (n1, s1) = network(&url, &alice, "n1", "10.0.0.0/24");
-    let (n2, s2) = network(&url, &alice, "n2", "10.1.0.0/24");
-    let (_n3, s3) = network(&url, &alice, "n3", "10.0.0.0/16");
+    let (n1, s1) = network_with_subnet(&url, &alice, "n1", "10.0.0.0/24", Some("n1-sub"));
+    let (n2, s2) = network_with_subnet(&url, &alice, "n2", "10.1.0.0/24", Some("n2-sub"));
+    let (_n3, s3) = network_with_subnet(&url, &alice, "n3", "10.0.0.0/16", Some("n3-sub"));
 
     // --- a router with a gateway on public -----------------------------------------------------------------
     let r = post(
@@ -153,7 +113,7 @@ fn routers_and_floating_ips_over_http() {
         ),
         (Some(false), Some(false))
     );
-    assert_eq!(used(&url, &admin, &pa, "router"), 1);
+    assert_eq!(quota_used(&url, &admin, &pa, "router"), 1);
 
     appends_nothing(&server, "bad gateways and router requests", || {
         fault(
@@ -424,7 +384,7 @@ fn routers_and_floating_ips_over_http() {
     assert!(in_public(&fip["floating_ip_address"]), "{fip}");
     assert_eq!(fip["status"], "DOWN");
     assert!(fip["port_id"].is_null() && fip["router_id"].is_null());
-    assert_eq!(used(&url, &admin, &pa, "floatingip"), 1);
+    assert_eq!(quota_used(&url, &admin, &pa, "floatingip"), 1);
 
     let vm = port(&url, &alice, &n1);
     let vm_id = vm["id"].as_str().unwrap().to_string();
@@ -675,7 +635,7 @@ fn routers_and_floating_ips_over_http() {
     });
 
     // --- quotas -----------------------------------------------------------------------------------------------
-    assert_eq!(used(&url, &admin, &pa, "floatingip"), 3);
+    assert_eq!(quota_used(&url, &admin, &pa, "floatingip"), 3);
     put_json(
         &format!("{url}/quotas/{pa}"),
         &admin,
@@ -731,7 +691,7 @@ fn routers_and_floating_ips_over_http() {
     for f in [&f1, &f2, &f3_id] {
         delete(&format!("{url}/floatingips/{f}"), Some(&alice)).expect(204);
     }
-    assert_eq!(used(&url, &admin, &pa, "floatingip"), 0);
+    assert_eq!(quota_used(&url, &admin, &pa, "floatingip"), 0);
     iface(
         &url,
         &alice,
@@ -751,7 +711,7 @@ fn routers_and_floating_ips_over_http() {
         404,
         "RouterNotFound",
     );
-    assert_eq!(used(&url, &admin, &pa, "router"), 0);
+    assert_eq!(quota_used(&url, &admin, &pa, "router"), 0);
     let gw_ports = get(
         &format!("{url}/ports?device_owner=network:router_gateway"),
         Some(&admin),

@@ -26,22 +26,9 @@ fn ids(list: &Value) -> Vec<String> {
         .collect()
 }
 
-fn used(url: &str, admin: &str, project: &str, resource: &str) -> i64 {
-    get(&format!("{url}/quotas/{project}/details"), Some(admin))
-        .expect(200)
-        .json()["quota"][resource]["used"]
-        .as_i64()
-        .unwrap()
-}
-
 #[test]
 fn security_groups_and_rules_over_http() {
-    let server = Server::start_with_args(&[
-        "--heartbeat-interval",
-        "3600",
-        "--service-down-time",
-        "7200",
-    ]);
+    let server = start_without_heartbeats();
     let url = neutron(&server);
     let admin = server.admin_token();
     let (pa, _, alice) = new_member(&server, &admin, "sg-a", "sg-alice");
@@ -72,8 +59,8 @@ fn security_groups_and_rules_over_http() {
         .expect(200)
         .json();
     assert_eq!(ids(&again["security_groups"]), [default_id.as_str()]);
-    assert_eq!(used(&url, &admin, &pa, "security_group"), 1);
-    assert_eq!(used(&url, &admin, &pa, "security_group_rule"), 4);
+    assert_eq!(quota_used(&url, &admin, &pa, "security_group"), 1);
+    assert_eq!(quota_used(&url, &admin, &pa, "security_group_rule"), 4);
 
     // --- a group of our own --------------------------------------------------------------------------------
     let web = post(
@@ -363,8 +350,8 @@ fn security_groups_and_rules_over_http() {
     });
 
     // --- quotas --------------------------------------------------------------------------------------------
-    let groups_used = used(&url, &admin, &pa, "security_group");
-    let rules_used = used(&url, &admin, &pa, "security_group_rule");
+    let groups_used = quota_used(&url, &admin, &pa, "security_group");
+    let rules_used = quota_used(&url, &admin, &pa, "security_group_rule");
     assert_eq!((groups_used, rules_used), (2, 9));
     put_json(
         &format!("{url}/quotas/{pa}"),
@@ -403,7 +390,7 @@ fn security_groups_and_rules_over_http() {
     )
     .expect(204);
     assert_eq!(
-        used(&url, &admin, &pa, "security_group_rule"),
+        quota_used(&url, &admin, &pa, "security_group_rule"),
         rules_used - 1
     );
     create_rule(
@@ -421,22 +408,7 @@ fn security_groups_and_rules_over_http() {
     .expect(200);
 
     // --- in use by a port: no delete; deleting a group takes the rules naming it along --------------------
-    let net = post(
-        &format!("{url}/networks"),
-        Some(&alice),
-        &json!({"network": {"name": "sg-net"}}),
-    )
-    .expect(201)
-    .json()["network"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    post(
-        &format!("{url}/subnets"),
-        Some(&alice),
-        &json!({"subnet": {"network_id": net, "ip_version": 4, "cidr": "10.20.0.0/24"}}),
-    )
-    .expect(201);
+    let (net, _) = network_with_subnet(&url, &alice, "sg-net", "10.20.0.0/24", None);
     let port = post(
         &format!("{url}/ports"),
         Some(&alice),
@@ -459,22 +431,7 @@ fn security_groups_and_rules_over_http() {
         json!([default_id]),
         "a port gets the default group"
     );
-    let bob_net = post(
-        &format!("{url}/networks"),
-        Some(&bob),
-        &json!({"network": {"name": "bob-net"}}),
-    )
-    .expect(201)
-    .json()["network"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    post(
-        &format!("{url}/subnets"),
-        Some(&bob),
-        &json!({"subnet": {"network_id": bob_net, "ip_version": 4, "cidr": "10.30.0.0/24"}}),
-    )
-    .expect(201);
+    let (bob_net, _) = network_with_subnet(&url, &bob, "bob-net", "10.30.0.0/24", None);
     appends_nothing(&server, "group in use", || {
         let m = fault(
             &delete(&format!("{url}/security-groups/{web_id}"), Some(&alice)),
@@ -541,8 +498,8 @@ fn security_groups_and_rules_over_http() {
         "SecurityGroupRuleNotFound",
     );
     // Only the default group and its rules are still counted.
-    assert_eq!(used(&url, &admin, &pa, "security_group"), 1);
-    assert_eq!(used(&url, &admin, &pa, "security_group_rule"), 4);
+    assert_eq!(quota_used(&url, &admin, &pa, "security_group"), 1);
+    assert_eq!(quota_used(&url, &admin, &pa, "security_group_rule"), 4);
     // An admin may delete a project's default group (it comes back on the next need).
     delete(
         &format!("{url}/ports/{}", plain["id"].as_str().unwrap()),
@@ -554,7 +511,7 @@ fn security_groups_and_rules_over_http() {
         .expect(200)
         .json();
     assert_eq!(ids(&back["security_groups"]), [default_id.as_str()]);
-    assert_eq!(used(&url, &admin, &pa, "security_group_rule"), 4);
+    assert_eq!(quota_used(&url, &admin, &pa, "security_group_rule"), 4);
 
     let mut server = server;
     server.kill();

@@ -21,27 +21,15 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 
 /// A user with `role` on the admin project; returns a token scoped to it.
 fn admin_project_user(server: &Server, admin: &str, user: &str, role: &str) -> String {
-    let id_url = server.identity_url();
-    let password = format!("pw-{user}");
-    let u = post(
-        &format!("{id_url}/users"),
-        Some(admin),
-        &json!({"user": {"name": user, "password": password}}),
-    )
-    .expect(201)
-    .json();
-    let uid = u["user"]["id"].as_str().unwrap().to_string();
     let project = nova::project_id_of(server, admin, "admin");
-    let role = find_by_name(id_url, admin, "roles", role).expect("role")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    put(
-        &format!("{id_url}/projects/{project}/users/{uid}/roles/{role}"),
-        Some(admin),
+    nova::new_user_with_role(server, admin, &project, user, role);
+    get_token(
+        server.identity_url(),
+        user,
+        &format!("pw-{user}"),
+        Some("admin"),
     )
-    .expect(204);
-    get_token(id_url, user, &password, Some("admin")).unwrap()
+    .unwrap()
 }
 
 #[test]

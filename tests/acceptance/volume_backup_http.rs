@@ -3,14 +3,12 @@
 //! a backup of a snapshot, backups and restores resumed after SIGKILL, the delete rules (incremental children first), quotas (413 with nothing
 //! recorded), bad input with Cinder's faults, admin actions, and other projects' backups staying invisible.
 
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
 use crate::common::nova::*;
 use crate::common::nova::{new_member, project_id_of};
 use crate::common::*;
 use serde_json::{json, Value};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 
 const MIB: u64 = 1 << 20;
 
@@ -21,41 +19,20 @@ fn call(method: &str, url: &str, token: &str, body: Option<&Value>) -> Resp {
     cinder_at(MV, method, url, token, body)
 }
 
-/// Poll `path` (a volume or a backup) until `done` holds (60 s at most); returns its last representation.
-fn wait_for(url: &str, token: &str, path: &str, key: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let r = call("GET", &format!("{url}/{path}"), token, None);
-        let v = if r.status == 200 {
-            r.json()[key].clone()
-        } else {
-            json!({ "http_status": r.status })
-        };
-        if done(&v) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{path} never reached the expected state; last: {v}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn wait_volume(url: &str, token: &str, id: &str, status: &str) -> Value {
-    wait_for(url, token, &format!("volumes/{id}"), "volume", |v| {
+    cinder_wait(MV, url, token, &format!("volumes/{id}"), "volume", |v| {
         v["status"] == status
     })
 }
 
 fn wait_backup(url: &str, token: &str, id: &str, status: &str) -> Value {
-    wait_for(url, token, &format!("backups/{id}"), "backup", |v| {
+    cinder_wait(MV, url, token, &format!("backups/{id}"), "backup", |v| {
         v["status"] == status
     })
 }
 
 fn wait_gone(url: &str, token: &str, path: &str) {
-    wait_for(url, token, path, "x", |v| v["http_status"] == 404);
+    cinder_wait(MV, url, token, path, "x", |v| v["http_status"] == 404);
 }
 
 fn create_volume(url: &str, token: &str, body: Value) -> String {
@@ -221,7 +198,8 @@ fn full_and_incremental_backups_restore_byte_identical_data() {
         .as_str()
         .unwrap()
         .to_string();
-    let s = wait_for(
+    let s = cinder_wait(
+        MV,
         &url,
         &token,
         &format!("snapshots/{snap}"),
@@ -329,16 +307,7 @@ fn full_and_incremental_backups_restore_byte_identical_data() {
     );
     assert!(msg.contains("could not be found"), "{msg}");
 
-    let q = call(
-        "GET",
-        &format!("{url}/os-quota-sets/{project}?usage=True"),
-        &token,
-        None,
-    )
-    .expect(200)
-    .json();
-    assert_eq!(q["quota_set"]["backups"]["in_use"], 3, "{q}");
-    assert_eq!(q["quota_set"]["backup_gigabytes"]["in_use"], 3, "{q}");
+    assert_backup_usage(&url, &token, &project, 3, 3);
 
     // The full backup goes only after the incremental one built on it.
     let msg = nova_fault(
@@ -355,16 +324,7 @@ fn full_and_incremental_backups_restore_byte_identical_data() {
         wait_gone(&url, &token, &format!("backups/{id}"));
         assert!(!backup_dir(&server, id).exists(), "{id}'s data removed");
     }
-    let q = call(
-        "GET",
-        &format!("{url}/os-quota-sets/{project}?usage=True"),
-        &token,
-        None,
-    )
-    .expect(200)
-    .json();
-    assert_eq!(q["quota_set"]["backups"]["in_use"], 0, "{q}");
-    assert_eq!(q["quota_set"]["backup_gigabytes"]["in_use"], 0, "{q}");
+    assert_backup_usage(&url, &token, &project, 0, 0);
     // Nothing was left under a temporary name.
     let leftovers: Vec<_> = std::fs::read_dir(server.data_dir().join("volumes").join("backups"))
         .unwrap()
@@ -399,6 +359,23 @@ fn full_and_incremental_backups_restore_byte_identical_data() {
 
     let verify = server.replay_verify();
     assert!(verify.success, "{}", verify.describe());
+}
+
+/// The project's backup quota usage is `backups` backups of `gigabytes` GB in all.
+fn assert_backup_usage(url: &str, token: &str, project: &str, backups: u64, gigabytes: u64) {
+    let q = call(
+        "GET",
+        &format!("{url}/os-quota-sets/{project}?usage=True"),
+        token,
+        None,
+    )
+    .expect(200)
+    .json();
+    assert_eq!(q["quota_set"]["backups"]["in_use"], backups, "{q}");
+    assert_eq!(
+        q["quota_set"]["backup_gigabytes"]["in_use"], gigabytes,
+        "{q}"
+    );
 }
 
 /// A UUID that names nothing.

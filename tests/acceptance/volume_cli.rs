@@ -7,12 +7,6 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use serde_json::Value;
 
-fn column<'a>(list: &'a Value, key: &str) -> Vec<&'a str> {
-    list.as_array()
-        .map(|a| a.iter().filter_map(|r| r[key].as_str()).collect())
-        .unwrap_or_default()
-}
-
 /// Poll `volume show` until the volume's status is `status`.
 fn wait_status(server: &Server, name: &str, status: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -28,25 +28,9 @@ fn create_volume(url: &str, token: &str, body: Value) -> Value {
     r.expect(202).json()["volume"].clone()
 }
 
-/// Poll a volume until `done` holds (30 s at most); returns its last representation.
+/// Poll a volume until `done` holds (60 s at most); returns its last representation.
 fn wait_volume(url: &str, token: &str, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = call("GET", &format!("{url}/volumes/{id}"), token, None);
-        let v = if r.status == 200 {
-            r.json()["volume"].clone()
-        } else {
-            json!({ "http_status": r.status })
-        };
-        if done(&v) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "volume {id} never reached the expected state; last: {v}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    cinder_wait(MV, url, token, &format!("volumes/{id}"), "volume", done)
 }
 
 fn wait_status(url: &str, token: &str, id: &str, status: &str) -> Value {
@@ -54,27 +38,18 @@ fn wait_status(url: &str, token: &str, id: &str, status: &str) -> Value {
 }
 
 fn wait_gone(url: &str, token: &str, path: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while call("GET", &format!("{url}/{path}"), token, None).status != 404 {
-        assert!(Instant::now() < deadline, "{path} was never deleted");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    cinder_wait(MV, url, token, path, "x", |v| v["http_status"] == 404);
 }
 
 fn wait_snapshot(url: &str, token: &str, id: &str, status: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = call("GET", &format!("{url}/snapshots/{id}"), token, None).expect(200);
-        let s = r.json()["snapshot"].clone();
-        if s["status"] == status {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "snapshot {id} never {status}: {s}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    cinder_wait(
+        MV,
+        url,
+        token,
+        &format!("snapshots/{id}"),
+        "snapshot",
+        |s| s["status"] == status,
+    )
 }
 
 /// Percent-encode a query value.
@@ -169,31 +144,15 @@ fn versions_microversions_and_faults() {
     nova_fault(&r, 400, "badRequest");
 
     nova_fault(&get(&format!("{url}/volumes"), None), 401, "unauthorized");
-    nova_fault(
-        &call("GET", &format!("{url}/nothing-here"), &token, None),
-        404,
-        "itemNotFound",
-    );
-    nova_fault(
-        &call(
-            "GET",
-            &format!("{url}/volumes/no-such-volume"),
-            &token,
-            None,
-        ),
-        404,
-        "itemNotFound",
-    );
-    nova_fault(
-        &call("POST", &format!("{url}/volumes"), &token, None),
-        400,
-        "badRequest",
-    );
-    // Methods a resource does not serve are not found either, as Cinder's router answers.
-    nova_fault(
-        &call("PATCH", &format!("{url}/volumes"), &token, Some(&json!({}))),
-        404,
-        "itemNotFound",
+    assert_faults(
+        |m, p, b| call(m, &format!("{url}{p}"), &token, b),
+        &[
+            ("GET", "/nothing-here", None, 404, "itemNotFound"),
+            ("GET", "/volumes/no-such-volume", None, 404, "itemNotFound"),
+            ("POST", "/volumes", None, 400, "badRequest"),
+            // Methods a resource does not serve are not found either, as Cinder's router answers.
+            ("PATCH", "/volumes", Some(json!({})), 404, "itemNotFound"),
+        ],
     );
     // APIs newer than the request's microversion are not there.
     nova_fault(
@@ -1052,15 +1011,9 @@ fn quotas_bad_input_and_other_projects() {
         .expect(200)
         .json();
     assert_eq!(list["volumes"].as_array().unwrap().len(), 2, "{list}");
-    nova_fault(
-        &call(
-            "GET",
-            &format!("{url}/volumes/detail?colour=red"),
-            &member,
-            None,
-        ),
-        400,
-        "badRequest",
+    assert_faults(
+        |m, p, b| call(m, &format!("{url}{p}"), &member, b),
+        &[("GET", "/volumes/detail?colour=red", None, 400, "badRequest")],
     );
 
     // Another project's volume does not exist for this one.
@@ -1227,15 +1180,9 @@ fn services_pools_and_zones() {
     .expect(200)
     .json();
     assert_eq!(names["pools"], json!([{"name": "strata@lvm-1#lvm-1"}]));
-    nova_fault(
-        &call(
-            "GET",
-            &format!("{url}/scheduler-stats/get_pools"),
-            &member,
-            None,
-        ),
-        403,
-        "forbidden",
+    assert_faults(
+        |m, p, b| call(m, &format!("{url}{p}"), &member, b),
+        &[("GET", "/scheduler-stats/get_pools", None, 403, "forbidden")],
     );
 
     let z = call("GET", &format!("{url}/os-availability-zone"), &member, None)

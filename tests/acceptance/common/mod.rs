@@ -231,6 +231,14 @@ pub fn strata(args: &[&str]) -> CmdOutput {
 // The server
 // ---------------------------------------------------------------------------------------------------------
 
+/// A new temporary directory `strata-test-*`, removed on drop.
+pub fn scratch_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("strata-test-")
+        .tempdir()
+        .expect("create temp dir")
+}
+
 /// A running (or killed) `strata serve` on a private temporary data dir. Killed on drop.
 pub struct Server {
     tmp: Option<tempfile::TempDir>,
@@ -254,10 +262,7 @@ impl Server {
 
     /// Like [`Server::start`], with extra arguments appended to `strata serve ...`.
     pub fn start_with_args(extra: &[&str]) -> Server {
-        let tmp = tempfile::Builder::new()
-            .prefix("strata-test-")
-            .tempdir()
-            .expect("create temp dir");
+        let tmp = scratch_dir();
         let root = tmp.path().to_path_buf();
         let data_dir = root.join("data");
         let clouds_yaml = root.join("clouds.yaml");
@@ -701,10 +706,7 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header_in(&self.headers, name)
     }
 
     /// The `X-OpenStack-Request-Id` header.
@@ -761,6 +763,34 @@ fn agent() -> ureq::Agent {
         .build()
 }
 
+/// A ureq outcome as (status, headers, response): a 4xx/5xx status is an answer like any other; `Err` only
+/// for transport failures.
+fn answer(
+    method: &str,
+    url: &str,
+    result: Result<ureq::Response, ureq::Error>,
+) -> Result<(u16, Vec<(String, String)>, ureq::Response), String> {
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(ureq::Error::Transport(t)) => return Err(format!("{method} {url}: {t}")),
+    };
+    let headers = resp
+        .headers_names()
+        .into_iter()
+        .filter_map(|n| resp.header(&n).map(|v| (n.clone(), v.to_string())))
+        .collect();
+    Ok((resp.status(), headers, resp))
+}
+
+/// The value of header `name` (case-insensitive) in a response's headers.
+pub fn header_in<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 /// One HTTP request; `Err` only for transport failures (refused, reset, timeout).
 pub fn request_raw(
     method: &str,
@@ -786,17 +816,7 @@ pub fn request_raw(
         }
         None => req.call(),
     };
-    let resp = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(ureq::Error::Transport(t)) => return Err(format!("{method} {url}: {t}")),
-    };
-    let status = resp.status();
-    let headers = resp
-        .headers_names()
-        .into_iter()
-        .filter_map(|n| resp.header(&n).map(|v| (n.clone(), v.to_string())))
-        .collect();
+    let (status, headers, resp) = answer(method, url, result)?;
     let body = resp
         .into_string()
         .map_err(|e| format!("{method} {url}: reading body: {e}"))?;
@@ -1125,6 +1145,13 @@ pub fn row_with<'a>(list: &'a Value, column: &str, value: &str) -> Option<&'a Va
         .find(|r| r[column].as_str() == Some(value))
 }
 
+/// In a CLI list (`-f json`), the string values of `key`, row by row.
+pub fn column<'a>(list: &'a Value, key: &str) -> Vec<&'a str> {
+    list.as_array()
+        .map(|a| a.iter().filter_map(|r| r[key].as_str()).collect())
+        .unwrap_or_default()
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Binary HTTP bodies and MD5 (image data)
 // ---------------------------------------------------------------------------------------------------------
@@ -1141,10 +1168,7 @@ pub struct RawResp {
 
 impl RawResp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header_in(&self.headers, name)
     }
 
     pub fn request_id(&self) -> Option<&str> {
@@ -1154,6 +1178,19 @@ impl RawResp {
     /// The body as text (lossy), e.g. for error bodies.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON; panics with the body when it is not JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "{} {} -> {}: not JSON ({e}): {}",
+                self.method,
+                self.url,
+                self.status,
+                self.text()
+            )
+        })
     }
 
     pub fn describe(&self) -> String {
@@ -1207,17 +1244,7 @@ pub fn request_bytes(
         Some(b) => req.send_bytes(b),
         None => req.call(),
     };
-    let resp = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(ureq::Error::Transport(t)) => return Err(format!("{method} {url}: {t}")),
-    };
-    let status = resp.status();
-    let headers = resp
-        .headers_names()
-        .into_iter()
-        .filter_map(|n| resp.header(&n).map(|v| (n.clone(), v.to_string())))
-        .collect();
+    let (status, headers, resp) = answer(method, url, result)?;
     let mut body = Vec::new();
     resp.into_reader()
         .take(1 << 30)

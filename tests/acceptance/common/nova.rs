@@ -14,28 +14,60 @@ pub fn nova_url(server: &Server) -> String {
         .to_string()
 }
 
-/// A request at microversion `2.<minor>`.
-pub fn at(minor: u32, method: &str, url: &str, token: &str, body: Option<&Value>) -> Resp {
-    let version = format!("compute 2.{minor}");
+/// A request with `OpenStack-API-Version: <version>` (`compute 2.60`, `volume 3.64`).
+fn at_version(version: &str, method: &str, url: &str, token: &str, body: Option<&Value>) -> Resp {
     let body = body.map(Value::to_string);
     request_raw(
         method,
         url,
-        &[("X-Auth-Token", token), ("OpenStack-API-Version", &version)],
+        &[("X-Auth-Token", token), ("OpenStack-API-Version", version)],
         body.as_deref(),
     )
     .unwrap_or_else(|e| panic!("HTTP transport error: {e}"))
+}
+
+/// A request at microversion `2.<minor>`.
+pub fn at(minor: u32, method: &str, url: &str, token: &str, body: Option<&Value>) -> Resp {
+    at_version(&format!("compute 2.{minor}"), method, url, token, body)
 }
 
 /// Nova's (and Cinder's) fault body: `{"<key>": {"code": status, "message": ...}}`; returns the message.
 pub fn nova_fault(r: &Resp, status: u16, key: &str) -> String {
     assert_eq!(r.status, status, "{}", r.describe());
     let v = r.json();
-    assert_eq!(v[key]["code"], status, "fault body {key}: {v}");
+    assert_eq!(v[key]["code"], status, "fault body {key}: {}", r.describe());
     v[key]["message"]
         .as_str()
-        .unwrap_or_else(|| panic!("no message in {v}"))
+        .unwrap_or_else(|| panic!("no message in {}", r.describe()))
         .to_string()
+}
+
+/// One request that must be refused: (method, path, JSON body if any, status, fault key).
+pub type FaultProbe<'a> = (&'a str, &'a str, Option<Value>, u16, &'a str);
+
+/// Sends each probe with `send(method, path, body)` (which makes the path a URL and picks the token and the
+/// microversion), in order, and checks its fault body with [`nova_fault`] (a failure names the request and
+/// shows the response body).
+pub fn assert_faults(send: impl Fn(&str, &str, Option<&Value>) -> Resp, probes: &[FaultProbe]) {
+    for (method, path, body, status, key) in probes {
+        nova_fault(&send(method, path, body.as_ref()), *status, key);
+    }
+}
+
+/// A GET at microversion `2.<minor>` that must answer 200; returns the body.
+pub fn get_at(minor: u32, url: &str, token: &str) -> Value {
+    at(minor, "GET", url, token, None).expect(200).json()
+}
+
+/// The highest microversion the Nova at `nova` (`…/v2.1`) offers (2.X -> X).
+pub fn max_minor(nova: &str) -> u32 {
+    let root = nova.trim_end_matches("/v2.1");
+    let v = get(&format!("{root}/"), None).expect(200).json();
+    v["versions"][0]["version"]
+        .as_str()
+        .and_then(|s| s.strip_prefix("2."))
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("no max version in {v}"))
 }
 
 pub fn create_flavor(
@@ -159,6 +191,38 @@ pub fn action(nova: &str, token: &str, id: &str, body: Value) -> Resp {
     )
 }
 
+/// A new user `user` (password `pw-<user>`) with `role` on the project `project_id`; returns the user's id.
+pub fn new_user_with_role(
+    server: &Server,
+    admin: &str,
+    project_id: &str,
+    user: &str,
+    role: &str,
+) -> String {
+    let id_url = server.identity_url();
+    let u = post(
+        &format!("{id_url}/users"),
+        Some(admin),
+        &json!({"user": {"name": user, "password": format!("pw-{user}")}}),
+    )
+    .expect(201)
+    .json();
+    let u = u["user"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no user id in {u}"))
+        .to_string();
+    let role = find_by_name(id_url, admin, "roles", role).expect("role")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    put(
+        &format!("{id_url}/projects/{project_id}/users/{u}/roles/{role}"),
+        Some(admin),
+    )
+    .expect(204);
+    u
+}
+
 /// A new project with a new member user; returns (project id, user id, project-scoped token).
 pub fn new_member(
     server: &Server,
@@ -175,25 +239,8 @@ pub fn new_member(
     .expect(201)
     .json();
     let p = p["project"]["id"].as_str().unwrap().to_string();
-    let password = format!("pw-{user}");
-    let u = post(
-        &format!("{id_url}/users"),
-        Some(admin),
-        &json!({"user": {"name": user, "password": password}}),
-    )
-    .expect(201)
-    .json();
-    let u = u["user"]["id"].as_str().unwrap().to_string();
-    let role = find_by_name(id_url, admin, "roles", "member").expect("member role")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    put(
-        &format!("{id_url}/projects/{p}/users/{u}/roles/{role}"),
-        Some(admin),
-    )
-    .expect(204);
-    let token = get_token(id_url, user, &password, Some(project)).unwrap();
+    let u = new_user_with_role(server, admin, &p, user, "member");
+    let token = get_token(id_url, user, &format!("pw-{user}"), Some(project)).unwrap();
     (p, u, token)
 }
 
@@ -229,6 +276,36 @@ pub fn wait_volume(cinder: &str, token: &str, id: &str, status: &str) -> Value {
     }
 }
 
+/// Poll `<cinder>/<path>` (a volume, a snapshot, a backup) at microversion `3.<minor>` until `done` holds for
+/// the body's `key` member, 60 s at most; returns it. A non-200 answer is seen as `{"http_status": N}`.
+pub fn cinder_wait(
+    minor: u32,
+    cinder: &str,
+    token: &str,
+    path: &str,
+    key: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = cinder_at(minor, "GET", &format!("{cinder}/{path}"), token, None);
+        let v = if r.status == 200 {
+            r.json()[key].clone()
+        } else {
+            json!({ "http_status": r.status })
+        };
+        if done(&v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} never reached the expected state; last: {}",
+            r.describe()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The file that backs volume `id` on the default LVM backend.
 pub fn volume_file(server: &Server, id: &str) -> std::path::PathBuf {
     server
@@ -240,13 +317,28 @@ pub fn volume_file(server: &Server, id: &str) -> std::path::PathBuf {
 
 /// A Cinder request at microversion `3.<minor>`.
 pub fn cinder_at(minor: u32, method: &str, url: &str, token: &str, body: Option<&Value>) -> Resp {
-    let version = format!("volume 3.{minor}");
-    let body = body.map(Value::to_string);
-    request_raw(
-        method,
-        url,
-        &[("X-Auth-Token", token), ("OpenStack-API-Version", &version)],
-        body.as_deref(),
-    )
-    .unwrap_or_else(|e| panic!("HTTP transport error: {e}"))
+    at_version(&format!("volume 3.{minor}"), method, url, token, body)
+}
+
+/// Through the `openstack` CLI as admin, what a first boot needs: the public raw image `cirros` made of
+/// `size` random bytes, and the flavor `m1.tiny` (1 vCPU, 512 MB RAM, 1 GB disk).
+pub fn cli_cirros_and_tiny(server: &Server, size: usize) {
+    let os = |args: &[&str]| ok(server, &args.join(" "), openstack(server, args));
+    let disk = server.dir().join("cirros.img");
+    std::fs::write(&disk, random_bytes(size)).unwrap();
+    os(&[
+        "image",
+        "create",
+        "--file",
+        disk.to_str().unwrap(),
+        "--disk-format",
+        "raw",
+        "--container-format",
+        "bare",
+        "--public",
+        "cirros",
+    ]);
+    os(&[
+        "flavor", "create", "--vcpus", "1", "--ram", "512", "--disk", "1", "m1.tiny",
+    ]);
 }

@@ -7,59 +7,7 @@ use std::path::Path;
 use super::*;
 
 /// A Swift response with a binary body.
-#[derive(Debug, Clone)]
-pub struct Bin {
-    pub method: String,
-    pub url: String,
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Bin {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "{} {} -> {}: not JSON ({e}): {}",
-                self.method,
-                self.url,
-                self.status,
-                self.text()
-            )
-        })
-    }
-
-    pub fn describe(&self) -> String {
-        format!(
-            "{} {} -> {}: {}",
-            self.method,
-            self.url,
-            self.status,
-            truncate(&self.text(), 1000)
-        )
-    }
-
-    pub fn expect(self, status: u16) -> Bin {
-        assert_eq!(
-            self.status,
-            status,
-            "unexpected status: {}",
-            self.describe()
-        );
-        self
-    }
-}
+pub type Bin = RawResp;
 
 /// One request; `body` is sent with a Content-Length, `chunked` bodies with chunked transfer encoding.
 pub fn swift_request(
@@ -83,17 +31,7 @@ pub fn swift_request(
         (Some(b), false) => req.send_bytes(b),
         (None, _) => req.call(),
     };
-    let resp = match result {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(ureq::Error::Transport(t)) => panic!("{method} {url}: {t}"),
-    };
-    let status = resp.status();
-    let headers = resp
-        .headers_names()
-        .into_iter()
-        .filter_map(|n| resp.header(&n).map(|v| (n.clone(), v.to_string())))
-        .collect();
+    let (status, headers, resp) = answer(method, url, result).unwrap_or_else(|e| panic!("{e}"));
     let mut body = Vec::new();
     resp.into_reader()
         .read_to_end(&mut body)
