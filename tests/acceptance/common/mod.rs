@@ -763,13 +763,16 @@ fn agent() -> ureq::Agent {
         .build()
 }
 
-/// A ureq outcome as (status, headers, response): a 4xx/5xx status is an answer like any other; `Err` only
-/// for transport failures.
+/// A response's status, its headers, and the response to read the body from.
+type Answer = (u16, Vec<(String, String)>, ureq::Response);
+
+/// A ureq outcome as an [`Answer`]: a 4xx/5xx status is an answer like any other; `Err` only for transport
+/// failures.
 fn answer(
     method: &str,
     url: &str,
     result: Result<ureq::Response, ureq::Error>,
-) -> Result<(u16, Vec<(String, String)>, ureq::Response), String> {
+) -> Result<Answer, String> {
     let resp = match result {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
