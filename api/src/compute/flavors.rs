@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use strata_actors::compute::FlavorCommand;
 use strata_projections::compute::FlavorRow;
 
-use super::policy::common::{links, marker_not_found, parse_json, skip_past_marker};
+use super::common::{links, marker_not_found, parse_json, skip_past_marker};
 use super::{Caller, Compute, Microversion, NovaError};
 use crate::identity::Identity;
 

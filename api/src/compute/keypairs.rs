@@ -95,7 +95,7 @@ async fn create(
     mv: Microversion,
     body: web::Bytes,
 ) -> Result<HttpResponse, NovaError> {
-    let v = super::policy::common::parse_json(&body)?;
+    let v = super::common::parse_json(&body)?;
     let kp = v
         .get("keypair")
         .and_then(Value::as_object)

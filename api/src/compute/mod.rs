@@ -3,6 +3,8 @@
 //! this (see the compute issue).
 
 mod admin;
+/// The helpers every Nova module shares.
+mod common;
 mod error;
 mod flavors;
 mod keypairs;

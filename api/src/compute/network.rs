@@ -13,9 +13,7 @@ use strata_actors::compute::ServerPort;
 use strata_projections::compute::ServerRow;
 use strata_projections::network::NetworkView;
 
-use super::policy::common::{
-    check_settled, check_unlocked, hypervisor_failure, parse_json, server_row,
-};
+use super::common::{check_settled, check_unlocked, hypervisor_failure, parse_json, server_row};
 use super::{Caller, Compute, NovaError};
 use crate::network::{self as neutron, Networks};
 use strata_network::NetworkError;

@@ -5,11 +5,6 @@
 
 use crate::policy::{Rule, Rule::*, Table};
 
-/// The helpers every Nova module shares (`compute/common.rs`; declared here, next to the policy every
-/// handler starts with, so that `compute/mod.rs` stays the module root's own).
-#[path = "common.rs"]
-pub(super) mod common;
-
 pub static POLICY: Table = Table {
     service: "compute",
     rules: RULES,

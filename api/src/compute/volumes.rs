@@ -9,9 +9,7 @@ use serde_json::{json, Value};
 use strata_actors::compute::BlockDevice;
 use strata_projections::volume::VolumeView;
 
-use super::policy::common::{
-    check_settled, check_unlocked, hypervisor_failure, parse_json, server_row,
-};
+use super::common::{check_settled, check_unlocked, hypervisor_failure, parse_json, server_row};
 use super::{Caller, Compute, Microversion, NovaError};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -28,7 +28,7 @@ use sha2::Digest;
 use strata_actors::compute::{HostAggregateCommand, HostCommand, Next};
 use strata_projections::compute::{AggregateRow, ComputeView, HostRow};
 
-use super::policy::common::{
+use super::common::{
     bool_str, invalid, marker_not_found, not_in_version, null_if_empty, parse_json,
     skip_past_marker, Query, MAX_LIMIT,
 };

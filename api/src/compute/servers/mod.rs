@@ -15,7 +15,7 @@ use strata_actors::image::ImageCommand;
 use strata_projections::compute::{FlavorRow, ServerRow};
 use strata_proto::compute as pb;
 
-use super::policy::common::{
+use super::common::{
     check_settled, check_unlocked, host_id, invalid, links, marker_not_found, null_if_empty,
     parse_json, server_row, skip_past_marker, visible_server,
 };

@@ -18,7 +18,7 @@ use strata_projections::compute::{ActionRow, ComputeView, GroupRow, MigrationRow
 
 use strata_actors::compute::quota::UsageCommand;
 
-use super::policy::common::{
+use super::common::{
     host_id, links, marker_unknown, not_in_version, null_if_empty, parse_json, parse_time,
     server_row, skip_past_marker, visible_server, Query, MAX_LIMIT,
 };
