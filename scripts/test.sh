@@ -7,10 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/common.sh
 
 ensure_system_packages
-# The venv (about a minute of pip on a fresh clone) is made while cargo builds; the tests wait for it.
-venv_log=$(mktemp)
-ensure_venv .venv >"$venv_log" 2>&1 &
-venv_pid=$!
+ensure_venv .venv
 export STRATA_VENV="$PWD/.venv"
 # A clean checkout (CI) builds everything once: incremental compilation only adds work there. Set
 # CARGO_INCREMENTAL=1 to keep it for edit-and-rerun loops.
@@ -20,14 +17,6 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 # instance_hours example's logic through `#[path]`).
 log "cargo build --workspace --locked --examples"
 cargo build --workspace --locked --examples
-
-if ! wait "$venv_pid"; then
-    cat "$venv_log" >&2
-    log "making the Python venv failed"
-    exit 1
-fi
-cat "$venv_log" >&2
-rm -f "$venv_log"
 
 log "cargo test --workspace --locked --lib --bins --tests $*"
 out=$(mktemp)

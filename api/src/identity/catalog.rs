@@ -6,11 +6,9 @@ use serde_json::{json, Value};
 use strata_actors::identity::{
     Endpoint, EndpointCommand, Region, RegionCommand, Service, ServiceCommand,
 };
-use strata_actors::Repository;
-use strata_projections::identity::{EndpointRow, IdentityView, RegionRow, ServiceRow};
-use strata_projections::persistent::OrdMap;
+use strata_projections::identity::{EndpointRow, RegionRow, ServiceRow};
 
-use super::kind::{list, run, run_and_answer, show, Kind};
+use super::kind::{kind, list, run, run_and_answer, show};
 use super::util::{entity, opt_bool, opt_name, opt_str, query, req_name, self_link};
 use super::{new_id, Authed, Identity, KeystoneError};
 use crate::common::RequestId;
@@ -22,56 +20,32 @@ pub struct Endpoints;
 /// `/v3/regions`.
 pub struct Regions;
 
-impl Kind for Services {
-    type Row = ServiceRow;
-    type Aggregate = Service;
-    const KEY: &'static str = "service";
-    const COLLECTION: &'static str = "services";
-    const GET: &'static str = "identity:get_service";
-    fn table(view: &IdentityView) -> &OrdMap<String, ServiceRow> {
-        &view.services
-    }
-    fn repo(identity: &Identity) -> &Repository<Service> {
-        &identity.services
-    }
-    fn to_json(req: &HttpRequest, row: &ServiceRow) -> Value {
-        service_json(req, row)
-    }
-}
+kind!(Services {
+    row: ServiceRow,
+    aggregate: Service,
+    key: "service",
+    collection: "services",
+    table: services,
+    json: service_json,
+});
 
-impl Kind for Endpoints {
-    type Row = EndpointRow;
-    type Aggregate = Endpoint;
-    const KEY: &'static str = "endpoint";
-    const COLLECTION: &'static str = "endpoints";
-    const GET: &'static str = "identity:get_endpoint";
-    fn table(view: &IdentityView) -> &OrdMap<String, EndpointRow> {
-        &view.endpoints
-    }
-    fn repo(identity: &Identity) -> &Repository<Endpoint> {
-        &identity.endpoints
-    }
-    fn to_json(req: &HttpRequest, row: &EndpointRow) -> Value {
-        endpoint_json(req, row)
-    }
-}
+kind!(Endpoints {
+    row: EndpointRow,
+    aggregate: Endpoint,
+    key: "endpoint",
+    collection: "endpoints",
+    table: endpoints,
+    json: endpoint_json,
+});
 
-impl Kind for Regions {
-    type Row = RegionRow;
-    type Aggregate = Region;
-    const KEY: &'static str = "region";
-    const COLLECTION: &'static str = "regions";
-    const GET: &'static str = "identity:get_region";
-    fn table(view: &IdentityView) -> &OrdMap<String, RegionRow> {
-        &view.regions
-    }
-    fn repo(identity: &Identity) -> &Repository<Region> {
-        &identity.regions
-    }
-    fn to_json(req: &HttpRequest, row: &RegionRow) -> Value {
-        region_json(req, row)
-    }
-}
+kind!(Regions {
+    row: RegionRow,
+    aggregate: Region,
+    key: "region",
+    collection: "regions",
+    table: regions,
+    json: region_json,
+});
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(

@@ -4,11 +4,9 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use strata_actors::identity::{Domain, DomainCommand};
-use strata_actors::Repository;
-use strata_projections::identity::{DomainRow, IdentityView, ProjectRow, UserRow};
-use strata_projections::persistent::OrdMap;
+use strata_projections::identity::{DomainRow, ProjectRow, UserRow};
 
-use super::kind::{self, answer, create_named, delete_named, row, Command, Kind, Named};
+use super::kind::{self, answer, create_named, delete_named, kind, row, Command, Named};
 use super::projects::{Projects, DESCRIPTION_MAX};
 use super::users::Users;
 use super::util::{
@@ -37,28 +35,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// `/v3/domains`.
 pub struct Domains;
 
-impl Kind for Domains {
-    type Row = DomainRow;
-    type Aggregate = Domain;
-    const KEY: &'static str = "domain";
-    const COLLECTION: &'static str = "domains";
-    const GET: &'static str = "identity:get_domain";
-    fn table(view: &IdentityView) -> &OrdMap<String, DomainRow> {
-        &view.domains
+kind!(Domains {
+    row: DomainRow,
+    aggregate: Domain,
+    key: "domain",
+    collection: "domains",
+    table: domains,
+    json: domain_json,
+    may_read: may_read_domain,
+});
+
+/// Admins read any domain; others the domain of their user.
+fn may_read_domain(caller: &Authed, id: &str, action: &'static str) -> Result<(), KeystoneError> {
+    if !caller.0.is_admin() && caller.0.user_domain_id != id {
+        return Err(KeystoneError::forbidden(action));
     }
-    fn repo(identity: &Identity) -> &Repository<Domain> {
-        &identity.domains
-    }
-    fn to_json(req: &HttpRequest, row: &DomainRow) -> Value {
-        domain_json(req, row)
-    }
-    /// Admins read any domain; others the domain of their user.
-    fn may_read(caller: &Authed, id: &str) -> Result<(), KeystoneError> {
-        if !caller.0.is_admin() && caller.0.user_domain_id != id {
-            return Err(KeystoneError::forbidden(Self::GET));
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 impl Named for Domains {

@@ -44,6 +44,51 @@ pub trait Kind: 'static {
     }
 }
 
+/// Declares a resource type as a [`Kind`]: its rows are `view.<table>`, its repository
+/// `identity.<table>`, its read policy `identity:get_<key>`; `may_read` names a
+/// `fn(&Authed, id, policy action)` when reading is not admin-only.
+macro_rules! kind {
+    ($kind:ident {
+        row: $row:ty,
+        aggregate: $aggregate:ty,
+        key: $key:literal,
+        collection: $collection:literal,
+        table: $table:ident,
+        json: $json:path
+        $(, may_read: $may_read:path)? $(,)?
+    }) => {
+        impl $crate::identity::kind::Kind for $kind {
+            type Row = $row;
+            type Aggregate = $aggregate;
+            const KEY: &'static str = $key;
+            const COLLECTION: &'static str = $collection;
+            const GET: &'static str = concat!("identity:get_", $key);
+            fn table(
+                view: &strata_projections::identity::IdentityView,
+            ) -> &strata_projections::persistent::OrdMap<String, $row> {
+                &view.$table
+            }
+            fn repo(
+                identity: &$crate::identity::Identity,
+            ) -> &strata_actors::Repository<$aggregate> {
+                &identity.$table
+            }
+            fn to_json(req: &actix_web::HttpRequest, row: &$row) -> serde_json::Value {
+                $json(req, row)
+            }
+            $(
+                fn may_read(
+                    caller: &$crate::identity::Authed,
+                    id: &str,
+                ) -> Result<(), $crate::identity::KeystoneError> {
+                    $may_read(caller, id, Self::GET)
+                }
+            )?
+        }
+    };
+}
+pub(crate) use kind;
+
 /// A kind whose names are unique within a scope: the owning domain's id (`""` for domains themselves).
 pub trait Named: Kind {
     /// The policy action of deleting one row (`"identity:delete_project"`).

@@ -4,12 +4,10 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use strata_actors::identity::{Project, ProjectCommand};
-use strata_actors::Repository;
-use strata_projections::identity::{IdentityView, ProjectRow};
-use strata_projections::persistent::OrdMap;
+use strata_projections::identity::ProjectRow;
 
 use super::domains::Domains;
-use super::kind::{self, answer, create_named, exists, row, Command, Kind, Named};
+use super::kind::{self, answer, create_named, exists, kind, row, Command, Named};
 use super::util::{
     entity, extra_json, merge_extra, opt_bool, opt_name, opt_str, opt_tags, query, query_bool,
     req_name, same_domain, self_link, updated_extra,
@@ -37,28 +35,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// `/v3/projects`.
 pub struct Projects;
 
-impl Kind for Projects {
-    type Row = ProjectRow;
-    type Aggregate = Project;
-    const KEY: &'static str = "project";
-    const COLLECTION: &'static str = "projects";
-    const GET: &'static str = "identity:get_project";
-    fn table(view: &IdentityView) -> &OrdMap<String, ProjectRow> {
-        &view.projects
+kind!(Projects {
+    row: ProjectRow,
+    aggregate: Project,
+    key: "project",
+    collection: "projects",
+    table: projects,
+    json: project_json,
+    may_read: may_read_project,
+});
+
+/// Members may read the project their token is scoped to; admins any project.
+fn may_read_project(caller: &Authed, id: &str, action: &'static str) -> Result<(), KeystoneError> {
+    if !caller.0.is_admin() && caller.0.project_id() != Some(id) {
+        return Err(KeystoneError::forbidden(action));
     }
-    fn repo(identity: &Identity) -> &Repository<Project> {
-        &identity.projects
-    }
-    fn to_json(req: &HttpRequest, row: &ProjectRow) -> Value {
-        project_json(req, row)
-    }
-    /// Members may read the project their token is scoped to; admins any project.
-    fn may_read(caller: &Authed, id: &str) -> Result<(), KeystoneError> {
-        if !caller.0.is_admin() && caller.0.project_id() != Some(id) {
-            return Err(KeystoneError::forbidden(Self::GET));
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 impl Named for Projects {

@@ -4,11 +4,9 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use strata_actors::identity::{Role, RoleCommand};
-use strata_actors::Repository;
 use strata_projections::identity::{IdentityView, RoleRow};
-use strata_projections::persistent::OrdMap;
 
-use super::kind::{self, answer, create_named, row, run, Command, Kind, Named};
+use super::kind::{self, answer, create_named, kind, row, run, Command, Named};
 use super::util::{collection, entity, opt_name, opt_str, query, req_name, self_link};
 use super::{new_id, Authed, Identity, KeystoneError};
 use crate::common::RequestId;
@@ -41,22 +39,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// `/v3/roles`.
 pub struct Roles;
 
-impl Kind for Roles {
-    type Row = RoleRow;
-    type Aggregate = Role;
-    const KEY: &'static str = "role";
-    const COLLECTION: &'static str = "roles";
-    const GET: &'static str = "identity:get_role";
-    fn table(view: &IdentityView) -> &OrdMap<String, RoleRow> {
-        &view.roles
-    }
-    fn repo(identity: &Identity) -> &Repository<Role> {
-        &identity.roles
-    }
-    fn to_json(req: &HttpRequest, row: &RoleRow) -> Value {
-        role_json(req, row)
-    }
-}
+kind!(Roles {
+    row: RoleRow,
+    aggregate: Role,
+    key: "role",
+    collection: "roles",
+    table: roles,
+    json: role_json,
+});
 
 impl Named for Roles {
     const DELETE: &'static str = "identity:delete_role";

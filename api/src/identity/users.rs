@@ -4,12 +4,10 @@ use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use strata_actors::identity::{password, User, UserCommand};
-use strata_actors::Repository;
-use strata_projections::identity::{IdentityView, Scope, UserRow};
-use strata_projections::persistent::OrdMap;
+use strata_projections::identity::{Scope, UserRow};
 
 use super::domains::Domains;
-use super::kind::{self, answer, create_named, exists, row, run, Command, Kind, Named};
+use super::kind::{self, answer, create_named, exists, kind, row, run, Command, Named};
 use super::projects::{Projects, DESCRIPTION_MAX};
 use super::util::{
     collection, entity, extra_json, merge_extra, opt_bool, opt_name, opt_str, query, query_bool,
@@ -41,25 +39,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// `/v3/users`.
 pub struct Users;
 
-impl Kind for Users {
-    type Row = UserRow;
-    type Aggregate = User;
-    const KEY: &'static str = "user";
-    const COLLECTION: &'static str = "users";
-    const GET: &'static str = "identity:get_user";
-    fn table(view: &IdentityView) -> &OrdMap<String, UserRow> {
-        &view.users
-    }
-    fn repo(identity: &Identity) -> &Repository<User> {
-        &identity.users
-    }
-    fn to_json(req: &HttpRequest, row: &UserRow) -> Value {
-        user_json(req, row)
-    }
-    /// A user reads itself; admins any user.
-    fn may_read(caller: &Authed, id: &str) -> Result<(), KeystoneError> {
-        self_or_admin(caller, id, Self::GET)
-    }
+kind!(Users {
+    row: UserRow,
+    aggregate: User,
+    key: "user",
+    collection: "users",
+    table: users,
+    json: user_json,
+    may_read: may_read_user,
+});
+
+/// A user reads itself; admins any user.
+fn may_read_user(caller: &Authed, id: &str, action: &'static str) -> Result<(), KeystoneError> {
+    self_or_admin(caller, id, action)
 }
 
 impl Named for Users {
