@@ -12,6 +12,8 @@ use strata_actors::image::ImageCommand;
 use strata_actors::volume::{status as st, VolumeAmounts, VolumeCommand, VolumeTask};
 use strata_projections::volume::VolumeRow;
 
+use strata_volume::attach::AttachTarget;
+
 use super::begin_delete;
 use super::{
     param, parse_bool, parse_json, parse_size, Caller, CinderError, Microversion, Volumes,
@@ -90,29 +92,25 @@ pub async fn action(
             begin_delete(vols, &caller, &row, false, true).await?;
             Ok(HttpResponse::Accepted().finish())
         }
-        "os-reserve" => reserve(vols, &caller, &row).await,
-        "os-unreserve" => {
-            for (aid, a) in &row.state.attachments {
-                if !a.attached {
-                    detach_one(vols, &caller, &row, aid).await?;
-                }
-            }
+        "os-reserve" => {
+            vols.reserve(&caller, &row).await?;
             Ok(HttpResponse::Accepted().finish())
         }
-        "os-attach" => attach(vols, &caller, &row, arg).await,
+        "os-unreserve" => {
+            vols.unreserve(&caller, &row).await?;
+            Ok(HttpResponse::Accepted().finish())
+        }
+        "os-attach" => {
+            vols.attach_legacy(&caller, &row, attach_target(arg)?)
+                .await?;
+            Ok(HttpResponse::Accepted().finish())
+        }
         "os-begin_detaching" => {
-            if row.state.status != st::IN_USE || row.state.attach_status() != "attached" {
-                return Err(cannot_detach());
-            }
-            let cmd = VolumeCommand::BeginDetaching {
-                attachment_id: None,
-            };
-            vols.run(&vols.volumes, &row.id, cmd, &caller.meta).await?;
+            vols.begin_detaching(&caller, &row).await?;
             Ok(HttpResponse::Accepted().finish())
         }
         "os-roll_detaching" => {
-            let cmd = VolumeCommand::RollDetaching;
-            vols.run(&vols.volumes, &row.id, cmd, &caller.meta).await?;
+            vols.roll_detaching(&caller, &row).await?;
             Ok(HttpResponse::Accepted().finish())
         }
         "os-detach" | "os-force_detach" => {
@@ -120,11 +118,13 @@ pub async fn action(
                 .get("attachment_id")
                 .and_then(Value::as_str)
                 .map(str::to_string);
-            detach(vols, &caller, &row, attachment, name == "os-force_detach").await
+            vols.detach_legacy(&caller, &row, attachment, name == "os-force_detach")
+                .await?;
+            Ok(HttpResponse::Accepted().finish())
         }
         "os-initialize_connection" => {
             connector(arg)?;
-            Ok(HttpResponse::Ok().json(json!({ "connection_info": connection_info(vols, &row) })))
+            Ok(HttpResponse::Ok().json(json!({ "connection_info": vols.connection_info(&row) })))
         }
         "os-terminate_connection" => {
             connector(arg)?;
@@ -505,13 +505,7 @@ async fn upload_image(
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// The legacy attach flow
-
-fn cannot_detach() -> CinderError {
-    CinderError::invalid_volume(
-        "Unable to detach volume. Volume status must be 'in-use' and attach_status must be 'attached' to detach.",
-    )
-}
+// The legacy attach flow (the steps are strata_volume::attach's)
 
 fn connector(arg: &Value) -> Result<&Map<String, Value>, CinderError> {
     match arg.get("connector") {
@@ -522,76 +516,8 @@ fn connector(arg: &Value) -> Result<&Map<String, Value>, CinderError> {
     }
 }
 
-/// How a host reaches the volume: its file on the backend (`driver_volume_type` is the backend's driver).
-pub(super) fn connection_info(vols: &Volumes, row: &VolumeRow) -> Value {
-    let v = &row.state;
-    let (driver, format) = {
-        let view = vols.view.snapshot();
-        view.backends
-            .get(strata_volume::engine::backend_of(&v.host))
-            .map(|b| {
-                (
-                    b.state.driver.clone(),
-                    b.state
-                        .capabilities
-                        .get("volume_format")
-                        .cloned()
-                        .unwrap_or_else(|| "raw".into()),
-                )
-            })
-            .unwrap_or_else(|| ("file".into(), "raw".into()))
-    };
-    json!({
-        "driver_volume_type": driver,
-        "data": {
-            "volume_id": row.id,
-            "path": v.provider_location,
-            "device_path": v.provider_location,
-            "format": format,
-            "access_mode": if v.readonly { "ro" } else { "rw" },
-            "encrypted": false,
-        },
-    })
-}
-
-/// `os-reserve`: an attachment held for a server that is not named yet (the volume shows `attaching`).
-async fn reserve(
-    vols: &Volumes,
-    caller: &Caller,
-    row: &VolumeRow,
-) -> Result<HttpResponse, CinderError> {
-    let v = &row.state;
-    let expected = if v.multiattach {
-        "(available, in-use)"
-    } else {
-        "available"
-    };
-    let ok = v.status == st::AVAILABLE || (v.multiattach && v.status == st::IN_USE);
-    if !ok {
-        return Err(CinderError::invalid_volume(format!(
-            "Volume status must be {expected} to reserve, but the status is {}.",
-            v.status
-        )));
-    }
-    let cmd = VolumeCommand::Attach {
-        attachment_id: uuid::Uuid::new_v4().to_string(),
-        server_id: String::new(),
-        host: String::new(),
-        mountpoint: String::new(),
-        mode: "rw".into(),
-        complete: false,
-    };
-    run(vols, caller, row, cmd).await?;
-    Ok(HttpResponse::Accepted().finish())
-}
-
-/// `os-attach`: the volume attached to a server (or a host); a reservation made for it is replaced.
-async fn attach(
-    vols: &Volumes,
-    caller: &Caller,
-    row: &VolumeRow,
-    arg: &Value,
-) -> Result<HttpResponse, CinderError> {
+/// The body of `os-attach`: a server (`instance_uuid`) or a host (`host_name`), a mountpoint, a mode.
+fn attach_target(arg: &Value) -> Result<AttachTarget, CinderError> {
     let text = |k: &str| {
         arg.get(k)
             .and_then(Value::as_str)
@@ -620,77 +546,10 @@ async fn attach(
             ))
         }
     };
-    if row.state.readonly && mode == "rw" {
-        return Err(CinderError::invalid_volume(format!(
-            "Volume {} is read-only: it can only be attached in 'ro' mode.",
-            row.id
-        )));
-    }
-    for (aid, a) in &row.state.attachments {
-        if !a.attached && (a.server_id.is_empty() || a.server_id == server_id) {
-            detach_one(vols, caller, row, aid).await?;
-        }
-    }
-    let cmd = VolumeCommand::Attach {
-        attachment_id: uuid::Uuid::new_v4().to_string(),
+    Ok(AttachTarget {
         server_id,
         host,
         mountpoint,
         mode,
-        complete: true,
-    };
-    run(vols, caller, row, cmd).await?;
-    Ok(HttpResponse::Accepted().finish())
-}
-
-async fn detach_one(
-    vols: &Volumes,
-    caller: &Caller,
-    row: &VolumeRow,
-    attachment_id: &str,
-) -> Result<(), CinderError> {
-    run(
-        vols,
-        caller,
-        row,
-        VolumeCommand::Detach {
-            attachment_id: attachment_id.to_string(),
-        },
-    )
-    .await
-}
-
-/// `os-detach` / `os-force_detach`: one attachment (named, or the only one) goes away.
-async fn detach(
-    vols: &Volumes,
-    caller: &Caller,
-    row: &VolumeRow,
-    attachment_id: Option<String>,
-    force: bool,
-) -> Result<HttpResponse, CinderError> {
-    let v = &row.state;
-    let detachable = matches!(v.status.as_str(), st::IN_USE | st::DETACHING);
-    if !force && (!detachable || v.attach_status() != "attached") {
-        return Err(cannot_detach());
-    }
-    let ids: Vec<String> =
-        match attachment_id {
-            Some(a) => {
-                if !v.attachments.contains_key(&a) {
-                    return Err(CinderError::not_found(format!(
-                        "Volume attachment could not be found with filter: attachment_id = {a}."
-                    )));
-                }
-                vec![a]
-            }
-            None if force => v.attachments.keys().cloned().collect(),
-            None if v.attachments.len() == 1 => v.attachments.keys().cloned().collect(),
-            None => return Err(CinderError::invalid_volume(
-                "Detach volume failed: More than one attachment, but no attachment_id provided.",
-            )),
-        };
-    for a in ids {
-        detach_one(vols, caller, row, &a).await?;
-    }
-    Ok(HttpResponse::Accepted().finish())
+    })
 }

@@ -65,7 +65,7 @@ fn attachment_json(
             a.mode.as_str()
         });
         out["connection_info"] = if a.attached || !a.host.is_empty() {
-            super::actions::connection_info(vols, row)
+            vols.connection_info(row)
         } else {
             json!({})
         };
@@ -248,7 +248,7 @@ async fn update(
     }
     let (row, a) = find(&vols, &caller, &id)?;
     let mut out = attachment_json(&vols, &row, &id, &a, true);
-    out["connection_info"] = super::actions::connection_info(&vols, &row);
+    out["connection_info"] = vols.connection_info(&row);
     Ok(HttpResponse::Ok().json(json!({ "attachment": out })))
 }
 

@@ -10,6 +10,7 @@
 //!   for scale tests) and the chunked backup format both share.
 //! - [`backup_target`]: where finished backups are kept (a directory, or objects in Swift).
 
+pub mod attach;
 pub mod backup_target;
 pub mod driver;
 pub mod engine;
