@@ -237,6 +237,25 @@ fn bad_input_is_rejected_with_keystone_errors_and_appends_nothing() {
     let r = create_project(&id, &admin, &name64).expect(201);
     accepted.push(r.request_id().expect("request id").to_string());
 
+    // User names may be longer (Keystone: at most 255 characters); 256 is refused.
+    let user255: String = format!("{}{}", uname("u"), "z".repeat(255))
+        .chars()
+        .take(255)
+        .collect();
+    let r = post(
+        &format!("{id}/users"),
+        Some(&admin),
+        &json!({"user": {"name": format!("{user255}z")}}),
+    );
+    refuse("256-character user name", &r, 400, "Bad Request");
+    let r = post(
+        &format!("{id}/users"),
+        Some(&admin),
+        &json!({"user": {"name": user255}}),
+    )
+    .expect(201);
+    accepted.push(r.request_id().expect("request id").to_string());
+
     // Unknown ids.
     let unknown = "0123456789abcdef0123456789abcdef";
     let r = get(&format!("{projects_url}/{unknown}"), Some(&admin));

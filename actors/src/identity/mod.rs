@@ -51,9 +51,9 @@ pub const AGGREGATES: &[crate::registry::StateFolder] = &[
 
 use crate::aggregate::DomainError;
 
-/// Longest domain, project and user name (Keystone's schema limit for these).
+/// Longest domain and project name (Keystone's schema limit for these).
 pub const ENTITY_NAME_MAX: usize = 64;
-/// Longest name of anything else (roles, services), and of most free-form short strings.
+/// Longest name of anything else (users, roles, services), and of most free-form short strings.
 pub const NAME_MAX: usize = 255;
 /// Longest description (Keystone stores them as TEXT).
 pub const DESCRIPTION_MAX: usize = 65535;

@@ -10,7 +10,7 @@ use super::{
     changed, check_description, check_extra, check_id, check_len, check_name, duplicate_id,
     not_found, set,
 };
-use super::{ENTITY_NAME_MAX, ID_MAX, NAME_MAX};
+use super::{ID_MAX, NAME_MAX};
 use crate::aggregate::{Aggregate, DomainError};
 
 const KIND: &str = "user";
@@ -103,7 +103,7 @@ impl Aggregate for User {
             } => {
                 check_id("id", user_id, ID_MAX)?;
                 check_id("domain_id", domain_id, ID_MAX)?;
-                check_name("name", name, ENTITY_NAME_MAX)?;
+                check_name("name", name, NAME_MAX)?;
                 if let Some(h) = password_hash {
                     check_hash(h)?;
                 }
@@ -136,7 +136,7 @@ impl Aggregate for User {
             } => {
                 self.live()?;
                 if let Some(n) = name {
-                    check_name("name", n, ENTITY_NAME_MAX)?;
+                    check_name("name", n, NAME_MAX)?;
                 }
                 if let Some(d) = description {
                     check_description(d)?;
@@ -329,13 +329,22 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_name_may_have_255_characters() {
+        let mut cmd = create();
+        let longest: fn(&mut UserCommand) =
+            edit!(UserCommand::Create { name } => *name = "n".repeat(255));
+        longest(&mut cmd);
+        given::<User>([]).when(cmd).then_ok();
+    }
+
+    #[test]
     fn create_validates_its_input() {
         type Edit = fn(&mut UserCommand);
         let edits: [Edit; 9] = [
             edit!(UserCommand::Create { user_id } => user_id.clear()),
             edit!(UserCommand::Create { domain_id } => domain_id.clear()),
             edit!(UserCommand::Create { name } => name.clear()),
-            edit!(UserCommand::Create { name } => *name = "n".repeat(65)),
+            edit!(UserCommand::Create { name } => *name = "n".repeat(256)),
             edit!(UserCommand::Create { password_hash } => *password_hash = Some("s3cret".into())),
             edit!(UserCommand::Create { password_hash } => *password_hash = Some(String::new())),
             edit!(UserCommand::Create { description } => *description = "d".repeat(65536)),
