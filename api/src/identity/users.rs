@@ -4,6 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use strata_actors::identity::{password, User, UserCommand};
+use strata_events::Metadata;
 use strata_projections::identity::{Scope, UserRow};
 
 use super::domains::Domains;
@@ -46,13 +47,9 @@ kind!(Users {
     collection: "users",
     table: users,
     json: user_json,
-    may_read: may_read_user,
+    // A user reads itself; admins any user.
+    may_read: self_or_admin,
 });
-
-/// A user reads itself; admins any user.
-fn may_read_user(caller: &Authed, id: &str, action: &'static str) -> Result<(), KeystoneError> {
-    self_or_admin(caller, id, action)
-}
 
 impl Named for Users {
     const DELETE: &'static str = "identity:delete_user";
@@ -216,13 +213,7 @@ async fn update(
     };
     kind::update_named::<Users>(&identity, &current, &id, new_name.as_deref(), cmd, &meta).await?;
     if let Some(new_hash) = new_hash {
-        run::<Users>(
-            &identity,
-            &id,
-            UserCommand::ChangePassword { new_hash },
-            &meta,
-        )
-        .await?;
+        set_password(&identity, &id, new_hash, &meta).await?;
     }
     answer::<Users>(&identity, StatusCode::OK, &req, &id)
 }
@@ -265,14 +256,18 @@ async fn change_password(
         ..Default::default()
     };
     let meta = rid.metadata(principal);
-    run::<Users>(
-        &identity,
-        &id,
-        UserCommand::ChangePassword { new_hash },
-        &meta,
-    )
-    .await?;
+    set_password(&identity, &id, new_hash, &meta).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Record a new password hash for user `id` (which also ends the validity of its earlier tokens).
+async fn set_password(
+    identity: &Identity,
+    id: &str,
+    new_hash: String,
+    meta: &Metadata,
+) -> Result<(), KeystoneError> {
+    run::<Users>(identity, id, UserCommand::ChangePassword { new_hash }, meta).await
 }
 
 async fn projects(
